@@ -1,0 +1,317 @@
+//! Emits the `Agent` impl of a checked impl block and its registration.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::Type;
+
+use super::model::{AgentModel, Kind, Method, Payload};
+use super::parse::{BehaviourArgs, RouteArgs};
+use crate::attr::duration_tokens;
+
+/// The `Agent` impl and the `inventory` registration, inside `const _`.
+pub(crate) fn expand(model: &AgentModel) -> TokenStream {
+    let self_ty = &model.self_ty;
+    let name = &model.name;
+
+    let mut behaviours = Vec::new();
+    let mut run_arms = Vec::new();
+    let mut handle_arms = Vec::new();
+    let mut rpcs = Vec::new();
+    let mut call_arms = Vec::new();
+    let mut setup = None;
+    let mut teardown = None;
+    for method in &model.methods {
+        let name = method.name();
+        match &method.kind {
+            Kind::Setup => setup = Some(method),
+            Kind::Teardown => teardown = Some(method),
+            Kind::Behaviour(args) => {
+                let index = behaviours.len();
+                let kind = behaviour_kind(args);
+                behaviours.push(quote!(::munggoggo::__private::BehaviourSpec { method: #name, kind: #kind }));
+                let body = run_body(self_ty, method);
+                run_arms.push(quote!(#index => #body,));
+            }
+            Kind::Handler { route, payload } => {
+                let index = behaviours.len();
+                let route = route_tokens(route, payload);
+                behaviours.push(quote! {
+                    ::munggoggo::__private::BehaviourSpec {
+                        method: #name,
+                        kind: ::munggoggo::__private::BehaviourKind::Handler(#route),
+                    }
+                });
+                let body = handle_body(self_ty, method, payload);
+                handle_arms.push(quote!(#index => #body,));
+            }
+            Kind::Rpc { params } => {
+                let index = rpcs.len();
+                let names = params.iter().map(|p| &p.name);
+                rpcs.push(quote!(::munggoggo::__private::RpcSpec { method: #name, params: &[#(#names),*] }));
+                let body = call_body(self_ty, method);
+                call_arms.push(quote!(#index => #body,));
+            }
+        }
+    }
+
+    let setup = once_body(self_ty, setup);
+    let teardown = once_body(self_ty, teardown);
+    let run = dispatch(quote!(index), run_arms, "behaviour");
+    let handle = dispatch(quote!(index), handle_arms, "handler");
+    let call = dispatch(quote!(index), call_arms, "rpc method");
+
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            #[allow(unused_variables, clippy::all, clippy::pedantic, clippy::nursery)]
+            impl ::munggoggo::__private::Agent for #self_ty {
+                fn spec() -> &'static ::munggoggo::__private::AgentSpec {
+                    static SPEC: ::munggoggo::__private::AgentSpec = ::munggoggo::__private::AgentSpec {
+                        name: #name,
+                        behaviours: &[#(#behaviours),*],
+                        rpcs: &[#(#rpcs),*],
+                    };
+                    &SPEC
+                }
+
+                fn setup<'a>(
+                    &'a mut self,
+                    ctx: &'a ::munggoggo::__private::Context,
+                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
+                    #setup
+                }
+
+                fn teardown<'a>(
+                    &'a mut self,
+                    ctx: &'a ::munggoggo::__private::Context,
+                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
+                    #teardown
+                }
+
+                fn run<'a>(
+                    &'a mut self,
+                    ctx: &'a ::munggoggo::__private::Context,
+                    index: usize,
+                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::Next, ::munggoggo::__private::BoxError>> {
+                    #run
+                }
+
+                fn handle<'a>(
+                    &'a mut self,
+                    ctx: &'a ::munggoggo::__private::Context,
+                    index: usize,
+                    msg: &'a ::std::sync::Arc<::munggoggo::__private::Received>,
+                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::HandlerError>> {
+                    #handle
+                }
+
+                fn call<'a>(
+                    &'a mut self,
+                    ctx: &'a ::munggoggo::__private::Context,
+                    index: usize,
+                    params: ::munggoggo::__private::serde_json::Value,
+                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::serde_json::Value, ::munggoggo::__private::CallError>> {
+                    #call
+                }
+            }
+
+            ::munggoggo::__private::inventory::submit! {
+                ::munggoggo::__private::Registration::of::<#self_ty>()
+            }
+        };
+    }
+}
+
+/// `match index { arms, _ => unknown }`, or just `unknown` without arms.
+fn dispatch(index: TokenStream, arms: Vec<TokenStream>, what: &str) -> TokenStream {
+    let unknown = quote!(::munggoggo::__private::unknown_index(#what, #index));
+    if arms.is_empty() {
+        return unknown;
+    }
+    quote! {
+        match #index {
+            #(#arms)*
+            _ => #unknown,
+        }
+    }
+}
+
+fn behaviour_kind(args: &BehaviourArgs) -> TokenStream {
+    match args {
+        BehaviourArgs::Periodic {
+            period,
+            initial_delay,
+        } => {
+            let period = duration_tokens(*period);
+            let initial_delay = match initial_delay {
+                Some(d) => {
+                    let d = duration_tokens(*d);
+                    quote!(::core::option::Option::Some(#d))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(::munggoggo::__private::BehaviourKind::Periodic { period: #period, initial_delay: #initial_delay })
+        }
+        BehaviourArgs::Oneshot => quote!(::munggoggo::__private::BehaviourKind::Oneshot),
+        BehaviourArgs::Delay(d) => {
+            let d = duration_tokens(*d);
+            quote!(::munggoggo::__private::BehaviourKind::Delay(#d))
+        }
+        BehaviourArgs::Cyclic => quote!(::munggoggo::__private::BehaviourKind::Cyclic),
+    }
+}
+
+fn route_tokens(route: &RouteArgs, payload: &Payload) -> TokenStream {
+    match route {
+        RouteArgs::Inferred => {
+            let ty = &payload.ty;
+            quote_spanned!(ty.span()=> ::munggoggo::__private::Route::Type(<#ty as ::munggoggo::__private::Message>::TYPE))
+        }
+        RouteArgs::Type(lit) => quote!(::munggoggo::__private::Route::Type(#lit)),
+        RouteArgs::Topic(keys) => quote!(::munggoggo::__private::Route::Topic(&[#(#keys),*])),
+        RouteArgs::Fallback => quote!(::munggoggo::__private::Route::Fallback),
+    }
+}
+
+/// `<Agent>::method(self, ctx, args...).await`.
+fn call_expr(self_ty: &Type, method: &Method, args: &[TokenStream]) -> TokenStream {
+    let ident = &method.ident;
+    let ctx = method.takes_ctx.then(|| quote!(ctx));
+    let args = ctx.into_iter().chain(args.iter().cloned());
+    quote!(<#self_ty>::#ident(self, #(#args),*).await)
+}
+
+/// Converts the method's outcome through `trait_::function`, naming the
+/// return type so that a wrong one is reported at the user's return type.
+fn convert(method: &Method, trait_: TokenStream, function: TokenStream, value: TokenStream) -> TokenStream {
+    match &method.ret {
+        None => quote!(<() as #trait_>::#function(#value)),
+        Some(ret) if nameable(ret) => quote_spanned!(ret.span()=> <#ret as #trait_>::#function(#value)),
+        Some(ret) => quote_spanned!(ret.span()=> #trait_::#function(#value)),
+    }
+}
+
+/// `Box::pin(async move { body })`, spanned at the method so that a future
+/// that is not `Send` is reported there.
+fn boxed(method: &Method, body: TokenStream) -> TokenStream {
+    quote_spanned!(method.ident.span()=> ::std::boxed::Box::pin(async move { #body }))
+}
+
+fn once_body(self_ty: &Type, method: Option<&Method>) -> TokenStream {
+    let Some(method) = method else {
+        return quote!(::std::boxed::Box::pin(::core::future::ready(
+            ::core::result::Result::Ok(())
+        )));
+    };
+    let value = convert(
+        method,
+        quote!(::munggoggo::__private::HandlerReturn),
+        quote!(into_result),
+        call_expr(self_ty, method, &[]),
+    );
+    boxed(method, value)
+}
+
+fn run_body(self_ty: &Type, method: &Method) -> TokenStream {
+    let value = convert(
+        method,
+        quote!(::munggoggo::__private::BehaviourReturn),
+        quote!(into_step),
+        call_expr(self_ty, method, &[]),
+    );
+    boxed(method, value)
+}
+
+fn handle_body(self_ty: &Type, method: &Method, payload: &Payload) -> TokenStream {
+    let ty = &payload.ty;
+    let check = quote_spanned!(ty.span()=> ::munggoggo::__private::check_payload::<#ty>(););
+    let decode = if payload.envelope {
+        quote_spanned!(ty.span()=> ::munggoggo::__private::decode_envelope::<#ty>(msg)?)
+    } else {
+        quote_spanned!(ty.span()=> ::munggoggo::__private::decode::<#ty>(msg)?)
+    };
+    let value = convert(
+        method,
+        quote!(::munggoggo::__private::HandlerReturn),
+        quote!(into_result),
+        call_expr(self_ty, method, &[quote!(payload)]),
+    );
+    boxed(
+        method,
+        quote! {
+            #check
+            let payload = #decode;
+            #value.map_err(::munggoggo::__private::HandlerError::Failed)
+        },
+    )
+}
+
+fn call_body(self_ty: &Type, method: &Method) -> TokenStream {
+    let Kind::Rpc { params } = &method.kind else {
+        unreachable!("call_body is for #[rpc] methods");
+    };
+    let mut lets = Vec::new();
+    let mut args = Vec::new();
+    for (i, param) in params.iter().enumerate() {
+        let var = syn::Ident::new(&format!("arg{i}"), Span::call_site());
+        let ty = &param.ty;
+        let name = &param.name;
+        let check = quote_spanned!(ty.span()=> ::munggoggo::__private::check_rpc_param::<#ty>(););
+        let param_value =
+            quote_spanned!(ty.span()=> ::munggoggo::__private::rpc_param::<#ty>(&params, #i, #name));
+        lets.push(quote! {
+            #check
+            let #var = #param_value?;
+        });
+        args.push(var.into_token_stream());
+    }
+    let call = call_expr(self_ty, method, &args);
+    let value = match &method.ret {
+        Some(ret) if nameable(ret) && is_result(ret) => {
+            quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_result::<#ret>(#call))
+        }
+        Some(ret) if is_result(ret) => quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_result(#call)),
+        Some(ret) if nameable(ret) => {
+            quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_value::<#ret>(#call))
+        }
+        Some(ret) => quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_value(#call)),
+        None => quote!(::munggoggo::__private::rpc_value::<()>(#call)),
+    };
+    boxed(
+        method,
+        quote! {
+            #(#lets)*
+            #value
+        },
+    )
+}
+
+/// Whether the type's last path segment is `Result`.
+fn is_result(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result"))
+}
+
+/// Whether the type can be named inside the generated impl: no `impl
+/// Trait` and no lifetimes but `'static` (the method's own lifetimes are
+/// not in scope there).
+fn nameable(ty: &Type) -> bool {
+    fn walk(tokens: TokenStream) -> bool {
+        let mut tokens = tokens.into_iter().peekable();
+        while let Some(token) = tokens.next() {
+            match token {
+                TokenTree::Ident(ident) if ident == "impl" || ident == "dyn" => return false,
+                TokenTree::Punct(p)
+                    if p.as_char() == '\''
+                        && !matches!(tokens.peek(), Some(TokenTree::Ident(i)) if i == "static") =>
+                {
+                    return false;
+                }
+                TokenTree::Group(g) if !walk(g.stream()) => return false,
+                _ => {}
+            }
+        }
+        true
+    }
+    walk(ty.to_token_stream())
+}

@@ -1,0 +1,192 @@
+//! Attribute and derive macros of munggoggo.
+//!
+//! Use them through the `munggoggo` crate (`use munggoggo::prelude::*;`),
+//! which re-exports them and provides the runtime the generated code calls.
+//! Every macro runs the same pipeline: parse the arguments and the item,
+//! check them into a model (collecting every mistake as a spanned error),
+//! then expand the model into code that names only
+//! `::munggoggo::__private::...`, `::core::...` and `::std::...`.
+
+use proc_macro::TokenStream;
+
+mod agent;
+mod attr;
+mod errors;
+mod message;
+mod stray;
+
+/// Makes a struct an agent (agent-level options) and its impl block the
+/// agent's behaviours, message handlers and RPC methods.
+///
+/// `#[agent]` goes twice on an agent type: on the struct and on its one
+/// inherent impl block.
+///
+/// # On the struct
+///
+/// All arguments are optional:
+///
+/// | argument | meaning | default |
+/// | --- | --- | --- |
+/// | `identity = "pinger"` | the identity an instance gets unless the runtime names another | the type name in kebab-case (`PingAgent` -> `ping-agent`) |
+/// | `prefetch = 64` | deliveries that may be in flight into the agent's task (`u16`, at least 1) | 64 |
+/// | `max_queue = 1000` | maximum length of the agent's queues on the embedded bus | unbounded |
+/// | `trace_size = 1000` | entries the agent's trace store keeps | 1000 |
+/// | `peer_interval = "10s"` | interval of the keepalive ping to peers | only at start |
+/// | `call_timeout = "3s"` | default timeout of calls the agent makes | 3 s |
+/// | `new = path::to::fn` | constructor `fn() -> Self` for starting the agent by name | `Default::default` if the type implements `Default` |
+///
+/// Durations are written as [`humantime`](https://docs.rs/humantime) does:
+/// `"5s"`, `"250ms"`, `"1m 30s"`. The struct must not be generic.
+///
+/// # On the impl block
+///
+/// No arguments. Its methods marked with these attributes become the agent's
+/// parts (methods without them are left alone):
+///
+/// | attribute | what the method is |
+/// | --- | --- |
+/// | `#[setup]` | runs once before everything else (at most one) |
+/// | `#[teardown]` | runs once at stop (at most one) |
+/// | `#[behaviour(periodic = "5s")]` | runs every period, first one period after start (add `initial_delay = "0s"` to start at once) |
+/// | `#[behaviour(oneshot)]` | runs once after setup |
+/// | `#[behaviour(delay = "10s")]` | runs once after the delay |
+/// | `#[behaviour(cyclic)]` | runs again and again; may return a `Next` to say when |
+/// | `#[on_message]` | handles direct and fanout messages of its payload type's `Message::TYPE` |
+/// | `#[on_message(type = "Ping")]` | handles messages of this type name |
+/// | `#[on_message(topic = "ping.#")]` | handles every message on a topic subscription; several binding keys: `topic = ["a.*", "b.#"]` |
+/// | `#[on_message(fallback)]` | handles direct and fanout messages no other handler takes (at most one) |
+/// | `#[rpc]` | callable by name with its parameters (decoded from JSON) |
+///
+/// Every such method is `async` and takes `&mut self`, then optionally
+/// `ctx: &Context`. An `#[on_message]` handler then takes its payload, `T`
+/// or `Envelope<T>` (`T: Deserialize`, or `Raw` for the bytes); an `#[rpc]`
+/// method takes its parameters as ordinary arguments (`x: i64`).
+/// Handlers, `#[setup]` and `#[teardown]` return `()` or `Result<(), E>`;
+/// behaviours may also return `Next` or `Result<Next, E>`; an `#[rpc]`
+/// method returns any `Serialize` value or a `Result` of one.
+///
+/// # Example
+///
+/// ```ignore
+/// use munggoggo::prelude::*;
+///
+/// #[agent(identity = "pinger", peer_interval = "10s")]
+/// #[derive(Default)]
+/// struct Pinger { sent: u64 }
+///
+/// #[agent]
+/// impl Pinger {
+///     #[behaviour(periodic = "1s")]
+///     async fn ping(&mut self, ctx: &Context) -> anyhow::Result<()> {
+///         self.sent += 1;
+///         ctx.publish("ping", &Ping { n: self.sent }).await?;
+///         Ok(())
+///     }
+///
+///     #[on_message]
+///     async fn pong(&mut self, msg: Envelope<Pong>) {
+///         println!("pong {} from {}", msg.n, msg.sender());
+///     }
+///
+///     #[rpc]
+///     async fn multiply(&mut self, x: i64, y: i64) -> i64 {
+///         x * y
+///     }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
+    agent::expand(args.into(), input.into()).into()
+}
+
+/// Marks a method of an `#[agent]` impl block as a behaviour: periodic,
+/// oneshot, delayed or cyclic. See [`macro@agent`].
+///
+/// ```ignore
+/// #[behaviour(periodic = "5s", initial_delay = "0s")]
+/// async fn tick(&mut self, ctx: &Context) -> anyhow::Result<()> { Ok(()) }
+///
+/// #[behaviour(cyclic)]
+/// async fn poll(&mut self) -> Next { Next::After(Duration::from_millis(100)) }
+/// ```
+#[proc_macro_attribute]
+pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
+    stray::expand(stray::Stray::Behaviour, args.into(), input.into()).into()
+}
+
+/// Marks a method of an `#[agent]` impl block as a message handler. See
+/// [`macro@agent`].
+///
+/// ```ignore
+/// #[on_message]                              // type from the payload: Pong::TYPE
+/// async fn pong(&mut self, msg: Envelope<Pong>) {}
+///
+/// #[on_message(type = "Tick")]               // type by name
+/// async fn tick(&mut self, tick: serde_json::Value) {}
+///
+/// #[on_message(topic = ["ping.#", "*.pong"])] // topic subscription
+/// async fn seen(&mut self, msg: Envelope<Raw>) {}
+///
+/// #[on_message(fallback)]                    // whatever no other handler takes
+/// async fn other(&mut self, msg: Envelope<Raw>) {}
+/// ```
+#[proc_macro_attribute]
+pub fn on_message(args: TokenStream, input: TokenStream) -> TokenStream {
+    stray::expand(stray::Stray::OnMessage, args.into(), input.into()).into()
+}
+
+/// Marks the method of an `#[agent]` impl block that runs once when the
+/// agent starts, before its behaviours and handlers. See [`macro@agent`].
+///
+/// ```ignore
+/// #[setup]
+/// async fn setup(&mut self, ctx: &Context) -> anyhow::Result<()> { Ok(()) }
+/// ```
+#[proc_macro_attribute]
+pub fn setup(args: TokenStream, input: TokenStream) -> TokenStream {
+    stray::expand(stray::Stray::Setup, args.into(), input.into()).into()
+}
+
+/// Marks the method of an `#[agent]` impl block that runs once when the
+/// agent stops. See [`macro@agent`].
+///
+/// ```ignore
+/// #[teardown]
+/// async fn teardown(&mut self) {}
+/// ```
+#[proc_macro_attribute]
+pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
+    stray::expand(stray::Stray::Teardown, args.into(), input.into()).into()
+}
+
+/// Marks a method of an `#[agent]` impl block as callable by name, with its
+/// parameters by position or by name. See [`macro@agent`].
+///
+/// ```ignore
+/// #[rpc]
+/// async fn multiply(&mut self, x: i64, y: i64) -> Result<i64, MyError> { Ok(x * y) }
+/// ```
+#[proc_macro_attribute]
+pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
+    stray::expand(stray::Stray::Rpc, args.into(), input.into()).into()
+}
+
+/// Implements `munggoggo::Message`: the wire type name of a payload type.
+///
+/// The name is the type's name unless `#[message(type = "...")]` gives
+/// another; `#[message(envelope)]` sends it in munggoggo 0.4's
+/// `{"c_type", "c_data"}` envelope for Python receivers. The names
+/// `CONTROL`, `RPC` and `PUBSUB` are reserved by the protocol.
+///
+/// ```ignore
+/// #[derive(Serialize, Deserialize, Message)]
+/// struct Ping { n: u64 }                      // TYPE = "Ping"
+///
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(type = "DemoData", envelope)]
+/// struct Demo { value: String }
+/// ```
+#[proc_macro_derive(Message, attributes(message))]
+pub fn derive_message(input: TokenStream) -> TokenStream {
+    message::expand(syn::parse_macro_input!(input as syn::DeriveInput)).into()
+}

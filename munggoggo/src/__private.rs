@@ -1,0 +1,233 @@
+//! Support for the code that `munggoggo-macros` generates. Not a public API:
+//! it may change in any release.
+//!
+//! The generated code names these items at the user's spans, so that a
+//! type that does not fit is reported where the user wrote it: the
+//! `check_*` functions and `decode*`/`rpc_param` take the user's parameter
+//! types as turbofish arguments, and the return-type traits
+//! ([`HandlerReturn`], [`BehaviourReturn`], [`RpcValue`], [`RpcResult`]) are
+//! named as `<ReturnType as Trait>`; their `on_unimplemented` messages say
+//! what to write instead.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use crate::agent::{
+    Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture,
+    HandlerError, Registration, Route, RpcSpec,
+};
+pub use crate::behaviour::Next;
+pub use crate::context::Context;
+pub use crate::error::BoxError;
+pub use crate::message::{Envelope, Message, Payload, Raw, Received};
+pub use crate::rpc::CallError;
+pub use inventory;
+pub use serde_json;
+pub use std::time::Duration;
+
+/// Decodes a handler's payload `T`.
+pub fn decode<T: Payload>(msg: &Arc<Received>) -> Result<T, HandlerError> {
+    T::decode(&msg.payload).map_err(|reason| HandlerError::Decode {
+        type_name: std::any::type_name::<T>(),
+        reason,
+    })
+}
+
+/// Decodes a handler's `Envelope<T>`.
+pub fn decode_envelope<T: Payload>(msg: &Arc<Received>) -> Result<Envelope<T>, HandlerError> {
+    decode::<T>(msg).map(|body| Envelope::new(body, Arc::clone(msg)))
+}
+
+/// Return types of `#[on_message]`, `#[setup]` and `#[teardown]` methods.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid return type for a munggoggo handler",
+    label = "return `()` or `Result<(), E>` where `E` converts into a boxed error"
+)]
+pub trait HandlerReturn {
+    /// The handler's outcome.
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl HandlerReturn for () {
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> HandlerReturn for Result<(), E> {
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// Return types of `#[behaviour]` methods.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid return type for a munggoggo behaviour",
+    label = "return `()`, `Result<(), E>`, `Next` or `Result<Next, E>` where `E` converts into a boxed error"
+)]
+pub trait BehaviourReturn {
+    /// The step's outcome: when to run next.
+    fn into_step(self) -> Result<Next, BoxError>;
+}
+
+impl BehaviourReturn for () {
+    fn into_step(self) -> Result<Next, BoxError> {
+        Ok(Next::Continue)
+    }
+}
+
+impl BehaviourReturn for Next {
+    fn into_step(self) -> Result<Next, BoxError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<BoxError>> BehaviourReturn for Result<(), E> {
+    fn into_step(self) -> Result<Next, BoxError> {
+        self.map(|()| Next::Continue).map_err(Into::into)
+    }
+}
+
+impl<E: Into<BoxError>> BehaviourReturn for Result<Next, E> {
+    fn into_step(self) -> Result<Next, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// Return types of `#[rpc]` methods that are plain values.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid return type for an `#[rpc]` method",
+    label = "return a value that implements `serde::Serialize`, or a `Result` of one",
+    note = "the result is sent back to the caller as JSON"
+)]
+pub trait RpcValue {
+    /// The value as JSON.
+    fn into_value(self) -> Result<serde_json::Value, CallError>;
+}
+
+impl<T: Serialize> RpcValue for T {
+    fn into_value(self) -> Result<serde_json::Value, CallError> {
+        serde_json::to_value(self).map_err(|e| CallError::Failed(format!("cannot encode the result: {e}")))
+    }
+}
+
+/// Return types of `#[rpc]` methods that are `Result`s.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid return type for an `#[rpc]` method",
+    label = "return `Result<T, E>` where `T` implements `serde::Serialize` and `E` implements `Display`",
+    note = "the value is sent back to the caller as JSON, the error as its message"
+)]
+pub trait RpcResult {
+    /// The value as JSON, or the error's message.
+    fn into_value(self) -> Result<serde_json::Value, CallError>;
+}
+
+impl<T: Serialize, E: std::fmt::Display> RpcResult for Result<T, E> {
+    fn into_value(self) -> Result<serde_json::Value, CallError> {
+        match self {
+            Ok(value) => value.into_value(),
+            Err(e) => Err(CallError::Failed(e.to_string())),
+        }
+    }
+}
+
+/// The value of an `#[rpc]` method that returns a plain value.
+pub fn rpc_value<T: RpcValue>(value: T) -> Result<serde_json::Value, CallError> {
+    value.into_value()
+}
+
+/// The value of an `#[rpc]` method that returns a `Result`.
+pub fn rpc_result<R: RpcResult>(result: R) -> Result<serde_json::Value, CallError> {
+    result.into_value()
+}
+
+/// Types an `#[rpc]` parameter can have: anything `serde` can deserialize.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an `#[rpc]` parameter",
+    label = "derive `serde::Deserialize` for `{Self}`",
+    note = "`#[rpc]` parameters are decoded from JSON with serde"
+)]
+pub trait RpcParam: DeserializeOwned {}
+
+impl<T: DeserializeOwned> RpcParam for T {}
+
+/// Takes parameter `index` (named `name`) of an `#[rpc]` call from a
+/// positional array or a named object.
+pub fn rpc_param<T: RpcParam>(
+    params: &serde_json::Value,
+    index: usize,
+    name: &str,
+) -> Result<T, CallError> {
+    let value = match params {
+        serde_json::Value::Array(items) => items.get(index),
+        serde_json::Value::Object(map) => map.get(name),
+        serde_json::Value::Null => None,
+        other if index == 0 => Some(other),
+        _ => None,
+    };
+    let value = value.cloned().unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(value).map_err(|e| CallError::BadParams(format!("parameter `{name}` (#{}): {e}", index + 1)))
+}
+
+/// Asserts at the user's span that `T` can be received.
+pub fn check_payload<T: Payload>() {}
+
+/// Asserts at the user's span that `T` can be an `#[rpc]` parameter.
+pub fn check_rpc_param<T: RpcParam>() {}
+
+/// The future for an index no method has (never reached from generated code).
+pub fn unknown_index<'a, T: Send + 'a, E: From<BoxError> + Send + 'a>(
+    what: &'static str,
+    index: usize,
+) -> BoxFuture<'a, Result<T, E>> {
+    Box::pin(async move { Err(E::from(format!("no {what} with index {index}").into())) })
+}
+
+impl From<BoxError> for HandlerError {
+    fn from(e: BoxError) -> Self {
+        HandlerError::Failed(e)
+    }
+}
+
+/// Autoref-specialised constructor: `Default` when the type has it, else none.
+pub struct Construct<T>(PhantomData<T>);
+
+impl<T> Construct<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        Construct(PhantomData)
+    }
+}
+
+impl<T> Default for Construct<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Picked when the agent type implements `Default`.
+pub trait ViaDefault<T> {
+    /// Builds the agent.
+    fn construct(&self) -> Option<T>;
+}
+
+impl<T: Default> ViaDefault<T> for Construct<T> {
+    fn construct(&self) -> Option<T> {
+        Some(T::default())
+    }
+}
+
+/// Picked otherwise.
+pub trait ViaNothing<T> {
+    /// No constructor.
+    fn construct(&self) -> Option<T>;
+}
+
+impl<T> ViaNothing<T> for &Construct<T> {
+    fn construct(&self) -> Option<T> {
+        None
+    }
+}

@@ -1,0 +1,246 @@
+//! The embedded, in-process bus: RabbitMQ's semantics without a broker.
+//!
+//! Each queue is a FIFO owned by one consumer; direct sends go to the queue
+//! named by the identity, broadcasts to every fanout queue, topic
+//! publications to every queue with a matching binding key (matched as
+//! RabbitMQ matches them). Sends never wait for a receiver: a queue grows
+//! until its optional maximum length, past which a send fails naming it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{topic_matches, Acker, Bus, Consumer, Delivery, Endpoint, EndpointOptions, Outgoing, Route, Source};
+use crate::agent::BoxFuture;
+use crate::error::{Error, Result};
+use crate::message::{DeliveryInfo, Received};
+
+/// The embedded bus. Cloning it gives another handle to the same bus.
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    topology: Arc<RwLock<Topology>>,
+}
+
+impl std::fmt::Debug for MemoryBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryBus")
+    }
+}
+
+#[derive(Default)]
+struct Topology {
+    queues: HashMap<Arc<str>, Arc<Queue>>,
+    fanout: Vec<Arc<Queue>>,
+    topic: Vec<(String, Arc<Queue>)>,
+}
+
+struct Queue {
+    name: Arc<str>,
+    source: Source,
+    tx: mpsc::UnboundedSender<Delivery>,
+    len: Arc<AtomicUsize>,
+    max_len: Option<usize>,
+    next_tag: AtomicU64,
+}
+
+impl Queue {
+    fn new(name: Arc<str>, source: Source, max_len: Option<usize>) -> (Arc<Queue>, Consumer) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let len = Arc::new(AtomicUsize::new(0));
+        let queue = Arc::new(Queue {
+            name,
+            source,
+            tx,
+            len: Arc::clone(&len),
+            max_len,
+            next_tag: AtomicU64::new(1),
+        });
+        let consumer = futures_util::stream::unfold((rx, len), |(mut rx, len)| async move {
+            let delivery = rx.recv().await?;
+            len.fetch_sub(1, Ordering::Relaxed);
+            Some((delivery, (rx, len)))
+        })
+        .boxed();
+        (queue, consumer)
+    }
+
+    fn enqueue(&self, msg: &Outgoing) -> Result<()> {
+        if let Some(max_len) = self.max_len {
+            if self.len.load(Ordering::Relaxed) >= max_len {
+                return Err(Error::QueueFull {
+                    queue: self.name.to_string(),
+                    max_len,
+                });
+            }
+        }
+        let delivery = DeliveryInfo {
+            exchange: msg.route.exchange().to_owned(),
+            routing_key: msg.route.routing_key().to_owned(),
+            redelivered: false,
+            consumer_tag: self.name.to_string(),
+            delivery_tag: self.next_tag.fetch_add(1, Ordering::Relaxed),
+        };
+        let delivery = Delivery {
+            received: Received::new(msg.properties.clone(), delivery, msg.body.clone()),
+            source: self.source.clone(),
+            acker: Acker::None,
+        };
+        self.len.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(delivery).is_err() {
+            // The consumer is gone: the queue is being deleted.
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::UnknownTarget(self.name.to_string()));
+        }
+        Ok(())
+    }
+}
+
+impl MemoryBus {
+    /// A new, empty bus.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Topology> {
+        self.topology.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Topology> {
+        self.topology.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names of all queues, sorted (for tests and diagnostics).
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.read().queues.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    fn declare(&self, name: &str, source: Source, max_len: Option<usize>) -> Result<(Arc<Queue>, Consumer)> {
+        let mut topology = self.write();
+        if topology.queues.contains_key(name) {
+            return Err(Error::IdentityInUse(name.to_owned()));
+        }
+        let (queue, consumer) = Queue::new(name.into(), source, max_len);
+        topology.queues.insert(Arc::clone(&queue.name), Arc::clone(&queue));
+        Ok((queue, consumer))
+    }
+
+    fn delete(&self, name: &str) {
+        let mut topology = self.write();
+        topology.queues.remove(name);
+        topology.fanout.retain(|q| &*q.name != name);
+        topology.topic.retain(|(_, q)| &*q.name != name);
+    }
+
+    fn publish(&self, msg: &Outgoing) -> Result<()> {
+        let topology = self.read();
+        match &msg.route {
+            Route::Direct(identity) => match topology.queues.get(identity.as_str()) {
+                Some(queue) => queue.enqueue(msg),
+                None => Err(Error::UnknownTarget(identity.clone())),
+            },
+            Route::Fanout => {
+                for queue in &topology.fanout {
+                    if let Err(e) = queue.enqueue(msg) {
+                        tracing::warn!(queue = %queue.name, error = %e, "broadcast not delivered to a queue");
+                    }
+                }
+                Ok(())
+            }
+            Route::Topic(key) => {
+                let mut seen: Vec<&str> = Vec::new();
+                for (binding, queue) in &topology.topic {
+                    if seen.contains(&&*queue.name) || !topic_matches(binding, key) {
+                        continue;
+                    }
+                    seen.push(&queue.name);
+                    if let Err(e) = queue.enqueue(msg) {
+                        tracing::warn!(queue = %queue.name, error = %e, "publication not delivered to a queue");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Bus for MemoryBus {
+    fn open<'a>(
+        &'a self,
+        identity: &'a str,
+        options: &'a EndpointOptions,
+    ) -> BoxFuture<'a, Result<(Arc<dyn Endpoint>, Vec<Consumer>)>> {
+        Box::pin(async move {
+            let (_, direct) = self.declare(identity, Source::Direct, options.max_queue)?;
+            let fanout_name = format!("{identity}.fanout");
+            let (fanout_queue, fanout) = match self.declare(&fanout_name, Source::Fanout, options.max_queue) {
+                Ok(declared) => declared,
+                Err(e) => {
+                    self.delete(identity);
+                    return Err(e);
+                }
+            };
+            self.write().fanout.push(fanout_queue);
+            let endpoint = MemoryEndpoint {
+                bus: self.clone(),
+                owned: Mutex::new(vec![identity.to_owned(), fanout_name]),
+                max_queue: options.max_queue,
+            };
+            Ok((Arc::new(endpoint) as Arc<dyn Endpoint>, vec![direct, fanout]))
+        })
+    }
+
+    fn describe(&self) -> String {
+        "memory://".to_owned()
+    }
+}
+
+struct MemoryEndpoint {
+    bus: MemoryBus,
+    owned: Mutex<Vec<String>>,
+    max_queue: Option<usize>,
+}
+
+impl MemoryEndpoint {
+    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Endpoint for MemoryEndpoint {
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<()>> {
+        let result = self.bus.publish(&msg);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn subscribe<'a>(&'a self, queue: &'a str, binding_keys: &'a [&'a str]) -> BoxFuture<'a, Result<Consumer>> {
+        Box::pin(async move {
+            let (declared, consumer) = self.bus.declare(queue, Source::Topic(queue.into()), self.max_queue)?;
+            let mut topology = self.bus.write();
+            for key in binding_keys {
+                topology.topic.push(((*key).to_owned(), Arc::clone(&declared)));
+            }
+            drop(topology);
+            self.owned().push(queue.to_owned());
+            Ok(consumer)
+        })
+    }
+
+    fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.owned().retain(|q| q != queue);
+        self.bus.delete(queue);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        let owned = std::mem::take(&mut *self.owned());
+        for queue in owned {
+            self.bus.delete(&queue);
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

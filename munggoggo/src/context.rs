@@ -1,0 +1,273 @@
+//! [`Context`]: what handlers get to act on the bus and on their own agent.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, Route as HandlerRoute};
+use crate::behaviour::{AtomicState, Behaviour, BehaviourStatus, State};
+use crate::bus::{Endpoint, Outgoing, Route};
+use crate::error::{Error, Result};
+use crate::message::{self, Message, Properties};
+use crate::trace::{Category, TraceRecord, TraceStore};
+
+/// Requests to an agent's task.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// (Re)start behaviour `i`.
+    Start(usize),
+    /// Stop behaviour `i`.
+    Stop(usize),
+    /// Stop the agent.
+    Shutdown,
+}
+
+/// The state of one running agent, shared by its task, its dispatcher, its
+/// handlers (through [`Context`]) and its [`crate::AgentHandle`].
+pub(crate) struct Core {
+    pub(crate) identity: Arc<str>,
+    pub(crate) options: AgentOptions,
+    pub(crate) spec: &'static AgentSpec,
+    pub(crate) endpoint: Arc<dyn Endpoint>,
+    pub(crate) traces: TraceStore,
+    pub(crate) behaviours: Vec<Behaviour>,
+    pub(crate) state: AtomicState,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        identity: &str,
+        options: AgentOptions,
+        spec: &'static AgentSpec,
+        endpoint: Arc<dyn Endpoint>,
+        control: mpsc::UnboundedSender<Control>,
+    ) -> Self {
+        Core {
+            identity: identity.into(),
+            traces: TraceStore::new(options.trace_size),
+            behaviours: spec.behaviours.iter().map(|b| Behaviour::new(identity, *b)).collect(),
+            options,
+            spec,
+            endpoint,
+            state: AtomicState::new(State::Init),
+            control,
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The queue name of topic handler `i`: `<identity>.<method>.pubsub_queue`.
+    pub(crate) fn subscription_queue(&self, i: usize) -> String {
+        format!("{}.pubsub_queue", self.behaviours[i].name)
+    }
+
+    pub(crate) fn find_behaviour(&self, name: &str) -> Option<usize> {
+        self.behaviours.iter().position(|b| b.is_named(name))
+    }
+
+    fn unknown_behaviour(&self, name: &str) -> Error {
+        Error::UnknownBehaviour {
+            agent: self.identity.to_string(),
+            behaviour: name.to_owned(),
+            known: self.behaviours.iter().map(|b| b.name.to_string()).collect(),
+        }
+    }
+
+    /// Starts behaviour `i`; false when it was running already.
+    pub(crate) fn start_behaviour(&self, i: usize) -> bool {
+        let state = &self.behaviours[i].state;
+        if state.get() == State::Running {
+            return false;
+        }
+        state.set(State::Running);
+        let _ = self.control.send(Control::Start(i));
+        true
+    }
+
+    /// Stops behaviour `i` (it then reports `init`).
+    pub(crate) fn stop_behaviour(&self, i: usize) {
+        self.behaviours[i].state.set(State::Init);
+        let _ = self.control.send(Control::Stop(i));
+    }
+
+    pub(crate) fn abort_tasks(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Publishes and records the message as outgoing.
+    pub(crate) async fn emit(&self, route: Route, properties: Properties, body: Bytes) -> Result<()> {
+        let target = match &route {
+            Route::Direct(identity) => identity.as_str(),
+            Route::Fanout => "fanout",
+            Route::Topic(_) => "publish",
+        };
+        self.traces.append(
+            Category::Outgoing,
+            TraceRecord::outgoing(target, route.routing_key(), &properties, body.clone()),
+        );
+        self.endpoint
+            .publish(Outgoing {
+                route,
+                properties,
+                body,
+            })
+            .await
+    }
+}
+
+/// A handle on one agent, given to its handlers: its identity, sending,
+/// its traces and behaviours, spawning and stopping. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("identity", &self.identity()).finish()
+    }
+}
+
+impl Context {
+    /// The agent's identity.
+    pub fn identity(&self) -> &str {
+        &self.core.identity
+    }
+
+    /// The agent's Rust type name.
+    pub fn agent_type(&self) -> &'static str {
+        self.core.spec.name
+    }
+
+    /// The agent's options.
+    pub fn options(&self) -> &AgentOptions {
+        &self.core.options
+    }
+
+    /// Sends `msg` to the agent with identity `to`. Fails with
+    /// [`Error::UnknownTarget`] when no agent has that identity.
+    pub async fn send<M: Message + Serialize>(&self, to: &str, msg: &M) -> Result<()> {
+        let body = message::encode(msg)?;
+        self.send_raw(to, M::TYPE, body).await
+    }
+
+    /// Sends `msg` to every agent (this one included).
+    pub async fn broadcast<M: Message + Serialize>(&self, msg: &M) -> Result<()> {
+        let body = message::encode(msg)?;
+        self.broadcast_raw(M::TYPE, body).await
+    }
+
+    /// Publishes `msg` on `topic` to every matching subscription.
+    pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
+        let body = message::encode(msg)?;
+        self.emit(Route::Topic(topic.to_owned()), Properties::new(M::TYPE, self.identity()), body)
+            .await
+    }
+
+    /// Sends a body of any type name to `to`, as 0.4's `direct_send` does.
+    pub async fn send_raw(&self, to: &str, kind: &str, body: impl Into<Bytes>) -> Result<()> {
+        self.emit(Route::Direct(to.to_owned()), Properties::new(kind, self.identity()), body.into())
+            .await
+    }
+
+    /// Broadcasts a body of any type name, as 0.4's `fanout_send` does.
+    pub async fn broadcast_raw(&self, kind: &str, body: impl Into<Bytes>) -> Result<()> {
+        self.emit(Route::Fanout, Properties::new(kind, self.identity()), body.into()).await
+    }
+
+    /// Publishes an untyped body on `topic` (type `PUBSUB`), as 0.4's `publish` does.
+    pub async fn publish_raw(&self, topic: &str, body: impl Into<Bytes>) -> Result<()> {
+        self.emit(
+            Route::Topic(topic.to_owned()),
+            Properties::new(message::PUBSUB, self.identity()),
+            body.into(),
+        )
+        .await
+    }
+
+    /// Publishes a message with properties of your own (`app_id` and
+    /// `timestamp` are filled in when missing).
+    pub async fn emit(&self, route: Route, mut properties: Properties, body: Bytes) -> Result<()> {
+        if properties.app_id.is_none() {
+            properties.app_id = Some(self.identity().to_owned());
+        }
+        if properties.timestamp.is_none() {
+            properties.timestamp = Some(message::now_secs());
+        }
+        self.core.emit(route, properties, body).await
+    }
+
+    /// Runs `future` beside the agent; it is aborted when the agent stops.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = tokio::spawn(future);
+        let mut tasks = self.core.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle.abort_handle());
+        handle
+    }
+
+    /// Asks the agent to stop: running handlers finish, teardown runs, its
+    /// queues are deleted.
+    pub fn stop(&self) {
+        let _ = self.core.control.send(Control::Shutdown);
+    }
+
+    /// The agent's state.
+    pub fn state(&self) -> State {
+        self.core.state.get()
+    }
+
+    /// The agent's trace store.
+    pub fn traces(&self) -> &TraceStore {
+        &self.core.traces
+    }
+
+    /// The status of every behaviour and handler.
+    pub fn behaviours(&self) -> Vec<BehaviourStatus> {
+        self.core.behaviours.iter().map(Behaviour::status).collect()
+    }
+
+    /// The status of one behaviour, by full name or method name.
+    pub fn behaviour(&self, name: &str) -> Option<BehaviourStatus> {
+        self.core.find_behaviour(name).map(|i| self.core.behaviours[i].status())
+    }
+
+    /// Starts a stopped behaviour (a topic handler subscribes again).
+    /// Returns false when it was running already.
+    pub fn start_behaviour(&self, name: &str) -> Result<bool> {
+        let i = self.core.find_behaviour(name).ok_or_else(|| self.core.unknown_behaviour(name))?;
+        Ok(self.core.start_behaviour(i))
+    }
+
+    /// Stops a behaviour: it is not scheduled again, a topic handler
+    /// unsubscribes, messages for a stopped type handler are rejected.
+    pub fn stop_behaviour(&self, name: &str) -> Result<()> {
+        let i = self.core.find_behaviour(name).ok_or_else(|| self.core.unknown_behaviour(name))?;
+        self.core.stop_behaviour(i);
+        Ok(())
+    }
+
+    /// Names of the topics this agent's handlers subscribe to, with the
+    /// handler: `(behaviour, binding keys)`.
+    pub fn subscriptions(&self) -> Vec<(String, &'static [&'static str])> {
+        self.core
+            .behaviours
+            .iter()
+            .filter_map(|b| match b.spec.kind {
+                BehaviourKind::Handler(HandlerRoute::Topic(keys)) => Some((b.name.to_string(), keys)),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,88 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+/// A boxed error, the common currency of handler results.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`Error`] as its error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the runtime, naming the identity, queue or
+/// type involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An agent with this identity is already running (in this process or
+    /// elsewhere on the broker).
+    #[error("identity `{0}` is already in use by another agent")]
+    IdentityInUse(String),
+    /// A direct send to an identity that no queue has.
+    #[error("no agent with identity `{0}` is listening")]
+    UnknownTarget(String),
+    /// A queue reached its maximum length, so the message was refused.
+    #[error("queue `{queue}` is full ({max_len} messages)")]
+    QueueFull {
+        /// The queue's name.
+        queue: String,
+        /// Its configured maximum length.
+        max_len: usize,
+    },
+    /// No behaviour of the agent has this name.
+    #[error("agent `{agent}` has no behaviour `{behaviour}` (it has: {})", .known.join(", "))]
+    UnknownBehaviour {
+        /// The agent's identity.
+        agent: String,
+        /// The name that was asked for.
+        behaviour: String,
+        /// The behaviours the agent has.
+        known: Vec<String>,
+    },
+    /// A payload could not be encoded into JSON.
+    #[error("cannot encode a `{type_name}` message: {source}")]
+    Encode {
+        /// The message type.
+        type_name: String,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+    /// The agent has stopped, so it cannot do this any more.
+    #[error("agent `{0}` is stopped")]
+    AgentStopped(String),
+    /// `MUNGGOGGO_URL` or another setting is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// An agent type of the registry cannot be started by name.
+    #[error("agent type `{0}` has no constructor: derive `Default` or add `#[agent(new = path::to::fn)]`")]
+    NoConstructor(String),
+    /// No agent type of this name is compiled into the binary.
+    #[error("no agent type `{name}` is registered (known: {})", .known.join(", "))]
+    UnknownAgentType {
+        /// The name that was asked for.
+        name: String,
+        /// The registered agent types.
+        known: Vec<String>,
+    },
+    /// The agent's setup failed, so it did not start.
+    #[error("setup of agent `{agent}` failed: {source}")]
+    Setup {
+        /// The agent's identity.
+        agent: String,
+        /// The error setup returned.
+        source: BoxError,
+    },
+    /// A call got no reply in time.
+    #[error("no reply from `{target}` within {timeout:?}")]
+    Timeout {
+        /// Who was called.
+        target: String,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// The message bus failed.
+    #[error("bus error: {0}")]
+    Bus(String),
+    /// The connection to the broker was lost.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+}

@@ -1,0 +1,34 @@
+#![doc = include_str!("../../README.md")]
+
+pub mod agent;
+pub mod behaviour;
+pub mod bus;
+mod context;
+mod system;
+mod error;
+pub mod message;
+pub mod rpc;
+pub mod runtime;
+pub mod trace;
+
+pub use agent::{Agent, AgentDefaults, AgentOptions};
+pub use behaviour::{BehaviourStatus, Next, State};
+pub use context::Context;
+pub use error::{BoxError, Error, Result};
+pub use message::{Envelope, Message, Raw};
+pub use runtime::{AgentHandle, Runtime, RuntimeHandle};
+pub use trace::TraceStore;
+
+#[cfg(feature = "macros")]
+pub use munggoggo_macros::{agent, behaviour, on_message, rpc, setup, teardown, Message};
+
+/// Everything an agent file needs: `use munggoggo::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "macros")]
+    pub use crate::{agent, behaviour, on_message, rpc, setup, teardown};
+    pub use crate::{Context, Envelope, Message, Next, Raw};
+}
+
+/// What the macros' generated code uses. Not a public API.
+#[doc(hidden)]
+pub mod __private;

@@ -1,0 +1,349 @@
+//! Messages: the [`Message`] trait for payload types, what a receiver sees
+//! ([`Envelope`], [`Raw`]) and the properties every message carries.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Header table of a message (AMQP headers, as JSON values).
+pub type Headers = serde_json::Map<String, serde_json::Value>;
+
+/// The AMQP `type` of peer-discovery messages.
+pub const CONTROL: &str = "CONTROL";
+/// The AMQP `type` of system and user RPC messages.
+pub const RPC: &str = "RPC";
+/// The AMQP `type` of untyped topic publications.
+pub const PUBSUB: &str = "PUBSUB";
+
+/// A payload type with a wire type name, usually derived with
+/// `#[derive(Message)]` (the name defaults to the Rust type name, as
+/// munggoggo 0.4 uses the class name).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a munggoggo message type",
+    label = "add `#[derive(munggoggo::Message)]` to `{Self}`",
+    note = "or name the type explicitly: `#[on_message(type = \"...\")]`"
+)]
+pub trait Message {
+    /// The AMQP `type` this payload travels with.
+    const TYPE: &'static str;
+    /// Send it in munggoggo 0.4's `{"c_type", "c_data"}` envelope, for Python
+    /// receivers that deserialize `SerializableObject`s.
+    const ENVELOPE: bool = false;
+}
+
+/// A type a handler can receive: anything `serde` can deserialize, or
+/// [`Raw`] for the bytes themselves.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be received as a message payload",
+    label = "derive `serde::Deserialize` for `{Self}`, or take `Raw` for the bytes",
+    note = "payloads are decoded from JSON with serde"
+)]
+pub trait Payload: Sized + Send + 'static {
+    /// Decodes the payload from the message body.
+    fn decode(body: &Bytes) -> std::result::Result<Self, String>;
+}
+
+impl<T: DeserializeOwned + Send + 'static> Payload for T {
+    fn decode(body: &Bytes) -> std::result::Result<Self, String> {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    }
+}
+
+/// A message body taken as it is: bytes that need not be JSON.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Raw(pub Bytes);
+
+impl Raw {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The body as text, if it is UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// Decodes the body as JSON into `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.0)
+    }
+}
+
+impl fmt::Debug for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_str() {
+            Some(s) => write!(f, "Raw({s:?})"),
+            None => write!(f, "Raw({:?})", self.0),
+        }
+    }
+}
+
+impl Payload for Raw {
+    fn decode(body: &Bytes) -> std::result::Result<Self, String> {
+        Ok(Raw(body.clone()))
+    }
+}
+
+/// The properties a message travels with (AMQP basic properties).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Properties {
+    /// The AMQP `type`: the message type name, or `CONTROL`, `RPC`, `PUBSUB`.
+    pub kind: Option<String>,
+    /// The sender's identity (AMQP `app_id`).
+    pub app_id: Option<String>,
+    /// Correlation id (set on CONTROL and RPC messages).
+    pub correlation_id: Option<String>,
+    /// A random id per publish.
+    pub message_id: Option<String>,
+    /// UTC seconds since the epoch when the message was sent.
+    pub timestamp: Option<u64>,
+    /// User headers.
+    pub headers: Headers,
+    /// Always `application/json` from munggoggo.
+    pub content_type: Option<String>,
+    /// The authenticated user on the broker, when known.
+    pub user_id: Option<String>,
+    /// `reply_to`, unused by munggoggo (replies go to `app_id`).
+    pub reply_to: Option<String>,
+}
+
+impl Properties {
+    /// The properties munggoggo puts on every message it sends.
+    pub fn new(kind: &str, sender: &str) -> Self {
+        Properties {
+            kind: Some(kind.to_owned()),
+            app_id: Some(sender.to_owned()),
+            correlation_id: None,
+            message_id: Some(uuid::Uuid::new_v4().simple().to_string()),
+            timestamp: Some(now_secs()),
+            headers: Headers::new(),
+            content_type: Some("application/json".to_owned()),
+            user_id: None,
+            reply_to: None,
+        }
+    }
+}
+
+/// Where and how a message was delivered.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct DeliveryInfo {
+    /// The exchange it was published to (`""` for direct sends).
+    pub exchange: String,
+    /// Its routing key (identity, `admin` or the topic).
+    pub routing_key: String,
+    /// Whether the bus delivered it before.
+    pub redelivered: bool,
+    /// The consumer it was delivered to.
+    pub consumer_tag: String,
+    /// The delivery's sequence number on its consumer.
+    pub delivery_tag: u64,
+}
+
+/// Everything about a received message but its decoded payload.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Received {
+    /// The message's properties.
+    pub properties: Properties,
+    /// How it was delivered.
+    pub delivery: DeliveryInfo,
+    /// The body as it came over the wire.
+    pub body: Bytes,
+    /// The payload: the body, or `c_data` of a 0.4 envelope.
+    pub payload: Bytes,
+    /// The message type used for dispatch (`c_type` of a 0.4 envelope, else the AMQP `type`).
+    pub message_type: Option<String>,
+}
+
+impl Received {
+    /// Builds the receiver's view of a message, unwrapping a 0.4 envelope.
+    pub fn new(properties: Properties, delivery: DeliveryInfo, body: Bytes) -> Self {
+        let (message_type, payload) = match unwrap_envelope(&body) {
+            Some((c_type, c_data)) => (Some(c_type), c_data),
+            None => (properties.kind.clone(), body.clone()),
+        };
+        Received {
+            properties,
+            delivery,
+            body,
+            payload,
+            message_type,
+        }
+    }
+
+    /// The sender's identity, or `""` when the message carried none.
+    pub fn sender(&self) -> &str {
+        self.properties.app_id.as_deref().unwrap_or("")
+    }
+
+    /// The type used for dispatch, or `""`.
+    pub fn message_type(&self) -> &str {
+        self.message_type.as_deref().unwrap_or("")
+    }
+}
+
+/// A received payload together with its sender, type and delivery details.
+///
+/// Take `Envelope<T>` instead of `T` in an `#[on_message]` handler to see who
+/// sent the message and how.
+#[derive(Debug, Clone)]
+pub struct Envelope<T> {
+    body: T,
+    meta: Arc<Received>,
+}
+
+impl<T> Envelope<T> {
+    /// Wraps a decoded payload with what was received.
+    pub fn new(body: T, meta: Arc<Received>) -> Self {
+        Envelope { body, meta }
+    }
+
+    /// The decoded payload.
+    pub fn body(&self) -> &T {
+        &self.body
+    }
+
+    /// Takes the payload out.
+    pub fn into_body(self) -> T {
+        self.body
+    }
+
+    /// The sender's identity (`app_id`), or `""`.
+    pub fn sender(&self) -> &str {
+        self.meta.sender()
+    }
+
+    /// The message type used for dispatch.
+    pub fn message_type(&self) -> &str {
+        self.meta.message_type()
+    }
+
+    /// The correlation id, if any.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.meta.properties.correlation_id.as_deref()
+    }
+
+    /// The routing key: the receiver's identity, `admin` or the topic.
+    pub fn routing_key(&self) -> &str {
+        &self.meta.delivery.routing_key
+    }
+
+    /// The user headers.
+    pub fn headers(&self) -> &Headers {
+        &self.meta.properties.headers
+    }
+
+    /// When it was sent, in UTC seconds since the epoch.
+    pub fn timestamp(&self) -> Option<u64> {
+        self.meta.properties.timestamp
+    }
+
+    /// Whether the bus delivered it before.
+    pub fn redelivered(&self) -> bool {
+        self.meta.delivery.redelivered
+    }
+
+    /// All properties and delivery details.
+    pub fn received(&self) -> &Received {
+        &self.meta
+    }
+}
+
+impl<T> std::ops::Deref for Envelope<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.body
+    }
+}
+
+/// UTC seconds since the epoch.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Encodes a typed payload into the body it travels with.
+pub(crate) fn encode<M: Message + Serialize + ?Sized>(msg: &M) -> Result<Bytes> {
+    let json = serde_json::to_vec(msg).map_err(|source| Error::Encode {
+        type_name: M::TYPE.to_owned(),
+        source,
+    })?;
+    if !M::ENVELOPE {
+        return Ok(Bytes::from(json));
+    }
+    let c_data = String::from_utf8(json).map_err(|e| Error::Bus(e.to_string()))?;
+    envelope(M::TYPE, &c_data)
+}
+
+/// Wraps `c_data` in 0.4's `{"c_type", "c_data"}` envelope.
+pub(crate) fn envelope(c_type: &str, c_data: &str) -> Result<Bytes> {
+    #[derive(Serialize)]
+    struct Envelope04<'a> {
+        c_type: &'a str,
+        c_data: &'a str,
+    }
+    serde_json::to_vec(&Envelope04 { c_type, c_data })
+        .map(Bytes::from)
+        .map_err(|source| Error::Encode {
+            type_name: c_type.to_owned(),
+            source,
+        })
+}
+
+/// Recognises munggoggo 0.4's envelope (an object with a string `c_type` and
+/// a string `c_data`) and returns the type and the inner payload.
+pub(crate) fn unwrap_envelope(body: &Bytes) -> Option<(String, Bytes)> {
+    #[derive(Deserialize)]
+    struct Envelope04 {
+        c_type: String,
+        c_data: String,
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' || memchr::memmem::find(body, b"\"c_data\"").is_none() {
+        return None;
+    }
+    let env: Envelope04 = serde_json::from_slice(body).ok()?;
+    Some((env.c_type, Bytes::from(env.c_data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_is_unwrapped_only_when_both_fields_are_strings() {
+        let body = Bytes::from_static(br#"{"c_type": "DemoData", "c_data": "{\"n\": 1}"}"#);
+        let (t, data) = unwrap_envelope(&body).unwrap();
+        assert_eq!(t, "DemoData");
+        assert_eq!(&data[..], br#"{"n": 1}"#);
+        let object_data = Bytes::from_static(br#"{"c_type": "X", "c_data": {"n": 1}}"#);
+        assert!(unwrap_envelope(&object_data).is_none());
+        assert!(unwrap_envelope(&Bytes::from_static(b"1")).is_none());
+        assert!(unwrap_envelope(&Bytes::from_static(br#"{"c_data": "x"}"#)).is_none());
+    }
+
+    #[test]
+    fn received_takes_type_from_envelope_else_property() {
+        let props = Properties::new("CUSTOM", "probe");
+        let r = Received::new(
+            props.clone(),
+            DeliveryInfo::default(),
+            Bytes::from_static(br#"{"c_type": "DemoData", "c_data": "{}"}"#),
+        );
+        assert_eq!(r.message_type(), "DemoData");
+        let r = Received::new(props, DeliveryInfo::default(), Bytes::from_static(b"{}"));
+        assert_eq!(r.message_type(), "CUSTOM");
+        assert_eq!(r.sender(), "probe");
+    }
+}

@@ -1,0 +1,131 @@
+//! [`Client`]: a participant without handlers, for tools and tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex};
+
+use super::{AgentHandle, RuntimeHandle};
+use crate::agent::{
+    Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError, Route,
+};
+use crate::behaviour::Next;
+use crate::context::Context;
+use crate::error::{BoxError, Result};
+use crate::message::Received;
+use crate::rpc::CallError;
+
+/// Joins the bus with an identity of its own but no handlers: it sends as
+/// any agent does (it derefs to [`Context`]) and receives whatever is sent
+/// to its identity or broadcast, one message at a time.
+#[derive(Debug)]
+pub struct Client {
+    handle: AgentHandle,
+    inbox: Mutex<mpsc::UnboundedReceiver<Arc<Received>>>,
+}
+
+impl Client {
+    pub(super) async fn start(runtime: &RuntimeHandle, identity: String) -> Result<Client> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut options = Inbox::options();
+        options.identity = identity;
+        let handle = runtime.spawn_with(Inbox { tx }, options).await?;
+        Ok(Client {
+            handle,
+            inbox: Mutex::new(rx),
+        })
+    }
+
+    /// The next message received, or `None` once the client has stopped.
+    pub async fn recv(&self) -> Option<Arc<Received>> {
+        self.inbox.lock().await.recv().await
+    }
+
+    /// The next message received within `timeout`.
+    pub async fn recv_timeout(&self, timeout: Duration) -> Option<Arc<Received>> {
+        tokio::time::timeout(timeout, self.recv()).await.ok().flatten()
+    }
+
+    /// The client's agent handle.
+    pub fn handle(&self) -> &AgentHandle {
+        &self.handle
+    }
+
+    /// Leaves the bus: its queues are deleted.
+    pub async fn shutdown(&self) {
+        self.handle.shutdown().await;
+    }
+}
+
+impl std::ops::Deref for Client {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        self.handle.context()
+    }
+}
+
+/// The agent behind a [`Client`]: a fallback handler feeding its inbox.
+struct Inbox {
+    tx: mpsc::UnboundedSender<Arc<Received>>,
+}
+
+static INBOX_SPEC: AgentSpec = AgentSpec {
+    name: "Client",
+    behaviours: &[BehaviourSpec {
+        method: "inbox",
+        kind: BehaviourKind::Handler(Route::Fallback),
+    }],
+    rpcs: &[],
+};
+
+impl AgentDefaults for Inbox {
+    fn options() -> AgentOptions {
+        AgentOptions::new("client")
+    }
+
+    fn construct() -> Option<Self> {
+        None
+    }
+}
+
+impl Agent for Inbox {
+    fn spec() -> &'static AgentSpec {
+        &INBOX_SPEC
+    }
+
+    fn setup<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn teardown<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn run<'a>(&'a mut self, _: &'a Context, _: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
+        Box::pin(async { Ok(Next::Stop) })
+    }
+
+    fn handle<'a>(
+        &'a mut self,
+        _: &'a Context,
+        _: usize,
+        msg: &'a Arc<Received>,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        let sent = self.tx.send(Arc::clone(msg));
+        Box::pin(async move { sent.map_err(|_| HandlerError::Failed("the client is gone".into())) })
+    }
+
+    fn call<'a>(
+        &'a mut self,
+        _: &'a Context,
+        _: usize,
+        _: serde_json::Value,
+    ) -> BoxFuture<'a, Result<serde_json::Value, CallError>> {
+        Box::pin(async {
+            Err(CallError::UnknownMethod {
+                method: String::new(),
+                known: Vec::new(),
+            })
+        })
+    }
+}

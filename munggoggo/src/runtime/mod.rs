@@ -1,0 +1,424 @@
+//! The [`Runtime`]: picks the bus, starts agents, stops them gracefully.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::agent::{Agent, AgentOptions, BehaviourKind, BoxFuture, Route};
+use crate::behaviour::{BehaviourStatus, State};
+use crate::bus::memory::MemoryBus;
+use crate::bus::{Bus, EndpointOptions};
+use crate::context::{Context, Core};
+use crate::error::{Error, Result};
+use crate::trace::TraceStore;
+
+mod client;
+pub(crate) mod dispatch;
+pub(crate) mod task;
+
+pub use client::Client;
+
+/// The environment variable that chooses the bus: unset or `memory://` for
+/// the embedded bus, `amqp://...` or `amqps://...` for RabbitMQ.
+pub const URL_VAR: &str = "MUNGGOGGO_URL";
+
+/// The local broker's URL, the default of tools that look at a live network.
+pub const LOCAL_BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+type Launch = Box<dyn FnOnce(RuntimeHandle) -> BoxFuture<'static, Result<AgentHandle>> + Send>;
+
+enum BusChoice {
+    Ready(Arc<dyn Bus>),
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
+    Amqp(String),
+}
+
+/// Builds the set of agents to run and the bus to run them on.
+///
+/// ```no_run
+/// # use munggoggo::Runtime;
+/// # async fn f() -> munggoggo::Result<()> {
+/// Runtime::from_env()?        // MUNGGOGGO_URL, or the embedded bus
+///     // .agent(Pinger::default())
+///     .run_until_signal()
+///     .await
+/// # }
+/// ```
+pub struct Runtime {
+    bus: BusChoice,
+    launches: Vec<Launch>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("agents", &self.launches.len()).finish()
+    }
+}
+
+impl Runtime {
+    /// Picks the bus from `MUNGGOGGO_URL` (unset or `memory://`: the
+    /// embedded bus).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(URL_VAR) {
+            Ok(url) => Self::from_url(&url),
+            Err(std::env::VarError::NotPresent) => Ok(Self::memory()),
+            Err(e) => Err(Error::Config(format!("{URL_VAR}: {e}"))),
+        }
+    }
+
+    /// Picks the bus from a URL: `memory://`, `amqp://...` or `amqps://...`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let url = url.trim();
+        if url.is_empty() || url == "memory://" || url == "memory" {
+            return Ok(Self::memory());
+        }
+        if url.starts_with("amqp://") || url.starts_with("amqps://") {
+            #[cfg(feature = "amqp")]
+            return Ok(Self::with_bus_choice(BusChoice::Amqp(url.to_owned())));
+            #[cfg(not(feature = "amqp"))]
+            return Err(Error::Config(format!(
+                "{URL_VAR} is a RabbitMQ URL, but munggoggo was built without its `amqp` feature"
+            )));
+        }
+        Err(Error::Config(format!(
+            "{URL_VAR} must be `memory://`, `amqp://...` or `amqps://...`, not `{}`",
+            crate::bus::redact(url)
+        )))
+    }
+
+    /// A runtime on a new embedded bus.
+    pub fn memory() -> Self {
+        Self::with_bus(MemoryBus::new())
+    }
+
+    /// A runtime on the given bus.
+    pub fn with_bus(bus: impl Bus) -> Self {
+        Self::with_bus_choice(BusChoice::Ready(Arc::new(bus)))
+    }
+
+    fn with_bus_choice(bus: BusChoice) -> Self {
+        Runtime {
+            bus,
+            launches: Vec::new(),
+        }
+    }
+
+    /// Adds an agent with its default identity.
+    pub fn agent<A: Agent>(self, agent: A) -> Self {
+        self.agent_with(agent, A::options())
+    }
+
+    /// Adds an agent with the given identity.
+    pub fn agent_as<A: Agent>(self, identity: impl Into<String>, agent: A) -> Self {
+        let mut options = A::options();
+        options.identity = identity.into();
+        self.agent_with(agent, options)
+    }
+
+    /// Adds an agent with options of its own.
+    pub fn agent_with<A: Agent>(mut self, agent: A, options: AgentOptions) -> Self {
+        self.launches
+            .push(Box::new(move |rt: RuntimeHandle| Box::pin(async move { rt.spawn_with(agent, options).await })));
+        self
+    }
+
+    /// Adds an agent type of the registry by name (see [`crate::agent::registered`]).
+    pub fn agent_named(self, type_name: &str, identity: Option<String>) -> Result<Self> {
+        let registered = crate::agent::registered();
+        let Some(registration) = registered.iter().find(|r| r.name() == type_name) else {
+            return Err(Error::UnknownAgentType {
+                name: type_name.to_owned(),
+                known: registered.iter().map(|r| r.name().to_owned()).collect(),
+            });
+        };
+        registration.add_to(self, identity)
+    }
+
+    /// Connects to the bus and starts every agent added so far. When one
+    /// fails to start, those already started are stopped again.
+    pub async fn start(self) -> Result<RuntimeHandle> {
+        let bus: Arc<dyn Bus> = match self.bus {
+            BusChoice::Ready(bus) => bus,
+            #[cfg(feature = "amqp")]
+            BusChoice::Amqp(url) => Arc::new(crate::bus::amqp::AmqpBus::connect(&url).await?),
+            #[cfg(not(feature = "amqp"))]
+            BusChoice::Amqp(_) => unreachable!("rejected by from_url"),
+        };
+        let handle = RuntimeHandle {
+            inner: Arc::new(RuntimeInner {
+                bus,
+                agents: Mutex::new(Vec::new()),
+            }),
+        };
+        for launch in self.launches {
+            if let Err(e) = launch(handle.clone()).await {
+                handle.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(handle)
+    }
+
+    /// Starts the agents and runs until every one of them has stopped.
+    pub async fn run(self) -> Result<()> {
+        let handle = self.start().await?;
+        handle.wait().await;
+        Ok(())
+    }
+
+    /// Starts the agents and runs until Ctrl-C or SIGTERM (then stops them
+    /// gracefully: running handlers finish, teardown runs) or until every
+    /// agent has stopped.
+    pub async fn run_until_signal(self) -> Result<()> {
+        let handle = self.start().await?;
+        tokio::select! {
+            () = handle.wait() => {}
+            () = shutdown_signal() => {
+                tracing::info!("signal received, stopping agents");
+                handle.shutdown().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+struct RuntimeInner {
+    bus: Arc<dyn Bus>,
+    agents: Mutex<Vec<AgentHandle>>,
+}
+
+/// A started runtime: start more agents, find them, stop them all.
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    inner: Arc<RuntimeInner>,
+}
+
+impl std::fmt::Debug for RuntimeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeHandle")
+            .field("bus", &self.inner.bus.describe())
+            .field("agents", &self.agents().len())
+            .finish()
+    }
+}
+
+impl RuntimeHandle {
+    /// The bus the agents run on.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    /// Starts an agent with its default identity.
+    pub async fn spawn<A: Agent>(&self, agent: A) -> Result<AgentHandle> {
+        self.spawn_with(agent, A::options()).await
+    }
+
+    /// Starts an agent with the given identity.
+    pub async fn spawn_as<A: Agent>(&self, identity: impl Into<String>, agent: A) -> Result<AgentHandle> {
+        let mut options = A::options();
+        options.identity = identity.into();
+        self.spawn_with(agent, options).await
+    }
+
+    /// Starts an agent with options of its own.
+    pub async fn spawn_with<A: Agent>(&self, agent: A, options: AgentOptions) -> Result<AgentHandle> {
+        let handle = start_agent(Arc::clone(&self.inner.bus), agent, options).await?;
+        let mut agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents.retain(|a| a.state() != State::Shutdown);
+        agents.push(handle.clone());
+        Ok(handle)
+    }
+
+    /// Joins the bus as a client without handlers: it can send, and it
+    /// receives what is sent to its identity (see [`Client::recv`]).
+    pub async fn client(&self, identity: impl Into<String>) -> Result<Client> {
+        Client::start(self, identity.into()).await
+    }
+
+    /// The agents started by this runtime that are still running.
+    pub fn agents(&self) -> Vec<AgentHandle> {
+        let agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents.iter().filter(|a| a.state() != State::Shutdown).cloned().collect()
+    }
+
+    /// The running agent with this identity.
+    pub fn agent(&self, identity: &str) -> Option<AgentHandle> {
+        self.agents().into_iter().find(|a| a.identity() == identity)
+    }
+
+    /// Waits until every agent has stopped.
+    pub async fn wait(&self) {
+        for agent in self.agents() {
+            agent.stopped().await;
+        }
+    }
+
+    /// Stops every agent gracefully and waits for them.
+    pub async fn shutdown(&self) {
+        let agents = self.agents();
+        for agent in &agents {
+            agent.stop();
+        }
+        for agent in &agents {
+            agent.stopped().await;
+        }
+    }
+}
+
+/// A handle on one running agent.
+#[derive(Clone)]
+pub struct AgentHandle {
+    ctx: Context,
+    done: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("identity", &self.identity())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl AgentHandle {
+    /// The agent's identity.
+    pub fn identity(&self) -> &str {
+        self.ctx.identity()
+    }
+
+    /// The agent's context: send as the agent, control its behaviours.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The agent's state.
+    pub fn state(&self) -> State {
+        self.ctx.state()
+    }
+
+    /// The status of every behaviour and handler.
+    pub fn behaviours(&self) -> Vec<BehaviourStatus> {
+        self.ctx.behaviours()
+    }
+
+    /// The status of one behaviour, by full or method name.
+    pub fn behaviour(&self, name: &str) -> Option<BehaviourStatus> {
+        self.ctx.behaviour(name)
+    }
+
+    /// The agent's trace store.
+    pub fn traces(&self) -> &TraceStore {
+        self.ctx.traces()
+    }
+
+    /// Asks the agent to stop (see [`Context::stop`]).
+    pub fn stop(&self) {
+        self.ctx.stop();
+    }
+
+    /// Waits until the agent has stopped.
+    pub async fn stopped(&self) {
+        let mut done = self.done.clone();
+        let _ = done.wait_for(|done| *done).await;
+    }
+
+    /// Stops the agent and waits for it.
+    pub async fn shutdown(&self) {
+        self.stop();
+        self.stopped().await;
+    }
+}
+
+/// Opens the agent's endpoint, runs its setup, subscribes its topic
+/// handlers and spawns its dispatcher and task.
+pub(crate) async fn start_agent<A: Agent>(
+    bus: Arc<dyn Bus>,
+    mut agent: A,
+    options: AgentOptions,
+) -> Result<AgentHandle> {
+    let identity = options.identity.clone();
+    let endpoint_options = EndpointOptions {
+        prefetch: options.prefetch.max(1),
+        max_queue: options.max_queue,
+    };
+    let (endpoint, mut consumers) = bus.open(&identity, &endpoint_options).await?;
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let prefetch = usize::from(endpoint_options.prefetch);
+    let core = Arc::new(Core::new(&identity, options, A::spec(), endpoint, control_tx));
+    let ctx = Context {
+        core: Arc::clone(&core),
+    };
+    let span = tracing::info_span!("agent", agent = %identity);
+
+    let setup = AssertUnwindSafe(agent.setup(&ctx)).catch_unwind().instrument(span.clone()).await;
+    let setup = match setup {
+        Ok(result) => result,
+        Err(panic) => Err(format!("setup panicked: {}", task::panic_message(&*panic)).into()),
+    };
+    if let Err(source) = setup {
+        let _ = core.endpoint.close().await;
+        return Err(Error::Setup {
+            agent: identity,
+            source,
+        });
+    }
+    for (i, b) in core.behaviours.iter().enumerate() {
+        if let BehaviourKind::Handler(Route::Topic(keys)) = b.spec.kind {
+            match core.endpoint.subscribe(&core.subscription_queue(i), keys).await {
+                Ok(consumer) => consumers.push(consumer),
+                Err(e) => {
+                    let _ = core.endpoint.close().await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    for b in &core.behaviours {
+        b.state.set(State::Running);
+    }
+    core.state.set(State::Running);
+    let (window_tx, window_rx) = mpsc::channel(prefetch);
+    let (subscriptions_tx, subscriptions_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = watch::channel(false);
+    tokio::spawn(
+        dispatch::run(Arc::clone(&core), consumers, subscriptions_rx, window_tx).instrument(span.clone()),
+    );
+    let task = task::Task {
+        agent,
+        ctx: ctx.clone(),
+        mailbox: window_rx,
+        control: control_rx,
+        subscriptions: subscriptions_tx,
+        done: done_tx,
+    };
+    tokio::spawn(task.run().instrument(span));
+    tracing::info!(agent = %identity, "agent started");
+    Ok(AgentHandle { ctx, done: done_rx })
+}

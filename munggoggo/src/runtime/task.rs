@@ -1,0 +1,298 @@
+//! The agent's task: owns the agent value and runs its handlers and
+//! behaviours one at a time with `&mut self`.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::agent::{Agent, BehaviourKind, HandlerError, Route};
+use crate::behaviour::{Next, Schedule, State};
+use crate::bus::{Consumer, Delivery, Source};
+use crate::context::{Context, Control, Core};
+use crate::message::Received;
+use crate::trace::{Category, TraceRecord};
+
+/// Which handlers take which messages.
+struct Routes {
+    by_type: HashMap<&'static str, Vec<usize>>,
+    by_queue: HashMap<String, usize>,
+    fallback: Option<usize>,
+}
+
+impl Routes {
+    fn new(core: &Core) -> Self {
+        let mut routes = Routes {
+            by_type: HashMap::new(),
+            by_queue: HashMap::new(),
+            fallback: None,
+        };
+        for (i, b) in core.behaviours.iter().enumerate() {
+            match b.route() {
+                Some(Route::Type(t)) => routes.by_type.entry(t).or_default().push(i),
+                Some(Route::Topic(_)) => {
+                    routes.by_queue.insert(core.subscription_queue(i), i);
+                }
+                Some(Route::Fallback) => routes.fallback = Some(i),
+                None => {}
+            }
+        }
+        routes
+    }
+
+    /// The handlers a message goes to, or why it goes nowhere.
+    fn resolve(&self, msg: &Received, source: &Source) -> Result<&[usize], &'static str> {
+        match source {
+            Source::Topic(queue) => self
+                .by_queue
+                .get(&**queue)
+                .map(std::slice::from_ref)
+                .ok_or("no subscription"),
+            Source::Direct | Source::Fanout => match self.by_type.get(msg.message_type()) {
+                Some(handlers) => Ok(handlers),
+                None => self.fallback.as_ref().map(std::slice::from_ref).ok_or("no handler"),
+            },
+        }
+    }
+}
+
+pub(crate) struct Task<A> {
+    pub(crate) agent: A,
+    pub(crate) ctx: Context,
+    pub(crate) mailbox: mpsc::Receiver<Delivery>,
+    pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    pub(crate) subscriptions: mpsc::UnboundedSender<Consumer>,
+    pub(crate) done: watch::Sender<bool>,
+}
+
+impl<A: Agent> Task<A> {
+    pub(crate) async fn run(mut self) {
+        let core = Arc::clone(&self.ctx.core);
+        let routes = Routes::new(&core);
+        let mut schedule = Schedule::new(core.behaviours.len());
+        for (i, b) in core.behaviours.iter().enumerate() {
+            schedule.start(i, b.spec.kind);
+        }
+        loop {
+            let due = schedule.next_due();
+            tokio::select! {
+                control = self.control.recv() => match control {
+                    Some(Control::Start(i)) => self.start(&mut schedule, i).await,
+                    Some(Control::Stop(i)) => self.stop(&mut schedule, i).await,
+                    Some(Control::Shutdown) | None => break,
+                },
+                Some(delivery) = self.mailbox.recv() => self.deliver(&routes, delivery).await,
+                () = sleep_until(due), if due.is_some() => {
+                    if let Some((i, _)) = due {
+                        self.step(&mut schedule, i).await;
+                    }
+                }
+            }
+        }
+        self.shutdown().await;
+    }
+
+    async fn start(&mut self, schedule: &mut Schedule, i: usize) {
+        let core = &self.ctx.core;
+        let b = &core.behaviours[i];
+        if let BehaviourKind::Handler(Route::Topic(keys)) = b.spec.kind {
+            let queue = core.subscription_queue(i);
+            match core.endpoint.subscribe(&queue, keys).await {
+                Ok(consumer) => {
+                    let _ = self.subscriptions.send(consumer);
+                }
+                Err(e) => {
+                    tracing::error!(agent = %core.identity, behaviour = %b.name, error = %e, "cannot subscribe");
+                    b.record_error(e.to_string());
+                    b.state.set(State::Crashed);
+                }
+            }
+        } else {
+            schedule.start(i, b.spec.kind);
+        }
+    }
+
+    async fn stop(&mut self, schedule: &mut Schedule, i: usize) {
+        let core = &self.ctx.core;
+        schedule.stop(i);
+        let b = &core.behaviours[i];
+        if let BehaviourKind::Handler(Route::Topic(_)) = b.spec.kind {
+            if let Err(e) = core.endpoint.unsubscribe(&core.subscription_queue(i)).await {
+                tracing::warn!(agent = %core.identity, behaviour = %b.name, error = %e, "cannot unsubscribe");
+            }
+        }
+    }
+
+    /// Runs one step of behaviour `i` and schedules the next.
+    async fn step(&mut self, schedule: &mut Schedule, i: usize) {
+        let core = Arc::clone(&self.ctx.core);
+        let b = &core.behaviours[i];
+        let span = tracing::debug_span!("behaviour", agent = %core.identity, behaviour = b.spec.method);
+        let outcome = AssertUnwindSafe(self.agent.run(&self.ctx, i))
+            .catch_unwind()
+            .instrument(span)
+            .await;
+        let next = match outcome {
+            Ok(Ok(next)) => {
+                b.record_run();
+                next
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(agent = %core.identity, behaviour = %b.name, error = %e, "behaviour failed");
+                b.record_error(e.to_string());
+                Next::Continue
+            }
+            Err(panic) => {
+                let reason = format!("panicked: {}", panic_message(&*panic));
+                tracing::error!(agent = %core.identity, behaviour = %b.name, "behaviour {reason}");
+                b.record_error(reason);
+                Next::Continue
+            }
+        };
+        if !schedule.after_run(i, b.spec.kind, next) {
+            b.state.transition(State::Running, State::Shutdown);
+        }
+    }
+
+    /// Hands a message to its handlers; acks after them, rejects on failure.
+    async fn deliver(&mut self, routes: &Routes, delivery: Delivery) {
+        let core = Arc::clone(&self.ctx.core);
+        let Delivery {
+            received,
+            source,
+            acker,
+        } = delivery;
+        let msg = Arc::new(received);
+        let handlers = match routes.resolve(&msg, &source) {
+            Ok(handlers) => handlers,
+            Err(reason) => return reject_received(&core, &msg, acker, reason.to_owned()).await,
+        };
+        let mut failure = None;
+        let mut ran = false;
+        for &i in handlers {
+            let b = &core.behaviours[i];
+            if b.state.get() != State::Running {
+                continue;
+            }
+            ran = true;
+            core.traces.append(Category::Behaviour(Arc::clone(&b.name)), TraceRecord::incoming(&msg));
+            let span = tracing::debug_span!(
+                "handler",
+                agent = %core.identity,
+                behaviour = b.spec.method,
+                kind = msg.message_type(),
+                sender = msg.sender(),
+            );
+            let outcome = AssertUnwindSafe(self.agent.handle(&self.ctx, i, &msg))
+                .catch_unwind()
+                .instrument(span)
+                .await;
+            let reason = match outcome {
+                Ok(Ok(())) => {
+                    b.record_run();
+                    continue;
+                }
+                Ok(Err(HandlerError::Decode { type_name, reason })) => {
+                    format!("{}: body does not decode into `{type_name}`: {reason}", b.name)
+                }
+                Ok(Err(HandlerError::Failed(e))) => format!("{}: handler failed: {e}", b.name),
+                Err(panic) => format!("{}: handler panicked: {}", b.name, panic_message(&*panic)),
+            };
+            b.record_error(reason.clone());
+            failure = Some(reason);
+        }
+        match failure {
+            None if ran => {
+                if let Err(e) = acker.ack().await {
+                    tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
+                }
+            }
+            None => reject_received(&core, &msg, acker, "handler stopped".to_owned()).await,
+            Some(reason) => reject_received(&core, &msg, acker, reason).await,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let core = Arc::clone(&self.ctx.core);
+        core.state.set(State::Stopping);
+        for b in &core.behaviours {
+            if b.state.get() == State::Running {
+                b.state.set(State::Stopping);
+            }
+        }
+        let teardown = AssertUnwindSafe(self.agent.teardown(&self.ctx)).catch_unwind().await;
+        match teardown {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(agent = %core.identity, error = %e, "teardown failed"),
+            Err(panic) => tracing::error!(agent = %core.identity, "teardown panicked: {}", panic_message(&*panic)),
+        }
+        core.abort_tasks();
+        if let Err(e) = core.endpoint.close().await {
+            tracing::warn!(agent = %core.identity, error = %e, "cannot delete the agent's queues");
+        }
+        self.mailbox.close();
+        let mut pending = Vec::new();
+        while let Ok(delivery) = self.mailbox.try_recv() {
+            pending.push(delivery);
+        }
+        if !pending.is_empty() {
+            tracing::warn!(
+                agent = %core.identity,
+                count = pending.len(),
+                "agent stopped before handling these messages; rejecting them"
+            );
+            for delivery in pending {
+                reject(&core, delivery, "agent stopped").await;
+            }
+        }
+        for b in &core.behaviours {
+            b.state.set(State::Shutdown);
+        }
+        core.state.set(State::Shutdown);
+        drop(self.subscriptions);
+        let _ = self.done.send(true);
+        tracing::info!(agent = %core.identity, "agent stopped");
+    }
+}
+
+async fn sleep_until(due: Option<(usize, tokio::time::Instant)>) {
+    match due {
+        Some((_, at)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Rejects a delivery that no handler will see, with a log line and a trace entry.
+pub(crate) async fn reject(core: &Core, delivery: Delivery, reason: &str) {
+    let msg = Arc::new(delivery.received);
+    reject_received(core, &msg, delivery.acker, reason.to_owned()).await;
+}
+
+async fn reject_received(core: &Core, msg: &Arc<Received>, acker: crate::bus::Acker, reason: String) {
+    tracing::warn!(
+        agent = %core.identity,
+        sender = msg.sender(),
+        kind = msg.message_type(),
+        reason = %reason,
+        "message rejected"
+    );
+    core.traces
+        .append(Category::Rejected, TraceRecord::incoming(msg).with_reason(reason));
+    if let Err(e) = acker.reject().await {
+        tracing::warn!(agent = %core.identity, error = %e, "cannot reject a message");
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    }
+}
+

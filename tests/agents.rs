@@ -1,0 +1,325 @@
+//! The agent test suite, run on the embedded bus and on RabbitMQ.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, next, quiet, unique, Events};
+use munggoggo::prelude::*;
+use munggoggo::{Error, State};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Greeting {
+    text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(type = "custom.count")]
+struct Count {
+    n: u64,
+}
+
+/// Routes by type, inferred type, topic and fallback.
+#[agent]
+struct Router {
+    events: Events,
+}
+
+#[agent]
+impl Router {
+    #[on_message]
+    async fn greeting(&mut self, msg: Envelope<Greeting>) {
+        let _ = self
+            .events
+            .send(format!("greeting {} from {}", msg.text, msg.sender()));
+    }
+
+    #[on_message]
+    async fn count(&mut self, count: Count) {
+        let _ = self.events.send(format!("count {}", count.n));
+    }
+
+    #[on_message(type = "CUSTOM")]
+    async fn custom(&mut self, body: serde_json::Value) {
+        let _ = self.events.send(format!("custom {body}"));
+    }
+
+    #[on_message(topic = "sensor.*.temp")]
+    async fn temperature(&mut self, msg: Envelope<Raw>) {
+        let text = msg.as_str().unwrap_or("?").to_owned();
+        let _ = self.events.send(format!("topic {} {text}", msg.routing_key()));
+    }
+
+    #[on_message(fallback)]
+    async fn other(&mut self, msg: Envelope<Raw>) {
+        let _ = self.events.send(format!("fallback {}", msg.message_type()));
+    }
+}
+
+/// Fails in every way a handler can.
+#[agent]
+struct Fragile {
+    events: Events,
+}
+
+#[agent]
+impl Fragile {
+    #[on_message]
+    async fn greeting(&mut self, greeting: Greeting) -> anyhow::Result<()> {
+        match greeting.text.as_str() {
+            "fail" => anyhow::bail!("refused to greet"),
+            "panic" => panic!("greeting exploded"),
+            text => {
+                let _ = self.events.send(format!("ok {text}"));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Bounces hop counters back and forth with a peer as fast as it can.
+#[agent(prefetch = 1)]
+struct Bouncer {
+    peer: String,
+    /// Messages to send when it starts.
+    burst: u64,
+    /// Hops after which a message ends here.
+    hops: u64,
+    /// Messages expected to end here.
+    expect: u64,
+    ended: u64,
+    events: Events,
+}
+
+#[agent]
+impl Bouncer {
+    #[behaviour(oneshot)]
+    async fn serve(&mut self, ctx: &Context) -> munggoggo::Result<()> {
+        for _ in 0..self.burst {
+            ctx.send(&self.peer, &Count { n: 0 }).await?;
+        }
+        Ok(())
+    }
+
+    #[on_message]
+    async fn bounce(&mut self, ctx: &Context, count: Count) -> munggoggo::Result<()> {
+        if count.n + 1 < self.hops {
+            ctx.send(&self.peer, &Count { n: count.n + 1 }).await?;
+        } else {
+            self.ended += 1;
+            if self.ended == self.expect {
+                let _ = self.events.send("done".to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts its lifecycle.
+#[agent]
+struct Lifecycle {
+    events: Events,
+    fail_setup: bool,
+}
+
+#[agent]
+impl Lifecycle {
+    #[setup]
+    async fn setup(&mut self, ctx: &Context) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.fail_setup, "no database");
+        let _ = self.events.send(format!("setup {}", ctx.identity()));
+        Ok(())
+    }
+
+    #[teardown]
+    async fn teardown(&mut self) {
+        let _ = self.events.send("teardown".to_owned());
+    }
+
+    #[on_message(type = "CUSTOM")]
+    async fn custom(&mut self, ctx: &Context, msg: Envelope<Raw>) {
+        if msg.as_str() == Some("stop") {
+            ctx.stop();
+        }
+    }
+}
+
+on_both_buses! {
+    async fn messages_go_to_the_handler_of_their_type(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
+        let client = rt.client(unique("client")).await.unwrap();
+        let to = router.identity();
+
+        client.send(to, &Greeting { text: "hi".into() }).await.unwrap();
+        assert_eq!(next(&mut rx).await, format!("greeting hi from {}", client.identity()));
+        client.send(to, &Count { n: 7 }).await.unwrap();
+        assert_eq!(next(&mut rx).await, "count 7");
+        client.send_raw(to, "CUSTOM", r#"{"a":1}"#).await.unwrap();
+        assert_eq!(next(&mut rx).await, r#"custom {"a":1}"#);
+        client.send_raw(to, "Nobody", "x").await.unwrap();
+        assert_eq!(next(&mut rx).await, "fallback Nobody");
+        // A munggoggo 0.4 envelope: its c_type decides, whatever the AMQP type.
+        let body = r#"{"c_type": "Greeting", "c_data": "{\"text\": \"old\"}"}"#;
+        client.send_raw(to, "CUSTOM", body).await.unwrap();
+        assert_eq!(next(&mut rx).await, format!("greeting old from {}", client.identity()));
+        // Broadcasts reach the type handlers too.
+        client.broadcast(&Count { n: 8 }).await.unwrap();
+        assert_eq!(next(&mut rx).await, "count 8");
+        client.shutdown().await;
+    }
+
+    async fn topic_handlers_get_matching_publications(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
+        let client = rt.client(unique("client")).await.unwrap();
+
+        client.publish_raw("sensor.kitchen.humidity", "40").await.unwrap();
+        client.publish_raw("sensor.kitchen.temp", "21").await.unwrap();
+        assert_eq!(next(&mut rx).await, "topic sensor.kitchen.temp 21");
+        // Whatever the type, a topic delivery goes to its subscription.
+        client.publish("sensor.hall.temp", &Greeting { text: "x".into() }).await.unwrap();
+        assert_eq!(next(&mut rx).await, r#"topic sensor.hall.temp {"text":"x"}"#);
+        client.shutdown().await;
+    }
+
+    async fn a_stopped_handler_rejects_and_restarts(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
+        let client = rt.client(unique("client")).await.unwrap();
+        let to = router.identity();
+        let ctx = router.context();
+
+        ctx.stop_behaviour("count").unwrap();
+        assert_eq!(router.behaviour("count").unwrap().state, State::Init);
+        client.send(to, &Count { n: 1 }).await.unwrap();
+        eventually("rejection traced", || {
+            router.traces().filter(None, None, Some("rejected")).iter().any(|e| {
+                e.record.reason.as_deref() == Some("handler stopped")
+            })
+        })
+        .await;
+        // It did not go to the fallback either.
+        client.send_raw(to, "Nobody", "x").await.unwrap();
+        assert_eq!(next(&mut rx).await, "fallback Nobody");
+
+        assert!(ctx.start_behaviour("count").unwrap());
+        assert!(!ctx.start_behaviour("count").unwrap(), "already running");
+        client.send(to, &Count { n: 2 }).await.unwrap();
+        assert_eq!(next(&mut rx).await, "count 2");
+
+        // Stopping a topic handler unsubscribes it.
+        ctx.stop_behaviour("temperature").unwrap();
+        let publisher = rt.client(unique("pub")).await.unwrap();
+        eventually("unsubscribed", || router.behaviour("temperature").unwrap().state == State::Init).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        publisher.publish_raw("sensor.a.temp", "1").await.unwrap();
+        quiet(&mut rx, Duration::from_millis(300)).await;
+        ctx.start_behaviour("temperature").unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        publisher.publish_raw("sensor.b.temp", "2").await.unwrap();
+        assert_eq!(next(&mut rx).await, "topic sensor.b.temp 2");
+
+        let err = ctx.stop_behaviour("nope").unwrap_err();
+        assert!(err.to_string().contains("nope") && err.to_string().contains(".count"), "{err}");
+        client.shutdown().await;
+        publisher.shutdown().await;
+    }
+
+    async fn bad_input_is_logged_traced_counted_and_survived(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let fragile = rt.spawn_as(unique("fragile"), Fragile { events: tx }).await.unwrap();
+        let client = rt.client(unique("client")).await.unwrap();
+        let to = fragile.identity();
+        let errors = || fragile.behaviour("greeting").unwrap().errors;
+
+        // A body that does not decode into the payload type.
+        client.send_raw(to, "Greeting", "not json").await.unwrap();
+        eventually("decode error counted", || errors() == 1).await;
+        let status = fragile.behaviour("greeting").unwrap();
+        assert!(status.last_error.as_deref().unwrap().contains("does not decode"), "{status:?}");
+        // A type no handler takes, and no fallback.
+        client.send_raw(to, "Unknown", "{}").await.unwrap();
+        // A handler error, and a handler panic.
+        client.send(to, &Greeting { text: "fail".into() }).await.unwrap();
+        eventually("handler error counted", || errors() == 2).await;
+        assert!(fragile.behaviour("greeting").unwrap().last_error.unwrap().contains("refused to greet"));
+        client.send(to, &Greeting { text: "panic".into() }).await.unwrap();
+        eventually("panic counted", || errors() == 3).await;
+        assert!(fragile.behaviour("greeting").unwrap().last_error.unwrap().contains("greeting exploded"));
+
+        // The agent still answers.
+        client.send(to, &Greeting { text: "still here".into() }).await.unwrap();
+        assert_eq!(next(&mut rx).await, "ok still here");
+        assert_eq!(fragile.state(), State::Running);
+
+        let rejected = fragile.traces().filter(None, None, Some("rejected"));
+        let reasons: Vec<String> = rejected.iter().filter_map(|e| e.record.reason.clone()).collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(reasons[0].contains("does not decode"), "{reasons:?}");
+        assert_eq!(reasons[1], "no handler");
+        assert!(reasons[2].contains("refused to greet"), "{reasons:?}");
+        assert!(reasons[3].contains("panicked"), "{reasons:?}");
+        assert!(rejected.iter().all(|e| e.record.properties.app_id.as_deref() == Some(client.identity())));
+        client.shutdown().await;
+    }
+
+    async fn a_second_agent_with_an_identity_in_use_fails(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let id = unique("dup");
+        let _first = rt.spawn_as(id.clone(), Router { events: tx.clone() }).await.unwrap();
+        let err = rt.spawn_as(id.clone(), Router { events: tx }).await.unwrap_err();
+        assert!(matches!(&err, Error::IdentityInUse(taken) if *taken == id), "{err:?}");
+        assert!(err.to_string().contains(&id));
+    }
+
+    async fn agents_flooding_each_other_do_not_deadlock(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (a, b) = (unique("bounce-a"), unique("bounce-b"));
+        let bouncer = |peer: &str, burst, expect| Bouncer {
+            peer: peer.to_owned(), burst, hops: 21, expect, ended: 0, events: tx.clone(),
+        };
+        // a sends a burst of 200 messages; each bounces 20 times and ends at b.
+        rt.spawn_as(b.clone(), bouncer(&a, 0, 200)).await.unwrap();
+        rt.spawn_as(a.clone(), bouncer(&b, 200, 0)).await.unwrap();
+        assert_eq!(next(&mut rx).await, "done");
+    }
+
+    async fn setup_and_teardown_run_and_stop_deletes_the_queues(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let id = unique("life");
+        let failing = rt.spawn_as(id.clone(), Lifecycle { events: tx.clone(), fail_setup: true }).await;
+        assert!(matches!(failing, Err(Error::Setup { ref agent, .. }) if *agent == id), "{failing:?}");
+        // The identity is free again.
+        let agent = rt.spawn_as(id.clone(), Lifecycle { events: tx, fail_setup: false }).await.unwrap();
+        assert_eq!(next(&mut rx).await, format!("setup {id}"));
+        let client = rt.client(unique("client")).await.unwrap();
+        client.send_raw(&id, "CUSTOM", "stop").await.unwrap();
+        agent.stopped().await;
+        assert_eq!(next(&mut rx).await, "teardown");
+        assert_eq!(agent.state(), State::Shutdown);
+        let err = client.send_raw(&id, "CUSTOM", "hello?").await.unwrap_err();
+        assert!(matches!(&err, Error::UnknownTarget(t) if *t == id), "{err:?}");
+        client.shutdown().await;
+    }
+
+    async fn traces_record_what_went_in_and_out(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
+        let client = rt.client(unique("client")).await.unwrap();
+        client.send(router.identity(), &Count { n: 1 }).await.unwrap();
+        assert_eq!(next(&mut rx).await, "count 1");
+        let sent = client.traces().sent(None);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].record.target, router.identity());
+        let received = router.traces().received(None);
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].record.properties.kind.as_deref(), Some("custom.count"));
+        let handled = router.traces().filter(None, None, Some(&format!("{}.count", router.identity())));
+        assert_eq!(handled.len(), 1);
+        assert_eq!(router.traces().filter(None, Some(client.identity()), None).len(), 2);
+        client.shutdown().await;
+    }
+}

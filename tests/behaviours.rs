@@ -1,0 +1,202 @@
+//! Behaviour timing on the embedded bus under tokio's paused clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Events;
+use munggoggo::prelude::*;
+use munggoggo::{Runtime, State};
+use tokio::sync::mpsc;
+use tokio::time::sleep;
+
+#[agent]
+struct Timed {
+    events: Events,
+}
+
+#[agent]
+impl Timed {
+    #[behaviour(periodic = "5s")]
+    async fn tick(&mut self) {
+        let _ = self.events.send("tick".to_owned());
+    }
+
+    #[behaviour(periodic = "10s", initial_delay = "0s")]
+    async fn eager(&mut self) {
+        let _ = self.events.send("eager".to_owned());
+    }
+
+    #[behaviour(oneshot)]
+    async fn once(&mut self) {
+        let _ = self.events.send("once".to_owned());
+    }
+
+    #[behaviour(delay = "10s")]
+    async fn later(&mut self) {
+        let _ = self.events.send("later".to_owned());
+    }
+}
+
+#[agent]
+struct Stepper {
+    steps: u64,
+    events: Events,
+}
+
+#[agent]
+impl Stepper {
+    #[behaviour(cyclic)]
+    async fn step(&mut self) -> Next {
+        self.steps += 1;
+        let _ = self.events.send(format!("step {}", self.steps));
+        if self.steps == 100 {
+            Next::Stop
+        } else {
+            Next::After(Duration::from_secs(1))
+        }
+    }
+}
+
+#[agent]
+struct Slow {
+    events: Events,
+}
+
+#[agent]
+impl Slow {
+    /// Takes 12 s of a 5 s period: the missed ticks are skipped, not bunched.
+    #[behaviour(periodic = "5s")]
+    async fn work(&mut self) {
+        let _ = self.events.send("start".to_owned());
+        sleep(Duration::from_secs(12)).await;
+    }
+}
+
+#[agent]
+struct Flaky {
+    runs: u64,
+}
+
+#[agent]
+impl Flaky {
+    #[behaviour(periodic = "1s")]
+    async fn flaky(&mut self) -> anyhow::Result<()> {
+        self.runs += 1;
+        match self.runs {
+            2 => anyhow::bail!("second run failed"),
+            3 => panic!("third run panicked"),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    events
+}
+
+fn count(events: &[String], name: &str) -> usize {
+    events.iter().filter(|e| *e == name).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn periodic_oneshot_and_delay_run_on_time() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = Runtime::memory().start().await.unwrap();
+    let agent = rt.spawn(Timed { events: tx }).await.unwrap();
+    assert_eq!(
+        agent.identity(),
+        "timed",
+        "default identity is the kebab-case type name"
+    );
+
+    sleep(Duration::from_millis(4_900)).await;
+    let events = drain(&mut rx);
+    assert_eq!(
+        count(&events, "tick"),
+        0,
+        "the first tick comes one period after start"
+    );
+    assert_eq!(count(&events, "eager"), 1, "initial_delay = 0s runs at once");
+    assert_eq!(count(&events, "once"), 1);
+
+    sleep(Duration::from_millis(60_200 - 4_900)).await; // t = 60.2 s
+    let events = drain(&mut rx);
+    assert_eq!(count(&events, "tick"), 12, "ticks at 5, 10, ..., 60 s");
+    assert_eq!(count(&events, "eager"), 6, "at 10, 20, ..., 60 s");
+    assert_eq!(count(&events, "once"), 0, "oneshot runs once");
+    assert_eq!(count(&events, "later"), 1, "delay runs once");
+
+    let tick = agent.behaviour("tick").unwrap();
+    assert_eq!((tick.state, tick.runs, tick.errors), (State::Running, 12, 0));
+    assert_eq!(tick.name, "timed.tick");
+    assert_eq!(agent.behaviour("once").unwrap().state, State::Shutdown);
+    assert_eq!(agent.behaviour("later").unwrap().state, State::Shutdown);
+
+    // Stop and restart one behaviour; the others go on.
+    agent.context().stop_behaviour("tick").unwrap();
+    sleep(Duration::from_secs(20)).await; // t = 80.2 s
+    let events = drain(&mut rx);
+    assert_eq!(count(&events, "tick"), 0);
+    assert_eq!(count(&events, "eager"), 2);
+    assert_eq!(agent.behaviour("tick").unwrap().state, State::Init);
+    agent.context().start_behaviour("tick").unwrap();
+    sleep(Duration::from_secs(11)).await; // t = 91.2 s: ticks at 85.2, 90.2
+    assert_eq!(count(&drain(&mut rx), "tick"), 2);
+    // A finished oneshot can be started again.
+    agent.context().start_behaviour("once").unwrap();
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(count(&drain(&mut rx), "once"), 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cyclic_runs_until_stopped() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = Runtime::memory().start().await.unwrap();
+    let agent = rt.spawn(Stepper { steps: 0, events: tx }).await.unwrap();
+    sleep(Duration::from_millis(9_500)).await;
+    assert_eq!(drain(&mut rx).len(), 10, "steps at 0, 1, ..., 9 s");
+    agent.context().stop_behaviour("step").unwrap();
+    sleep(Duration::from_secs(10)).await;
+    assert!(
+        drain(&mut rx).is_empty(),
+        "a stopped cyclic behaviour does not run"
+    );
+    agent.context().start_behaviour("step").unwrap();
+    sleep(Duration::from_millis(500)).await;
+    assert_eq!(drain(&mut rx), vec!["step 11".to_owned()]);
+    // Next::Stop finishes it.
+    sleep(Duration::from_secs(200)).await;
+    assert_eq!(drain(&mut rx).last().map(String::as_str), Some("step 100"));
+    assert_eq!(agent.behaviour("step").unwrap().state, State::Shutdown);
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn missed_ticks_are_skipped() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = Runtime::memory().start().await.unwrap();
+    rt.spawn(Slow { events: tx }).await.unwrap();
+    // Runs start at 5 s (until 17), 20 s (until 32), 35 s (until 47), 50 s.
+    sleep(Duration::from_millis(50_500)).await;
+    assert_eq!(drain(&mut rx).len(), 4);
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn behaviour_errors_and_panics_are_counted_and_it_keeps_running() {
+    let rt = Runtime::memory().start().await.unwrap();
+    let agent = rt.spawn(Flaky { runs: 0 }).await.unwrap();
+    sleep(Duration::from_millis(5_500)).await;
+    let status = agent.behaviour("flaky").unwrap();
+    assert_eq!(status.runs, 3, "{status:?}");
+    assert_eq!(status.errors, 2, "{status:?}");
+    assert!(status.last_error.unwrap().contains("third run panicked"));
+    assert_eq!(status.state, State::Running);
+    rt.shutdown().await;
+}

@@ -1,0 +1,64 @@
+//! Runs one test body on both buses.
+
+use munggoggo::{Runtime, RuntimeHandle};
+
+/// The embedded bus.
+pub async fn memory() -> RuntimeHandle {
+    Runtime::memory().start().await.expect("embedded bus starts")
+}
+
+/// RabbitMQ at `MUNGGOGGO_TEST_URL` (default: the local broker). Fails when
+/// `CI` is set and no broker answers; elsewhere the test is skipped with a
+/// message.
+#[cfg(feature = "amqp")]
+pub async fn amqp() -> Option<RuntimeHandle> {
+    let url =
+        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
+    match Runtime::from_url(&url).expect("valid URL").start().await {
+        Ok(rt) => Some(rt),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED: no RabbitMQ broker at {} ({e}); set MUNGGOGGO_TEST_URL or start one",
+                munggoggo::bus::redact(&url)
+            );
+            None
+        }
+        Err(e) => panic!(
+            "CI is set but RabbitMQ at {} is unreachable: {e}",
+            munggoggo::bus::redact(&url)
+        ),
+    }
+}
+
+/// Generates `memory::name` and `amqp::name` from one test body taking a
+/// started `RuntimeHandle`.
+#[macro_export]
+macro_rules! on_both_buses {
+    ($(async fn $name:ident($rt:ident) $body:block)*) => {
+        mod memory {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let $rt = $crate::common::buses::memory().await;
+                    $body
+                    $rt.shutdown().await;
+                }
+            )*
+        }
+        #[cfg(feature = "amqp")]
+        mod amqp {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some($rt) = $crate::common::buses::amqp().await else { return };
+                    $body
+                    $rt.shutdown().await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,9 @@
+use munggoggo::prelude::*;
+
+#[agent]
+#[derive(Default)]
+struct Holder<T> {
+    value: T,
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use munggoggo::prelude::*;
+
+#[derive(Default)]
+struct Ticker;
+
+#[agent]
+impl Ticker {
+    #[behaviour(oneshot)]
+    async fn tick(&mut self) {}
+}
+
+fn main() {}

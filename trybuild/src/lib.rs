@@ -1,0 +1,1 @@
+//! Compile cases of munggoggo's macros live in fail/ and pass/.
