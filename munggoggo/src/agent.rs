@@ -30,6 +30,8 @@ pub struct AgentOptions {
     pub peer_interval: Option<Duration>,
     /// Default timeout of calls made by this agent.
     pub call_timeout: Duration,
+    /// Ping the peers at start (0.4 does); clients that only look need not.
+    pub announce: bool,
 }
 
 impl AgentOptions {
@@ -42,6 +44,7 @@ impl AgentOptions {
             trace_size: 1000,
             peer_interval: None,
             call_timeout: Duration::from_secs(3),
+            announce: true,
         }
     }
 }

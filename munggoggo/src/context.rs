@@ -24,6 +24,12 @@ pub(crate) enum Control {
     Stop(usize),
     /// Stop the agent.
     Shutdown,
+    /// Call `#[rpc]` method `index`.
+    Call {
+        index: usize,
+        params: serde_json::Value,
+        reply: tokio::sync::oneshot::Sender<std::result::Result<serde_json::Value, crate::rpc::CallError>>,
+    },
 }
 
 /// The state of one running agent, shared by its task, its dispatcher, its
@@ -37,6 +43,8 @@ pub(crate) struct Core {
     pub(crate) behaviours: Vec<Behaviour>,
     pub(crate) state: AtomicState,
     pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) pending: crate::rpc::Pending,
+    pub(crate) peers: crate::peers::PeerTable,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -57,6 +65,8 @@ impl Core {
             endpoint,
             state: AtomicState::new(State::Init),
             control,
+            pending: crate::rpc::Pending::default(),
+            peers: crate::peers::PeerTable::default(),
             tasks: Mutex::new(Vec::new()),
         }
     }

@@ -79,6 +79,26 @@ pub enum Error {
         /// How long the caller waited.
         timeout: Duration,
     },
+    /// The called agent answered with an error.
+    #[error("`{target}` answered with an error: {error}")]
+    Remote {
+        /// Who was called.
+        target: String,
+        /// What it said.
+        error: String,
+    },
+    /// A handler called an `#[rpc]` method of its own agent, which would
+    /// wait for itself.
+    #[error("agent `{0}` cannot call its own `#[rpc]` methods from a handler; call the method directly")]
+    SelfCall(String),
+    /// A reply could not be understood.
+    #[error("malformed reply from `{target}`: {reason}")]
+    BadReply {
+        /// Who answered.
+        target: String,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// The message bus failed.
     #[error("bus error: {0}")]
     Bus(String),

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod behaviour;
 pub mod bus;
 mod context;
+mod peers;
 mod system;
 mod error;
 pub mod message;
@@ -16,6 +17,8 @@ pub use behaviour::{BehaviourStatus, Next, State};
 pub use context::Context;
 pub use error::{BoxError, Error, Result};
 pub use message::{Envelope, Message, Raw};
+pub use peers::{Peer, PeerBehaviour, PeerStatus};
+pub use rpc::TraceQuery;
 pub use runtime::{AgentHandle, Runtime, RuntimeHandle};
 pub use trace::TraceStore;
 

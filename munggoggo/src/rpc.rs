@@ -1,4 +1,26 @@
-//! Calls of `#[rpc]` methods.
+//! Request/reply between agents: the 0.4 system requests (ping, list
+//! behaviours, manage behaviour, list traces, shutdown) and calls of
+//! `#[rpc]` methods, with correlation ids and timeouts.
+//!
+//! On the wire every request and reply is a message of type `RPC` routed by
+//! identity, with a body in munggoggo 0.4's RpcMessage envelope:
+//! `{"c_type": ..., "c_data": "<JSON string>", "request_type": 1 | 2}`.
+//! Replies go to the request's `app_id` and complete the pending call
+//! directly, never through the caller's mailbox.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::bus::Route;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::message::{self, Properties};
 
 /// Why a call of an `#[rpc]` method failed on the callee's side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,4 +46,309 @@ impl From<crate::BoxError> for CallError {
     fn from(e: crate::BoxError) -> Self {
         CallError::Failed(e.to_string())
     }
+}
+
+/// `request_type` of a request.
+pub(crate) const REQUEST: i64 = 1;
+/// `request_type` of a reply.
+pub(crate) const REPLY: i64 = 2;
+
+/// munggoggo 0.4's RpcMessage envelope.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RpcMessage {
+    pub(crate) c_type: String,
+    pub(crate) c_data: String,
+    #[serde(default = "default_request_type")]
+    pub(crate) request_type: i64,
+}
+
+fn default_request_type() -> i64 {
+    REQUEST
+}
+
+/// `ListTraceStore`'s payload.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct ListTraceStore {
+    #[serde(default)]
+    pub(crate) limit: Option<usize>,
+    #[serde(default)]
+    pub(crate) app_id: Option<String>,
+    #[serde(default)]
+    pub(crate) category: Option<String>,
+    #[serde(default)]
+    pub(crate) traces: Vec<serde_json::Value>,
+}
+
+/// `ManageBehav`'s payload.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct ManageBehav {
+    #[serde(default)]
+    pub(crate) behav: String,
+    #[serde(default)]
+    pub(crate) command: String,
+    #[serde(default)]
+    pub(crate) result: String,
+}
+
+/// `RpcCall`'s payload: a call of an `#[rpc]` method.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RpcCall {
+    pub(crate) method: String,
+    #[serde(default)]
+    pub(crate) params: serde_json::Value,
+    #[serde(default)]
+    pub(crate) result: serde_json::Value,
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+}
+
+/// A reply, as the pending call receives it.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) c_type: String,
+    pub(crate) c_data: String,
+}
+
+/// Calls waiting for their reply, by correlation id.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    calls: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+}
+
+impl Pending {
+    fn insert(&self, id: String) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(id, tx);
+        rx
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Completes the call waiting for `id`; false when none waits (late or unknown).
+    pub(crate) fn complete(&self, id: &str, reply: Reply) -> bool {
+        match self.lock().remove(id) {
+            Some(tx) => tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Fails every waiting call: the connection is gone.
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Reply>>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Filters of a trace query (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceQuery {
+    /// At most this many of the newest matching entries.
+    pub limit: Option<usize>,
+    /// Only messages from this sender.
+    pub sender: Option<String>,
+    /// Only this category (`incoming`, `outgoing`, `rejected` or a behaviour name).
+    pub category: Option<String>,
+}
+
+impl Context {
+    /// Calls the `#[rpc]` method `method` of agent `target` with `params`
+    /// (a tuple or array for positional parameters, a struct or map for
+    /// named ones) and decodes its result, within the agent's call timeout.
+    ///
+    /// ```no_run
+    /// # async fn f(ctx: &munggoggo::Context) -> munggoggo::Result<()> {
+    /// let product: i64 = ctx.call("calc", "multiply", (3, 2)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        target: &str,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<R> {
+        self.call_with_timeout(target, method, params, self.core.options.call_timeout)
+            .await
+    }
+
+    /// [`Context::call`] with a timeout of its own.
+    pub async fn call_with_timeout<R: DeserializeOwned>(
+        &self,
+        target: &str,
+        method: &str,
+        params: impl Serialize,
+        timeout: Duration,
+    ) -> Result<R> {
+        if target == self.identity() && !self.core.spec.rpcs.is_empty() {
+            return Err(Error::SelfCall(target.to_owned()));
+        }
+        let params = serde_json::to_value(params).map_err(|source| Error::Encode {
+            type_name: "RpcCall".to_owned(),
+            source,
+        })?;
+        let call = RpcCall {
+            method: method.to_owned(),
+            params,
+            result: serde_json::Value::Null,
+            error: None,
+        };
+        let reply: RpcCall = self.request(target, "RpcCall", &call, timeout).await?;
+        if let Some(error) = reply.error {
+            return Err(Error::Remote {
+                target: target.to_owned(),
+                error,
+            });
+        }
+        serde_json::from_value(reply.result).map_err(|e| Error::BadReply {
+            target: target.to_owned(),
+            reason: format!("the result of `{method}` does not decode: {e}"),
+        })
+    }
+
+    /// Pings agent `target` (system RPC `Ping`) and returns the round-trip time.
+    pub async fn ping(&self, target: &str) -> Result<Duration> {
+        #[derive(Serialize, Deserialize)]
+        struct Ping {
+            #[serde(default)]
+            ping: String,
+        }
+        #[derive(Deserialize)]
+        struct Pong {}
+        let started = tokio::time::Instant::now();
+        let _: Pong = self
+            .request(target, "Ping", &Ping { ping: "ping".into() }, self.core.options.call_timeout)
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    /// The full names of agent `target`'s behaviours (system RPC `ListBehav`).
+    pub async fn list_behaviours(&self, target: &str) -> Result<Vec<String>> {
+        #[derive(Serialize, Deserialize)]
+        struct ListBehav {
+            behavs: Vec<String>,
+        }
+        let reply: ListBehav = self
+            .request(target, "ListBehav", &ListBehav { behavs: Vec::new() }, self.core.options.call_timeout)
+            .await?;
+        Ok(reply.behavs)
+    }
+
+    /// Starts or stops behaviour `behaviour` of agent `target` (system RPC
+    /// `ManageBehav`, `command` = `start` or `stop`); returns 0.4's result
+    /// text, such as `"agent1.ping started."`.
+    pub async fn manage_behaviour(&self, target: &str, behaviour: &str, command: &str) -> Result<String> {
+        let request = ManageBehav {
+            behav: behaviour.to_owned(),
+            command: command.to_owned(),
+            result: String::new(),
+        };
+        let reply: ManageBehav = self
+            .request(target, "ManageBehav", &request, self.core.options.call_timeout)
+            .await?;
+        Ok(reply.result)
+    }
+
+    /// Agent `target`'s trace entries (system RPC `ListTraceStore`), oldest
+    /// first, each `[epoch seconds, record, category]` as 0.4 sends them.
+    pub async fn list_traces(&self, target: &str, query: &TraceQuery) -> Result<Vec<serde_json::Value>> {
+        let request = ListTraceStore {
+            limit: query.limit,
+            app_id: query.sender.clone(),
+            category: query.category.clone(),
+            traces: Vec::new(),
+        };
+        let reply: ListTraceStore = self
+            .request(target, "ListTraceStore", &request, self.core.options.call_timeout)
+            .await?;
+        Ok(reply.traces)
+    }
+
+    /// Asks agent `target` to shut down (system RPC `Shutdown`); it answers
+    /// first, then stops gracefully.
+    pub async fn shutdown_agent(&self, target: &str) -> Result<String> {
+        #[derive(Serialize, Deserialize)]
+        struct Shutdown {
+            #[serde(default)]
+            result: String,
+        }
+        let reply: Shutdown = self
+            .request(target, "Shutdown", &Shutdown { result: String::new() }, self.core.options.call_timeout)
+            .await?;
+        Ok(reply.result)
+    }
+
+    /// Sends a system request and waits for the reply with the same
+    /// correlation id.
+    async fn request<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        target: &str,
+        c_type: &str,
+        payload: &Q,
+        timeout: Duration,
+    ) -> Result<R> {
+        let c_data = serde_json::to_string(payload).map_err(|source| Error::Encode {
+            type_name: c_type.to_owned(),
+            source,
+        })?;
+        let body = rpc_body(c_type, c_data, REQUEST)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut properties = Properties::new(message::RPC, self.identity());
+        properties.correlation_id = Some(id.clone());
+        let reply = self.core.pending.insert(id.clone());
+        if let Err(e) = self.core.emit(Route::Direct(target.to_owned()), properties, body).await {
+            self.core.pending.remove(&id);
+            return Err(e);
+        }
+        let reply = match tokio::time::timeout(timeout, reply).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => {
+                return Err(Error::ConnectionLost(format!(
+                    "agent `{}` stopped while waiting for `{target}`",
+                    self.identity()
+                )))
+            }
+            Err(_) => {
+                self.core.pending.remove(&id);
+                return Err(Error::Timeout {
+                    target: target.to_owned(),
+                    timeout,
+                });
+            }
+        };
+        if reply.c_type == "RpcError" {
+            #[derive(Deserialize)]
+            struct RpcError {
+                #[serde(default)]
+                error: String,
+            }
+            let error = serde_json::from_str::<RpcError>(&reply.c_data)
+                .map(|e| e.error)
+                .unwrap_or(reply.c_data);
+            return Err(Error::Remote {
+                target: target.to_owned(),
+                error,
+            });
+        }
+        serde_json::from_str(&reply.c_data).map_err(|e| Error::BadReply {
+            target: target.to_owned(),
+            reason: format!("`{}` reply does not decode: {e}", reply.c_type),
+        })
+    }
+}
+
+/// Encodes an RpcMessage envelope.
+pub(crate) fn rpc_body(c_type: &str, c_data: String, request_type: i64) -> Result<Bytes> {
+    let msg = RpcMessage {
+        c_type: c_type.to_owned(),
+        c_data,
+        request_type,
+    };
+    serde_json::to_vec(&msg).map(Bytes::from).map_err(|source| Error::Encode {
+        type_name: c_type.to_owned(),
+        source,
+    })
 }

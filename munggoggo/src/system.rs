@@ -1,16 +1,234 @@
-//! System messages (CONTROL and RPC), answered by the runtime from shared
-//! status without waiting for the agent's handlers.
+//! System messages (CONTROL and RPC), answered by the dispatcher from
+//! shared status without waiting for the agent's handlers.
 
-use crate::bus::Delivery;
-use crate::context::Core;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
-/// Handles one system message and acknowledges it.
-pub(crate) async fn handle(core: &Core, delivery: Delivery) {
-    tracing::debug!(
-        agent = %core.identity,
-        sender = delivery.received.sender(),
-        kind = delivery.received.message_type(),
-        "system message not handled yet"
-    );
-    let _ = delivery.acker.ack().await;
+use crate::bus::{Delivery, Route};
+use crate::context::{Control, Core};
+use crate::error::Result;
+use crate::message::{self, Properties, Received};
+use crate::peers::{status_of, PongControl};
+use crate::rpc::{self, CallError, ListTraceStore, ManageBehav, Reply, RpcCall, RpcMessage};
+
+/// munggoggo 0.4's SerializedObject envelope (CONTROL bodies).
+#[derive(Debug, Serialize, Deserialize)]
+struct Serialized {
+    c_type: String,
+    c_data: String,
+}
+
+/// Handles one system message and acknowledges it (rejects what cannot be
+/// read, with a log line and a trace entry).
+pub(crate) async fn handle(core: &std::sync::Arc<Core>, delivery: Delivery) {
+    let Delivery { received, acker, .. } = delivery;
+    let outcome = match received.properties.kind.as_deref() {
+        Some(message::CONTROL) => control(core, &received).await,
+        _ => rpc(core, &received).await,
+    };
+    match outcome {
+        Ok(()) => {
+            if let Err(e) = acker.ack().await {
+                tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a system message");
+            }
+        }
+        Err(reason) => {
+            crate::runtime::task::reject_with(core, &std::sync::Arc::new(received), acker, reason).await;
+        }
+    }
+}
+
+async fn control(core: &Core, msg: &Received) -> Result<(), String> {
+    let env: Serialized = serde_json::from_slice(&msg.body)
+        .map_err(|e| format!("CONTROL body is not a c_type/c_data envelope: {e}"))?;
+    match env.c_type.as_str() {
+        "PingControl" => {
+            let Some(to) = msg.properties.app_id.as_deref().filter(|s| !s.is_empty()) else {
+                return Err("PingControl without app_id: nobody to answer".to_owned());
+            };
+            let pong = PongControl {
+                status: status_of(core),
+            };
+            let c_data = serde_json::to_string(&pong).map_err(|e| e.to_string())?;
+            let body = serialized("PongControl", c_data).map_err(|e| e.to_string())?;
+            let mut properties = Properties::new(message::CONTROL, &core.identity);
+            properties.correlation_id = msg.properties.correlation_id.clone();
+            if let Err(e) = core.emit(Route::Direct(to.to_owned()), properties, body).await {
+                tracing::debug!(agent = %core.identity, to, error = %e, "cannot answer a peer's ping");
+            }
+            Ok(())
+        }
+        "PongControl" => {
+            let pong: PongControl =
+                serde_json::from_str(&env.c_data).map_err(|e| format!("PongControl does not decode: {e}"))?;
+            core.peers.update(pong.status);
+            Ok(())
+        }
+        other => {
+            tracing::info!(agent = %core.identity, c_type = other, sender = msg.sender(), "unknown CONTROL message ignored");
+            Ok(())
+        }
+    }
+}
+
+async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> {
+    let env: RpcMessage = serde_json::from_slice(&msg.body)
+        .map_err(|e| format!("RPC body is not an RpcMessage envelope: {e}"))?;
+    let correlation_id = msg.properties.correlation_id.clone().unwrap_or_default();
+    if env.request_type == rpc::REPLY || env.c_type == "RpcError" {
+        // A reply; an RpcError is never answered (0.4's ping-pong, Q1).
+        let reply = Reply {
+            c_type: env.c_type,
+            c_data: env.c_data,
+        };
+        if !core.pending.complete(&correlation_id, reply) {
+            tracing::warn!(
+                agent = %core.identity,
+                sender = msg.sender(),
+                correlation_id,
+                "reply for no waiting call (late or unknown correlation id) dropped"
+            );
+        }
+        return Ok(());
+    }
+    let Some(to) = msg.properties.app_id.clone().filter(|s| !s.is_empty()) else {
+        return Err("RPC request without app_id: nobody to answer".to_owned());
+    };
+    let (c_type, c_data) = match env.c_type.as_str() {
+        "Ping" => ("Pong".to_owned(), r#"{"pong":"pong"}"#.to_owned()),
+        "ListBehav" => {
+            let behavs: Vec<String> = core.behaviours.iter().map(|b| b.name.to_string()).collect();
+            (env.c_type, json(&serde_json::json!({ "behavs": behavs })))
+        }
+        "ManageBehav" => {
+            let mut req: ManageBehav = decode(&env.c_data)?;
+            req.result = manage(core, &req.behav, &req.command);
+            (env.c_type, json(&req))
+        }
+        "ListTraceStore" => {
+            let req: ListTraceStore = decode(&env.c_data)?;
+            (env.c_type, list_traces(core, &req))
+        }
+        "Shutdown" => {
+            let result = format!("Shutdown of {} initiated.", core.identity);
+            reply(core, &to, &correlation_id, "Shutdown", json(&serde_json::json!({ "result": result })))
+                .await;
+            let _ = core.control.send(Control::Shutdown);
+            return Ok(());
+        }
+        "RpcCall" => {
+            let call: RpcCall = decode(&env.c_data)?;
+            answer_call(core, to, correlation_id, call);
+            return Ok(());
+        }
+        other => (
+            "RpcError".to_owned(),
+            json(&serde_json::json!({ "error": format!("Unknown RPC request: {other}") })),
+        ),
+    };
+    reply(core, &to, &correlation_id, &c_type, c_data).await;
+    Ok(())
+}
+
+/// Runs an `#[rpc]` method in the agent's task and answers when it is
+/// done, without holding up the dispatcher.
+fn answer_call(core: &std::sync::Arc<Core>, to: String, correlation_id: String, mut call: RpcCall) {
+    let core = std::sync::Arc::clone(core);
+    let index = core.spec.rpcs.iter().position(|r| r.method == call.method);
+    tokio::spawn(async move {
+        let result = match index {
+            None => Err(CallError::UnknownMethod {
+                method: call.method.clone(),
+                known: core.spec.rpcs.iter().map(|r| r.method.to_owned()).collect(),
+            }),
+            Some(index) => {
+                let (tx, rx) = oneshot::channel();
+                let params = std::mem::take(&mut call.params);
+                if core.control.send(Control::Call { index, params, reply: tx }).is_err() {
+                    Err(CallError::Failed(format!("agent `{}` is stopping", core.identity)))
+                } else {
+                    rx.await
+                        .unwrap_or_else(|_| Err(CallError::Failed(format!("agent `{}` stopped", core.identity))))
+                }
+            }
+        };
+        match result {
+            Ok(value) => call.result = value,
+            Err(e) => call.error = Some(e.to_string()),
+        }
+        reply(&core, &to, &correlation_id, "RpcCall", json(&call)).await;
+    });
+}
+
+/// The 0.4 result text of a ManageBehav request.
+fn manage(core: &Core, behav: &str, command: &str) -> String {
+    let Some(i) = core.find_behaviour(behav) else {
+        return format!("No behaviour {behav}");
+    };
+    let name = &core.behaviours[i].name;
+    match command {
+        "start" => {
+            if core.start_behaviour(i) {
+                format!("{name} started.")
+            } else {
+                format!("{name} already running.")
+            }
+        }
+        "stop" => {
+            core.stop_behaviour(i);
+            format!("{name} stopped: {}", core.behaviours[i].state.get())
+        }
+        other => format!("Unknown command {other}."),
+    }
+}
+
+/// The ListTraceStore reply: the request with `traces` filled, in 0.4's shape.
+fn list_traces(core: &Core, req: &ListTraceStore) -> String {
+    let entries = core
+        .traces
+        .filter(req.limit, req.app_id.as_deref(), req.category.as_deref());
+    let traces: Vec<String> = entries.iter().map(|e| e.to_wire_json()).collect();
+    format!(
+        r#"{{"limit":{},"app_id":{},"category":{},"traces":[{}]}}"#,
+        json(&req.limit),
+        json(&req.app_id),
+        json(&req.category),
+        traces.join(",")
+    )
+}
+
+async fn reply(core: &Core, to: &str, correlation_id: &str, c_type: &str, c_data: String) {
+    let body = match rpc::rpc_body(c_type, c_data, rpc::REPLY) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(agent = %core.identity, error = %e, "cannot encode a reply");
+            return;
+        }
+    };
+    let mut properties = Properties::new(message::RPC, &core.identity);
+    properties.correlation_id = Some(correlation_id.to_owned());
+    if let Err(e) = core.emit(Route::Direct(to.to_owned()), properties, body).await {
+        tracing::warn!(agent = %core.identity, to, error = %e, "cannot send a reply");
+    }
+}
+
+/// Broadcasts a PingControl; every agent answers with a PongControl.
+pub(crate) async fn send_ping_control(core: &Core) -> Result<()> {
+    let body = serialized("PingControl", "{}".to_owned())?;
+    let mut properties = Properties::new(message::CONTROL, &core.identity);
+    properties.correlation_id = Some(uuid::Uuid::new_v4().to_string());
+    core.emit(Route::Fanout, properties, body).await
+}
+
+fn serialized(c_type: &str, c_data: String) -> Result<Bytes> {
+    message::envelope(c_type, &c_data)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(c_data: &str) -> Result<T, String> {
+    serde_json::from_str(c_data).map_err(|e| format!("c_data does not decode: {e}"))
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }

@@ -29,6 +29,7 @@ impl Client {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut options = Inbox::options();
         options.identity = identity;
+        options.announce = false;
         let handle = runtime.spawn_with(Inbox { tx }, options).await?;
         Ok(Client {
             handle,

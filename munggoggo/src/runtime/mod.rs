@@ -418,7 +418,11 @@ pub(crate) async fn start_agent<A: Agent>(
         subscriptions: subscriptions_tx,
         done: done_tx,
     };
-    tokio::spawn(task.run().instrument(span));
+    tokio::spawn(task.run().instrument(span.clone()));
+    if core.options.announce || core.options.peer_interval.is_some() {
+        let peer_interval = core.options.peer_interval;
+        ctx.spawn(crate::peers::keepalive(ctx.clone(), peer_interval).instrument(span));
+    }
     tracing::info!(agent = %identity, "agent started");
     Ok(AgentHandle { ctx, done: done_rx })
 }

@@ -14,6 +14,7 @@ use crate::behaviour::{Next, Schedule, State};
 use crate::bus::{Consumer, Delivery, Source};
 use crate::context::{Context, Control, Core};
 use crate::message::Received;
+use crate::rpc::CallError;
 use crate::trace::{Category, TraceRecord};
 
 /// Which handlers take which messages.
@@ -82,6 +83,9 @@ impl<A: Agent> Task<A> {
                 control = self.control.recv() => match control {
                     Some(Control::Start(i)) => self.start(&mut schedule, i).await,
                     Some(Control::Stop(i)) => self.stop(&mut schedule, i).await,
+                    Some(Control::Call { index, params, reply }) => {
+                        let _ = reply.send(self.call(index, params).await);
+                    }
                     Some(Control::Shutdown) | None => break,
                 },
                 Some(delivery) = self.mailbox.recv() => self.deliver(&routes, delivery).await,
@@ -157,6 +161,25 @@ impl<A: Agent> Task<A> {
         }
     }
 
+    /// Runs `#[rpc]` method `index`.
+    async fn call(&mut self, index: usize, params: serde_json::Value) -> Result<serde_json::Value, CallError> {
+        let core = &self.ctx.core;
+        let method = core.spec.rpcs[index].method;
+        let span = tracing::debug_span!("rpc", agent = %core.identity, method);
+        match AssertUnwindSafe(self.agent.call(&self.ctx, index, params))
+            .catch_unwind()
+            .instrument(span)
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let reason = format!("`{method}` panicked: {}", panic_message(&*panic));
+                tracing::error!(agent = %core.identity, "{reason}");
+                Err(CallError::Failed(reason))
+            }
+        }
+    }
+
     /// Hands a message to its handlers; acks after them, rejects on failure.
     async fn deliver(&mut self, routes: &Routes, delivery: Delivery) {
         let core = Arc::clone(&self.ctx.core);
@@ -168,7 +191,7 @@ impl<A: Agent> Task<A> {
         let msg = Arc::new(received);
         let handlers = match routes.resolve(&msg, &source) {
             Ok(handlers) => handlers,
-            Err(reason) => return reject_received(&core, &msg, acker, reason.to_owned()).await,
+            Err(reason) => return reject_with(&core, &msg, acker, reason.to_owned()).await,
         };
         let mut failure = None;
         let mut ran = false;
@@ -210,8 +233,8 @@ impl<A: Agent> Task<A> {
                     tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
                 }
             }
-            None => reject_received(&core, &msg, acker, "handler stopped".to_owned()).await,
-            Some(reason) => reject_received(&core, &msg, acker, reason).await,
+            None => reject_with(&core, &msg, acker, "handler stopped".to_owned()).await,
+            Some(reason) => reject_with(&core, &msg, acker, reason).await,
         }
     }
 
@@ -230,6 +253,7 @@ impl<A: Agent> Task<A> {
             Err(panic) => tracing::error!(agent = %core.identity, "teardown panicked: {}", panic_message(&*panic)),
         }
         core.abort_tasks();
+        core.pending.clear();
         if let Err(e) = core.endpoint.close().await {
             tracing::warn!(agent = %core.identity, error = %e, "cannot delete the agent's queues");
         }
@@ -268,10 +292,10 @@ async fn sleep_until(due: Option<(usize, tokio::time::Instant)>) {
 /// Rejects a delivery that no handler will see, with a log line and a trace entry.
 pub(crate) async fn reject(core: &Core, delivery: Delivery, reason: &str) {
     let msg = Arc::new(delivery.received);
-    reject_received(core, &msg, delivery.acker, reason.to_owned()).await;
+    reject_with(core, &msg, delivery.acker, reason.to_owned()).await;
 }
 
-async fn reject_received(core: &Core, msg: &Arc<Received>, acker: crate::bus::Acker, reason: String) {
+pub(crate) async fn reject_with(core: &Core, msg: &Arc<Received>, acker: crate::bus::Acker, reason: String) {
     tracing::warn!(
         agent = %core.identity,
         sender = msg.sender(),
