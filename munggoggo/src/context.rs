@@ -45,6 +45,8 @@ pub(crate) struct Core {
     pub(crate) control: mpsc::UnboundedSender<Control>,
     pub(crate) pending: crate::rpc::Pending,
     pub(crate) peers: crate::peers::PeerTable,
+    /// Woken whenever the agent handled something (for tests that wait).
+    pub(crate) activity: tokio::sync::Notify,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -67,6 +69,7 @@ impl Core {
             control,
             pending: crate::rpc::Pending::default(),
             peers: crate::peers::PeerTable::default(),
+            activity: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
         }
     }

@@ -32,6 +32,7 @@ pub(crate) async fn run(
                 core.traces.append(Category::Incoming, TraceRecord::incoming(&delivery.received));
                 if is_system(&delivery) {
                     crate::system::handle(&core, delivery).await;
+                    core.activity.notify_waiters();
                 } else {
                     backlog.push_back(delivery);
                 }

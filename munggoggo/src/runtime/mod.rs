@@ -348,6 +348,32 @@ impl AgentHandle {
         let _ = done.wait_for(|done| *done).await;
     }
 
+    /// Waits until `condition` holds, checking it again whenever the agent
+    /// has handled a message, run a behaviour step or answered a system
+    /// request: no sleeps, so it works under tokio's paused clock too.
+    ///
+    /// ```no_run
+    /// # async fn f(agent: munggoggo::AgentHandle) -> munggoggo::Result<()> {
+    /// agent.wait_until(|a| a.behaviour("pong").is_some_and(|b| b.runs >= 3)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Fails with [`Error::AgentStopped`] when the agent stops first.
+    pub async fn wait_until(&self, mut condition: impl FnMut(&AgentHandle) -> bool) -> Result<()> {
+        loop {
+            let activity = self.ctx.core.activity.notified();
+            tokio::pin!(activity);
+            activity.as_mut().enable();
+            if condition(self) {
+                return Ok(());
+            }
+            if self.state() == State::Shutdown {
+                return Err(Error::AgentStopped(self.identity().to_owned()));
+            }
+            activity.await;
+        }
+    }
+
     /// Stops the agent and waits for it.
     pub async fn shutdown(&self) {
         self.stop();

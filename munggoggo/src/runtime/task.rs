@@ -95,6 +95,7 @@ impl<A: Agent> Task<A> {
                     }
                 }
             }
+            core.activity.notify_waiters();
         }
         self.shutdown().await;
     }
@@ -276,6 +277,7 @@ impl<A: Agent> Task<A> {
             b.state.set(State::Shutdown);
         }
         core.state.set(State::Shutdown);
+        core.activity.notify_waiters();
         drop(self.subscriptions);
         let _ = self.done.send(true);
         tracing::info!(agent = %core.identity, "agent stopped");

@@ -1,0 +1,222 @@
+//! Request/reply: `#[rpc]` methods and the system requests, on both buses.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, next, unique, Events};
+use munggoggo::prelude::*;
+use munggoggo::{Error, State, TraceQuery};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Hold;
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct CallPeer {
+    peer: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+struct Stats {
+    calls: u64,
+}
+
+#[agent]
+struct Calc {
+    calls: u64,
+    release: Arc<Notify>,
+    events: Events,
+}
+
+#[agent]
+impl Calc {
+    #[rpc]
+    async fn multiply(&mut self, x: i64, y: i64) -> i64 {
+        self.calls += 1;
+        x * y
+    }
+
+    #[rpc]
+    async fn divide(&mut self, x: i64, y: i64) -> anyhow::Result<i64> {
+        self.calls += 1;
+        anyhow::ensure!(y != 0, "division by zero");
+        Ok(x / y)
+    }
+
+    #[rpc]
+    async fn stats(&mut self) -> Stats {
+        Stats { calls: self.calls }
+    }
+
+    #[rpc]
+    async fn slow(&mut self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
+    }
+
+    #[behaviour(periodic = "1h")]
+    async fn idle(&mut self) {}
+
+    /// Holds the agent's task until released.
+    #[on_message]
+    async fn hold(&mut self, _: Hold) {
+        let _ = self.events.send("holding".to_owned());
+        self.release.notified().await;
+        let _ = self.events.send("released".to_owned());
+    }
+
+    /// Calls a peer's `#[rpc]` from a handler.
+    #[on_message]
+    async fn call_peer(&mut self, ctx: &Context, msg: CallPeer) {
+        let outcome = match ctx.call_with_timeout::<i64>(&msg.peer, "multiply", (2, 21), Duration::from_millis(1500)).await {
+            Ok(v) => format!("result {v}"),
+            Err(Error::Timeout { .. }) => "timeout".to_owned(),
+            Err(e) => format!("error {e}"),
+        };
+        let _ = self.events.send(outcome);
+    }
+}
+
+fn calc(events: Events) -> Calc {
+    Calc { calls: 0, release: Arc::new(Notify::new()), events }
+}
+
+on_both_buses! {
+    async fn rpc_methods_are_callable_by_name(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        let to = agent.identity();
+
+        assert_eq!(client.call::<i64>(to, "multiply", (3, 2)).await.unwrap(), 6);
+        assert_eq!(client.call::<i64>(to, "multiply", serde_json::json!({"x": 4, "y": 5})).await.unwrap(), 20);
+        assert_eq!(client.call::<Stats>(to, "stats", ()).await.unwrap(), Stats { calls: 2 });
+
+        let err = client.call::<i64>(to, "divide", (1, 0)).await.unwrap_err();
+        assert!(matches!(&err, Error::Remote { error, .. } if error.contains("division by zero")), "{err}");
+        let err = client.call::<i64>(to, "power", (1, 0)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("power") && text.contains("multiply") && text.contains("divide"), "{text}");
+        let err = client.call::<i64>(to, "multiply", (3, "two")).await.unwrap_err();
+        assert!(err.to_string().contains("`y`"), "{err}");
+        let err = client.call::<String>(to, "multiply", (3, 2)).await.unwrap_err();
+        assert!(matches!(err, Error::BadReply { .. }), "{err}");
+        client.shutdown().await;
+    }
+
+    async fn calls_fail_fast_or_time_out(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+
+        let missing = unique("nobody");
+        let started = tokio::time::Instant::now();
+        let err = client.call::<i64>(&missing, "multiply", (1, 2)).await.unwrap_err();
+        assert!(matches!(&err, Error::UnknownTarget(t) if *t == missing), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2), "an unknown target fails without waiting for the timeout");
+
+        let err = client
+            .call_with_timeout::<u64>(agent.identity(), "slow", (2_000,), Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        // The late reply is dropped, not delivered to the next call.
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        assert_eq!(client.call::<u64>(agent.identity(), "slow", (1,)).await.unwrap(), 1);
+        client.shutdown().await;
+    }
+
+    async fn system_requests_are_answered_as_0_4_does(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        let to = agent.identity();
+
+        client.ping(to).await.unwrap();
+        let behaviours = client.list_behaviours(to).await.unwrap();
+        assert_eq!(behaviours, ["idle", "hold", "call_peer"].map(|m| format!("{to}.{m}")));
+
+        assert_eq!(client.manage_behaviour(to, "idle", "stop").await.unwrap(), format!("{to}.idle stopped: init"));
+        assert_eq!(agent.behaviour("idle").unwrap().state, State::Init);
+        assert_eq!(client.manage_behaviour(to, "idle", "start").await.unwrap(), format!("{to}.idle started."));
+        assert_eq!(client.manage_behaviour(to, &format!("{to}.idle"), "start").await.unwrap(), format!("{to}.idle already running."));
+        assert_eq!(client.manage_behaviour(to, "idle", "bogus").await.unwrap(), "Unknown command bogus.");
+        assert_eq!(client.manage_behaviour(to, "dle", "stop").await.unwrap(), "No behaviour dle");
+
+        let query = TraceQuery { limit: Some(2), sender: Some(client.identity().to_owned()), category: Some("incoming".into()) };
+        let traces = client.list_traces(to, &query).await.unwrap();
+        assert_eq!(traces.len(), 2, "{traces:?}");
+        let record = &traces[1][1];
+        assert_eq!(record["app_id"], client.identity());
+        assert_eq!(record["type"], "RPC");
+        assert_eq!(traces[1][2], "incoming");
+        assert!(record["body"].as_str().unwrap().contains("ManageBehav"), "{record}");
+
+        let answer = client.shutdown_agent(to).await.unwrap();
+        assert_eq!(answer, format!("Shutdown of {to} initiated."));
+        tokio::time::timeout(Duration::from_secs(10), agent.stopped()).await.expect("agent stops");
+        client.shutdown().await;
+    }
+
+    async fn a_busy_agent_still_answers_system_requests(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let busy = calc(tx);
+        let release = Arc::clone(&busy.release);
+        let agent = rt.spawn_as(unique("busy"), busy).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        client.send(agent.identity(), &Hold).await.unwrap();
+        assert_eq!(next(&mut rx).await, "holding");
+        client.ping(agent.identity()).await.unwrap();
+        assert_eq!(client.list_behaviours(agent.identity()).await.unwrap().len(), 3);
+        // A call of an #[rpc] waits for the agent's task.
+        let err = client
+            .call_with_timeout::<i64>(agent.identity(), "multiply", (1, 1), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        release.notify_one();
+        assert_eq!(next(&mut rx).await, "released");
+        client.shutdown().await;
+    }
+
+    async fn agents_calling_each_other_end_in_results_or_timeouts(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (a, b) = (unique("calc-a"), unique("calc-b"));
+        rt.spawn_as(a.clone(), calc(tx.clone())).await.unwrap();
+        rt.spawn_as(b.clone(), calc(tx)).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        // Each handler calls the other agent, whose task is busy calling back.
+        client.send(&a, &CallPeer { peer: b.clone() }).await.unwrap();
+        client.send(&b, &CallPeer { peer: a.clone() }).await.unwrap();
+        let outcomes = [next(&mut rx).await, next(&mut rx).await];
+        for outcome in &outcomes {
+            assert!(outcome == "timeout" || outcome == "result 42", "{outcomes:?}");
+        }
+        // A handler calling its own agent fails at once.
+        client.send(&a, &CallPeer { peer: a.clone() }).await.unwrap();
+        let outcome = next(&mut rx).await;
+        assert!(outcome.starts_with("error") && outcome.contains("own"), "{outcome}");
+        client.shutdown().await;
+    }
+
+    async fn peers_see_each_other(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let a = rt.spawn_as(unique("peer-a"), calc(tx.clone())).await.unwrap();
+        let b = rt.spawn_as(unique("peer-b"), calc(tx)).await.unwrap();
+        b.context().ping_peers().await.unwrap();
+        eventually("a and b in b's peer table", || {
+            let peers = b.context().peers();
+            peers.iter().any(|p| p.status.name == a.identity()) && peers.iter().any(|p| p.status.name == b.identity())
+        })
+        .await;
+        let peers = b.context().peers();
+        let a_status = &peers.iter().find(|p| p.status.name == a.identity()).unwrap().status;
+        assert_eq!(a_status.state, "running");
+        assert_eq!(a_status.behaviours.len(), 3);
+        assert_eq!(a_status.behaviours[0].name, format!("{}.idle", a.identity()));
+        assert_eq!(a_status.behaviours[0].state, "running");
+    }
+}
