@@ -153,7 +153,9 @@ on_both_buses! {
         assert_eq!(record["app_id"], client.identity());
         assert_eq!(record["type"], "RPC");
         assert_eq!(traces[1][2], "incoming");
-        assert!(record["body"].as_str().unwrap().contains("ManageBehav"), "{record}");
+        // Oldest first: the last ManageBehav, then this very request.
+        assert!(traces[0][1]["body"].as_str().unwrap().contains("ManageBehav"), "{traces:?}");
+        assert!(record["body"].as_str().unwrap().contains("ListTraceStore"), "{record}");
 
         let answer = client.shutdown_agent(to).await.unwrap();
         assert_eq!(answer, format!("Shutdown of {to} initiated."));

@@ -1,35 +1,588 @@
-//! TEMPORARY STUB (replaced by the real TraceStore).
-#![allow(missing_docs)]
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
-use bytes::Bytes;
-use crate::message::{DeliveryInfo, Properties, Received};
+//! The trace store: a ring of the latest messages an agent received, sent,
+//! handed to a behaviour or rejected, so that a `ListTraceStore` request can
+//! be answered in munggoggo 0.4's format.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Category { Incoming, Outgoing, Behaviour(Arc<str>), Rejected }
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Serialize, Serializer};
+
+use crate::message::{DeliveryInfo, Headers, Properties, Received};
+
+/// How many entries a store keeps by default, as in munggoggo 0.4.
+pub const DEFAULT_CAPACITY: usize = 1000;
+
+/// Why a message is in the trace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Received on the direct, fanout or a topic queue.
+    Incoming,
+    /// Published by the agent.
+    Outgoing,
+    /// Handed to a behaviour or handler, named `<identity>.<method>`.
+    Behaviour(Arc<str>),
+    /// Rejected (no handler, handler stopped or failed); the record says why.
+    Rejected,
+}
+
 impl Category {
-    pub fn as_str(&self) -> &str { match self { Category::Incoming => "incoming", Category::Outgoing => "outgoing", Category::Behaviour(n) => n, Category::Rejected => "rejected" } }
-}
-#[derive(Debug, Clone)]
-pub struct TraceRecord { pub body: Bytes, pub properties: Properties, pub delivery: DeliveryInfo, pub target: String, pub outgoing: bool, pub reason: Option<String> }
-impl TraceRecord {
-    pub fn incoming(r: &Received) -> Self { TraceRecord { body: r.body.clone(), properties: r.properties.clone(), delivery: r.delivery.clone(), target: String::new(), outgoing: false, reason: None } }
-    pub fn outgoing(target: &str, routing_key: &str, props: &Properties, body: Bytes) -> Self { TraceRecord { body, properties: props.clone(), delivery: DeliveryInfo { routing_key: routing_key.to_owned(), ..Default::default() }, target: target.to_owned(), outgoing: true, reason: None } }
-    pub fn with_reason(mut self, r: String) -> Self { self.reason = Some(r); self }
-}
-#[derive(Debug, Clone)]
-pub struct TraceEntry { pub time: SystemTime, pub category: Category, pub record: Arc<TraceRecord> }
-#[derive(Debug, Clone)]
-pub struct TraceStore { inner: Arc<Mutex<VecDeque<TraceEntry>>>, cap: usize }
-impl TraceStore {
-    pub fn new(cap: usize) -> Self { TraceStore { inner: Arc::default(), cap } }
-    pub fn append(&self, category: Category, record: TraceRecord) { let mut q = self.inner.lock().unwrap(); if q.len() == self.cap { q.pop_back(); } q.push_front(TraceEntry { time: SystemTime::now(), category, record: Arc::new(record) }); }
-    pub fn filter(&self, limit: Option<usize>, sender: Option<&str>, category: Option<&str>) -> Vec<TraceEntry> {
-        let q = self.inner.lock().unwrap();
-        let mut v: Vec<TraceEntry> = q.iter().filter(|e| sender.is_none_or(|s| e.record.properties.app_id.as_deref() == Some(s) && !e.record.outgoing) && category.is_none_or(|c| e.category.as_str() == c)).take(limit.unwrap_or(usize::MAX)).cloned().collect();
-        v.reverse(); v
+    /// The name on the wire: `incoming`, `outgoing`, `rejected` or the
+    /// behaviour's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Category::Incoming => "incoming",
+            Category::Outgoing => "outgoing",
+            Category::Behaviour(name) => name,
+            Category::Rejected => "rejected",
+        }
     }
-    pub fn sent(&self, limit: Option<usize>) -> Vec<TraceEntry> { self.filter(limit, None, Some("outgoing")) }
-    pub fn received(&self, limit: Option<usize>) -> Vec<TraceEntry> { self.filter(limit, None, Some("incoming")) }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Category {
+    /// Reads a wire name back; any name but the three fixed ones is a
+    /// behaviour's.
+    fn from(name: &str) -> Self {
+        match name {
+            "incoming" => Category::Incoming,
+            "outgoing" => Category::Outgoing,
+            "rejected" => Category::Rejected,
+            other => Category::Behaviour(Arc::from(other)),
+        }
+    }
+}
+
+impl FromStr for Category {
+    type Err = std::convert::Infallible;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Ok(Category::from(name))
+    }
+}
+
+/// One message as the trace keeps it: what 0.4's trace record holds, plus
+/// why it was rejected or its handler failed.
+///
+/// Serializes (with `serde`) to 0.4's record object, fields in 0.4's order;
+/// see [`TraceRecord::to_wire_json`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TraceRecord {
+    /// The body as it went over the wire.
+    pub body: Bytes,
+    /// The message's properties.
+    pub properties: Properties,
+    /// How it was delivered; for an outgoing message only the routing key.
+    pub delivery: DeliveryInfo,
+    /// Where an outgoing message went: the identity for a direct send,
+    /// `fanout` for a broadcast, `publish` for a topic; empty when incoming.
+    pub target: String,
+    /// Whether the agent sent it (rather than received it).
+    pub outgoing: bool,
+    /// Why the message was rejected or its handler failed.
+    pub reason: Option<String>,
+}
+
+impl TraceRecord {
+    /// The record of a received message.
+    pub fn incoming(received: &Received) -> Self {
+        TraceRecord {
+            body: received.body.clone(),
+            properties: received.properties.clone(),
+            delivery: received.delivery.clone(),
+            target: String::new(),
+            outgoing: false,
+            reason: None,
+        }
+    }
+
+    /// The record of a published message: `target` as in [`Self::target`],
+    /// `routing_key` the identity, `admin` or the topic.
+    pub fn outgoing(target: &str, routing_key: &str, props: &Properties, body: Bytes) -> Self {
+        let mut record = TraceRecord {
+            body,
+            properties: props.clone(),
+            target: target.to_owned(),
+            outgoing: true,
+            ..TraceRecord::default()
+        };
+        record.delivery.routing_key = routing_key.to_owned();
+        record
+    }
+
+    /// Adds why the message was rejected or its handler failed.
+    #[must_use]
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The sender the `ListTraceStore` filter compares with: the `app_id` of
+    /// an incoming message, `""` for an outgoing one (as in 0.4).
+    pub fn sender(&self) -> &str {
+        if self.outgoing {
+            ""
+        } else {
+            self.properties.app_id.as_deref().unwrap_or("")
+        }
+    }
+
+    /// 0.4's record object as a JSON value. `serde_json::Value` sorts object
+    /// keys, so use [`Self::to_wire_json`] (or serialize the record) where
+    /// 0.4's field order matters.
+    pub fn to_wire(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a trace record is always valid JSON")
+    }
+
+    /// 0.4's record object as JSON text, fields in 0.4's order.
+    pub fn to_wire_json(&self) -> String {
+        serde_json::to_string(self).expect("a trace record is always valid JSON")
+    }
+
+    /// The view that serializes to 0.4's record: outgoing records fill only
+    /// body, headers, correlation id, type, target and routing key (0.4 left
+    /// the rest at its defaults); incoming ones copy properties and delivery.
+    fn wire(&self) -> WireRecord<'_> {
+        let props = &self.properties;
+        let body = String::from_utf8_lossy(&self.body);
+        let reason = self.reason.as_deref();
+        if self.outgoing {
+            return WireRecord {
+                body,
+                body_size: 0,
+                headers: (!props.headers.is_empty()).then_some(&props.headers),
+                content_type: Some("application/json"),
+                content_encoding: "",
+                delivery_mode: 0,
+                priority: 0,
+                correlation_id: props.correlation_id.as_deref(),
+                reply_to: Some(""),
+                expiration: None,
+                message_id: Some(""),
+                timestamp: None,
+                kind: props.kind.as_deref(),
+                user_id: Some(""),
+                app_id: Some(""),
+                target: &self.target,
+                cluster_id: "",
+                consumer_tag: "",
+                delivery_tag: 0,
+                exchange: "",
+                redelivered: false,
+                routing_key: &self.delivery.routing_key,
+                reason,
+            };
+        }
+        WireRecord {
+            body,
+            body_size: self.body.len(),
+            headers: Some(&props.headers),
+            content_type: props.content_type.as_deref(),
+            content_encoding: "",
+            delivery_mode: 1,
+            priority: 0,
+            correlation_id: props.correlation_id.as_deref(),
+            reply_to: props.reply_to.as_deref(),
+            expiration: None,
+            message_id: props.message_id.as_deref(),
+            timestamp: props.timestamp.map(|secs| secs as f64),
+            kind: props.kind.as_deref(),
+            user_id: props.user_id.as_deref(),
+            app_id: props.app_id.as_deref(),
+            target: &self.target,
+            cluster_id: "",
+            consumer_tag: &self.delivery.consumer_tag,
+            delivery_tag: self.delivery.delivery_tag,
+            exchange: &self.delivery.exchange,
+            redelivered: self.delivery.redelivered,
+            routing_key: &self.delivery.routing_key,
+            reason,
+        }
+    }
+}
+
+impl Serialize for TraceRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.wire().serialize(serializer)
+    }
+}
+
+/// 0.4's record object; the field order is the wire order.
+#[derive(Serialize)]
+struct WireRecord<'a> {
+    body: Cow<'a, str>,
+    body_size: usize,
+    headers: Option<&'a Headers>,
+    content_type: Option<&'a str>,
+    content_encoding: &'a str,
+    delivery_mode: u8,
+    priority: u8,
+    correlation_id: Option<&'a str>,
+    reply_to: Option<&'a str>,
+    expiration: Option<&'a str>,
+    message_id: Option<&'a str>,
+    timestamp: Option<f64>,
+    #[serde(rename = "type")]
+    kind: Option<&'a str>,
+    user_id: Option<&'a str>,
+    app_id: Option<&'a str>,
+    target: &'a str,
+    cluster_id: &'a str,
+    consumer_tag: &'a str,
+    delivery_tag: u64,
+    exchange: &'a str,
+    redelivered: bool,
+    routing_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// One trace event: when, why, and which message.
+///
+/// Serializes to 0.4's `[<epoch seconds>, <record>, <category>]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceEntry {
+    /// When it was traced (local clock).
+    pub time: SystemTime,
+    /// Why it was traced.
+    pub category: Category,
+    /// The message, shared by the entries of one message in several categories.
+    pub record: Arc<TraceRecord>,
+}
+
+impl TraceEntry {
+    /// The time as float seconds since the Unix epoch, as 0.4 sends it.
+    pub fn epoch_secs(&self) -> f64 {
+        self.time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+
+    /// 0.4's `[<epoch seconds>, <record>, <category>]` as JSON text, the
+    /// record's fields in 0.4's order.
+    pub fn to_wire_json(&self) -> String {
+        serde_json::to_string(self).expect("a trace entry is always valid JSON")
+    }
+}
+
+impl Serialize for TraceEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.epoch_secs(), &*self.record, self.category.as_str()).serialize(serializer)
+    }
+}
+
+/// A fixed-size ring of the latest trace entries of one agent.
+///
+/// Appending is O(1) under one short lock, as it happens for every message;
+/// when the ring is full the oldest entry goes. Queries return entries oldest
+/// first, as 0.4 does. Clones share the same ring.
+#[derive(Clone)]
+pub struct TraceStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    capacity: usize,
+    /// Newest first.
+    entries: Mutex<VecDeque<TraceEntry>>,
+}
+
+impl TraceStore {
+    /// A store keeping the latest `capacity` entries (0 keeps none, which
+    /// turns tracing off).
+    pub fn new(capacity: usize) -> Self {
+        TraceStore {
+            inner: Arc::new(Inner {
+                capacity,
+                entries: Mutex::new(VecDeque::new()),
+            }),
+        }
+    }
+
+    /// Records a message under `category`, dropping the oldest entry when full.
+    pub fn append(&self, category: Category, record: impl Into<Arc<TraceRecord>>) {
+        if self.inner.capacity == 0 {
+            return;
+        }
+        let entry = TraceEntry {
+            time: SystemTime::now(),
+            category,
+            record: record.into(),
+        };
+        let mut entries = self.lock();
+        if entries.len() >= self.inner.capacity {
+            entries.pop_back();
+        }
+        entries.push_front(entry);
+    }
+
+    /// The newest `limit` entries (all with `None`), oldest first.
+    pub fn all(&self, limit: Option<usize>) -> Vec<TraceEntry> {
+        self.select(limit, |_| true)
+    }
+
+    /// The newest `limit` entries of received messages, oldest first.
+    pub fn received(&self, limit: Option<usize>) -> Vec<TraceEntry> {
+        self.select(limit, |e| e.category == Category::Incoming)
+    }
+
+    /// The newest `limit` entries of sent messages, oldest first.
+    pub fn sent(&self, limit: Option<usize>) -> Vec<TraceEntry> {
+        self.select(limit, |e| e.category == Category::Outgoing)
+    }
+
+    /// The newest `limit` entries matching a `ListTraceStore` filter, oldest
+    /// first. `sender` compares with [`TraceRecord::sender`] (so it selects
+    /// incoming messages from that sender) and `category` with
+    /// [`Category::as_str`]; `None` or `""` does not filter, as in 0.4.
+    pub fn filter(
+        &self,
+        limit: Option<usize>,
+        sender: Option<&str>,
+        category: Option<&str>,
+    ) -> Vec<TraceEntry> {
+        let sender = sender.filter(|s| !s.is_empty());
+        let category = category.filter(|c| !c.is_empty());
+        self.select(limit, |e| {
+            sender.is_none_or(|s| e.record.sender() == s) && category.is_none_or(|c| e.category.as_str() == c)
+        })
+    }
+
+    /// The newest entry.
+    pub fn latest(&self) -> Option<TraceEntry> {
+        self.lock().front().cloned()
+    }
+
+    /// How many entries the store holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the store holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// How many entries the store keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Forgets every entry.
+    pub fn reset(&self) {
+        self.lock().clear();
+    }
+
+    /// The newest `limit` entries that `keep` accepts, oldest first.
+    fn select(&self, limit: Option<usize>, keep: impl Fn(&TraceEntry) -> bool) -> Vec<TraceEntry> {
+        let mut picked: Vec<TraceEntry> = self
+            .lock()
+            .iter()
+            .filter(|e| keep(e))
+            .take(limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        picked.reverse();
+        picked
+    }
+
+    /// The ring; a panic elsewhere cannot leave it inconsistent, so a
+    /// poisoned lock is taken over.
+    fn lock(&self) -> MutexGuard<'_, VecDeque<TraceEntry>> {
+        self.inner.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for TraceStore {
+    /// A store of [`DEFAULT_CAPACITY`] entries.
+    fn default() -> Self {
+        TraceStore::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl fmt::Debug for TraceStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceStore")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming_from(sender: &str, body: &'static str) -> TraceRecord {
+        let mut props = Properties::new("Demo", sender);
+        props.correlation_id = None;
+        TraceRecord::incoming(&Received::new(
+            props,
+            DeliveryInfo::default(),
+            Bytes::from_static(body.as_bytes()),
+        ))
+    }
+
+    fn bodies(entries: &[TraceEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.record.body).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn ring_drops_the_oldest_when_full() {
+        let store = TraceStore::new(3);
+        for body in ["1", "2", "3", "4", "5"] {
+            store.append(Category::Incoming, incoming_from("a", body));
+        }
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.capacity(), 3);
+        assert_eq!(bodies(&store.all(None)), ["3", "4", "5"]);
+    }
+
+    #[test]
+    fn limit_takes_the_newest_and_returns_them_oldest_first() {
+        let store = TraceStore::default();
+        assert_eq!(store.capacity(), DEFAULT_CAPACITY);
+        for body in ["1", "2", "3", "4"] {
+            store.append(Category::Incoming, incoming_from("a", body));
+        }
+        assert_eq!(bodies(&store.all(Some(2))), ["3", "4"]);
+        assert_eq!(bodies(&store.all(Some(10))), ["1", "2", "3", "4"]);
+        assert!(store.all(Some(0)).is_empty());
+        let times: Vec<_> = store.all(None).iter().map(|e| e.time).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn filter_by_sender_and_category() {
+        let store = TraceStore::new(10);
+        let from_a = Arc::new(incoming_from("a", "a1"));
+        store.append(Category::Incoming, Arc::clone(&from_a));
+        store.append(Category::from("agent1.on_demo"), from_a);
+        store.append(Category::Incoming, incoming_from("b", "b1"));
+        let props = Properties::new("Demo", "me");
+        let sent = TraceRecord::outgoing("a", "a", &props, Bytes::from_static(b"out"));
+        store.append(Category::Outgoing, sent);
+        store.append(Category::Incoming, incoming_from("a", "a2"));
+        store.append(
+            Category::Rejected,
+            incoming_from("b", "b2").with_reason("no handler"),
+        );
+
+        assert_eq!(bodies(&store.filter(None, Some("a"), None)), ["a1", "a1", "a2"]);
+        assert_eq!(bodies(&store.filter(Some(1), Some("a"), None)), ["a2"]);
+        // Outgoing records have no sender, even though the properties name one.
+        assert!(store.filter(None, Some("me"), None).is_empty());
+        assert_eq!(
+            bodies(&store.filter(None, Some("a"), Some("incoming"))),
+            ["a1", "a2"]
+        );
+        assert_eq!(bodies(&store.filter(None, None, Some("agent1.on_demo"))), ["a1"]);
+        assert_eq!(bodies(&store.filter(None, None, Some("rejected"))), ["b2"]);
+        assert_eq!(store.filter(None, Some(""), Some("")).len(), 6);
+        assert!(store.filter(None, None, Some("agent1")).is_empty());
+        assert_eq!(bodies(&store.received(None)), ["a1", "b1", "a2"]);
+        assert_eq!(bodies(&store.received(Some(1))), ["a2"]);
+        assert_eq!(bodies(&store.sent(None)), ["out"]);
+    }
+
+    #[test]
+    fn latest_and_reset() {
+        let store = TraceStore::new(5);
+        assert!(store.latest().is_none());
+        assert!(store.is_empty());
+        store.append(Category::Incoming, incoming_from("a", "1"));
+        store.append(Category::Outgoing, incoming_from("a", "2"));
+        let latest = store.latest().unwrap();
+        assert_eq!(&latest.record.body[..], b"2");
+        assert_eq!(latest.category, Category::Outgoing);
+        let clone = store.clone();
+        clone.reset();
+        assert!(store.is_empty());
+        assert!(store.latest().is_none());
+    }
+
+    #[test]
+    fn zero_capacity_keeps_nothing() {
+        let store = TraceStore::new(0);
+        store.append(Category::Incoming, incoming_from("a", "1"));
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn category_names_round_trip() {
+        for name in ["incoming", "outgoing", "rejected", "agent1.on_demo"] {
+            let category: Category = name.parse().unwrap();
+            assert_eq!(category.as_str(), name);
+            assert_eq!(category.to_string(), name);
+        }
+        assert_eq!(
+            Category::from("agent1.on_demo"),
+            Category::Behaviour("agent1.on_demo".into())
+        );
+    }
+
+    /// The shape of the response captured from 0.4 (PROTOCOL.md 5.7).
+    #[test]
+    fn outgoing_record_has_04_fields_in_04_order() {
+        let mut props = Properties::new("RPC", "agent1");
+        props.correlation_id = Some("23d009aa".to_owned());
+        let body = Bytes::from_static(br#"{"c_type": "Pong"}"#);
+        let record = TraceRecord::outgoing("probe", "probe", &props, body);
+        assert_eq!(
+            record.to_wire_json(),
+            r#"{"body":"{\"c_type\": \"Pong\"}","body_size":0,"headers":null,"content_type":"application/json","content_encoding":"","delivery_mode":0,"priority":0,"correlation_id":"23d009aa","reply_to":"","expiration":null,"message_id":"","timestamp":null,"type":"RPC","user_id":"","app_id":"","target":"probe","cluster_id":"","consumer_tag":"","delivery_tag":0,"exchange":"","redelivered":false,"routing_key":"probe"}"#
+        );
+        assert_eq!(record.to_wire()["target"], "probe");
+        assert_eq!(record.sender(), "");
+    }
+
+    #[test]
+    fn incoming_entry_has_04_fields_in_04_order() {
+        let mut props = Properties::new("RPC", "probe");
+        props.correlation_id = Some("4e6b461c".to_owned());
+        props.message_id = Some("d28a690d".to_owned());
+        props.timestamp = Some(1_795_544_513);
+        props.user_id = Some("guest".to_owned());
+        let delivery = DeliveryInfo {
+            exchange: String::new(),
+            routing_key: "agent1".to_owned(),
+            redelivered: false,
+            consumer_tag: "agent1".to_owned(),
+            delivery_tag: 65,
+        };
+        let received = Received::new(props, delivery, Bytes::from_static(b"{\"x\": 1}"));
+        let entry = TraceEntry {
+            time: UNIX_EPOCH + std::time::Duration::from_millis(1_795_544_513_250),
+            category: Category::Incoming,
+            record: Arc::new(TraceRecord::incoming(&received)),
+        };
+        assert_eq!(
+            entry.to_wire_json(),
+            r#"[1795544513.25,{"body":"{\"x\": 1}","body_size":8,"headers":{},"content_type":"application/json","content_encoding":"","delivery_mode":1,"priority":0,"correlation_id":"4e6b461c","reply_to":null,"expiration":null,"message_id":"d28a690d","timestamp":1795544513.0,"type":"RPC","user_id":"guest","app_id":"probe","target":"","cluster_id":"","consumer_tag":"agent1","delivery_tag":65,"exchange":"","redelivered":false,"routing_key":"agent1"},"incoming"]"#
+        );
+        let rejected = TraceRecord::incoming(&received).with_reason("no handler");
+        assert!(rejected
+            .to_wire_json()
+            .ends_with(r#""routing_key":"agent1","reason":"no handler"}"#));
+        let lossy = TraceRecord::incoming(&Received::new(
+            Properties::default(),
+            DeliveryInfo::default(),
+            Bytes::from_static(b"a\xffb"),
+        ));
+        assert_eq!(lossy.to_wire()["body"], "a\u{fffd}b");
+        assert_eq!(lossy.to_wire()["body_size"], 3);
+    }
 }
