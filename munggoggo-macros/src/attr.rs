@@ -278,7 +278,10 @@ where
         Ok(_) => {
             errors.spanned(
                 &lit,
-                format!("`{key}` in `#[{}]` must be at least {min}", keys.attr()),
+                format!(
+                    "`{key}` in `#[{}]` must be at least {min}, such as `{example}`",
+                    keys.attr()
+                ),
             );
             Ok(None)
         }

@@ -129,7 +129,7 @@ impl<T: Serialize, E: std::fmt::Display> RpcResult for Result<T, E> {
     fn into_value(self) -> Result<serde_json::Value, CallError> {
         match self {
             Ok(value) => value.into_value(),
-            Err(e) => Err(CallError::Failed(e.to_string())),
+            Err(e) => Err(CallError::Failed(format!("{e:#}"))),
         }
     }
 }

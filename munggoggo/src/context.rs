@@ -121,6 +121,7 @@ impl Core {
             Route::Fanout => "fanout",
             Route::Topic(_) => "publish",
         };
+        let properties = Arc::new(properties);
         self.traces.append(
             Category::Outgoing,
             TraceRecord::outgoing(target, route.routing_key(), &properties, body.clone()),

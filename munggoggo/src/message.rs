@@ -153,30 +153,34 @@ pub struct DeliveryInfo {
 #[non_exhaustive]
 pub struct Received {
     /// The message's properties.
-    pub properties: Properties,
+    pub properties: Arc<Properties>,
     /// How it was delivered.
-    pub delivery: DeliveryInfo,
+    pub delivery: Arc<DeliveryInfo>,
     /// The body as it came over the wire.
     pub body: Bytes,
     /// The payload: the body, or `c_data` of a 0.4 envelope.
     pub payload: Bytes,
-    /// The message type used for dispatch (`c_type` of a 0.4 envelope, else the AMQP `type`).
-    pub message_type: Option<String>,
+    /// `c_type` of a 0.4 envelope, which names the type instead of the AMQP `type`.
+    pub envelope_type: Option<String>,
 }
 
 impl Received {
     /// Builds the receiver's view of a message, unwrapping a 0.4 envelope.
-    pub fn new(properties: Properties, delivery: DeliveryInfo, body: Bytes) -> Self {
-        let (message_type, payload) = match unwrap_envelope(&body) {
+    pub fn new(
+        properties: impl Into<Arc<Properties>>,
+        delivery: impl Into<Arc<DeliveryInfo>>,
+        body: Bytes,
+    ) -> Self {
+        let (envelope_type, payload) = match unwrap_envelope(&body) {
             Some((c_type, c_data)) => (Some(c_type), c_data),
-            None => (properties.kind.clone(), body.clone()),
+            None => (None, body.clone()),
         };
         Received {
-            properties,
-            delivery,
+            properties: properties.into(),
+            delivery: delivery.into(),
             body,
             payload,
-            message_type,
+            envelope_type,
         }
     }
 
@@ -187,7 +191,10 @@ impl Received {
 
     /// The type used for dispatch, or `""`.
     pub fn message_type(&self) -> &str {
-        self.message_type.as_deref().unwrap_or("")
+        self.envelope_type
+            .as_deref()
+            .or(self.properties.kind.as_deref())
+            .unwrap_or("")
     }
 }
 

@@ -81,9 +81,9 @@ pub struct TraceRecord {
     /// The body as it went over the wire.
     pub body: Bytes,
     /// The message's properties.
-    pub properties: Properties,
+    pub properties: Arc<Properties>,
     /// How it was delivered; for an outgoing message only the routing key.
-    pub delivery: DeliveryInfo,
+    pub delivery: Arc<DeliveryInfo>,
     /// Where an outgoing message went: the identity for a direct send,
     /// `fanout` for a broadcast, `publish` for a topic; empty when incoming.
     pub target: String,
@@ -98,8 +98,8 @@ impl TraceRecord {
     pub fn incoming(received: &Received) -> Self {
         TraceRecord {
             body: received.body.clone(),
-            properties: received.properties.clone(),
-            delivery: received.delivery.clone(),
+            properties: Arc::clone(&received.properties),
+            delivery: Arc::clone(&received.delivery),
             target: String::new(),
             outgoing: false,
             reason: None,
@@ -108,16 +108,18 @@ impl TraceRecord {
 
     /// The record of a published message: `target` as in [`Self::target`],
     /// `routing_key` the identity, `admin` or the topic.
-    pub fn outgoing(target: &str, routing_key: &str, props: &Properties, body: Bytes) -> Self {
-        let mut record = TraceRecord {
+    pub fn outgoing(target: &str, routing_key: &str, props: &Arc<Properties>, body: Bytes) -> Self {
+        TraceRecord {
             body,
-            properties: props.clone(),
+            properties: Arc::clone(props),
+            delivery: Arc::new(DeliveryInfo {
+                routing_key: routing_key.to_owned(),
+                ..DeliveryInfo::default()
+            }),
             target: target.to_owned(),
             outgoing: true,
-            ..TraceRecord::default()
-        };
-        record.delivery.routing_key = routing_key.to_owned();
-        record
+            reason: None,
+        }
     }
 
     /// Adds why the message was rejected or its handler failed.
@@ -473,7 +475,7 @@ mod tests {
         store.append(Category::from("agent1.on_demo"), from_a);
         store.append(Category::Incoming, incoming_from("b", "b1"));
         let props = Properties::new("Demo", "me");
-        let sent = TraceRecord::outgoing("a", "a", &props, Bytes::from_static(b"out"));
+        let sent = TraceRecord::outgoing("a", "a", &Arc::new(props.clone()), Bytes::from_static(b"out"));
         store.append(Category::Outgoing, sent);
         store.append(Category::Incoming, incoming_from("a", "a2"));
         store.append(
@@ -540,7 +542,7 @@ mod tests {
         let mut props = Properties::new("RPC", "agent1");
         props.correlation_id = Some("23d009aa".to_owned());
         let body = Bytes::from_static(br#"{"c_type": "Pong"}"#);
-        let record = TraceRecord::outgoing("probe", "probe", &props, body);
+        let record = TraceRecord::outgoing("probe", "probe", &Arc::new(props.clone()), body);
         assert_eq!(
             record.to_wire_json(),
             r#"{"body":"{\"c_type\": \"Pong\"}","body_size":0,"headers":null,"content_type":"application/json","content_encoding":"","delivery_mode":0,"priority":0,"correlation_id":"23d009aa","reply_to":"","expiration":null,"message_id":"","timestamp":null,"type":"RPC","user_id":"","app_id":"","target":"probe","cluster_id":"","consumer_tag":"","delivery_tag":0,"exchange":"","redelivered":false,"routing_key":"probe"}"#

@@ -45,7 +45,9 @@ impl Configured {
 }
 
 fn build() -> NeedsConfig {
-    NeedsConfig { url: "amqp://".to_owned() }
+    NeedsConfig {
+        url: "amqp://".to_owned(),
+    }
 }
 
 fn server() -> HTTPServer {

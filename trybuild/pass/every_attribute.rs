@@ -21,7 +21,14 @@ struct Tick {
     at: u64,
 }
 
-#[agent(identity = "everything", prefetch = 16, max_queue = 100, trace_size = 50, peer_interval = "10s", call_timeout = "1m 30s")]
+#[agent(
+    identity = "everything",
+    prefetch = 16,
+    max_queue = 100,
+    trace_size = 50,
+    peer_interval = "10s",
+    call_timeout = "1m 30s"
+)]
 #[derive(Default)]
 struct Everything {
     seen: u64,
@@ -110,19 +117,40 @@ fn main() {
     );
     assert_eq!(
         spec.behaviours[0].kind,
-        BehaviourKind::Periodic { period: Duration::from_secs(1), initial_delay: None }
+        BehaviourKind::Periodic {
+            period: Duration::from_secs(1),
+            initial_delay: None
+        }
     );
     assert_eq!(
         spec.behaviours[1].kind,
-        BehaviourKind::Periodic { period: Duration::from_millis(250), initial_delay: Some(Duration::ZERO) }
+        BehaviourKind::Periodic {
+            period: Duration::from_millis(250),
+            initial_delay: Some(Duration::ZERO)
+        }
     );
     assert_eq!(spec.behaviours[2].kind, BehaviourKind::Oneshot);
-    assert_eq!(spec.behaviours[3].kind, BehaviourKind::Delay(Duration::from_secs(10)));
+    assert_eq!(
+        spec.behaviours[3].kind,
+        BehaviourKind::Delay(Duration::from_secs(10))
+    );
     assert_eq!(spec.behaviours[4].kind, BehaviourKind::Cyclic);
-    assert_eq!(spec.behaviours[5].kind, BehaviourKind::Handler(Route::Type("Pong")));
-    assert_eq!(spec.behaviours[6].kind, BehaviourKind::Handler(Route::Type("Tick")));
-    assert_eq!(spec.behaviours[7].kind, BehaviourKind::Handler(Route::Topic(&["ping.#"])));
-    assert_eq!(spec.behaviours[8].kind, BehaviourKind::Handler(Route::Topic(&["a.*.c", "b.#"])));
+    assert_eq!(
+        spec.behaviours[5].kind,
+        BehaviourKind::Handler(Route::Type("Pong"))
+    );
+    assert_eq!(
+        spec.behaviours[6].kind,
+        BehaviourKind::Handler(Route::Type("Tick"))
+    );
+    assert_eq!(
+        spec.behaviours[7].kind,
+        BehaviourKind::Handler(Route::Topic(&["ping.#"]))
+    );
+    assert_eq!(
+        spec.behaviours[8].kind,
+        BehaviourKind::Handler(Route::Topic(&["a.*.c", "b.#"]))
+    );
     assert_eq!(spec.behaviours[9].kind, BehaviourKind::Handler(Route::Fallback));
     let rpcs: Vec<(&str, &[&str])> = spec.rpcs.iter().map(|r| (r.method, r.params)).collect();
     assert_eq!(rpcs, [("multiply", &["x", "y"][..]), ("count", &[][..])]);

@@ -70,20 +70,33 @@ impl Worker {
         if job.id == 0 {
             return Err(JobError::Rejected(job.id));
         }
-        let _ = (job.sender(), job.correlation_id(), job.routing_key(), job.timestamp());
+        let _ = (
+            job.sender(),
+            job.correlation_id(),
+            job.routing_key(),
+            job.timestamp(),
+        );
         self.done.push(job.into_body().id);
         Ok(())
     }
 
     #[on_message(topic = "jobs.#")]
-    async fn enveloped_with_ctx(&mut self, ctx: &Context, job: munggoggo::Envelope<Job>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn enveloped_with_ctx(
+        &mut self,
+        ctx: &Context,
+        job: munggoggo::Envelope<Job>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let _ = (ctx, job.body());
         Ok(())
     }
 
     #[behaviour(cyclic)]
     async fn step(&mut self) -> anyhow::Result<Next> {
-        Ok(if self.done.is_empty() { Next::After(std::time::Duration::from_secs(1)) } else { Next::Stop })
+        Ok(if self.done.is_empty() {
+            Next::After(std::time::Duration::from_secs(1))
+        } else {
+            Next::Stop
+        })
     }
 
     #[behaviour(oneshot)]
@@ -93,7 +106,9 @@ impl Worker {
 
     #[rpc]
     async fn summary(&mut self) -> Summary {
-        Summary { done: self.done.len() }
+        Summary {
+            done: self.done.len(),
+        }
     }
 
     #[rpc]

@@ -84,7 +84,7 @@ impl Queue {
             delivery_tag: self.next_tag.fetch_add(1, Ordering::Relaxed),
         };
         let delivery = Delivery {
-            received: Received::new(msg.properties.clone(), delivery, msg.body.clone()),
+            received: Received::new(Arc::clone(&msg.properties), delivery, msg.body.clone()),
             source: self.source.clone(),
             acker: Acker::None,
         };
@@ -173,7 +173,7 @@ impl Bus for MemoryBus {
         &'a self,
         identity: &'a str,
         options: &'a EndpointOptions,
-    ) -> BoxFuture<'a, Result<(Arc<dyn Endpoint>, Vec<Consumer>)>> {
+    ) -> BoxFuture<'a, Result<super::Opened>> {
         Box::pin(async move {
             let (_, direct) = self.declare(identity, Source::Direct, options.max_queue)?;
             let fanout_name = format!("{identity}.fanout");

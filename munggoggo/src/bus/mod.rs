@@ -67,7 +67,7 @@ pub struct Outgoing {
     /// Where it goes.
     pub route: Route,
     /// Its properties.
-    pub properties: Properties,
+    pub properties: Arc<Properties>,
     /// Its body.
     pub body: Bytes,
 }
@@ -135,6 +135,10 @@ impl Acker {
 /// The deliveries of one queue.
 pub type Consumer = BoxStream<'static, Delivery>;
 
+/// What [`Bus::open`] gives: the agent's endpoint and the consumers of its
+/// identity and fanout queues.
+pub type Opened = (Arc<dyn Endpoint>, Vec<Consumer>);
+
 /// Options for an agent's endpoint.
 #[derive(Debug, Clone)]
 pub struct EndpointOptions {
@@ -152,7 +156,7 @@ pub trait Bus: Send + Sync + 'static {
         &'a self,
         identity: &'a str,
         options: &'a EndpointOptions,
-    ) -> BoxFuture<'a, Result<(Arc<dyn Endpoint>, Vec<Consumer>)>>;
+    ) -> BoxFuture<'a, Result<Opened>>;
 
     /// A description of the bus for logs, with any password redacted.
     fn describe(&self) -> String;
