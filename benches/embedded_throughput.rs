@@ -7,87 +7,12 @@
 //! Run it with `cargo bench --bench embedded_throughput` (optional argument:
 //! messages per round, default 200000). Prints the median of 3 rounds.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use munggoggo::prelude::*;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
-
-#[derive(Debug, Clone, Serialize, Deserialize, Message)]
-struct Sample {
-    seq: u64,
-    sensor: String,
-    value: f64,
-}
-
-fn sample(seq: u64) -> Sample {
-    Sample {
-        seq,
-        sensor: "kitchen.temp".to_owned(),
-        value: 21.5,
-    }
-}
-
-#[agent]
-struct Producer {
-    to: String,
-    count: u64,
-}
-
-#[agent]
-impl Producer {
-    #[behaviour(oneshot)]
-    async fn produce(&mut self, ctx: &Context) -> munggoggo::Result<()> {
-        for seq in 0..self.count {
-            ctx.send(&self.to, &sample(seq)).await?;
-        }
-        Ok(())
-    }
-}
-
-#[agent]
-struct Sink {
-    expect: u64,
-    seen: u64,
-    done: Option<oneshot::Sender<Instant>>,
-}
-
-#[agent]
-impl Sink {
-    #[on_message]
-    async fn sample(&mut self, sample: Sample) {
-        self.seen += 1;
-        debug_assert!(sample.seq < self.expect);
-        if self.seen == self.expect {
-            if let Some(done) = self.done.take() {
-                let _ = done.send(Instant::now());
-            }
-        }
-    }
-}
-
-async fn munggoggo_round(n: u64, round: usize) -> Duration {
-    let rt = munggoggo::Runtime::memory().start().await.expect("runtime");
-    let (tx, rx) = oneshot::channel();
-    let sink = format!("sink-{round}");
-    rt.spawn_as(
-        sink.clone(),
-        Sink {
-            expect: n,
-            seen: 0,
-            done: Some(tx),
-        },
-    )
-    .await
-    .expect("sink");
-    let start = Instant::now();
-    rt.spawn_as(format!("producer-{round}"), Producer { to: sink, count: n })
-        .await
-        .expect("producer");
-    let end = rx.await.expect("sink finished");
-    rt.shutdown().await;
-    end - start
-}
+use common::{agents_round, median, rate, sample, Sample};
+use tokio::sync::mpsc;
 
 async fn mpsc_round(n: u64) -> Duration {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -111,11 +36,6 @@ async fn mpsc_round(n: u64) -> Duration {
     consumer.await.expect("consumer") - start
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    xs[xs.len() / 2]
-}
-
 fn main() {
     let n: u64 = std::env::args()
         .nth(1)
@@ -128,10 +48,12 @@ fn main() {
         .expect("tokio");
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for round in 0..3 {
-        let d = rt.block_on(munggoggo_round(n, round));
-        ours.push(n as f64 / d.as_secs_f64());
-        let d = rt.block_on(mpsc_round(n));
-        raw.push(n as f64 / d.as_secs_f64());
+        let d = rt.block_on(async {
+            let handle = munggoggo::Runtime::memory().start().await.expect("runtime");
+            agents_round(&handle, n, &round.to_string()).await
+        });
+        ours.push(rate(n, d));
+        raw.push(rate(n, rt.block_on(mpsc_round(n))));
         println!(
             "round {}: munggoggo {:>10.0} msg/s   tokio mpsc + JSON {:>10.0} msg/s",
             round + 1,

@@ -71,7 +71,10 @@ impl Calc {
     /// Calls a peer's `#[rpc]` from a handler.
     #[on_message]
     async fn call_peer(&mut self, ctx: &Context, msg: CallPeer) {
-        let outcome = match ctx.call_with_timeout::<i64>(&msg.peer, "multiply", (2, 21), Duration::from_millis(1500)).await {
+        let outcome = match ctx
+            .call_with_timeout::<i64>(&msg.peer, "multiply", (2, 21), Duration::from_millis(1500))
+            .await
+        {
             Ok(v) => format!("result {v}"),
             Err(Error::Timeout { .. }) => "timeout".to_owned(),
             Err(e) => format!("error {e}"),
@@ -81,7 +84,11 @@ impl Calc {
 }
 
 fn calc(events: Events) -> Calc {
-    Calc { calls: 0, release: Arc::new(Notify::new()), events }
+    Calc {
+        calls: 0,
+        release: Arc::new(Notify::new()),
+        events,
+    }
 }
 
 on_both_buses! {
@@ -126,7 +133,15 @@ on_both_buses! {
         // The late reply is dropped, not delivered to the next call.
         tokio::time::sleep(Duration::from_millis(2_000)).await;
         assert_eq!(client.call::<u64>(agent.identity(), "slow", (1,)).await.unwrap(), 1);
+
+        // The caller stops while its call waits.
+        let ctx = client.handle().context().clone();
+        let target = agent.identity().to_owned();
+        let waiting = tokio::spawn(async move { ctx.call::<u64>(&target, "slow", (1_000,)).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
         client.shutdown().await;
+        let err = waiting.await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::ConnectionLost(_)), "{err}");
     }
 
     async fn system_requests_are_answered_as_0_4_does(rt) {

@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use crate::agent::{
-    Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture,
-    HandlerError, Registration, Route, RpcSpec,
+    Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
+    Registration, Route, RpcSpec,
 };
 pub use crate::behaviour::Next;
 pub use crate::context::Context;
@@ -156,11 +156,7 @@ impl<T: DeserializeOwned> RpcParam for T {}
 
 /// Takes parameter `index` (named `name`) of an `#[rpc]` call from a
 /// positional array or a named object.
-pub fn rpc_param<T: RpcParam>(
-    params: &serde_json::Value,
-    index: usize,
-    name: &str,
-) -> Result<T, CallError> {
+pub fn rpc_param<T: RpcParam>(params: &serde_json::Value, index: usize, name: &str) -> Result<T, CallError> {
     let value = match params {
         serde_json::Value::Array(items) => items.get(index),
         serde_json::Value::Object(map) => map.get(name),
@@ -169,7 +165,8 @@ pub fn rpc_param<T: RpcParam>(
         _ => None,
     };
     let value = value.cloned().unwrap_or(serde_json::Value::Null);
-    serde_json::from_value(value).map_err(|e| CallError::BadParams(format!("parameter `{name}` (#{}): {e}", index + 1)))
+    serde_json::from_value(value)
+        .map_err(|e| CallError::BadParams(format!("parameter `{name}` (#{}): {e}", index + 1)))
 }
 
 /// Asserts at the user's span that `T` can be received.

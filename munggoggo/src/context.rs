@@ -24,12 +24,8 @@ pub(crate) enum Control {
     Stop(usize),
     /// Stop the agent.
     Shutdown,
-    /// Call `#[rpc]` method `index`.
-    Call {
-        index: usize,
-        params: serde_json::Value,
-        reply: tokio::sync::oneshot::Sender<std::result::Result<serde_json::Value, crate::rpc::CallError>>,
-    },
+    /// Call `#[rpc]` method `index` and answer the caller.
+    Call(crate::system::IncomingCall),
 }
 
 /// The state of one running agent, shared by its task, its dispatcher, its
@@ -61,7 +57,11 @@ impl Core {
         Core {
             identity: identity.into(),
             traces: TraceStore::new(options.trace_size),
-            behaviours: spec.behaviours.iter().map(|b| Behaviour::new(identity, *b)).collect(),
+            behaviours: spec
+                .behaviours
+                .iter()
+                .map(|b| Behaviour::new(identity, *b))
+                .collect(),
             options,
             spec,
             endpoint,
@@ -145,7 +145,9 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("identity", &self.identity()).finish()
+        f.debug_struct("Context")
+            .field("identity", &self.identity())
+            .finish()
     }
 }
 
@@ -181,19 +183,28 @@ impl Context {
     /// Publishes `msg` on `topic` to every matching subscription.
     pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
         let body = message::encode(msg)?;
-        self.emit(Route::Topic(topic.to_owned()), Properties::new(M::TYPE, self.identity()), body)
-            .await
+        self.emit(
+            Route::Topic(topic.to_owned()),
+            Properties::new(M::TYPE, self.identity()),
+            body,
+        )
+        .await
     }
 
     /// Sends a body of any type name to `to`, as 0.4's `direct_send` does.
     pub async fn send_raw(&self, to: &str, kind: &str, body: impl Into<Bytes>) -> Result<()> {
-        self.emit(Route::Direct(to.to_owned()), Properties::new(kind, self.identity()), body.into())
-            .await
+        self.emit(
+            Route::Direct(to.to_owned()),
+            Properties::new(kind, self.identity()),
+            body.into(),
+        )
+        .await
     }
 
     /// Broadcasts a body of any type name, as 0.4's `fanout_send` does.
     pub async fn broadcast_raw(&self, kind: &str, body: impl Into<Bytes>) -> Result<()> {
-        self.emit(Route::Fanout, Properties::new(kind, self.identity()), body.into()).await
+        self.emit(Route::Fanout, Properties::new(kind, self.identity()), body.into())
+            .await
     }
 
     /// Publishes an untyped body on `topic` (type `PUBSUB`), as 0.4's `publish` does.
@@ -254,20 +265,28 @@ impl Context {
 
     /// The status of one behaviour, by full name or method name.
     pub fn behaviour(&self, name: &str) -> Option<BehaviourStatus> {
-        self.core.find_behaviour(name).map(|i| self.core.behaviours[i].status())
+        self.core
+            .find_behaviour(name)
+            .map(|i| self.core.behaviours[i].status())
     }
 
     /// Starts a stopped behaviour (a topic handler subscribes again).
     /// Returns false when it was running already.
     pub fn start_behaviour(&self, name: &str) -> Result<bool> {
-        let i = self.core.find_behaviour(name).ok_or_else(|| self.core.unknown_behaviour(name))?;
+        let i = self
+            .core
+            .find_behaviour(name)
+            .ok_or_else(|| self.core.unknown_behaviour(name))?;
         Ok(self.core.start_behaviour(i))
     }
 
     /// Stops a behaviour: it is not scheduled again, a topic handler
     /// unsubscribes, messages for a stopped type handler are rejected.
     pub fn stop_behaviour(&self, name: &str) -> Result<()> {
-        let i = self.core.find_behaviour(name).ok_or_else(|| self.core.unknown_behaviour(name))?;
+        let i = self
+            .core
+            .find_behaviour(name)
+            .ok_or_else(|| self.core.unknown_behaviour(name))?;
         self.core.stop_behaviour(i);
         Ok(())
     }

@@ -3,13 +3,15 @@
 pub mod agent;
 pub mod behaviour;
 pub mod bus;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod context;
-mod peers;
-mod system;
 mod error;
 pub mod message;
+mod peers;
 pub mod rpc;
 pub mod runtime;
+mod system;
 pub mod trace;
 
 pub use agent::{Agent, AgentDefaults, AgentOptions};

@@ -220,7 +220,12 @@ impl Context {
         struct Pong {}
         let started = tokio::time::Instant::now();
         let _: Pong = self
-            .request(target, "Ping", &Ping { ping: "ping".into() }, self.core.options.call_timeout)
+            .request(
+                target,
+                "Ping",
+                &Ping { ping: "ping".into() },
+                self.core.options.call_timeout,
+            )
             .await?;
         Ok(started.elapsed())
     }
@@ -232,7 +237,12 @@ impl Context {
             behavs: Vec<String>,
         }
         let reply: ListBehav = self
-            .request(target, "ListBehav", &ListBehav { behavs: Vec::new() }, self.core.options.call_timeout)
+            .request(
+                target,
+                "ListBehav",
+                &ListBehav { behavs: Vec::new() },
+                self.core.options.call_timeout,
+            )
             .await?;
         Ok(reply.behavs)
     }
@@ -276,7 +286,14 @@ impl Context {
             result: String,
         }
         let reply: Shutdown = self
-            .request(target, "Shutdown", &Shutdown { result: String::new() }, self.core.options.call_timeout)
+            .request(
+                target,
+                "Shutdown",
+                &Shutdown {
+                    result: String::new(),
+                },
+                self.core.options.call_timeout,
+            )
             .await?;
         Ok(reply.result)
     }
@@ -299,7 +316,11 @@ impl Context {
         let mut properties = Properties::new(message::RPC, self.identity());
         properties.correlation_id = Some(id.clone());
         let reply = self.core.pending.insert(id.clone());
-        if let Err(e) = self.core.emit(Route::Direct(target.to_owned()), properties, body).await {
+        if let Err(e) = self
+            .core
+            .emit(Route::Direct(target.to_owned()), properties, body)
+            .await
+        {
             self.core.pending.remove(&id);
             return Err(e);
         }
@@ -347,8 +368,10 @@ pub(crate) fn rpc_body(c_type: &str, c_data: String, request_type: i64) -> Resul
         c_data,
         request_type,
     };
-    serde_json::to_vec(&msg).map(Bytes::from).map_err(|source| Error::Encode {
-        type_name: c_type.to_owned(),
-        source,
-    })
+    serde_json::to_vec(&msg)
+        .map(Bytes::from)
+        .map_err(|source| Error::Encode {
+            type_name: c_type.to_owned(),
+            source,
+        })
 }

@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use crate::bus::{Delivery, Route};
 use crate::context::{Control, Core};
@@ -112,14 +111,20 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
         }
         "Shutdown" => {
             let result = format!("Shutdown of {} initiated.", core.identity);
-            reply(core, &to, &correlation_id, "Shutdown", json(&serde_json::json!({ "result": result })))
-                .await;
+            reply(
+                core,
+                &to,
+                &correlation_id,
+                "Shutdown",
+                json(&serde_json::json!({ "result": result })),
+            )
+            .await;
             let _ = core.control.send(Control::Shutdown);
             return Ok(());
         }
         "RpcCall" => {
             let call: RpcCall = decode(&env.c_data)?;
-            answer_call(core, to, correlation_id, call);
+            answer_call(core, to, correlation_id, call).await;
             return Ok(());
         }
         other => (
@@ -131,34 +136,50 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
     Ok(())
 }
 
-/// Runs an `#[rpc]` method in the agent's task and answers when it is
-/// done, without holding up the dispatcher.
-fn answer_call(core: &std::sync::Arc<Core>, to: String, correlation_id: String, mut call: RpcCall) {
-    let core = std::sync::Arc::clone(core);
-    let index = core.spec.rpcs.iter().position(|r| r.method == call.method);
-    tokio::spawn(async move {
-        let result = match index {
-            None => Err(CallError::UnknownMethod {
-                method: call.method.clone(),
-                known: core.spec.rpcs.iter().map(|r| r.method.to_owned()).collect(),
-            }),
-            Some(index) => {
-                let (tx, rx) = oneshot::channel();
-                let params = std::mem::take(&mut call.params);
-                if core.control.send(Control::Call { index, params, reply: tx }).is_err() {
-                    Err(CallError::Failed(format!("agent `{}` is stopping", core.identity)))
-                } else {
-                    rx.await
-                        .unwrap_or_else(|_| Err(CallError::Failed(format!("agent `{}` stopped", core.identity))))
-                }
-            }
-        };
+/// A call of an `#[rpc]` method on its way to the agent's task, which
+/// runs it and answers.
+#[derive(Debug)]
+pub(crate) struct IncomingCall {
+    pub(crate) index: usize,
+    pub(crate) call: RpcCall,
+    to: String,
+    correlation_id: String,
+}
+
+impl IncomingCall {
+    /// Sends the method's result (or error) to the caller.
+    pub(crate) async fn answer(mut self, core: &Core, result: Result<serde_json::Value, CallError>) {
         match result {
-            Ok(value) => call.result = value,
-            Err(e) => call.error = Some(e.to_string()),
+            Ok(value) => self.call.result = value,
+            Err(e) => self.call.error = Some(e.to_string()),
         }
-        reply(&core, &to, &correlation_id, "RpcCall", json(&call)).await;
-    });
+        reply(core, &self.to, &self.correlation_id, "RpcCall", json(&self.call)).await;
+    }
+}
+
+/// Hands an `#[rpc]` call to the agent's task without waiting for it;
+/// an unknown method or a stopping agent is answered at once.
+async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcCall) {
+    let index = core.spec.rpcs.iter().position(|r| r.method == call.method);
+    let incoming = IncomingCall {
+        index: index.unwrap_or(usize::MAX),
+        call,
+        to,
+        correlation_id,
+    };
+    let Some(_) = index else {
+        let known = core.spec.rpcs.iter().map(|r| r.method.to_owned()).collect();
+        let method = incoming.call.method.clone();
+        return incoming
+            .answer(core, Err(CallError::UnknownMethod { method, known }))
+            .await;
+    };
+    if let Err(refused) = core.control.send(Control::Call(incoming)) {
+        if let Control::Call(incoming) = refused.0 {
+            let stopped = CallError::Failed(format!("agent `{}` is stopping", core.identity));
+            incoming.answer(core, Err(stopped)).await;
+        }
+    }
 }
 
 /// The 0.4 result text of a ManageBehav request.

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{topic_matches, Acker, Bus, Consumer, Delivery, Endpoint, EndpointOptions, Outgoing, Route, Source};
+use super::{
+    topic_matches, Acker, Bus, Consumer, Delivery, Endpoint, EndpointOptions, Outgoing, Route, Source,
+};
 use crate::agent::BoxFuture;
 use crate::error::{Error, Result};
 use crate::message::{DeliveryInfo, Received};
@@ -125,7 +127,9 @@ impl MemoryBus {
             return Err(Error::IdentityInUse(name.to_owned()));
         }
         let (queue, consumer) = Queue::new(name.into(), source, max_len);
-        topology.queues.insert(Arc::clone(&queue.name), Arc::clone(&queue));
+        topology
+            .queues
+            .insert(Arc::clone(&queue.name), Arc::clone(&queue));
         Ok((queue, consumer))
     }
 
@@ -217,9 +221,15 @@ impl Endpoint for MemoryEndpoint {
         Box::pin(std::future::ready(result))
     }
 
-    fn subscribe<'a>(&'a self, queue: &'a str, binding_keys: &'a [&'a str]) -> BoxFuture<'a, Result<Consumer>> {
+    fn subscribe<'a>(
+        &'a self,
+        queue: &'a str,
+        binding_keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Consumer>> {
         Box::pin(async move {
-            let (declared, consumer) = self.bus.declare(queue, Source::Topic(queue.into()), self.max_queue)?;
+            let (declared, consumer) =
+                self.bus
+                    .declare(queue, Source::Topic(queue.into()), self.max_queue)?;
             let mut topology = self.bus.write();
             for key in binding_keys {
                 topology.topic.push(((*key).to_owned(), Arc::clone(&declared)));

@@ -109,7 +109,7 @@ pub enum Acker {
     None,
     /// A RabbitMQ delivery.
     #[cfg(feature = "amqp")]
-    Amqp(lapin::acker::Acker),
+    Amqp(lapin::Acker),
 }
 
 impl Acker {
@@ -152,11 +152,7 @@ pub struct EndpointOptions {
 pub trait Bus: Send + Sync + 'static {
     /// Declares the agent's identity and fanout queues and starts consuming
     /// them. Fails with [`crate::Error::IdentityInUse`] when the identity is taken.
-    fn open<'a>(
-        &'a self,
-        identity: &'a str,
-        options: &'a EndpointOptions,
-    ) -> BoxFuture<'a, Result<Opened>>;
+    fn open<'a>(&'a self, identity: &'a str, options: &'a EndpointOptions) -> BoxFuture<'a, Result<Opened>>;
 
     /// A description of the bus for logs, with any password redacted.
     fn describe(&self) -> String;
@@ -170,7 +166,11 @@ pub trait Endpoint: Send + Sync + 'static {
 
     /// Declares a topic subscription queue with its binding keys and starts
     /// consuming it.
-    fn subscribe<'a>(&'a self, queue: &'a str, binding_keys: &'a [&'a str]) -> BoxFuture<'a, Result<Consumer>>;
+    fn subscribe<'a>(
+        &'a self,
+        queue: &'a str,
+        binding_keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Consumer>>;
 
     /// Deletes a topic subscription queue; its consumer ends.
     fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>>;

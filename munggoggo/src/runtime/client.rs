@@ -7,7 +7,8 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::{AgentHandle, RuntimeHandle};
 use crate::agent::{
-    Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError, Route,
+    Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
+    Route,
 };
 use crate::behaviour::Next;
 use crate::context::Context;

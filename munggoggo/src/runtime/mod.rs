@@ -54,7 +54,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("agents", &self.launches.len()).finish()
+        f.debug_struct("Runtime")
+            .field("agents", &self.launches.len())
+            .finish()
     }
 }
 
@@ -120,8 +122,9 @@ impl Runtime {
 
     /// Adds an agent with options of its own.
     pub fn agent_with<A: Agent>(mut self, agent: A, options: AgentOptions) -> Self {
-        self.launches
-            .push(Box::new(move |rt: RuntimeHandle| Box::pin(async move { rt.spawn_with(agent, options).await })));
+        self.launches.push(Box::new(move |rt: RuntimeHandle| {
+            Box::pin(async move { rt.spawn_with(agent, options).await })
+        }));
         self
     }
 
@@ -263,7 +266,11 @@ impl RuntimeHandle {
     /// The agents started by this runtime that are still running.
     pub fn agents(&self) -> Vec<AgentHandle> {
         let agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents.iter().filter(|a| a.state() != State::Shutdown).cloned().collect()
+        agents
+            .iter()
+            .filter(|a| a.state() != State::Shutdown)
+            .cloned()
+            .collect()
     }
 
     /// The running agent with this identity.
@@ -402,7 +409,10 @@ pub(crate) async fn start_agent<A: Agent>(
     };
     let span = tracing::info_span!("agent", agent = %identity);
 
-    let setup = AssertUnwindSafe(agent.setup(&ctx)).catch_unwind().instrument(span.clone()).await;
+    let setup = AssertUnwindSafe(agent.setup(&ctx))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
     let setup = match setup {
         Ok(result) => result,
         Err(panic) => Err(format!("setup panicked: {}", task::panic_message(&*panic)).into()),

@@ -54,7 +54,11 @@ impl Routes {
                 .ok_or("no subscription"),
             Source::Direct | Source::Fanout => match self.by_type.get(msg.message_type()) {
                 Some(handlers) => Ok(handlers),
-                None => self.fallback.as_ref().map(std::slice::from_ref).ok_or("no handler"),
+                None => self
+                    .fallback
+                    .as_ref()
+                    .map(std::slice::from_ref)
+                    .ok_or("no handler"),
             },
         }
     }
@@ -83,8 +87,10 @@ impl<A: Agent> Task<A> {
                 control = self.control.recv() => match control {
                     Some(Control::Start(i)) => self.start(&mut schedule, i).await,
                     Some(Control::Stop(i)) => self.stop(&mut schedule, i).await,
-                    Some(Control::Call { index, params, reply }) => {
-                        let _ = reply.send(self.call(index, params).await);
+                    Some(Control::Call(mut incoming)) => {
+                        let params = std::mem::take(&mut incoming.call.params);
+                        let result = self.call(incoming.index, params).await;
+                        incoming.answer(&core, result).await;
                     }
                     Some(Control::Shutdown) | None => break,
                 },
@@ -163,7 +169,11 @@ impl<A: Agent> Task<A> {
     }
 
     /// Runs `#[rpc]` method `index`.
-    async fn call(&mut self, index: usize, params: serde_json::Value) -> Result<serde_json::Value, CallError> {
+    async fn call(
+        &mut self,
+        index: usize,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
         let core = &self.ctx.core;
         let method = core.spec.rpcs[index].method;
         let span = tracing::debug_span!("rpc", agent = %core.identity, method);
@@ -202,7 +212,10 @@ impl<A: Agent> Task<A> {
                 continue;
             }
             ran = true;
-            core.traces.append(Category::Behaviour(Arc::clone(&b.name)), TraceRecord::incoming(&msg));
+            core.traces.append(
+                Category::Behaviour(Arc::clone(&b.name)),
+                TraceRecord::incoming(&msg),
+            );
             let span = tracing::debug_span!(
                 "handler",
                 agent = %core.identity,
@@ -242,16 +255,27 @@ impl<A: Agent> Task<A> {
     async fn shutdown(mut self) {
         let core = Arc::clone(&self.ctx.core);
         core.state.set(State::Stopping);
+        // Calls that will not run any more get an answer rather than a timeout.
+        while let Ok(control) = self.control.try_recv() {
+            if let Control::Call(incoming) = control {
+                let stopped = CallError::Failed(format!("agent `{}` stopped", core.identity));
+                incoming.answer(&core, Err(stopped)).await;
+            }
+        }
         for b in &core.behaviours {
             if b.state.get() == State::Running {
                 b.state.set(State::Stopping);
             }
         }
-        let teardown = AssertUnwindSafe(self.agent.teardown(&self.ctx)).catch_unwind().await;
+        let teardown = AssertUnwindSafe(self.agent.teardown(&self.ctx))
+            .catch_unwind()
+            .await;
         match teardown {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(agent = %core.identity, error = %e, "teardown failed"),
-            Err(panic) => tracing::error!(agent = %core.identity, "teardown panicked: {}", panic_message(&*panic)),
+            Err(panic) => {
+                tracing::error!(agent = %core.identity, "teardown panicked: {}", panic_message(&*panic))
+            }
         }
         core.abort_tasks();
         core.pending.clear();
@@ -321,4 +345,3 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         "unknown panic payload".to_owned()
     }
 }
-

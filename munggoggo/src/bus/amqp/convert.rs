@@ -113,7 +113,9 @@ fn value_at(value: &AMQPValue, depth: usize) -> Value {
         AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
         AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into_owned()),
-        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(|v| value_at(v, depth + 1)).collect()),
+        AMQPValue::FieldArray(a) => {
+            Value::Array(a.as_slice().iter().map(|v| value_at(v, depth + 1)).collect())
+        }
         AMQPValue::FieldTable(t) => Value::Object(table_at(t, depth)),
         AMQPValue::Void => Value::Null,
     }
@@ -141,7 +143,11 @@ fn json_to_value(value: &Value) -> Result<AMQPValue> {
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => AMQPValue::LongLongInt(i),
             (None, Some(f)) => AMQPValue::Double(f),
-            (None, None) => return Err(Error::Bus(format!("header value {n} is not representable in AMQP"))),
+            (None, None) => {
+                return Err(Error::Bus(format!(
+                    "header value {n} is not representable in AMQP"
+                )))
+            }
         },
         Value::String(s) => AMQPValue::LongString(LongString::from(s.as_bytes())),
         Value::Array(items) => AMQPValue::FieldArray(FieldArray::from(
@@ -193,11 +199,26 @@ mod tests {
         t.insert("ts".into(), AMQPValue::Timestamp(1_700_000_000));
         t.insert("f".into(), AMQPValue::Float(0.5));
         t.insert("nan".into(), AMQPValue::Double(f64::NAN));
-        t.insert("d".into(), AMQPValue::DecimalValue(DecimalValue { scale: 2, value: 1234 }));
+        t.insert(
+            "d".into(),
+            AMQPValue::DecimalValue(DecimalValue {
+                scale: 2,
+                value: 1234,
+            }),
+        );
         t.insert("ss".into(), AMQPValue::ShortString("short".into()));
-        t.insert("bad".into(), AMQPValue::LongString(LongString::from(vec![b'a', 0xff])));
-        t.insert("bytes".into(), AMQPValue::ByteArray(ByteArray::from(vec![b'h', b'i'])));
-        t.insert("arr".into(), AMQPValue::FieldArray(vec![AMQPValue::Boolean(false)].into()));
+        t.insert(
+            "bad".into(),
+            AMQPValue::LongString(LongString::from(vec![b'a', 0xff])),
+        );
+        t.insert(
+            "bytes".into(),
+            AMQPValue::ByteArray(ByteArray::from(vec![b'h', b'i'])),
+        );
+        t.insert(
+            "arr".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::Boolean(false)].into()),
+        );
         t.insert("tbl".into(), AMQPValue::FieldTable(inner));
         let json = Value::Object(table_to_json(&t));
         assert_eq!(

@@ -1,0 +1,109 @@
+//! Agents and helpers shared by the benchmark programs.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use munggoggo::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// The small JSON payload every benchmark sends.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub struct Sample {
+    pub seq: u64,
+    pub sensor: String,
+    pub value: f64,
+}
+
+/// Sample number `seq`.
+pub fn sample(seq: u64) -> Sample {
+    Sample {
+        seq,
+        sensor: "kitchen.temp".to_owned(),
+        value: 21.5,
+    }
+}
+
+/// Sends `count` samples to `to`, one after the other, when it starts.
+#[agent]
+pub struct Producer {
+    pub to: String,
+    pub count: u64,
+}
+
+#[agent]
+impl Producer {
+    #[behaviour(oneshot)]
+    async fn produce(&mut self, ctx: &Context) -> munggoggo::Result<()> {
+        for seq in 0..self.count {
+            ctx.send(&self.to, &sample(seq)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts samples and reports the time when the last one arrived.
+#[agent]
+pub struct Sink {
+    pub expect: u64,
+    pub seen: u64,
+    pub done: Option<oneshot::Sender<Instant>>,
+}
+
+#[agent]
+impl Sink {
+    #[on_message]
+    async fn sample(&mut self, sample: Sample) {
+        self.seen += 1;
+        debug_assert!(sample.seq < self.expect);
+        if self.seen == self.expect {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(Instant::now());
+            }
+        }
+    }
+}
+
+/// One round of agent-to-agent throughput on the runtime's bus.
+pub async fn agents_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
+    let (tx, rx) = oneshot::channel();
+    let sink = format!("bench-sink-{tag}-{}", std::process::id());
+    rt.spawn_as(
+        sink.clone(),
+        Sink {
+            expect: n,
+            seen: 0,
+            done: Some(tx),
+        },
+    )
+    .await
+    .expect("sink starts");
+    let start = Instant::now();
+    let producer = rt
+        .spawn_as(
+            format!("bench-producer-{tag}-{}", std::process::id()),
+            Producer {
+                to: sink.clone(),
+                count: n,
+            },
+        )
+        .await
+        .expect("producer starts");
+    let end = rx.await.expect("sink finished");
+    producer.shutdown().await;
+    if let Some(sink) = rt.agent(&sink) {
+        sink.shutdown().await;
+    }
+    end - start
+}
+
+/// The median.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+/// Messages per second.
+pub fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}

@@ -1,0 +1,656 @@
+//! The consuming side of an endpoint: units of one channel, its queues and
+//! their consumers on the consuming connection.
+//!
+//! An agent's identity and fanout queues form one unit, each topic
+//! subscription another (its own channel, so a subscription the broker
+//! refuses cannot take the agent's mailbox down with it). lapin recovers a
+//! lost connection and re-declares what each channel declared, but it gives
+//! up on a channel error (such as RESOURCE_LOCKED while the broker still
+//! holds the old connection's exclusive queues) and never reopens a channel
+//! closed by one. So a supervisor task per unit watches its channel and
+//! rebuilds it (declare, bind, consume) on a new channel with its own
+//! backoff; the unit's consumer streams switch to the new consumers and
+//! only end when the unit is closed or the connection is gone for good.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Channel, Connection, ExchangeKind};
+use tokio::sync::{watch, Notify};
+
+use super::convert::{from_amqp, short};
+use super::{
+    is_reply_code, lapin_error, BACKOFF_MAX, BACKOFF_MIN, CHECK_INTERVAL, REAP_TIMEOUT, STUCK_GRACE,
+};
+use crate::bus::{Acker, Consumer, Delivery, Source};
+use crate::error::{Error, Result};
+use crate::message::{DeliveryInfo, Received};
+
+/// AMQP reply code RESOURCE_LOCKED: an exclusive queue of another connection.
+const RESOURCE_LOCKED: u16 = 405;
+
+/// A queue of a unit: exclusive, non-durable, not auto-delete, no
+/// arguments, consumed with manual acks under the queue's name as tag.
+pub(super) struct QueueSpec {
+    pub(super) name: ShortString,
+    pub(super) source: Source,
+    /// (exchange, binding key) pairs.
+    pub(super) bindings: Vec<(&'static str, ShortString)>,
+}
+
+/// Which consumers a unit has, and whether it still exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    Live(u64),
+    Ended,
+}
+
+/// What a unit declares, binds and consumes.
+pub(super) struct Spec {
+    pub(super) conn: Arc<Connection>,
+    pub(super) identity: Arc<str>,
+    /// Whether this is the agent's mailbox (identity and fanout queues).
+    pub(super) mailbox: bool,
+    pub(super) prefetch: u16,
+    pub(super) exchanges: Vec<(&'static str, ExchangeKind)>,
+    pub(super) queues: Vec<QueueSpec>,
+}
+
+/// One channel with its queues, bindings and consumers.
+pub(super) struct Unit {
+    spec: Spec,
+    state: Mutex<State>,
+    /// Serialises rebuilding and closing, so a rebuild never re-declares
+    /// queues that a close deleted.
+    topology: tokio::sync::Mutex<()>,
+    generation: watch::Sender<Generation>,
+    /// The first generation whose consumers a stream found dead, plus one
+    /// (0: none).
+    broken: AtomicU64,
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+struct State {
+    channel: Arc<Channel>,
+    generation: u64,
+    /// Consumers of the latest rebuild that their streams have not taken yet.
+    fresh: HashMap<ShortString, lapin::Consumer>,
+    /// Channels given up on while lapin was still recovering them: closed
+    /// as soon as lapin brings them back, so their stale consumers go away.
+    zombies: Vec<Arc<Channel>>,
+}
+
+/// Why building a unit's channel failed.
+struct BuildError {
+    error: lapin::Error,
+    /// The queue whose declaration failed, if that was the step.
+    queue: Option<ShortString>,
+    /// The queues declared before the failure.
+    declared: Vec<ShortString>,
+    channel: Option<Channel>,
+}
+
+impl Unit {
+    /// Declares the unit's topology on a new channel and starts consuming:
+    /// the unit and one consumer stream per queue, in the order given.
+    pub(super) async fn open(mut spec: Spec) -> Result<(Arc<Unit>, Vec<Consumer>)> {
+        spec.prefetch = spec.prefetch.max(1);
+        let (channel, mut consumers) = match spec.build().await {
+            Ok(built) => built,
+            Err(failure) => return Err(spec.fail_open(failure).await),
+        };
+        let (generation, _) = watch::channel(Generation::Live(0));
+        let unit = Arc::new(Unit {
+            spec,
+            state: Mutex::new(State {
+                channel: Arc::new(channel),
+                generation: 0,
+                fresh: HashMap::new(),
+                zombies: Vec::new(),
+            }),
+            topology: tokio::sync::Mutex::new(()),
+            generation,
+            broken: AtomicU64::new(0),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
+        let streams = unit
+            .spec
+            .queues
+            .iter()
+            .map(|q| unit.stream(q, consumers.remove(&q.name)))
+            .collect();
+        tokio::spawn(Arc::clone(&unit).supervise());
+        Ok((unit, streams))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn channel(&self) -> Arc<Channel> {
+        Arc::clone(&self.state().channel)
+    }
+
+    /// The consumer stream of one queue: follows the unit's rebuilds and
+    /// ends when the unit is closed or the connection is gone.
+    fn stream(self: &Arc<Self>, queue: &QueueSpec, consumer: Option<lapin::Consumer>) -> Consumer {
+        let state = StreamState {
+            unit: Arc::clone(self),
+            queue: queue.name.clone(),
+            tag: queue.name.to_string(),
+            source: queue.source.clone(),
+            consumer,
+            generation: 0,
+            updates: self.generation.subscribe(),
+        };
+        futures_util::stream::unfold(state, |mut s| async move {
+            let delivery = s.next().await?;
+            Some((delivery, s))
+        })
+        .boxed()
+    }
+
+    /// Marks generation `generation` broken and wakes the supervisor.
+    fn report_broken(&self, generation: u64) {
+        self.broken.fetch_max(generation + 1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Watches the channel; rebuilds it when it died, when lapin's recovery
+    /// left it behind, or when a stream lost its consumer.
+    async fn supervise(self: Arc<Self>) {
+        let mut stuck_since: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(CHECK_INTERVAL) => {}
+                () = self.wake.notified() => {}
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            self.bury_zombies().await;
+            let conn = self.spec.conn.status();
+            if conn.errored() || conn.closed() {
+                self.connection_gone();
+                return;
+            }
+            let (channel, generation) = {
+                let state = self.state();
+                (Arc::clone(&state.channel), state.generation)
+            };
+            let status = channel.status();
+            let broken = self.broken.load(Ordering::SeqCst) > generation;
+            let dead = !status.connected() && !status.reconnecting();
+            let stuck = if status.reconnecting() && conn.connected() {
+                stuck_since.get_or_insert_with(Instant::now).elapsed() >= STUCK_GRACE
+            } else {
+                stuck_since = None;
+                false
+            };
+            if !(broken || dead || stuck) {
+                continue;
+            }
+            tracing::warn!(
+                agent = %self.spec.identity,
+                queues = %self.spec.queue_names(),
+                reason = if stuck { "lapin's recovery left the channel behind" } else if dead { "the channel closed" } else { "a consumer was cancelled" },
+                "rebuilding the agent's channel"
+            );
+            self.rebuild().await;
+            stuck_since = None;
+        }
+    }
+
+    async fn rebuild(&self) {
+        let mut delay = BACKOFF_MIN;
+        let mut attempt = 0u32;
+        loop {
+            {
+                let _topology = self.topology.lock().await;
+                if self.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                let conn = self.spec.conn.status();
+                if conn.errored() || conn.closed() {
+                    self.connection_gone();
+                    return;
+                }
+                if conn.connected() {
+                    self.retire_channel().await;
+                    attempt += 1;
+                    match self.spec.build().await {
+                        Ok((channel, consumers)) => {
+                            let generation = {
+                                let mut state = self.state();
+                                state.channel = Arc::new(channel);
+                                state.generation += 1;
+                                state.fresh = consumers;
+                                state.generation
+                            };
+                            self.generation.send_replace(Generation::Live(generation));
+                            tracing::info!(agent = %self.spec.identity, queues = %self.spec.queue_names(), attempt, "channel rebuilt");
+                            return;
+                        }
+                        Err(failure) => {
+                            tracing::warn!(
+                                agent = %self.spec.identity,
+                                queue = failure.queue.as_ref().map(ShortString::as_str),
+                                error = %failure.error,
+                                attempt,
+                                "cannot rebuild the channel yet; retrying"
+                            );
+                            if let Some(channel) = failure.channel {
+                                close_quietly(&channel, &self.spec.identity).await;
+                            }
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Closes the current channel if it is open; remembers it as a zombie
+    /// if lapin is still recovering it.
+    async fn retire_channel(&self) {
+        let channel = self.channel();
+        let status = channel.status();
+        if status.connected() {
+            close_quietly(&channel, &self.spec.identity).await;
+        } else if status.reconnecting() {
+            self.state().zombies.push(channel);
+        }
+    }
+
+    async fn bury_zombies(&self) {
+        let zombies = std::mem::take(&mut self.state().zombies);
+        let mut keep = Vec::new();
+        for zombie in zombies {
+            let status = zombie.status();
+            if status.connected() {
+                tracing::debug!(agent = %self.spec.identity, "closing a channel lapin recovered after it was replaced");
+                close_quietly(&zombie, &self.spec.identity).await;
+            } else if status.reconnecting() {
+                keep.push(zombie);
+            }
+        }
+        self.state().zombies.extend(keep);
+    }
+
+    /// Ends the streams: the connection was closed (the bus was closed) or
+    /// lapin gave up recovering it.
+    fn connection_gone(&self) {
+        if self.spec.conn.status().errored() {
+            tracing::error!(
+                agent = %self.spec.identity,
+                queues = %self.spec.queue_names(),
+                "the consuming connection to the broker is lost for good; these queues deliver nothing more"
+            );
+        } else {
+            tracing::debug!(
+                agent = %self.spec.identity,
+                queues = %self.spec.queue_names(),
+                "the consuming connection was closed"
+            );
+        }
+        self.generation.send_replace(Generation::Ended);
+    }
+
+    /// Cancels the consumers, deletes the queues on the channel that
+    /// declared them and closes it; the unit's streams end. Queues lapin
+    /// may still re-create (a channel it is recovering) are deleted in the
+    /// background once it has.
+    pub(super) async fn close(self: &Arc<Self>) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.wake.notify_one();
+        let _topology = self.topology.lock().await;
+        let names: Vec<ShortString> = self.spec.queues.iter().map(|q| q.name.clone()).collect();
+        let channel = self.channel();
+        let mut pending: Vec<Arc<Channel>> = std::mem::take(&mut self.state().zombies);
+        let status = channel.status();
+        let mut result = Ok(());
+        if status.connected() {
+            for queue in &names {
+                if let Err(e) = channel
+                    .basic_cancel(queue.clone(), BasicCancelOptions::default())
+                    .await
+                {
+                    tracing::debug!(agent = %self.spec.identity, queue = %queue, error = %e, "cancelling the consumer failed");
+                }
+            }
+            self.spec.delete_queues(&channel, &names).await;
+        } else if status.reconnecting() {
+            pending.push(channel);
+        } else if self.spec.conn.status().connected() {
+            // A channel-level error closed it; the exclusive queues live on
+            // with the connection.
+            self.spec.delete_queues(&channel, &names).await;
+        } else {
+            result = Err(Error::ConnectionLost(format!(
+                "cannot delete queues {} of agent `{}`: the connection is down (they go when it closes)",
+                self.spec.queue_names(),
+                self.spec.identity
+            )));
+        }
+        self.generation.send_replace(Generation::Ended);
+        if !pending.is_empty() {
+            tokio::spawn(Arc::clone(self).reap(pending, names));
+        }
+        tracing::debug!(agent = %self.spec.identity, queues = %self.spec.queue_names(), "queues closed");
+        result
+    }
+
+    /// Waits (bounded) for channels lapin is still recovering and deletes
+    /// the queues they re-declare.
+    async fn reap(self: Arc<Self>, mut channels: Vec<Arc<Channel>>, names: Vec<ShortString>) {
+        let deadline = Instant::now() + REAP_TIMEOUT;
+        while !channels.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(CHECK_INTERVAL).await;
+            let mut keep = Vec::new();
+            for channel in channels {
+                let status = channel.status();
+                if status.connected() {
+                    self.spec.delete_queues(&channel, &names).await;
+                } else if status.reconnecting() {
+                    keep.push(channel);
+                }
+            }
+            channels = keep;
+            let conn = self.spec.conn.status();
+            if conn.errored() || conn.closed() {
+                return;
+            }
+        }
+        if !channels.is_empty() {
+            tracing::warn!(agent = %self.spec.identity, queues = %self.spec.queue_names(), "gave up waiting to delete these queues");
+        }
+    }
+}
+
+async fn close_quietly(channel: &Channel, identity: &str) {
+    if channel.status().connected() {
+        if let Err(e) = channel.close(200, "OK".into()).await {
+            tracing::debug!(agent = %identity, error = %e, "closing a channel failed");
+        }
+    }
+}
+
+impl Spec {
+    pub(super) fn queue_names(&self) -> String {
+        self.queues
+            .iter()
+            .map(|q| q.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Opens a channel and declares, binds and consumes everything.
+    async fn build(
+        &self,
+    ) -> std::result::Result<(Channel, HashMap<ShortString, lapin::Consumer>), BuildError> {
+        let mut declared = Vec::new();
+        let channel = self.conn.create_channel().await.map_err(|error| BuildError {
+            error,
+            queue: None,
+            declared: Vec::new(),
+            channel: None,
+        })?;
+        macro_rules! step {
+            ($op:expr, $queue:expr) => {
+                match $op.await {
+                    Ok(value) => value,
+                    Err(error) => {
+                        return Err(BuildError {
+                            error,
+                            queue: $queue,
+                            declared,
+                            channel: Some(channel),
+                        })
+                    }
+                }
+            };
+        }
+        step!(
+            channel.basic_qos(self.prefetch, BasicQosOptions { global: false }),
+            None
+        );
+        for (name, kind) in &self.exchanges {
+            step!(
+                channel.exchange_declare(
+                    (*name).into(),
+                    kind.clone(),
+                    ExchangeDeclareOptions::default(),
+                    FieldTable::default()
+                ),
+                None
+            );
+        }
+        let exclusive = QueueDeclareOptions {
+            exclusive: true,
+            ..QueueDeclareOptions::default()
+        };
+        for queue in &self.queues {
+            step!(
+                channel.queue_declare(queue.name.clone(), exclusive, FieldTable::default()),
+                Some(queue.name.clone())
+            );
+            declared.push(queue.name.clone());
+            for (exchange, key) in &queue.bindings {
+                step!(
+                    channel.queue_bind(
+                        queue.name.clone(),
+                        (*exchange).into(),
+                        key.clone(),
+                        QueueBindOptions::default(),
+                        FieldTable::default()
+                    ),
+                    None
+                );
+            }
+        }
+        let mut consumers = HashMap::new();
+        for queue in &self.queues {
+            let consumer = step!(
+                channel.basic_consume(
+                    queue.name.clone(),
+                    queue.name.clone(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default()
+                ),
+                None
+            );
+            consumers.insert(queue.name.clone(), consumer);
+        }
+        Ok((channel, consumers))
+    }
+
+    /// Cleans up after a failed first build and says why it failed.
+    async fn fail_open(&self, failure: BuildError) -> Error {
+        let BuildError {
+            error,
+            queue,
+            declared,
+            channel,
+        } = failure;
+        if let Some(channel) = &channel {
+            self.delete_queues(channel, &declared).await;
+        }
+        let locked = is_reply_code(&error, RESOURCE_LOCKED);
+        match queue {
+            Some(_) if locked && self.mailbox => Error::IdentityInUse(self.identity.to_string()),
+            Some(queue) if locked => Error::Bus(format!(
+                "queue `{queue}` of agent `{}` is held by another connection (RESOURCE_LOCKED); \
+                 a munggoggo 0.4 agent may have left it behind: delete it with `rabbitmqctl delete_queue {queue}`",
+                self.identity
+            )),
+            _ => lapin_error(
+                error,
+                &format!("cannot set up queues {} of agent `{}`", self.queue_names(), self.identity),
+            ),
+        }
+    }
+
+    /// Deletes queues (exclusive, so any channel of this connection may),
+    /// preferring `channel`, else a short-lived channel, then closes
+    /// `channel` if it is still open.
+    async fn delete_queues(&self, channel: &Channel, queues: &[ShortString]) {
+        let temporary;
+        let on = if channel.status().connected() || queues.is_empty() {
+            channel
+        } else {
+            match self.conn.create_channel().await {
+                Ok(c) => {
+                    temporary = c;
+                    &temporary
+                }
+                Err(e) => {
+                    tracing::warn!(agent = %self.identity, error = %e, "cannot delete queues {:?}", queues);
+                    return;
+                }
+            }
+        };
+        for queue in queues {
+            if let Err(e) = on
+                .queue_delete(queue.clone(), QueueDeleteOptions::default())
+                .await
+            {
+                tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete queue");
+            }
+        }
+        close_quietly(on, &self.identity).await;
+        if !std::ptr::eq(on, channel) {
+            close_quietly(channel, &self.identity).await;
+        }
+    }
+}
+
+struct StreamState {
+    unit: Arc<Unit>,
+    queue: ShortString,
+    tag: String,
+    source: Source,
+    consumer: Option<lapin::Consumer>,
+    generation: u64,
+    updates: watch::Receiver<Generation>,
+}
+
+impl StreamState {
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            tokio::select! {
+                biased;
+                item = next_delivery(&mut self.consumer), if self.consumer.is_some() => match item {
+                    Some(Ok(delivery)) => {
+                        if self.unit.closed.load(Ordering::SeqCst) {
+                            // Prefetched before the close; its channel is gone.
+                            return None;
+                        }
+                        return Some(self.map(delivery));
+                    }
+                    Some(Err(e)) => {
+                        if self.unit.closed.load(Ordering::SeqCst) {
+                            return None;
+                        }
+                        if self.unit.state().generation == self.generation {
+                            tracing::warn!(agent = %self.unit.spec.identity, queue = %self.queue, error = %e, "consumer error");
+                            self.unit.wake.notify_one();
+                        } else {
+                            // The consumer of a channel already replaced.
+                            tracing::debug!(agent = %self.unit.spec.identity, queue = %self.queue, error = %e, "consumer error");
+                        }
+                    }
+                    None => {
+                        self.consumer = None;
+                        if self.unit.closed.load(Ordering::SeqCst) {
+                            return None;
+                        }
+                        tracing::debug!(agent = %self.unit.spec.identity, queue = %self.queue, "consumer cancelled");
+                        self.unit.report_broken(self.generation);
+                    }
+                },
+                changed = self.updates.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let current = *self.updates.borrow_and_update();
+                    match current {
+                        Generation::Ended => return None,
+                        Generation::Live(generation) if generation != self.generation => {
+                            let fresh = self.unit.state().fresh.remove(&self.queue);
+                            match fresh {
+                                Some(consumer) => {
+                                    self.consumer = Some(consumer);
+                                    self.generation = generation;
+                                }
+                                None => {
+                                    tracing::error!(agent = %self.unit.spec.identity, queue = %self.queue, "rebuilt channel has no consumer for this queue");
+                                    return None;
+                                }
+                            }
+                        }
+                        Generation::Live(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn map(&self, delivery: lapin::message::Delivery) -> Delivery {
+        let lapin::message::Delivery {
+            delivery_tag,
+            exchange,
+            routing_key,
+            redelivered,
+            properties,
+            data,
+            acker,
+        } = delivery;
+        let info = DeliveryInfo {
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            redelivered,
+            consumer_tag: self.tag.clone(),
+            delivery_tag,
+        };
+        Delivery {
+            received: Received::new(from_amqp(&properties), info, Bytes::from(data)),
+            source: self.source.clone(),
+            acker: Acker::Amqp(acker),
+        }
+    }
+}
+
+async fn next_delivery(
+    consumer: &mut Option<lapin::Consumer>,
+) -> Option<lapin::Result<lapin::message::Delivery>> {
+    match consumer {
+        Some(consumer) => consumer.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A queue spec, checking that its names fit AMQP.
+pub(super) fn queue_spec(name: &str, source: Source, bindings: &[(&'static str, &str)]) -> Result<QueueSpec> {
+    Ok(QueueSpec {
+        name: short("queue name", name)?,
+        source,
+        bindings: bindings
+            .iter()
+            .map(|(exchange, key)| Ok((*exchange, short("binding key", key)?)))
+            .collect::<Result<_>>()?,
+    })
+}

@@ -1,0 +1,490 @@
+//! The RabbitMQ bus (lapin), wire-compatible with munggoggo 0.4.
+//!
+//! One [`AmqpBus`] per process holds two connections, as RabbitMQ advises:
+//! one for publishing and one for consuming, so that flow control on a busy
+//! publisher never stalls deliveries. Both use lapin's connection recovery.
+//! Each agent gets its own channels: a publish channel in confirm mode on
+//! the publishing connection, and on the consuming connection one channel
+//! for its identity and fanout queues plus one per topic subscription, each
+//! with `basic.qos(prefetch, global = false)`.
+//!
+//! Topology, as 0.4 declares it: the exchanges `topic` (topic) and `admin`
+//! (fanout), non-durable and not auto-delete; per agent an exclusive queue
+//! named by its identity, an exclusive `<identity>.fanout` queue bound to
+//! `admin`, and an exclusive queue per topic subscription bound to `topic`.
+//! An endpoint deletes its queues when it closes.
+//!
+//! Messages carry `user_id` only when the caller sets it, and then it must
+//! be the login user (RabbitMQ closes the channel otherwise).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+
+use super::{redact, Bus, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source};
+use super::{FANOUT_EXCHANGE, TOPIC_EXCHANGE};
+use crate::agent::BoxFuture;
+use crate::error::{Error, Result};
+
+mod consumer;
+mod convert;
+mod publisher;
+mod rounds;
+
+use consumer::{queue_spec, Spec, Unit};
+use convert::short;
+use publisher::{Publish, Publisher, ReturnKey};
+
+/// First delay between attempts to reopen a channel.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest delay between attempts to reopen a channel or reconnect.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How many times lapin tries to reconnect a lost connection (about ten
+/// minutes with the delays above) before the bus gives up.
+const RECONNECT_ATTEMPTS: usize = 64;
+/// How long the first connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a unit's supervisor looks at its channel.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a channel may stay in lapin's recovery after its connection
+/// is back before it counts as left behind and is rebuilt.
+const STUCK_GRACE: Duration = Duration::from_secs(5);
+/// How long closing waits for outstanding publisher confirms.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a closed endpoint keeps trying to delete queues that lapin's
+/// recovery may still re-create.
+const REAP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The RabbitMQ bus: two connections (publishing and consuming) shared by
+/// every agent of the process. Cloning it gives another handle to the same
+/// connections.
+#[derive(Clone)]
+pub struct AmqpBus {
+    inner: Arc<BusInner>,
+}
+
+struct BusInner {
+    publishing: Arc<Connection>,
+    consuming: Arc<Connection>,
+    /// The URL with its password redacted.
+    url: String,
+    /// The login user name.
+    user: String,
+    /// Queue names the endpoints of this process hold. Exclusivity is per
+    /// connection, so the broker does not stop two agents of this process
+    /// from sharing a queue; this does.
+    queues: Mutex<HashSet<String>>,
+}
+
+impl BusInner {
+    fn queues(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims queue names for an endpoint, all or none.
+    fn claim(&self, names: &[&str]) -> bool {
+        let mut queues = self.queues();
+        if names.iter().any(|n| queues.contains(*n)) {
+            return false;
+        }
+        queues.extend(names.iter().map(|n| (*n).to_owned()));
+        true
+    }
+
+    fn release(&self, names: &[&str]) {
+        let mut queues = self.queues();
+        for name in names {
+            queues.remove(*name);
+        }
+    }
+}
+
+impl fmt::Debug for AmqpBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpBus")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpBus {
+    /// Connects to the broker at `url` (`amqp://user:password@host:port/vhost`,
+    /// or `amqps://...`), opening the publishing and the consuming
+    /// connection. An unreachable broker is [`Error::ConnectionLost`], a
+    /// malformed URL [`Error::Config`]; messages show the URL without its
+    /// password.
+    pub async fn connect(url: &str) -> Result<AmqpBus> {
+        let shown = redact(url);
+        let uri: AMQPUri = url.parse().map_err(|e: String| {
+            Error::Config(format!(
+                "invalid broker URL `{shown}`: {}",
+                e.replace(url, &shown)
+            ))
+        })?;
+        let user = uri.authority.userinfo.username.clone();
+        reachable(&uri.authority.host, uri.authority.port)
+            .await
+            .map_err(|e| Error::ConnectionLost(format!("cannot reach the broker at `{shown}`: {e}")))?;
+        let publishing = open_connection(&uri, &shown, "publish").await?;
+        let consuming = match open_connection(&uri, &shown, "consume").await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = publishing.close(200, "OK".into()).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(url = %shown, user = %user, "connected to RabbitMQ");
+        Ok(AmqpBus {
+            inner: Arc::new(BusInner {
+                publishing: Arc::new(publishing),
+                consuming: Arc::new(consuming),
+                url: shown,
+                user,
+                queues: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// The user name the bus logged in with.
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+
+    /// Closes both connections. Close the endpoints first: their exclusive
+    /// queues vanish with the connections anyway.
+    pub async fn close(&self) -> Result<()> {
+        let publishing = self.inner.publishing.close(200, "OK".into()).await;
+        let consuming = self.inner.consuming.close(200, "OK".into()).await;
+        publishing
+            .and(consuming)
+            .map_err(|e| lapin_error(e, &format!("closing the connections to `{}`", self.inner.url)))
+    }
+}
+
+/// Fails fast when nothing listens at the broker's address: with recovery
+/// enabled, lapin would otherwise retry the first connection for minutes.
+async fn reachable(host: &str, port: u16) -> std::io::Result<()> {
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let probe = tokio::task::spawn_blocking(move || {
+        use std::net::{TcpStream, ToSocketAddrs};
+        let mut last = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the host name resolves to no address",
+        );
+        for addr in (host.as_str(), port).to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    });
+    probe.await.map_err(std::io::Error::other)?
+}
+
+async fn open_connection(uri: &AMQPUri, shown: &str, role: &str) -> Result<Connection> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(format!("munggoggo {role} (pid {})", std::process::id()).into())
+        .enable_auto_recover()
+        .configure_backoff(|backoff| {
+            backoff
+                .with_min_delay(BACKOFF_MIN)
+                .with_max_delay(BACKOFF_MAX)
+                .with_max_times(RECONNECT_ATTEMPTS)
+        });
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri.clone(), properties)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`"))),
+        Err(_) => Err(Error::ConnectionLost(format!(
+            "the broker at `{shown}` did not complete the connection within {CONNECT_TIMEOUT:?} (wrong credentials or vhost?)"
+        ))),
+    }
+}
+
+impl Bus for AmqpBus {
+    fn open<'a>(&'a self, identity: &'a str, options: &'a EndpointOptions) -> BoxFuture<'a, Result<Opened>> {
+        Box::pin(async move {
+            let fanout = format!("{identity}.fanout");
+            let mailbox = vec![
+                queue_spec(identity, Source::Direct, &[])?,
+                queue_spec(&fanout, Source::Fanout, &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)])?,
+            ];
+            if !self.inner.claim(&[identity, &fanout]) {
+                return Err(Error::IdentityInUse(identity.to_owned()));
+            }
+            let opened = open_endpoint(&self.inner, identity, options.prefetch, mailbox).await;
+            if opened.is_err() {
+                self.inner.release(&[identity, &fanout]);
+            }
+            opened
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.inner.url.clone()
+    }
+}
+
+async fn open_endpoint(
+    bus: &Arc<BusInner>,
+    identity: &str,
+    prefetch: u16,
+    queues: Vec<consumer::QueueSpec>,
+) -> Result<Opened> {
+    let identity: Arc<str> = identity.into();
+    let spec = Spec {
+        conn: Arc::clone(&bus.consuming),
+        identity: Arc::clone(&identity),
+        mailbox: true,
+        prefetch,
+        exchanges: vec![
+            (TOPIC_EXCHANGE, ExchangeKind::Topic),
+            (FANOUT_EXCHANGE, ExchangeKind::Fanout),
+        ],
+        queues,
+    };
+    let (mailbox, consumers) = Unit::open(spec).await?;
+    let publisher = match Publisher::open(Arc::clone(&bus.publishing), Arc::clone(&identity)).await {
+        Ok(publisher) => publisher,
+        Err(e) => {
+            let _ = mailbox.close().await;
+            return Err(e);
+        }
+    };
+    tracing::debug!(agent = %identity, "endpoint open");
+    let endpoint = AmqpEndpoint {
+        bus: Arc::clone(bus),
+        identity,
+        prefetch,
+        publisher,
+        mailbox,
+        subscriptions: Mutex::new(HashMap::new()),
+        closed: AtomicBool::new(false),
+    };
+    Ok((Arc::new(endpoint) as Arc<dyn Endpoint>, consumers))
+}
+
+/// One agent's channels and queues.
+struct AmqpEndpoint {
+    bus: Arc<BusInner>,
+    identity: Arc<str>,
+    prefetch: u16,
+    publisher: Publisher,
+    mailbox: Arc<Unit>,
+    subscriptions: Mutex<HashMap<String, Arc<Unit>>>,
+    closed: AtomicBool,
+}
+
+impl AmqpEndpoint {
+    fn subscriptions(&self) -> MutexGuard<'_, HashMap<String, Arc<Unit>>> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stopped(&self) -> Error {
+        Error::AgentStopped(self.identity.to_string())
+    }
+
+    fn mailbox_names(&self) -> [String; 2] {
+        [self.identity.to_string(), format!("{}.fanout", self.identity)]
+    }
+
+    fn prepare(&self, msg: Outgoing) -> Result<Publish> {
+        let Outgoing {
+            route,
+            mut properties,
+            body,
+        } = msg;
+        if let Some(user_id) = &properties.user_id {
+            if *user_id != self.bus.user {
+                return Err(Error::Bus(format!(
+                    "user_id `{user_id}` is not the login user `{}`; RabbitMQ would refuse the message",
+                    self.bus.user
+                )));
+            }
+        }
+        let direct = match &route {
+            Route::Direct(target) => {
+                if properties.message_id.is_none() {
+                    // Needed to recognise the message if the broker returns it.
+                    Arc::make_mut(&mut properties).message_id =
+                        Some(uuid::Uuid::new_v4().simple().to_string());
+                }
+                let message_id = properties.message_id.as_deref().unwrap_or_default();
+                Some(ReturnKey {
+                    target: short("identity", target)?,
+                    message_id: short("message_id", message_id)?,
+                })
+            }
+            Route::Fanout | Route::Topic(_) => None,
+        };
+        Ok(Publish {
+            exchange: route.exchange().into(),
+            routing_key: short("routing key", route.routing_key())?,
+            properties: convert::to_amqp(&properties)?,
+            body,
+            direct,
+        })
+    }
+}
+
+impl Endpoint for AmqpEndpoint {
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<()>> {
+        let prepared = self.prepare(msg);
+        Box::pin(async move { self.publisher.publish(prepared?).await })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        queue: &'a str,
+        binding_keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Consumer>> {
+        Box::pin(async move {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(self.stopped());
+            }
+            let bindings: Vec<(&'static str, &str)> =
+                binding_keys.iter().map(|k| (TOPIC_EXCHANGE, *k)).collect();
+            let spec = queue_spec(queue, Source::Topic(queue.into()), &bindings)?;
+            if !self.bus.claim(&[queue]) {
+                return Err(Error::Bus(format!(
+                    "queue `{queue}` is already in use by an agent of this process"
+                )));
+            }
+            let opened = Unit::open(Spec {
+                conn: Arc::clone(&self.bus.consuming),
+                identity: Arc::clone(&self.identity),
+                mailbox: false,
+                prefetch: self.prefetch,
+                exchanges: vec![(TOPIC_EXCHANGE, ExchangeKind::Topic)],
+                queues: vec![spec],
+            })
+            .await;
+            let (unit, mut consumers) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    self.bus.release(&[queue]);
+                    return Err(e);
+                }
+            };
+            self.subscriptions().insert(queue.to_owned(), Arc::clone(&unit));
+            if self.closed.load(Ordering::SeqCst) {
+                // close() ran meanwhile and did not see this subscription.
+                self.subscriptions().remove(queue);
+                let _ = unit.close().await;
+                self.bus.release(&[queue]);
+                return Err(self.stopped());
+            }
+            tracing::debug!(agent = %self.identity, queue, keys = ?binding_keys, "subscribed");
+            consumers
+                .pop()
+                .ok_or_else(|| Error::Bus(format!("no consumer for queue `{queue}`")))
+        })
+    }
+
+    fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let unit = self.subscriptions().remove(queue);
+            let Some(unit) = unit else {
+                return Ok(());
+            };
+            let result = unit.close().await;
+            self.bus.release(&[queue]);
+            tracing::debug!(agent = %self.identity, queue, "unsubscribed");
+            result
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.closed.swap(true, Ordering::SeqCst) {
+                return Ok(());
+            }
+            self.publisher.close().await;
+            let subscriptions: Vec<(String, Arc<Unit>)> = self.subscriptions().drain().collect();
+            let mut result = self.mailbox.close().await;
+            let [identity, fanout] = self.mailbox_names();
+            self.bus.release(&[&identity, &fanout]);
+            for (queue, unit) in subscriptions {
+                let closed = unit.close().await;
+                self.bus.release(&[&queue]);
+                result = result.and(closed);
+            }
+            tracing::debug!(agent = %self.identity, "endpoint closed");
+            result
+        })
+    }
+}
+
+impl Drop for AmqpEndpoint {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Dropped without close(): delete the queues in the background.
+        let mut units: Vec<(Option<String>, Arc<Unit>)> = vec![(None, Arc::clone(&self.mailbox))];
+        units.extend(self.subscriptions().drain().map(|(q, u)| (Some(q), u)));
+        let bus = Arc::clone(&self.bus);
+        let [identity, fanout] = self.mailbox_names();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            for (queue, unit) in units {
+                let _ = unit.close().await;
+                if let Some(queue) = queue {
+                    bus.release(&[&queue]);
+                }
+            }
+            bus.release(&[&identity, &fanout]);
+        });
+    }
+}
+
+/// Acknowledges a RabbitMQ delivery.
+pub(crate) async fn ack(acker: lapin::Acker) -> Result<()> {
+    match acker.ack(BasicAckOptions::default()).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unackable()),
+        Err(e) => Err(lapin_error(e, "acknowledging a delivery failed")),
+    }
+}
+
+/// Rejects a RabbitMQ delivery without requeueing it.
+pub(crate) async fn reject(acker: lapin::Acker) -> Result<()> {
+    match acker.reject(BasicRejectOptions { requeue: false }).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unackable()),
+        Err(e) => Err(lapin_error(e, "rejecting a delivery failed")),
+    }
+}
+
+fn unackable() -> Error {
+    Error::ConnectionLost(
+        "the delivery's channel closed before it was settled; the broker delivers it again".to_owned(),
+    )
+}
+
+/// Whether `error` is the broker's reply `code` (such as 405 RESOURCE_LOCKED).
+fn is_reply_code(error: &lapin::Error, code: u16) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(e) if e.get_id() == code)
+}
+
+/// Maps a lapin error: a lost connection or channel is
+/// [`Error::ConnectionLost`], anything else [`Error::Bus`].
+fn lapin_error(error: lapin::Error, context: &str) -> Error {
+    match error.kind() {
+        ErrorKind::IOError(_)
+        | ErrorKind::RuntimeShutdownError(_)
+        | ErrorKind::InvalidConnectionState(_)
+        | ErrorKind::InvalidChannelState(..)
+        | ErrorKind::InvalidChannel(_)
+        | ErrorKind::MissingHeartbeatError => Error::ConnectionLost(format!("{context}: {error}")),
+        _ => Error::Bus(format!("{context}: {error}")),
+    }
+}

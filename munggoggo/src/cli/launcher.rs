@@ -1,0 +1,259 @@
+//! The launcher of a user's binary: `list` and `run`, beside the control commands.
+
+use serde_json::{json, Value};
+
+use super::args::{LauncherArgs, LauncherCommand};
+use super::error::{CliError, ErrorKind};
+use super::output::{self, Cell, Colour};
+use crate::agent::{registered, BehaviourKind, Registration, Route};
+use crate::Runtime;
+
+/// Runs one launcher command.
+pub(crate) async fn run(args: &LauncherArgs) -> Result<(), CliError> {
+    match &args.command {
+        LauncherCommand::List => {
+            list(args.global.json);
+            Ok(())
+        }
+        LauncherCommand::Run { agents, identities } => {
+            launch(args.global.url.as_deref(), args.global.json, agents, identities).await
+        }
+        LauncherCommand::Control(command) => super::commands::run(&args.global, command).await,
+    }
+}
+
+/// Prints the agent types compiled in.
+fn list(json: bool) {
+    let types = registered();
+    if json {
+        let agents: Vec<Value> = types.iter().map(describe).collect();
+        output::print_json(&json!({ "agents": agents }));
+        return;
+    }
+    if types.is_empty() {
+        output::print("no agent types are compiled into this binary\n");
+        return;
+    }
+    let mut text = String::new();
+    for r in &types {
+        let spec = (r.spec)();
+        let options = (r.options)();
+        text.push_str(&format!(
+            "{}  {}\n",
+            output::paint(spec.name, Some(Colour::Bold)),
+            output::paint(&format!("(identity: {})", options.identity), Some(Colour::Dim))
+        ));
+        let mut rows: Vec<Vec<Cell>> = spec
+            .behaviours
+            .iter()
+            .map(|b| {
+                vec![
+                    Cell::plain("  behaviour"),
+                    Cell::coloured(b.method, Some(Colour::Cyan)),
+                    Cell::plain(kind_text(&b.kind)),
+                ]
+            })
+            .collect();
+        rows.extend(spec.rpcs.iter().map(|rpc| {
+            vec![
+                Cell::plain("  rpc"),
+                Cell::coloured(rpc.method, Some(Colour::Cyan)),
+                Cell::plain(format!("({})", rpc.params.join(", "))),
+            ]
+        }));
+        if rows.is_empty() {
+            text.push_str("  (no behaviours, handlers or rpc methods)\n");
+        } else {
+            // The table's header row is dropped: the rows name what they are.
+            let table = output::table(&["", "", ""], &rows);
+            for line in table.lines().skip(1) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    output::print(&text);
+}
+
+/// The JSON description of an agent type.
+fn describe(r: &Registration) -> Value {
+    let spec = (r.spec)();
+    let options = (r.options)();
+    let behaviours: Vec<Value> = spec
+        .behaviours
+        .iter()
+        .map(|b| json!({ "name": b.method, "kind": kind_name(&b.kind), "detail": kind_text(&b.kind) }))
+        .collect();
+    let messages: Vec<&str> = spec
+        .behaviours
+        .iter()
+        .filter_map(|b| match b.kind {
+            BehaviourKind::Handler(Route::Type(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let topics: Vec<&str> = spec
+        .behaviours
+        .iter()
+        .filter_map(|b| match b.kind {
+            BehaviourKind::Handler(Route::Topic(keys)) => Some(keys),
+            _ => None,
+        })
+        .flatten()
+        .copied()
+        .collect();
+    let rpcs: Vec<Value> = spec
+        .rpcs
+        .iter()
+        .map(|rpc| json!({ "method": rpc.method, "params": rpc.params }))
+        .collect();
+    json!({
+        "name": spec.name,
+        "identity": options.identity,
+        "behaviours": behaviours,
+        "messages": messages,
+        "topics": topics,
+        "rpc": rpcs,
+    })
+}
+
+/// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`.
+fn kind_name(kind: &BehaviourKind) -> &'static str {
+    match kind {
+        BehaviourKind::Periodic { .. } => "periodic",
+        BehaviourKind::Oneshot => "oneshot",
+        BehaviourKind::Delay(_) => "delay",
+        BehaviourKind::Cyclic => "cyclic",
+        BehaviourKind::Handler(Route::Type(_)) => "message",
+        BehaviourKind::Handler(Route::Topic(_)) => "topic",
+        BehaviourKind::Handler(Route::Fallback) => "fallback",
+    }
+}
+
+/// `periodic every 1s`, `on message Pong`, `on topic ping.#`, ...
+fn kind_text(kind: &BehaviourKind) -> String {
+    let d = |d: &std::time::Duration| humantime::format_duration(*d).to_string();
+    match kind {
+        BehaviourKind::Periodic {
+            period,
+            initial_delay,
+        } => match initial_delay {
+            Some(delay) => format!("periodic every {} (first after {})", d(period), d(delay)),
+            None => format!("periodic every {}", d(period)),
+        },
+        BehaviourKind::Oneshot => "oneshot".to_owned(),
+        BehaviourKind::Delay(delay) => format!("once after {}", d(delay)),
+        BehaviourKind::Cyclic => "cyclic".to_owned(),
+        BehaviourKind::Handler(Route::Type(t)) => format!("on message {t}"),
+        BehaviourKind::Handler(Route::Topic(keys)) => format!("on topic {}", keys.join(", ")),
+        BehaviourKind::Handler(Route::Fallback) => "on any other message".to_owned(),
+    }
+}
+
+/// Finds a registered type by type name (any case) or default identity.
+fn find(name: &str) -> Result<Registration, CliError> {
+    let types = registered();
+    types
+        .iter()
+        .find(|r| r.name() == name)
+        .or_else(|| types.iter().find(|r| r.name().eq_ignore_ascii_case(name)))
+        .or_else(|| types.iter().find(|r| (r.options)().identity == name))
+        .copied()
+        .ok_or_else(|| {
+            let known: Vec<String> = types.iter().map(|r| r.name().to_owned()).collect();
+            CliError::not_found(
+                format!(
+                    "no agent type `{name}` is compiled in; known: {}",
+                    known.join(", ")
+                ),
+                known,
+            )
+        })
+}
+
+/// Starts the agents and runs until a signal or until they all stopped.
+async fn launch(
+    url: Option<&str>,
+    json: bool,
+    agents: &[String],
+    identities: &[String],
+) -> Result<(), CliError> {
+    let chosen: Vec<Registration> = if agents.is_empty() {
+        registered()
+    } else {
+        agents.iter().map(|a| find(a)).collect::<Result<_, _>>()?
+    };
+    if chosen.is_empty() {
+        return Err(CliError::failed("no agent types are compiled into this binary"));
+    }
+    if identities.len() > chosen.len() {
+        return Err(CliError::failed(format!(
+            "{} identities for {} agents: give one --identity per AGENT, in order",
+            identities.len(),
+            chosen.len()
+        )));
+    }
+    let mut runtime = match url {
+        Some(url) => Runtime::from_url(url)?,
+        None => Runtime::memory(),
+    };
+    let mut started = Vec::new();
+    for (i, r) in chosen.iter().enumerate() {
+        let identity = identities.get(i).cloned();
+        started.push(json!({
+            "type": r.name(),
+            "identity": identity.clone().unwrap_or_else(|| (r.options)().identity),
+        }));
+        runtime = r.add_to(runtime, identity)?;
+    }
+    let bus = url.map_or_else(|| "the embedded bus".to_owned(), crate::bus::redact);
+    let handle = runtime.start().await.map_err(|e| {
+        let err = CliError::from(e);
+        match err.kind() {
+            ErrorKind::Connect if !err.message().contains(&bus) => CliError::new(
+                ErrorKind::Connect,
+                format!("cannot connect to `{bus}`: {}", err.message()),
+            ),
+            _ => err,
+        }
+    })?;
+    if json {
+        output::print_json(&json!({ "running": started, "bus": bus }));
+    } else {
+        let names: Vec<String> = started
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s["identity"].as_str().unwrap_or_default(),
+                    s["type"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        output::note(&format!("running {} on {bus}; Ctrl-C to stop", names.join(", ")));
+    }
+    tokio::select! {
+        () = handle.wait() => {}
+        () = signal() => {
+            tracing::info!("signal received, stopping agents");
+            handle.shutdown().await;
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,109 @@
+//! The `munggoggo` command line and the agent launcher (feature `cli`).
+//!
+//! Two entry points:
+//!
+//! - [`control_main`] is the `munggoggo` binary: it joins a live agent
+//!   network on RabbitMQ as a short-lived observer with an identity of its
+//!   own (`munggoggo-cli-<pid>-<random>`, so several can run at once) and
+//!   inspects and steers the agents through their system requests: `peers`,
+//!   `behaviours`, `start`, `stop`, `traces`, `send`, `broadcast`,
+//!   `publish`, `call`, `shutdown`, `graph` and `watch`.
+//! - [`main`] is the launcher for a binary of your own: one line gives it
+//!   `list` (the `#[agent]` types compiled in) and `run [AGENT...]`, plus
+//!   every command of the `munggoggo` binary.
+//!
+//! ```no_run
+//! // The body of `fn main()` in a binary with some `#[agent]` types:
+//! munggoggo::cli::main()
+//! ```
+//!
+//! Exit codes: 0 success, 1 failure (an agent answered with an error, a bad
+//! argument such as malformed JSON), 2 usage error, 3 the broker is
+//! unreachable, 4 unknown agent, behaviour, method or agent type, 5 timeout.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod args;
+mod commands;
+mod error;
+mod launcher;
+mod output;
+mod session;
+mod watch;
+
+pub use args::{Command, ControlArgs, GlobalArgs, LauncherArgs, LauncherCommand};
+pub use error::{CliError, ErrorKind};
+
+/// The `munggoggo` binary: parses the command line, runs one command and
+/// returns the exit code. Its `main` is `munggoggo::cli::control_main()`.
+pub fn control_main() -> ExitCode {
+    let args = ControlArgs::parse();
+    init_logging(args.global.verbose, "error");
+    ExitCode::from(finish(
+        block_on(commands::run(&args.global, &args.command)),
+        args.global.json,
+    ))
+}
+
+/// The launcher of a user's binary: `list` shows the agent types compiled in,
+/// `run [AGENT...] [--identity ID...]` runs them until Ctrl-C or SIGTERM, and
+/// every command of the `munggoggo` binary (`peers`, `call`, ...) works as
+/// well. Exits the process with the command's exit code.
+///
+/// ```no_run
+/// // fn main() {
+/// munggoggo::cli::main()
+/// // }
+/// ```
+pub fn main() -> ! {
+    let args = LauncherArgs::parse();
+    let default_level = match args.command {
+        LauncherCommand::Run { .. } => "info",
+        _ => "error",
+    };
+    init_logging(args.global.verbose, default_level);
+    std::process::exit(i32::from(finish(
+        block_on(launcher::run(&args)),
+        args.global.json,
+    )))
+}
+
+/// Runs a future on a new multi-threaded tokio runtime.
+fn block_on<T>(future: impl std::future::Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the tokio runtime: {e}")))?;
+    runtime.block_on(future)
+}
+
+/// Prints the error (one line on stderr, or a JSON document on stdout with
+/// `--json`) and turns the outcome into an exit code.
+fn finish(outcome: Result<(), CliError>, json: bool) -> u8 {
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            output::print_error(&e, json);
+            e.kind().code()
+        }
+    }
+}
+
+/// Logs to stderr: `RUST_LOG` when set, else `debug` with `-v`, else
+/// `default_level`.
+fn init_logging(verbose: bool, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.is_empty() => EnvFilter::new(filter),
+        _ if verbose => EnvFilter::new("debug,lapin=info"),
+        _ => EnvFilter::new(default_level),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::stderr_is_terminal())
+        .try_init();
+}

@@ -1,0 +1,558 @@
+//! The `munggoggo` binary against agents started here on RabbitMQ: every
+//! command in human and `--json` form, the error cases, two CLIs at once.
+//!
+//! RabbitMQ comes from `MUNGGOGGO_TEST_URL` (default: the local broker).
+//! Without a broker the tests are skipped with a message, unless `CI` is
+//! set: then they fail.
+#![cfg(feature = "cli")]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use munggoggo::prelude::*;
+use munggoggo::{AgentDefaults, AgentHandle, Runtime, RuntimeHandle, State};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Job {
+    n: u64,
+}
+
+/// A test agent: a periodic behaviour, a typed handler, a topic handler and
+/// two RPC methods; it reports what it receives.
+#[agent(identity = "cli-worker")]
+#[derive(Default)]
+struct Worker {
+    events: Option<mpsc::UnboundedSender<String>>,
+}
+
+#[agent]
+impl Worker {
+    #[behaviour(periodic = "200ms")]
+    async fn tick(&mut self) {}
+
+    #[on_message]
+    async fn job(&mut self, msg: Envelope<Job>) {
+        self.report(format!("job {} from {}", msg.n, msg.sender()));
+    }
+
+    #[on_message(topic = "cli-test.#")]
+    async fn news(&mut self, msg: Envelope<Raw>) {
+        let body = String::from_utf8_lossy(msg.body().as_bytes()).into_owned();
+        self.report(format!("news {body}"));
+    }
+
+    #[rpc]
+    async fn multiply(&mut self, x: i64, y: i64) -> Result<i64, munggoggo::Error> {
+        Ok(x * y)
+    }
+
+    #[rpc]
+    async fn slow(&mut self) -> Result<(), munggoggo::Error> {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Ok(())
+    }
+}
+
+impl Worker {
+    fn report(&self, event: String) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+}
+
+fn url() -> String {
+    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
+}
+
+/// A runtime on RabbitMQ, or `None` (skipped) when no broker answers outside CI.
+async fn broker() -> Option<RuntimeHandle> {
+    let url = url();
+    match Runtime::from_url(&url).expect("valid URL").start().await {
+        Ok(rt) => Some(rt),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED: no RabbitMQ broker at {} ({e}); set MUNGGOGGO_TEST_URL or start one",
+                munggoggo::bus::redact(&url)
+            );
+            None
+        }
+        Err(e) => panic!(
+            "CI is set but RabbitMQ at {} is unreachable: {e}",
+            munggoggo::bus::redact(&url)
+        ),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// A worker with a unique identity on `rt`, and its events.
+async fn worker(rt: &RuntimeHandle) -> (AgentHandle, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    // A large trace store: other tests on the broker may flood the fanout.
+    let mut options = Worker::options();
+    options.identity = unique("cli-worker");
+    options.trace_size = 20_000;
+    let agent = rt
+        .spawn_with(Worker { events: Some(tx) }, options)
+        .await
+        .expect("worker starts");
+    (agent, rx)
+}
+
+/// The next event that starts with `prefix`; others are skipped (topic
+/// publishes of tests running beside this one reach every worker).
+async fn expect(rx: &mut mpsc::UnboundedReceiver<String>, prefix: &str) -> String {
+    let wait = async {
+        loop {
+            let event = rx.recv().await.expect("event channel closed");
+            if event.starts_with(prefix) {
+                return event;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no event `{prefix}...` within 10 s"))
+}
+
+/// Waits until the agent has traced an incoming message of this type.
+async fn traced(agent: &AgentHandle, kind: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !agent
+        .traces()
+        .filter(None, None, Some("incoming"))
+        .iter()
+        .any(|e| e.record.properties.kind.as_deref() == Some(kind))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no incoming `{kind}` traced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The binary's result.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "exit code; stderr: {}\nstdout: {}",
+            self.stderr, self.stdout
+        );
+        &self.stdout
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts a failure with this exit code and one line on stderr; returns it.
+    fn fails(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code, code,
+            "exit code; stderr: {}\nstdout: {}",
+            self.stderr, self.stdout
+        );
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "one line on stderr: {:?}",
+            self.stderr
+        );
+        assert!(self.stderr.starts_with("error: "), "{:?}", self.stderr);
+        &self.stderr
+    }
+}
+
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_munggoggo"));
+    cmd.arg("--url")
+        .arg(url)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn finished(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the binary on the test broker (without blocking the runtime).
+async fn cli(args: &[&str]) -> Run {
+    cli_at(&url(), args).await
+}
+
+async fn cli_at(url: &str, args: &[&str]) -> Run {
+    let mut cmd = command(url, args);
+    tokio::task::spawn_blocking(move || finished(cmd.output().expect("the binary runs")))
+        .await
+        .expect("the binary's thread")
+}
+
+macro_rules! on_broker {
+    ($(async fn $name:ident($rt:ident) $body:block)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some($rt) = broker().await else { return };
+                $body
+                $rt.shutdown().await;
+            }
+        )*
+    };
+}
+
+on_broker! {
+    async fn peers_lists_agents_with_their_behaviours(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+
+        let human = cli(&["peers"]).await;
+        let line = human.ok().lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_else(|| panic!("{id} in {}", human.stdout));
+        assert!(line.contains("running") && line.contains("tick (running)") && line.contains("job (running)"), "{line}");
+        assert!(human.stdout.starts_with("AGENT"), "{}", human.stdout);
+        assert!(!human.stdout.contains("munggoggo-cli-"), "CLIs are not listed: {}", human.stdout);
+
+        let json = cli(&["--json", "peers"]).await.json();
+        let peers = json["peers"].as_array().expect("peers array");
+        let me = peers.iter().find(|p| p["name"] == id).expect("the worker is a peer");
+        assert_eq!(me["state"], "running");
+        let behaviours = me["behaviours"].as_array().expect("behaviours");
+        let names: Vec<&str> = behaviours.iter().map(|b| b["name"].as_str().unwrap()).collect();
+        assert_eq!(names, [format!("{id}.tick"), format!("{id}.job"), format!("{id}.news")]);
+        assert!(behaviours.iter().all(|b| b["state"] == "running"));
+        assert!(peers.iter().all(|p| !p["name"].as_str().unwrap().starts_with("munggoggo-cli-")));
+    }
+
+    async fn behaviours_lists_names_and_states(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+        agent.context().stop_behaviour("news").expect("news stops");
+
+        let human = cli(&["behaviours", id]).await;
+        let out = human.ok();
+        assert!(out.starts_with("BEHAVIOUR"), "{out}");
+        assert!(out.lines().any(|l| l.starts_with(&format!("{id}.tick")) && l.ends_with("running")), "{out}");
+        assert!(out.lines().any(|l| l.starts_with(&format!("{id}.news")) && l.ends_with("init")), "{out}");
+
+        let json = cli(&["behaviours", id, "--json"]).await.json();
+        assert_eq!(json["agent"], id);
+        assert_eq!(json["state"], "running");
+        let expected = serde_json::json!([
+            { "name": format!("{id}.tick"), "state": "running" },
+            { "name": format!("{id}.job"), "state": "running" },
+            { "name": format!("{id}.news"), "state": "init" },
+        ]);
+        assert_eq!(json["behaviours"], expected);
+    }
+
+    async fn stop_and_start_a_behaviour(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+
+        let out = cli(&["stop", id, "tick"]).await;
+        assert_eq!(out.ok().trim(), format!("{id}.tick stopped: init"));
+        assert_eq!(agent.behaviour("tick").unwrap().state, State::Init);
+
+        let json = cli(&["--json", "start", id, "tick"]).await.json();
+        assert_eq!(json["agent"], id);
+        assert_eq!(json["behaviour"], format!("{id}.tick"));
+        assert_eq!(json["command"], "start");
+        assert_eq!(json["result"], format!("{id}.tick started."));
+        assert_eq!(agent.behaviour("tick").unwrap().state, State::Running);
+
+        let json = cli(&["--json", "stop", id, &format!("{id}.job")]).await.json();
+        assert_eq!(json["result"], format!("{id}.job stopped: init"));
+        let out = cli(&["start", id, "job"]).await;
+        assert_eq!(out.ok().trim(), format!("{id}.job started."));
+    }
+
+    async fn unknown_behaviour_lists_the_valid_ones(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+        let run = cli(&["stop", id, "nope"]).await;
+        let line = run.fails(4);
+        assert!(line.contains(&format!("agent `{id}` has no behaviour `nope`")), "{line}");
+        assert!(line.contains("tick, job, news"), "{line}");
+
+        let run = cli(&["--json", "start", id, "nope"]).await;
+        run.fails(4);
+        let json: Value = serde_json::from_str(&run.stdout).expect("a JSON error document");
+        assert_eq!(json["error"]["kind"], "not_found");
+        assert_eq!(json["error"]["known"], serde_json::json!(["tick", "job", "news"]));
+    }
+
+    async fn traces_with_filters(rt) {
+        let (agent, mut events) = worker(&rt).await;
+        let id = agent.identity();
+        for n in 1..=3 {
+            cli(&["send", id, "Job", &format!("{{\"n\": {n}}}")]).await.ok();
+            expect(&mut events, &format!("job {n} from munggoggo-cli-")).await;
+        }
+
+        let json = cli(&["--json", "traces", id, "--category", "incoming"]).await.json();
+        // Other tests may broadcast to every agent: count the jobs sent to this one.
+        assert_eq!(json["agent"], id);
+        let traces = json["traces"].as_array().expect("traces");
+        assert_eq!(json["count"].as_u64(), Some(traces.len() as u64));
+        let jobs: Vec<&Value> = traces.iter().filter(|t| t["record"]["type"] == "Job" && t["record"]["routing_key"] == id).collect();
+        assert_eq!(jobs.len(), 3, "{traces:?}");
+        for (i, t) in jobs.iter().enumerate() {
+            assert_eq!(t["category"], "incoming");
+            assert!(t["time"].as_f64().unwrap() > 1.0e9);
+            assert_eq!(t["record"]["body"], format!("{{\"n\": {}}}", i + 1));
+            assert_eq!(t["record"]["routing_key"], id);
+            assert!(t["record"]["app_id"].as_str().unwrap().starts_with("munggoggo-cli-"));
+        }
+
+        let json = cli(&["--json", "traces", id, "--limit", "2", "--category", &format!("{id}.job")]).await.json();
+        let traces = json["traces"].as_array().expect("traces");
+        assert_eq!(traces.len(), 2);
+        assert_eq!(traces[0]["record"]["body"], "{\"n\": 2}", "oldest first");
+        assert_eq!(traces[1]["record"]["body"], "{\"n\": 3}");
+
+        let json = cli(&["--json", "traces", id, "--sender", "nobody"]).await.json();
+        assert_eq!(json["count"], 0);
+
+        let category = format!("{id}.job");
+        let human = cli(&["traces", id, "-c", &category, "-l", "50"]).await;
+        let out = human.ok();
+        assert!(out.starts_with("TIME (UTC)"), "{out}");
+        assert!(
+            out.lines().any(|l| l.contains(&category) && l.contains("Job") && l.contains("{\"n\": 3}")),
+            "{out}"
+        );
+        assert!(out.trim_end().ends_with("entries"), "{out}");
+    }
+
+    async fn send_broadcast_and_publish(rt) {
+        let (agent, mut events) = worker(&rt).await;
+        let id = agent.identity();
+
+        let out = cli(&["send", id, "Job", "{\"n\": 7}"]).await;
+        assert_eq!(out.ok().trim(), format!("sent Job to {id} (8 bytes)"));
+        expect(&mut events, "job 7 from munggoggo-cli-").await;
+        let json = cli(&["--json", "send", id, "Job", "{\"n\": 8}"]).await.json();
+        assert_eq!(json["sent"], "send");
+        assert_eq!(json["to"], id);
+        assert_eq!(json["type"], "Job");
+        assert_eq!(json["bytes"], 8);
+        expect(&mut events, "job 8 from munggoggo-cli-").await;
+
+        // A type no worker handles, so that the workers of other tests are not disturbed.
+        let kind = unique("Announcement");
+        let out = cli(&["broadcast", &kind, "{}"]).await;
+        assert_eq!(out.ok().trim(), format!("sent {kind} to every agent (2 bytes)"));
+        traced(&agent, &kind).await;
+        let kind = unique("Announcement");
+        let json = cli(&["--json", "broadcast", &kind, "{}"]).await.json();
+        assert_eq!(json["sent"], "broadcast");
+        assert_eq!(json["to"], Value::Null);
+        assert_eq!(json["type"], kind.as_str());
+        traced(&agent, &kind).await;
+
+        let topic = format!("cli-test.{id}");
+        let out = cli(&["publish", &topic, "\"hello\""]).await;
+        assert_eq!(out.ok().trim(), format!("sent PUBSUB on topic {topic} (7 bytes)"));
+        expect(&mut events, "news \"hello\"").await;
+        let json = cli(&["--json", "publish", &topic, "{\"x\": 1}", "--type", "News"]).await.json();
+        assert_eq!(json["sent"], "publish");
+        assert_eq!(json["topic"], topic);
+        assert_eq!(json["type"], "News");
+        expect(&mut events, "news {\"x\": 1}").await;
+    }
+
+    async fn send_to_an_unknown_agent_lists_the_peers(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let run = cli(&["send", "nobody-here", "Job", "{}"]).await;
+        let line = run.fails(4);
+        assert!(line.contains("unknown agent `nobody-here`; known peers: "), "{line}");
+        assert!(line.contains(agent.identity()), "{line}");
+    }
+
+    async fn call_an_rpc_method(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+        assert_eq!(cli(&["call", id, "multiply", "[6, 7]"]).await.ok().trim(), "42");
+        let json = cli(&["--json", "call", id, "multiply", "{\"x\": 3, \"y\": 5}"]).await.json();
+        assert_eq!(json["agent"], id);
+        assert_eq!(json["method"], "multiply");
+        assert_eq!(json["params"], serde_json::json!({ "x": 3, "y": 5 }));
+        assert_eq!(json["result"], 15);
+
+        let run = cli(&["call", id, "divide", "[6, 7]"]).await;
+        let line = run.fails(4);
+        assert!(line.contains(&format!("agent `{id}` has no method `divide`; it has: multiply, slow")), "{line}");
+
+        let run = cli(&["call", id, "multiply", "[6,"]).await;
+        assert!(run.fails(1).contains("PARAMS_JSON is not JSON"), "{}", run.stderr);
+    }
+
+    async fn a_call_that_takes_too_long_times_out(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let run = cli(&["--timeout", "800ms", "call", agent.identity(), "slow"]).await;
+        let line = run.fails(5);
+        assert!(line.contains(&format!("`{}` did not answer within 800ms", agent.identity())), "{line}");
+    }
+
+    async fn shutdown_stops_the_agent(rt) {
+        let (first, _e1) = worker(&rt).await;
+        let out = cli(&["shutdown", first.identity()]).await;
+        assert_eq!(out.ok().trim(), format!("Shutdown of {} initiated.", first.identity()));
+        tokio::time::timeout(Duration::from_secs(10), first.stopped()).await.expect("the agent stops");
+
+        let (second, _e2) = worker(&rt).await;
+        let json = cli(&["--json", "shutdown", second.identity()]).await.json();
+        assert_eq!(json["agent"], second.identity());
+        assert_eq!(json["result"], format!("Shutdown of {} initiated.", second.identity()));
+        tokio::time::timeout(Duration::from_secs(10), second.stopped()).await.expect("the agent stops");
+    }
+
+    async fn graph_is_graphviz(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+        let human = cli(&["graph"]).await;
+        let dot = human.ok();
+        assert!(dot.starts_with("digraph munggoggo {"), "{dot}");
+        assert!(dot.trim_end().ends_with('}'), "{dot}");
+        assert!(dot.contains(&format!("\"{id}\" [shape=box")), "{dot}");
+        assert!(dot.contains(&format!("\"{id}\" -> \"{id}.tick\";")), "{dot}");
+        assert!(dot.contains("label=\"tick\\nrunning\""), "{dot}");
+
+        let json = cli(&["--json", "graph"]).await.json();
+        assert!(json["dot"].as_str().unwrap().contains(&format!("\"{id}\" -> \"{id}.news\";")));
+        assert!(json["peers"].as_array().unwrap().iter().any(|p| p["name"] == id));
+    }
+
+    async fn unknown_agent_lists_the_known_peers(rt) {
+        let (agent, _events) = worker(&rt).await;
+        for args in [
+            &["behaviours", "no-such-agent"][..],
+            &["start", "no-such-agent", "tick"],
+            &["traces", "no-such-agent"],
+            &["call", "no-such-agent", "multiply"],
+            &["shutdown", "no-such-agent"],
+        ] {
+            let run = cli(args).await;
+            let line = run.fails(4);
+            assert!(line.contains("unknown agent `no-such-agent`; known peers: "), "{line}");
+            assert!(line.contains(agent.identity()), "{line}");
+        }
+        let run = cli(&["--json", "behaviours", "no-such-agent"]).await;
+        run.fails(4);
+        let json: Value = serde_json::from_str(&run.stdout).expect("a JSON error document");
+        assert_eq!(json["error"]["kind"], "not_found");
+        assert!(json["error"]["known"].as_array().unwrap().iter().any(|p| p == agent.identity()));
+    }
+
+    async fn watch_follows_peers_and_traces(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity().to_owned();
+        let sender = {
+            let ctx = agent.context().clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                for n in 0..60 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = ctx.send_raw(&id, "Job", format!("{{\"n\": {n}}}")).await;
+                }
+            })
+        };
+        let human = cli(&["watch", "--interval", "300ms", "--for", "5s"]).await;
+        let out = human.ok();
+        assert!(out.lines().any(|l| l.starts_with(&format!("+ {id} joined running"))), "{out}");
+        assert!(out.lines().any(|l| l.starts_with(&format!("{id} ")) && l.contains("Job") && l.contains("incoming")), "{out}");
+        assert!(!out.contains("ListTraceStore"), "the CLI's own requests are left out: {out}");
+
+        let json = cli(&["--json", "watch", "--interval", "300ms", "--for", "5s"]).await;
+        let events: Vec<Value> = json
+            .ok()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("JSON line ({e}): {l}")))
+            .collect();
+        assert!(events.iter().any(|e| e["event"] == "joined" && e["peer"]["name"] == id.as_str()), "{events:?}");
+        let trace = events
+            .iter()
+            .find(|e| e["event"] == "trace" && e["agent"] == id.as_str() && e["record"]["type"] == "Job")
+            .unwrap_or_else(|| panic!("a trace event: {events:?}"));
+        assert!(trace["time"].as_f64().is_some());
+        assert!(trace["category"].is_string());
+        sender.abort();
+    }
+
+    async fn watch_stops_on_ctrl_c(rt) {
+        let (_agent, _events) = worker(&rt).await;
+        let child = command(&url(), &["watch", "--interval", "200ms"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success());
+        let run = tokio::task::spawn_blocking(move || finished(child.wait_with_output().expect("waits")))
+            .await
+            .unwrap();
+        assert!(run.ok().contains("joined"), "{}", run.stdout);
+    }
+
+    async fn two_clis_at_the_same_time(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+        let peers = ["--json", "peers"];
+        let call = ["--json", "call", id, "multiply", "[2, 21]"];
+        let behaviours = ["--json", "behaviours", id];
+        let (a, b, c) = tokio::join!(cli(&peers), cli(&call), cli(&behaviours));
+        assert!(a.json()["peers"].as_array().unwrap().iter().any(|p| p["name"] == id));
+        assert_eq!(b.json()["result"], 42);
+        assert_eq!(c.json()["agent"], id);
+    }
+}
+
+#[tokio::test]
+async fn unreachable_broker_names_the_url_without_its_password() {
+    let run = cli_at("amqp://guest:secret@127.0.0.1:1/%2f", &["peers"]).await;
+    let line = run.fails(3);
+    assert!(line.contains("amqp://guest:***@127.0.0.1:1/%2f"), "{line}");
+    assert!(!line.contains("secret"), "{line}");
+
+    let run = cli_at(
+        "amqp://guest:secret@127.0.0.1:1/%2f",
+        &["--json", "behaviours", "x"],
+    )
+    .await;
+    run.fails(3);
+    assert!(!run.stdout.contains("secret"));
+    let json: Value = serde_json::from_str(&run.stdout).expect("a JSON error document");
+    assert_eq!(json["error"]["kind"], "connect");
+}
+
+#[tokio::test]
+async fn bad_arguments_are_usage_errors() {
+    let run = cli(&["call"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = cli(&["--timeout", "soon", "peers"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("`soon` is not a duration"), "{}", run.stderr);
+}
