@@ -200,3 +200,55 @@ async fn behaviour_errors_and_panics_are_counted_and_it_keeps_running() {
     assert_eq!(status.state, State::Running);
     rt.shutdown().await;
 }
+
+#[agent(max_queue = 3)]
+struct Bounded {
+    release: std::sync::Arc<tokio::sync::Notify>,
+    events: Events,
+}
+
+#[agent]
+impl Bounded {
+    #[on_message(type = "CUSTOM")]
+    async fn work(&mut self, _body: Raw) {
+        self.release.notified().await;
+        let _ = self.events.send("done".to_owned());
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_sends_naming_it() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let rt = Runtime::memory().start().await.unwrap();
+    let agent = rt
+        .spawn(Bounded {
+            release: release.clone(),
+            events: tx,
+        })
+        .await
+        .unwrap();
+    let client = rt.client("sender").await.unwrap();
+    // Queued, waiting or being handled: three messages fill the queue.
+    for _ in 0..3 {
+        client.send_raw("bounded", "CUSTOM", "{}").await.unwrap();
+    }
+    let err = client.send_raw("bounded", "CUSTOM", "{}").await.unwrap_err();
+    assert!(
+        matches!(&err, munggoggo::Error::QueueFull { queue, max_len: 3 } if queue == "bounded"),
+        "{err}"
+    );
+    release.notify_one();
+    assert_eq!(common::next(&mut rx).await, "done");
+    agent
+        .wait_until(|a| a.behaviour("work").unwrap().runs == 1)
+        .await
+        .unwrap();
+    // Room again.
+    client.send_raw("bounded", "CUSTOM", "{}").await.unwrap();
+    for _ in 0..3 {
+        release.notify_one();
+        assert_eq!(common::next(&mut rx).await, "done");
+    }
+    rt.shutdown().await;
+}

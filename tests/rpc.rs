@@ -172,6 +172,14 @@ on_both_buses! {
         assert!(traces[0][1]["body"].as_str().unwrap().contains("ManageBehav"), "{traces:?}");
         assert!(record["body"].as_str().unwrap().contains("ListTraceStore"), "{record}");
 
+        // A listing of outgoing entries does not carry the previous listings.
+        let outgoing = TraceQuery { category: Some("outgoing".into()), ..TraceQuery::default() };
+        let size = |traces: Vec<serde_json::Value>| serde_json::to_string(&traces).unwrap().len();
+        let first = size(client.list_traces(to, &outgoing).await.unwrap());
+        let second = size(client.list_traces(to, &outgoing).await.unwrap());
+        let third = size(client.list_traces(to, &outgoing).await.unwrap());
+        assert!(third - second < 2_000 && second - first < 2_000, "{first} {second} {third}");
+
         let answer = client.shutdown_agent(to).await.unwrap();
         assert_eq!(answer, format!("Shutdown of {to} initiated."));
         tokio::time::timeout(Duration::from_secs(10), agent.stopped()).await.expect("agent stops");

@@ -116,6 +116,19 @@ impl Core {
 
     /// Publishes and records the message as outgoing.
     pub(crate) async fn emit(&self, route: Route, properties: Properties, body: Bytes) -> Result<()> {
+        self.emit_traced_as(route, properties, body.clone(), body).await
+    }
+
+    /// Publishes `body`, recording `traced` as its body in the trace store
+    /// (a trace listing must not carry the previous listings, or each
+    /// listing would contain all earlier ones).
+    pub(crate) async fn emit_traced_as(
+        &self,
+        route: Route,
+        properties: Properties,
+        body: Bytes,
+        traced: Bytes,
+    ) -> Result<()> {
         let target = match &route {
             Route::Direct(identity) => identity.as_str(),
             Route::Fanout => "fanout",
@@ -124,7 +137,7 @@ impl Core {
         let properties = Arc::new(properties);
         self.traces.append(
             Category::Outgoing,
-            TraceRecord::outgoing(target, route.routing_key(), &properties, body.clone()),
+            TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
         );
         self.endpoint
             .publish(Outgoing {

@@ -229,7 +229,17 @@ async fn reply(core: &Core, to: &str, correlation_id: &str, c_type: &str, c_data
     };
     let mut properties = Properties::new(message::RPC, &core.identity);
     properties.correlation_id = Some(correlation_id.to_owned());
-    if let Err(e) = core.emit(Route::Direct(to.to_owned()), properties, body).await {
+    let traced = if c_type == "ListTraceStore" {
+        Bytes::from_static(
+            br#"{"c_type": "ListTraceStore", "c_data": "(trace listing omitted)", "request_type": 2}"#,
+        )
+    } else {
+        body.clone()
+    };
+    if let Err(e) = core
+        .emit_traced_as(Route::Direct(to.to_owned()), properties, body, traced)
+        .await
+    {
         tracing::warn!(agent = %core.identity, to, error = %e, "cannot send a reply");
     }
 }

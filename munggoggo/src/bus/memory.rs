@@ -60,10 +60,9 @@ impl Queue {
             max_len,
             next_tag: AtomicU64::new(1),
         });
-        let consumer = futures_util::stream::unfold((rx, len), |(mut rx, len)| async move {
+        let consumer = futures_util::stream::unfold(rx, |mut rx| async move {
             let delivery = rx.recv().await?;
-            len.fetch_sub(1, Ordering::Relaxed);
-            Some((delivery, (rx, len)))
+            Some((delivery, rx))
         })
         .boxed();
         (queue, consumer)
@@ -85,18 +84,29 @@ impl Queue {
             consumer_tag: self.name.to_string(),
             delivery_tag: self.next_tag.fetch_add(1, Ordering::Relaxed),
         };
+        self.len.fetch_add(1, Ordering::Relaxed);
         let delivery = Delivery {
             received: Received::new(Arc::clone(&msg.properties), delivery, msg.body.clone()),
             source: self.source.clone(),
-            acker: Acker::None,
+            acker: Acker::Memory(Slot(Arc::clone(&self.len))),
         };
-        self.len.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(delivery).is_err() {
             // The consumer is gone: the queue is being deleted.
-            self.len.fetch_sub(1, Ordering::Relaxed);
             return Err(Error::UnknownTarget(self.name.to_string()));
         }
         Ok(())
+    }
+}
+
+/// A message's place in its queue: the queue counts it until the message
+/// is acknowledged, rejected or dropped, so its maximum length bounds what
+/// waits for a slow consumer as well as what it is handling.
+#[derive(Debug)]
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

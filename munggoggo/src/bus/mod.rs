@@ -105,8 +105,11 @@ impl fmt::Debug for Delivery {
 /// Acknowledges or rejects a delivery on its bus.
 #[non_exhaustive]
 pub enum Acker {
-    /// Nothing to acknowledge (the embedded bus hands messages over for good).
+    /// Nothing to acknowledge.
     None,
+    /// An embedded-bus delivery: it counts towards its queue's length until
+    /// it is acknowledged, rejected or dropped.
+    Memory(memory::Slot),
     /// A RabbitMQ delivery.
     #[cfg(feature = "amqp")]
     Amqp(lapin::Acker),
@@ -116,7 +119,7 @@ impl Acker {
     /// Acknowledges the delivery: it was handled.
     pub async fn ack(self) -> Result<()> {
         match self {
-            Acker::None => Ok(()),
+            Acker::None | Acker::Memory(_) => Ok(()),
             #[cfg(feature = "amqp")]
             Acker::Amqp(acker) => amqp::ack(acker).await,
         }
@@ -125,7 +128,7 @@ impl Acker {
     /// Rejects the delivery without requeueing it.
     pub async fn reject(self) -> Result<()> {
         match self {
-            Acker::None => Ok(()),
+            Acker::None | Acker::Memory(_) => Ok(()),
             #[cfg(feature = "amqp")]
             Acker::Amqp(acker) => amqp::reject(acker).await,
         }

@@ -38,6 +38,24 @@ use crate::message::{DeliveryInfo, Received};
 /// AMQP reply code RESOURCE_LOCKED: an exclusive queue of another connection.
 const RESOURCE_LOCKED: u16 = 405;
 
+/// lapin consumers that must never be dropped. With recovery enabled, a
+/// channel error leaves the channel's consumers "active"; dropping the last
+/// handle of such a consumer makes lapin 4.12 cancel it on a channel that no
+/// longer exists, and that error makes lapin reconnect the whole connection,
+/// which deletes every agent's exclusive queues with the messages in them.
+/// Such consumers are rare (one per queue and channel failure) and small.
+static GRAVEYARD: Mutex<Vec<lapin::Consumer>> = Mutex::new(Vec::new());
+
+/// Lets go of a consumer: dropped if its channel is open (which cancels it
+/// cleanly), else kept in the [`GRAVEYARD`].
+fn discard(consumer: lapin::Consumer, channel: &Channel) {
+    if channel.status().connected() {
+        drop(consumer);
+    } else {
+        GRAVEYARD.lock().unwrap_or_else(|e| e.into_inner()).push(consumer);
+    }
+}
+
 /// A queue of a unit: exclusive, non-durable, not auto-delete, no
 /// arguments, consumed with manual acks under the queue's name as tag.
 pub(super) struct QueueSpec {
@@ -73,8 +91,8 @@ pub(super) struct Unit {
     /// queues that a close deleted.
     topology: tokio::sync::Mutex<()>,
     generation: watch::Sender<Generation>,
-    /// The first generation whose consumers a stream found dead, plus one
-    /// (0: none).
+    /// The newest generation in which a stream lost its consumer, plus one
+    /// (0: none); a generation at or past it needs a rebuild.
     broken: AtomicU64,
     wake: Notify,
     closed: AtomicBool,
@@ -151,6 +169,7 @@ impl Unit {
             tag: queue.name.to_string(),
             source: queue.source.clone(),
             consumer,
+            channel: self.channel(),
             generation: 0,
             updates: self.generation.subscribe(),
         };
@@ -190,6 +209,15 @@ impl Unit {
                 (Arc::clone(&state.channel), state.generation)
             };
             let status = channel.status();
+            tracing::trace!(
+                agent = %self.spec.identity,
+                queues = %self.spec.queue_names(),
+                connection = ?conn,
+                channel = channel.id(),
+                channel_status = ?status,
+                generation,
+                "supervisor check"
+            );
             let broken = self.broken.load(Ordering::SeqCst) > generation;
             let dead = !status.connected() && !status.reconnecting();
             let stuck = if status.reconnecting() && conn.connected() {
@@ -233,9 +261,11 @@ impl Unit {
                         Ok((channel, consumers)) => {
                             let generation = {
                                 let mut state = self.state();
-                                state.channel = Arc::new(channel);
+                                let old = std::mem::replace(&mut state.channel, Arc::new(channel));
+                                for (_, consumer) in std::mem::replace(&mut state.fresh, consumers) {
+                                    discard(consumer, &old);
+                                }
                                 state.generation += 1;
-                                state.fresh = consumers;
                                 state.generation
                             };
                             self.generation.send_replace(Generation::Live(generation));
@@ -381,6 +411,15 @@ impl Unit {
     }
 }
 
+impl Drop for Unit {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, consumer) in state.fresh.drain() {
+            discard(consumer, &state.channel);
+        }
+    }
+}
+
 async fn close_quietly(channel: &Channel, identity: &str) {
     if channel.status().connected() {
         if let Err(e) = channel.close(200, "OK".into()).await {
@@ -464,16 +503,30 @@ impl Spec {
         }
         let mut consumers = HashMap::new();
         for queue in &self.queues {
-            let consumer = step!(
-                channel.basic_consume(
+            let consumed = channel
+                .basic_consume(
                     queue.name.clone(),
                     queue.name.clone(),
                     BasicConsumeOptions::default(),
-                    FieldTable::default()
-                ),
-                None
-            );
-            consumers.insert(queue.name.clone(), consumer);
+                    FieldTable::default(),
+                )
+                .await;
+            match consumed {
+                Ok(consumer) => {
+                    consumers.insert(queue.name.clone(), consumer);
+                }
+                Err(error) => {
+                    for (_, consumer) in consumers.drain() {
+                        discard(consumer, &channel);
+                    }
+                    return Err(BuildError {
+                        error,
+                        queue: None,
+                        declared,
+                        channel: Some(channel),
+                    });
+                }
+            }
         }
         Ok((channel, consumers))
     }
@@ -544,8 +597,18 @@ struct StreamState {
     tag: String,
     source: Source,
     consumer: Option<lapin::Consumer>,
+    /// The channel `consumer` belongs to.
+    channel: Arc<Channel>,
     generation: u64,
     updates: watch::Receiver<Generation>,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            discard(consumer, &self.channel);
+        }
+    }
 }
 
 impl StreamState {
@@ -574,7 +637,9 @@ impl StreamState {
                         }
                     }
                     None => {
-                        self.consumer = None;
+                        if let Some(consumer) = self.consumer.take() {
+                            discard(consumer, &self.channel);
+                        }
                         if self.unit.closed.load(Ordering::SeqCst) {
                             return None;
                         }
@@ -590,10 +655,17 @@ impl StreamState {
                     match current {
                         Generation::Ended => return None,
                         Generation::Live(generation) if generation != self.generation => {
-                            let fresh = self.unit.state().fresh.remove(&self.queue);
+                            let fresh = {
+                                let mut state = self.unit.state();
+                                let channel = Arc::clone(&state.channel);
+                                state.fresh.remove(&self.queue).map(|consumer| (consumer, channel))
+                            };
                             match fresh {
-                                Some(consumer) => {
-                                    self.consumer = Some(consumer);
+                                Some((consumer, channel)) => {
+                                    if let Some(old) = self.consumer.replace(consumer) {
+                                        discard(old, &self.channel);
+                                    }
+                                    self.channel = channel;
                                     self.generation = generation;
                                 }
                                 None => {

@@ -6,16 +6,29 @@
 //! Each agent gets its own channels: a publish channel in confirm mode on
 //! the publishing connection, and on the consuming connection one channel
 //! for its identity and fanout queues plus one per topic subscription, each
-//! with `basic.qos(prefetch, global = false)`.
+//! with `basic.qos(prefetch, global = false)` (prefetch per consumer;
+//! [`EndpointOptions::max_queue`] is not enforced, the broker buffers).
 //!
 //! Topology, as 0.4 declares it: the exchanges `topic` (topic) and `admin`
 //! (fanout), non-durable and not auto-delete; per agent an exclusive queue
 //! named by its identity, an exclusive `<identity>.fanout` queue bound to
-//! `admin`, and an exclusive queue per topic subscription bound to `topic`.
-//! An endpoint deletes its queues when it closes.
+//! `admin` with key `admin`, and an exclusive queue per topic subscription
+//! bound to `topic`; consumer tags are the queue names. An endpoint deletes
+//! its queues when it closes (or is dropped).
 //!
-//! Messages carry `user_id` only when the caller sets it, and then it must
-//! be the login user (RabbitMQ closes the channel otherwise).
+//! Publishing waits for the broker's confirm. A direct send is `mandatory`,
+//! gets a `message_id` if it has none, and fails with
+//! [`Error::UnknownTarget`] when no queue has the identity; broadcasts and
+//! topic publications that reach nobody succeed. Messages carry `user_id`
+//! only when the caller sets it, and then it must be the login user
+//! (RabbitMQ would close the channel otherwise).
+//!
+//! Recovery: lapin reconnects a lost connection (for about ten minutes)
+//! and re-declares each channel's topology. A channel it cannot recover, or
+//! one the broker closed, or a consumer the broker cancelled (its queue was
+//! deleted) is rebuilt by the endpoint with its own backoff; the consumer
+//! streams carry on with the new consumers. When lapin gives up on a
+//! connection, the streams end and an error is logged.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -5,13 +5,15 @@
 //! at once. Direct sends are `mandatory`: for an unroutable one the broker
 //! sends a `basic.return` just before the message's `basic.ack`, but lapin
 //! hands the returned message to whichever confirm it completes next, which
-//! under pipelining (and with multiple acks) need not be the one the message
-//! belongs to. So the task, the only one publishing on its channel, takes
-//! every confirm in the order lapin completes them, matches each returned
-//! message to its publish by target and `message_id`, and only then answers
-//! the publisher: a returned direct message is [`Error::UnknownTarget`].
-//! Broadcasts and topic publications that reach no queue are normal (and
-//! not `mandatory`, so the broker does not send them back).
+//! under pipelining (and with multiple acks) is often another publish's
+//! (about one return in four in a test with 3000 concurrent publishes). So
+//! the task, the only one publishing on its channel, looks at the confirms
+//! in rounds, matches every returned message to its publish by target and
+//! `message_id`, and answers a confirmed direct publish only once every
+//! confirm completed before its own has been looked at: a returned direct
+//! message is [`Error::UnknownTarget`]. Broadcasts and topic publications
+//! that reach no queue are normal (and not `mandatory`, so the broker does
+//! not send them back).
 
 use std::collections::HashMap;
 use std::sync::Arc;
