@@ -646,11 +646,19 @@ fn check_properties(d: &Delivery, kind: &str, app_id: &str, correlation_id: Opti
     if let Some(user_id) = text(p.user_id()) {
         assert_eq!(user_id, user, "user_id, when set, is the login user: {what}");
     }
-    assert_eq!(
-        text(p.reply_to()),
-        None,
-        "no reply_to (replies go to app_id): {what}"
-    );
+    if let Some(reply_to) = text(p.reply_to()) {
+        // Rust requests ask for replies on the sender's control queue.
+        let app_id = text(p.app_id()).unwrap_or_default();
+        assert_eq!(
+            reply_to,
+            format!("{app_id}.control"),
+            "reply_to is the sender's control queue: {what}"
+        );
+        assert!(
+            matches!(text(p.kind()), Some("CONTROL" | "RPC")),
+            "reply_to only on requests: {what}"
+        );
+    }
     assert_eq!(text(p.content_encoding()), None, "no content_encoding: {what}");
     assert_eq!(text(p.expiration()), None, "no expiration: {what}");
 }

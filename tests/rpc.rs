@@ -138,10 +138,23 @@ on_both_buses! {
         let ctx = client.handle().context().clone();
         let target = agent.identity().to_owned();
         let waiting = tokio::spawn(async move { ctx.call::<u64>(&target, "slow", (1_000,)).await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        eventually("the call waits", || client.pending_calls() == 1).await;
         client.shutdown().await;
         let err = waiting.await.unwrap().unwrap_err();
-        assert!(matches!(err, Error::ConnectionLost(_)), "{err}");
+        assert!(matches!(&err, Error::AgentStopped(id) if id == client.identity()), "{err}");
+
+        // A caller that gives up leaves no pending call behind.
+        let caller = rt.client(unique("caller")).await.unwrap();
+        let target = agent.identity().to_owned();
+        let dropped = {
+            let caller = caller.handle().context().clone();
+            tokio::spawn(async move { caller.call::<u64>(&target, "slow", (1_000,)).await })
+        };
+        eventually("the call waits", || caller.pending_calls() == 1).await;
+        dropped.abort();
+        let _ = dropped.await;
+        assert_eq!(caller.pending_calls(), 0, "a dropped call future leaves no entry");
+        caller.shutdown().await;
     }
 
     async fn system_requests_are_answered_as_0_4_does(rt) {

@@ -22,8 +22,20 @@ pub struct AgentOptions {
     pub identity: String,
     /// How many deliveries per consumer may be in flight into the agent's task.
     pub prefetch: u16,
-    /// Maximum length of the agent's queues on the embedded bus; past it a send fails.
+    /// How many more user deliveries the agent reads ahead of its task and
+    /// holds unacknowledged, so that system requests behind them in its
+    /// identity queue (munggoggo 0.4 peers send them there) are answered
+    /// without waiting for the handlers.
+    pub readahead: u16,
+    /// Maximum length of the agent's queues on the embedded bus; past it a
+    /// direct send fails with [`crate::Error::QueueFull`]. `None`: unbounded.
     pub max_queue: Option<usize>,
+    /// How many `#[rpc]` calls may wait for the agent's task; a call past it
+    /// is answered at once with an error saying the agent is busy.
+    pub call_queue: usize,
+    /// How many of the agent's messages may wait for the broker's confirm
+    /// at once; a send past it waits for a place.
+    pub publish_window: usize,
     /// Entries the agent's trace store keeps.
     pub trace_size: usize,
     /// Interval of the keepalive ping to peers (`None`: only at start).
@@ -40,7 +52,10 @@ impl AgentOptions {
         AgentOptions {
             identity: identity.into(),
             prefetch: DEFAULT_PREFETCH,
-            max_queue: None,
+            readahead: DEFAULT_READAHEAD,
+            max_queue: Some(DEFAULT_MAX_QUEUE),
+            call_queue: DEFAULT_CALL_QUEUE,
+            publish_window: DEFAULT_PUBLISH_WINDOW,
             trace_size: 1000,
             peer_interval: None,
             call_timeout: Duration::from_secs(3),
@@ -53,6 +68,18 @@ impl AgentOptions {
 /// acknowledgements of earlier deliveries travel back, small enough that a
 /// slow agent does not hoard its backlog.
 pub const DEFAULT_PREFETCH: u16 = 64;
+
+/// Default read-ahead of user deliveries beyond the prefetch window.
+pub const DEFAULT_READAHEAD: u16 = 192;
+
+/// Default maximum length of an embedded-bus queue.
+pub const DEFAULT_MAX_QUEUE: usize = 100_000;
+
+/// Default number of `#[rpc]` calls that may wait for an agent's task.
+pub const DEFAULT_CALL_QUEUE: usize = 64;
+
+/// Default number of messages an agent may have waiting for their confirm.
+pub const DEFAULT_PUBLISH_WINDOW: usize = 256;
 
 /// The agent-level options of an agent type: implemented by `#[agent]` on
 /// the struct.

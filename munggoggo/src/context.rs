@@ -5,28 +5,28 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, Route as HandlerRoute};
 use crate::behaviour::{AtomicState, Behaviour, BehaviourStatus, State};
-use crate::bus::{Endpoint, Outgoing, Route};
+use crate::bus::{Confirm, Endpoint, Outgoing, Route};
 use crate::error::{Error, Result};
 use crate::message::{self, Message, Properties};
 use crate::trace::{Category, TraceRecord, TraceStore};
 
-/// Requests to an agent's task.
+/// Requests to an agent's task (calls and the stop request have lanes of
+/// their own).
 #[derive(Debug)]
 pub(crate) enum Control {
     /// (Re)start behaviour `i`.
     Start(usize),
     /// Stop behaviour `i`.
     Stop(usize),
-    /// Stop the agent.
-    Shutdown,
-    /// Call `#[rpc]` method `index` and answer the caller.
-    Call(crate::system::IncomingCall),
 }
+
+/// How many start/stop requests may wait for the agent's task.
+pub(crate) const CONTROL_QUEUE: usize = 64;
 
 /// The state of one running agent, shared by its task, its dispatcher, its
 /// handlers (through [`Context`]) and its [`crate::AgentHandle`].
@@ -38,9 +38,15 @@ pub(crate) struct Core {
     pub(crate) traces: TraceStore,
     pub(crate) behaviours: Vec<Behaviour>,
     pub(crate) state: AtomicState,
-    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) control: mpsc::Sender<Control>,
+    /// Calls of `#[rpc]` methods waiting for the agent's task (bounded).
+    pub(crate) calls: mpsc::Sender<crate::system::IncomingCall>,
+    /// Set when the agent is asked to stop.
+    pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) pending: crate::rpc::Pending,
     pub(crate) peers: crate::peers::PeerTable,
+    /// User deliveries the dispatcher holds (read ahead or in the window).
+    pub(crate) buffered: std::sync::atomic::AtomicUsize,
     /// Woken whenever the agent handled something (for tests that wait).
     pub(crate) activity: tokio::sync::Notify,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -52,7 +58,8 @@ impl Core {
         options: AgentOptions,
         spec: &'static AgentSpec,
         endpoint: Arc<dyn Endpoint>,
-        control: mpsc::UnboundedSender<Control>,
+        control: mpsc::Sender<Control>,
+        calls: mpsc::Sender<crate::system::IncomingCall>,
     ) -> Self {
         Core {
             identity: identity.into(),
@@ -67,8 +74,11 @@ impl Core {
             endpoint,
             state: AtomicState::new(State::Init),
             control,
+            calls,
+            shutdown: watch::channel(false).0,
             pending: crate::rpc::Pending::default(),
             peers: crate::peers::PeerTable::default(),
+            buffered: std::sync::atomic::AtomicUsize::new(0),
             activity: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
         }
@@ -92,20 +102,36 @@ impl Core {
     }
 
     /// Starts behaviour `i`; false when it was running already.
-    pub(crate) fn start_behaviour(&self, i: usize) -> bool {
+    pub(crate) fn start_behaviour(&self, i: usize) -> Result<bool> {
         let state = &self.behaviours[i].state;
         if state.get() == State::Running {
-            return false;
+            return Ok(false);
         }
+        self.send_control(Control::Start(i))?;
         state.set(State::Running);
-        let _ = self.control.send(Control::Start(i));
-        true
+        Ok(true)
     }
 
     /// Stops behaviour `i` (it then reports `init`).
-    pub(crate) fn stop_behaviour(&self, i: usize) {
+    pub(crate) fn stop_behaviour(&self, i: usize) -> Result<()> {
+        self.send_control(Control::Stop(i))?;
         self.behaviours[i].state.set(State::Init);
-        let _ = self.control.send(Control::Stop(i));
+        Ok(())
+    }
+
+    fn send_control(&self, control: Control) -> Result<()> {
+        self.control.try_send(control).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Busy(format!(
+                "agent `{}` has {CONTROL_QUEUE} start/stop requests waiting",
+                self.identity
+            )),
+            mpsc::error::TrySendError::Closed(_) => Error::AgentStopped(self.identity.to_string()),
+        })
+    }
+
+    /// Asks the agent's task to stop.
+    pub(crate) fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 
     pub(crate) fn abort_tasks(&self) {
@@ -114,21 +140,25 @@ impl Core {
         }
     }
 
-    /// Publishes and records the message as outgoing.
+    /// Publishes and records the message as outgoing; inside a handler or
+    /// behaviour run the confirm is left to the runtime (see
+    /// [`crate::runtime::invocation`]), elsewhere it is waited for.
     pub(crate) async fn emit(&self, route: Route, properties: Properties, body: Bytes) -> Result<()> {
-        self.emit_traced_as(route, properties, body.clone(), body).await
+        let confirm = self.publish(route, properties, body.clone(), body).await?;
+        crate::runtime::invocation::settle(confirm).await
     }
 
     /// Publishes `body`, recording `traced` as its body in the trace store
     /// (a trace listing must not carry the previous listings, or each
-    /// listing would contain all earlier ones).
-    pub(crate) async fn emit_traced_as(
+    /// listing would contain all earlier ones). Returns once the message
+    /// is on its way, with its confirm.
+    pub(crate) async fn publish(
         &self,
         route: Route,
         properties: Properties,
         body: Bytes,
         traced: Bytes,
-    ) -> Result<()> {
+    ) -> Result<Confirm> {
         let target = match &route {
             Route::Direct(identity) => identity.as_str(),
             Route::Fanout => "fanout",
@@ -146,6 +176,32 @@ impl Core {
                 body,
             })
             .await
+    }
+
+    /// Publishes a message nobody waits for (a reply, a pong): a failure
+    /// is logged at debug level once its confirm says so.
+    pub(crate) async fn publish_detached(
+        &self,
+        route: Route,
+        properties: Properties,
+        body: Bytes,
+        traced: Bytes,
+    ) {
+        let to = route.routing_key().to_owned();
+        match self.publish(route, properties, body, traced).await {
+            Ok(confirm) if confirm.is_done() => {}
+            Ok(confirm) => {
+                let identity = Arc::clone(&self.identity);
+                tokio::spawn(async move {
+                    if let Err(e) = confirm.wait().await {
+                        tracing::debug!(agent = %identity, to, error = %e, "reply not delivered (the peer left?)");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(agent = %self.identity, to, error = %e, "reply not delivered (the peer left?)")
+            }
+        }
     }
 }
 
@@ -182,6 +238,15 @@ impl Context {
 
     /// Sends `msg` to the agent with identity `to`. Fails with
     /// [`Error::UnknownTarget`] when no agent has that identity.
+    ///
+    /// Inside a handler or a behaviour run the send returns once the
+    /// message is on its way: the runtime waits for the broker's confirms
+    /// of the run's sends before it acknowledges the run's input, and a
+    /// send the broker refuses (or returns: unknown identity) fails the run
+    /// (error count, trace entry, log line; its input is rejected). Call
+    /// [`Context::flush`] to learn the outcome in the handler itself.
+    /// Elsewhere (setup, a spawned task, a [`crate::Client`]) the send
+    /// waits for its confirm.
     pub async fn send<M: Message + Serialize>(&self, to: &str, msg: &M) -> Result<()> {
         let body = message::encode(msg)?;
         self.send_raw(to, M::TYPE, body).await
@@ -242,6 +307,30 @@ impl Context {
         self.core.emit(route, properties, body).await
     }
 
+    /// Waits for the confirms of every message this handler or behaviour
+    /// run has sent so far; the first failure (such as
+    /// [`Error::UnknownTarget`]) is the result. Outside a run sends wait for
+    /// their confirm themselves, and this returns at once.
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # #[derive(serde::Serialize, serde::Deserialize, Message)] struct Order;
+    /// # async fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.send("billing", &Order).await?;
+    /// ctx.send("shipping", &Order).await?;
+    /// ctx.flush().await?; // both reached their queues
+    /// # Ok(()) }
+    /// ```
+    pub async fn flush(&self) -> Result<()> {
+        crate::runtime::invocation::flush().await
+    }
+
+    /// How many calls and system requests of this agent wait for their
+    /// reply.
+    pub fn pending_calls(&self) -> usize {
+        self.core.pending.len()
+    }
+
     /// Runs `future` beside the agent; it is aborted when the agent stops.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
@@ -258,7 +347,7 @@ impl Context {
     /// Asks the agent to stop: running handlers finish, teardown runs, its
     /// queues are deleted.
     pub fn stop(&self) {
-        let _ = self.core.control.send(Control::Shutdown);
+        self.core.request_shutdown();
     }
 
     /// The agent's state.
@@ -284,13 +373,15 @@ impl Context {
     }
 
     /// Starts a stopped behaviour (a topic handler subscribes again).
-    /// Returns false when it was running already.
+    /// Returns false when it was running already; fails on a stopped agent
+    /// ([`Error::AgentStopped`]) or one with too many start/stop requests
+    /// waiting ([`Error::Busy`]).
     pub fn start_behaviour(&self, name: &str) -> Result<bool> {
         let i = self
             .core
             .find_behaviour(name)
             .ok_or_else(|| self.core.unknown_behaviour(name))?;
-        Ok(self.core.start_behaviour(i))
+        self.core.start_behaviour(i)
     }
 
     /// Stops a behaviour: it is not scheduled again, a topic handler
@@ -300,8 +391,7 @@ impl Context {
             .core
             .find_behaviour(name)
             .ok_or_else(|| self.core.unknown_behaviour(name))?;
-        self.core.stop_behaviour(i);
-        Ok(())
+        self.core.stop_behaviour(i)
     }
 
     /// Names of the topics this agent's handlers subscribe to, with the

@@ -28,6 +28,10 @@ pub enum Error {
         /// Its configured maximum length.
         max_len: usize,
     },
+    /// The agent has too many requests of this kind waiting already; try
+    /// again later.
+    #[error("{0}")]
+    Busy(String),
     /// No behaviour of the agent has this name.
     #[error("agent `{agent}` has no behaviour `{behaviour}` (it has: {})", .known.join(", "))]
     UnknownBehaviour {

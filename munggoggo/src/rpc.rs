@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::bus::Route;
+use crate::bus::{control_queue, Route};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::message::{self, Properties};
@@ -40,6 +40,14 @@ pub enum CallError {
     /// The method returned an error (or panicked).
     #[error("{0}")]
     Failed(String),
+    /// The agent has too many calls waiting already; it was not called.
+    #[error("agent `{agent}` is busy: {waiting} calls are waiting already; try again later")]
+    Busy {
+        /// The callee's identity.
+        agent: String,
+        /// How many calls wait.
+        waiting: usize,
+    },
 }
 
 impl From<crate::BoxError> for CallError {
@@ -115,15 +123,48 @@ pub(crate) struct Pending {
     calls: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
 }
 
+/// A call's place in [`Pending`]: removed when dropped, so a caller that
+/// gives up (timeout, dropped future) leaves no entry behind.
+pub(crate) struct Waiting<'a> {
+    pending: &'a Pending,
+    id: String,
+    reply: Option<oneshot::Receiver<Reply>>,
+}
+
+impl Waiting<'_> {
+    /// The reply; `None` when the agent stopped first.
+    async fn reply(&mut self) -> Option<Reply> {
+        match self.reply.as_mut() {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.pending.remove(&self.id);
+    }
+}
+
 impl Pending {
-    fn insert(&self, id: String) -> oneshot::Receiver<Reply> {
+    fn insert(&self, id: String) -> Waiting<'_> {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, tx);
-        rx
+        self.lock().insert(id.clone(), tx);
+        Waiting {
+            pending: self,
+            id,
+            reply: Some(rx),
+        }
     }
 
     fn remove(&self, id: &str) {
         self.lock().remove(id);
+    }
+
+    /// How many calls wait for their reply.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
     }
 
     /// Completes the call waiting for `id`; false when none waits (late or unknown).
@@ -315,25 +356,26 @@ impl Context {
         let id = uuid::Uuid::new_v4().to_string();
         let mut properties = Properties::new(message::RPC, self.identity());
         properties.correlation_id = Some(id.clone());
-        let reply = self.core.pending.insert(id.clone());
-        if let Err(e) = self
-            .core
-            .emit(Route::Direct(target.to_owned()), properties, body)
+        properties.reply_to = Some(control_queue(self.identity()));
+        let mut waiting = self.core.pending.insert(id);
+        // A Rust agent takes requests on its control queue, apart from its
+        // user traffic; a munggoggo 0.4 agent has none, so the request then
+        // goes to its identity queue.
+        let sent = match self
+            .send_request(control_queue(target), properties.clone(), body.clone())
             .await
         {
-            self.core.pending.remove(&id);
-            return Err(e);
-        }
-        let reply = match tokio::time::timeout(timeout, reply).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => {
-                return Err(Error::ConnectionLost(format!(
-                    "agent `{}` stopped while waiting for `{target}`",
-                    self.identity()
-                )))
-            }
+            Err(Error::UnknownTarget(_)) => self.send_request(target.to_owned(), properties, body).await,
+            sent => sent,
+        };
+        sent.map_err(|e| match e {
+            Error::UnknownTarget(_) => Error::UnknownTarget(target.to_owned()),
+            e => e,
+        })?;
+        let reply = match tokio::time::timeout(timeout, waiting.reply()).await {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return Err(Error::AgentStopped(self.identity().to_owned())),
             Err(_) => {
-                self.core.pending.remove(&id);
                 return Err(Error::Timeout {
                     target: target.to_owned(),
                     timeout,
@@ -358,6 +400,18 @@ impl Context {
             target: target.to_owned(),
             reason: format!("`{}` reply does not decode: {e}", reply.c_type),
         })
+    }
+}
+
+impl Context {
+    /// Publishes a request to queue `to` and waits for its confirm.
+    async fn send_request(&self, to: String, properties: Properties, body: Bytes) -> Result<()> {
+        let traced = body.clone();
+        self.core
+            .publish(Route::Direct(to), properties, body, traced)
+            .await?
+            .wait()
+            .await
     }
 }
 

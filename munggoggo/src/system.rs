@@ -1,11 +1,15 @@
 //! System messages (CONTROL and RPC), answered by the dispatcher from
 //! shared status without waiting for the agent's handlers.
+//!
+//! A request is answered to its `reply_to` when it has one (Rust callers
+//! set their control queue there), else to its `app_id`, as munggoggo 0.4
+//! does.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::{Delivery, Route};
-use crate::context::{Control, Core};
+use crate::bus::{control_queue, Delivery, Route};
+use crate::context::Core;
 use crate::error::Result;
 use crate::message::{self, Properties, Received};
 use crate::peers::{status_of, PongControl};
@@ -43,7 +47,7 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
         .map_err(|e| format!("CONTROL body is not a c_type/c_data envelope: {e}"))?;
     match env.c_type.as_str() {
         "PingControl" => {
-            let Some(to) = msg.properties.app_id.as_deref().filter(|s| !s.is_empty()) else {
+            let Some(to) = answer_to(msg) else {
                 return Err("PingControl without app_id: nobody to answer".to_owned());
             };
             let pong = PongControl {
@@ -53,9 +57,8 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
             let body = serialized("PongControl", c_data).map_err(|e| e.to_string())?;
             let mut properties = Properties::new(message::CONTROL, &core.identity);
             properties.correlation_id = msg.properties.correlation_id.clone();
-            if let Err(e) = core.emit(Route::Direct(to.to_owned()), properties, body).await {
-                tracing::debug!(agent = %core.identity, to, error = %e, "cannot answer a peer's ping");
-            }
+            core.publish_detached(Route::Direct(to), properties, body.clone(), body)
+                .await;
             Ok(())
         }
         "PongControl" => {
@@ -91,7 +94,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
         }
         return Ok(());
     }
-    let Some(to) = msg.properties.app_id.clone().filter(|s| !s.is_empty()) else {
+    let Some(to) = answer_to(msg) else {
         return Err("RPC request without app_id: nobody to answer".to_owned());
     };
     let (c_type, c_data) = match env.c_type.as_str() {
@@ -119,7 +122,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
                 json(&serde_json::json!({ "result": result })),
             )
             .await;
-            let _ = core.control.send(Control::Shutdown);
+            core.request_shutdown();
             return Ok(());
         }
         "RpcCall" => {
@@ -174,8 +177,17 @@ async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcC
             .answer(core, Err(CallError::UnknownMethod { method, known }))
             .await;
     };
-    if let Err(refused) = core.control.send(Control::Call(incoming)) {
-        if let Control::Call(incoming) = refused.0 {
+    match core.calls.try_send(incoming) {
+        Ok(()) => {}
+        Err(tokio::sync::mpsc::error::TrySendError::Full(incoming)) => {
+            let busy = CallError::Busy {
+                agent: core.identity.to_string(),
+                waiting: core.options.call_queue,
+            };
+            tracing::debug!(agent = %core.identity, method = %incoming.call.method, "call refused: too many calls waiting");
+            incoming.answer(core, Err(busy)).await;
+        }
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(incoming)) => {
             let stopped = CallError::Failed(format!("agent `{}` is stopping", core.identity));
             incoming.answer(core, Err(stopped)).await;
         }
@@ -189,17 +201,15 @@ fn manage(core: &Core, behav: &str, command: &str) -> String {
     };
     let name = &core.behaviours[i].name;
     match command {
-        "start" => {
-            if core.start_behaviour(i) {
-                format!("{name} started.")
-            } else {
-                format!("{name} already running.")
-            }
-        }
-        "stop" => {
-            core.stop_behaviour(i);
-            format!("{name} stopped: {}", core.behaviours[i].state.get())
-        }
+        "start" => match core.start_behaviour(i) {
+            Ok(true) => format!("{name} started."),
+            Ok(false) => format!("{name} already running."),
+            Err(e) => format!("{name} not started: {e}"),
+        },
+        "stop" => match core.stop_behaviour(i) {
+            Ok(()) => format!("{name} stopped: {}", core.behaviours[i].state.get()),
+            Err(e) => format!("{name} not stopped: {e}"),
+        },
         other => format!("Unknown command {other}."),
     }
 }
@@ -236,12 +246,19 @@ async fn reply(core: &Core, to: &str, correlation_id: &str, c_type: &str, c_data
     } else {
         body.clone()
     };
-    if let Err(e) = core
-        .emit_traced_as(Route::Direct(to.to_owned()), properties, body, traced)
-        .await
-    {
-        tracing::warn!(agent = %core.identity, to, error = %e, "cannot send a reply");
-    }
+    core.publish_detached(Route::Direct(to.to_owned()), properties, body, traced)
+        .await;
+}
+
+/// Where to answer a request: its `reply_to`, else its `app_id`.
+fn answer_to(msg: &Received) -> Option<String> {
+    let props = &msg.properties;
+    props
+        .reply_to
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or_else(|| props.app_id.as_deref().filter(|s| !s.is_empty()))
+        .map(str::to_owned)
 }
 
 /// Broadcasts a PingControl; every agent answers with a PongControl.
@@ -249,6 +266,7 @@ pub(crate) async fn send_ping_control(core: &Core) -> Result<()> {
     let body = serialized("PingControl", "{}".to_owned())?;
     let mut properties = Properties::new(message::CONTROL, &core.identity);
     properties.correlation_id = Some(uuid::Uuid::new_v4().to_string());
+    properties.reply_to = Some(control_queue(&core.identity));
     core.emit(Route::Fanout, properties, body).await
 }
 

@@ -4,7 +4,9 @@
 //! named by the identity, broadcasts to every fanout queue, topic
 //! publications to every queue with a matching binding key (matched as
 //! RabbitMQ matches them). Sends never wait for a receiver: a queue grows
-//! until its optional maximum length, past which a send fails naming it.
+//! until its maximum length (see [`crate::agent::DEFAULT_MAX_QUEUE`]),
+//! past which a direct send fails with [`Error::QueueFull`] naming it (a
+//! broadcast or publication skips that queue with a warning).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,7 +16,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{
-    topic_matches, Acker, Bus, Consumer, Delivery, Endpoint, EndpointOptions, Outgoing, Route, Source,
+    control_queue, topic_matches, Acker, Bus, Confirm, Consumer, Delivery, Endpoint, EndpointOptions,
+    Outgoing, Route, Source,
 };
 use crate::agent::BoxFuture;
 use crate::error::{Error, Result};
@@ -189,22 +192,43 @@ impl Bus for MemoryBus {
         options: &'a EndpointOptions,
     ) -> BoxFuture<'a, Result<super::Opened>> {
         Box::pin(async move {
-            let (_, direct) = self.declare(identity, Source::Direct, options.max_queue)?;
             let fanout_name = format!("{identity}.fanout");
-            let (fanout_queue, fanout) = match self.declare(&fanout_name, Source::Fanout, options.max_queue) {
-                Ok(declared) => declared,
-                Err(e) => {
-                    self.delete(identity);
-                    return Err(e);
+            let control_name = control_queue(identity);
+            let mut declared: Vec<String> = Vec::new();
+            let mut consumers = Vec::new();
+            let names = [
+                (identity.to_owned(), Source::Direct),
+                (fanout_name.clone(), Source::Fanout),
+                (control_name, Source::Control),
+            ];
+            for (name, source) in names {
+                match self.declare(&name, source, options.max_queue) {
+                    Ok((queue, consumer)) => {
+                        if name == fanout_name {
+                            self.write().fanout.push(queue);
+                        }
+                        declared.push(name);
+                        consumers.push(consumer);
+                    }
+                    Err(e) => {
+                        for name in &declared {
+                            self.delete(name);
+                        }
+                        return Err(e);
+                    }
                 }
-            };
-            self.write().fanout.push(fanout_queue);
+            }
+            let control = consumers.pop().expect("three queues declared");
             let endpoint = MemoryEndpoint {
                 bus: self.clone(),
-                owned: Mutex::new(vec![identity.to_owned(), fanout_name]),
+                owned: Mutex::new(declared),
                 max_queue: options.max_queue,
             };
-            Ok((Arc::new(endpoint) as Arc<dyn Endpoint>, vec![direct, fanout]))
+            Ok(super::Opened {
+                endpoint: Arc::new(endpoint),
+                control,
+                mailbox: consumers,
+            })
         })
     }
 
@@ -226,8 +250,8 @@ impl MemoryEndpoint {
 }
 
 impl Endpoint for MemoryEndpoint {
-    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<()>> {
-        let result = self.bus.publish(&msg);
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<Confirm>> {
+        let result = self.bus.publish(&msg).map(|()| Confirm::done());
         Box::pin(std::future::ready(result))
     }
 

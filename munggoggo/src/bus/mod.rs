@@ -7,6 +7,14 @@
 //! per topic handler bound to the `topic` exchange with its binding keys.
 //! Every delivery carries an acknowledgement handle: the runtime acks after
 //! the handler returns and rejects (without requeue) what it cannot handle.
+//!
+//! Besides 0.4's queues, every agent has a control queue
+//! (`<identity>.control`, see [`control_queue`]) consumed apart from user
+//! traffic: requests from Rust callers go there, and it is the `reply_to`
+//! of the agent's own requests. So replies and system requests never wait
+//! in the broker behind user messages that the agent has not handled yet.
+//! A publish returns once the message is in the endpoint's window of
+//! outstanding confirms; its [`Confirm`] says whether the bus took it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,8 +22,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
+use tokio::sync::oneshot;
+
 use crate::agent::BoxFuture;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::message::{Properties, Received};
 
 #[cfg(feature = "amqp")]
@@ -29,6 +39,13 @@ pub use topic::{topic_matches, validate_binding_key};
 pub const TOPIC_EXCHANGE: &str = "topic";
 /// The fanout exchange of munggoggo 0.4.
 pub const FANOUT_EXCHANGE: &str = "admin";
+
+/// The name of an agent's control queue: requests from Rust callers and
+/// replies to the agent's own requests arrive there, apart from user
+/// traffic.
+pub fn control_queue(identity: &str) -> String {
+    format!("{identity}.control")
+}
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +98,8 @@ pub enum Source {
     Fanout,
     /// A topic subscription queue, by name.
     Topic(Arc<str>),
+    /// The control queue (requests and replies, see [`control_queue`]).
+    Control,
 }
 
 /// A message delivered to one of an agent's queues.
@@ -138,23 +157,87 @@ impl Acker {
 /// The deliveries of one queue.
 pub type Consumer = BoxStream<'static, Delivery>;
 
-/// What [`Bus::open`] gives: the agent's endpoint and the consumers of its
-/// identity and fanout queues.
-pub type Opened = (Arc<dyn Endpoint>, Vec<Consumer>);
+/// What [`Bus::open`] gives: the agent's endpoint, the consumer of its
+/// control queue and the consumers of its identity and fanout queues.
+pub struct Opened {
+    /// The agent's endpoint.
+    pub endpoint: Arc<dyn Endpoint>,
+    /// The control queue's consumer.
+    pub control: Consumer,
+    /// The identity and fanout queues' consumers.
+    pub mailbox: Vec<Consumer>,
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened").finish_non_exhaustive()
+    }
+}
 
 /// Options for an agent's endpoint.
 #[derive(Debug, Clone)]
 pub struct EndpointOptions {
-    /// Deliveries in flight per consumer.
+    /// Deliveries in flight per user consumer (on RabbitMQ the consumer's
+    /// `basic.qos` prefetch).
     pub prefetch: u16,
+    /// Deliveries in flight on the control queue.
+    pub control_prefetch: u16,
     /// Maximum queue length (the embedded bus enforces it).
     pub max_queue: Option<usize>,
+    /// Publishes that may wait for their confirm at once; a publish past
+    /// it waits for a place.
+    pub publish_window: usize,
+}
+
+/// Whether the bus took a published message: ready at once on the
+/// embedded bus, on RabbitMQ when the broker's confirm arrives.
+#[must_use = "a Confirm says whether the message reached the bus"]
+pub struct Confirm {
+    pending: Option<(oneshot::Receiver<Result<()>>, Arc<str>)>,
+}
+
+impl fmt::Debug for Confirm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Confirm")
+            .field("pending", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl Confirm {
+    /// A message the bus has taken already.
+    pub fn done() -> Self {
+        Confirm { pending: None }
+    }
+
+    /// A confirm that `answer` completes; a dropped sender means the
+    /// endpoint of `identity` stopped first.
+    pub fn pending(answer: oneshot::Receiver<Result<()>>, identity: Arc<str>) -> Self {
+        Confirm {
+            pending: Some((answer, identity)),
+        }
+    }
+
+    /// Whether the outcome is known without waiting.
+    pub fn is_done(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// Waits for the outcome.
+    pub async fn wait(self) -> Result<()> {
+        match self.pending {
+            None => Ok(()),
+            Some((answer, identity)) => answer
+                .await
+                .unwrap_or_else(|_| Err(Error::AgentStopped(identity.to_string()))),
+        }
+    }
 }
 
 /// A message bus: opens one endpoint per agent.
 pub trait Bus: Send + Sync + 'static {
-    /// Declares the agent's identity and fanout queues and starts consuming
-    /// them. Fails with [`crate::Error::IdentityInUse`] when the identity is taken.
+    /// Declares the agent's identity, fanout and control queues and starts
+    /// consuming them. Fails with [`crate::Error::IdentityInUse`] when the identity is taken.
     fn open<'a>(&'a self, identity: &'a str, options: &'a EndpointOptions) -> BoxFuture<'a, Result<Opened>>;
 
     /// A description of the bus for logs, with any password redacted.
@@ -163,9 +246,11 @@ pub trait Bus: Send + Sync + 'static {
 
 /// One agent's connection to the bus.
 pub trait Endpoint: Send + Sync + 'static {
-    /// Publishes a message. A direct send to an identity no queue has fails
-    /// with [`crate::Error::UnknownTarget`].
-    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<()>>;
+    /// Publishes a message: ready once the message is on its way (waiting
+    /// for a place in the window of outstanding confirms), with its
+    /// [`Confirm`]. A direct send to an identity no queue has fails with
+    /// [`crate::Error::UnknownTarget`], at once or through its confirm.
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<Confirm>>;
 
     /// Declares a topic subscription queue with its binding keys and starts
     /// consuming it.

@@ -22,12 +22,17 @@ use crate::rpc::CallError;
 #[derive(Debug)]
 pub struct Client {
     handle: AgentHandle,
-    inbox: Mutex<mpsc::UnboundedReceiver<Arc<Received>>>,
+    inbox: Mutex<mpsc::Receiver<Arc<Received>>>,
 }
+
+/// How many received messages a [`Client`] holds until [`Client::recv`]
+/// takes them; past it the client stops taking deliveries, and further
+/// messages wait in its queue (whose maximum length then refuses them).
+pub const CLIENT_INBOX: usize = 1024;
 
 impl Client {
     pub(super) async fn start(runtime: &RuntimeHandle, identity: String) -> Result<Client> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(CLIENT_INBOX);
         let mut options = Inbox::options();
         options.identity = identity;
         options.announce = false;
@@ -68,7 +73,7 @@ impl std::ops::Deref for Client {
 
 /// The agent behind a [`Client`]: a fallback handler feeding its inbox.
 struct Inbox {
-    tx: mpsc::UnboundedSender<Arc<Received>>,
+    tx: mpsc::Sender<Arc<Received>>,
 }
 
 static INBOX_SPEC: AgentSpec = AgentSpec {
@@ -113,8 +118,12 @@ impl Agent for Inbox {
         _: usize,
         msg: &'a Arc<Received>,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        let sent = self.tx.send(Arc::clone(msg));
-        Box::pin(async move { sent.map_err(|_| HandlerError::Failed("the client is gone".into())) })
+        Box::pin(async move {
+            self.tx
+                .send(Arc::clone(msg))
+                .await
+                .map_err(|_| HandlerError::Failed("the client is gone".into()))
+        })
     }
 
     fn call<'a>(

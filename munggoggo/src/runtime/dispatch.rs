@@ -1,6 +1,15 @@
-//! The dispatcher: one task per agent that takes every delivery of the
+//! The dispatcher: one task per agent that takes the deliveries of the
 //! agent's queues, answers system messages at once from shared status, and
 //! passes the rest into the agent's task through its prefetch window.
+//!
+//! Two lanes, so that nothing the runtime must answer waits behind user
+//! messages: the control queue (requests from Rust callers, replies to
+//! this agent's own requests) is always read; the identity, fanout and
+//! topic queues are read ahead of the agent's task only up to
+//! [`AgentOptions::readahead`](crate::agent::AgentOptions::readahead)
+//! deliveries, the rest waits in its queue (on RabbitMQ, in the broker).
+//! System requests among them (munggoggo 0.4 peers send theirs to the
+//! identity queue) are answered as soon as they are read.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,29 +23,51 @@ use crate::context::Core;
 use crate::message;
 use crate::trace::{Category, TraceRecord};
 
-pub(crate) async fn run(
-    core: Arc<Core>,
-    consumers: Vec<Consumer>,
-    mut added: mpsc::UnboundedReceiver<Consumer>,
-    window: mpsc::Sender<Delivery>,
-) {
-    let mut consumers: SelectAll<Consumer> = consumers.into_iter().collect();
-    let mut backlog: VecDeque<Delivery> = VecDeque::new();
+/// The consumers and lanes of one agent's dispatcher.
+pub(crate) struct Lanes {
+    /// The control queue's consumer.
+    pub(crate) control: Consumer,
+    /// The identity, fanout and topic queues' consumers.
+    pub(crate) users: Vec<Consumer>,
+    /// Consumers of topic subscriptions started later.
+    pub(crate) added: mpsc::UnboundedReceiver<Consumer>,
+    /// The prefetch window into the agent's task.
+    pub(crate) window: mpsc::Sender<Delivery>,
+}
+
+pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
+    let Lanes {
+        control,
+        users,
+        mut added,
+        window,
+    } = lanes;
+    let readahead = usize::from(core.options.readahead).max(1);
+    let mut control = Some(control);
+    let mut users: SelectAll<Consumer> = users.into_iter().collect();
+    let mut backlog: VecDeque<Delivery> = VecDeque::with_capacity(readahead.min(1024));
     loop {
+        let in_window = window.max_capacity() - window.capacity();
+        core.buffered
+            .store(backlog.len() + in_window, std::sync::atomic::Ordering::Relaxed);
         tokio::select! {
+            biased;
+            delivery = next(&mut control), if control.is_some() => match delivery {
+                Some(delivery) => {
+                    core.traces.append(Category::Incoming, TraceRecord::incoming(&delivery.received));
+                    if is_system(&delivery) {
+                        crate::system::handle(&core, delivery).await;
+                    } else {
+                        crate::runtime::task::reject(&core, delivery, "not a system message (control queue)").await;
+                    }
+                    core.activity.notify_waiters();
+                }
+                None => control = None,
+            },
             consumer = added.recv() => match consumer {
-                Some(consumer) => consumers.push(consumer),
+                Some(consumer) => users.push(consumer),
                 None => break,
             },
-            Some(delivery) = consumers.next(), if !consumers.is_empty() => {
-                core.traces.append(Category::Incoming, TraceRecord::incoming(&delivery.received));
-                if is_system(&delivery) {
-                    crate::system::handle(&core, delivery).await;
-                    core.activity.notify_waiters();
-                } else {
-                    backlog.push_back(delivery);
-                }
-            }
             permit = window.reserve(), if !backlog.is_empty() => match permit {
                 Ok(permit) => {
                     if let Some(delivery) = backlog.pop_front() {
@@ -45,6 +76,15 @@ pub(crate) async fn run(
                 }
                 Err(_) => break,
             },
+            Some(delivery) = users.next(), if !users.is_empty() && backlog.len() < readahead => {
+                core.traces.append(Category::Incoming, TraceRecord::incoming(&delivery.received));
+                if is_system(&delivery) {
+                    crate::system::handle(&core, delivery).await;
+                    core.activity.notify_waiters();
+                } else {
+                    backlog.push_back(delivery);
+                }
+            }
         }
     }
     if !backlog.is_empty() {
@@ -59,8 +99,16 @@ pub(crate) async fn run(
     }
 }
 
-/// CONTROL and RPC messages on the direct and fanout queues go to the
-/// system handlers; on a topic subscription everything goes to its handler.
+async fn next(consumer: &mut Option<Consumer>) -> Option<Delivery> {
+    match consumer {
+        Some(consumer) => consumer.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// CONTROL and RPC messages on the direct, fanout and control queues go to
+/// the system handlers; on a topic subscription everything goes to its
+/// handler.
 fn is_system(delivery: &Delivery) -> bool {
     !matches!(delivery.source, Source::Topic(_))
         && matches!(

@@ -17,13 +17,18 @@ use crate::trace::TraceStore;
 
 mod client;
 pub(crate) mod dispatch;
+pub(crate) mod invocation;
 pub(crate) mod task;
 
-pub use client::Client;
+pub use client::{Client, CLIENT_INBOX};
 
 /// The environment variable that chooses the bus: unset or `memory://` for
 /// the embedded bus, `amqp://...` or `amqps://...` for RabbitMQ.
 pub const URL_VAR: &str = "MUNGGOGGO_URL";
+
+/// Deliveries in flight on an agent's control queue: requests and replies
+/// are answered by the dispatcher at once, so this only covers bursts.
+const CONTROL_PREFETCH: u16 = 256;
 
 /// The local broker's URL, the default of tools that look at a live network.
 pub const LOCAL_BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -344,6 +349,14 @@ impl AgentHandle {
         self.ctx.traces()
     }
 
+    /// How many user deliveries the agent holds in memory, read ahead of
+    /// its task or waiting in its prefetch window: at most
+    /// `prefetch + readahead` (see [`AgentOptions`]); the rest waits in
+    /// its queue.
+    pub fn buffered(&self) -> usize {
+        self.ctx.core.buffered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Asks the agent to stop (see [`Context::stop`]).
     pub fn stop(&self) {
         self.ctx.stop();
@@ -396,14 +409,27 @@ pub(crate) async fn start_agent<A: Agent>(
     options: AgentOptions,
 ) -> Result<AgentHandle> {
     let identity = options.identity.clone();
+    let prefetch = options.prefetch.max(1);
     let endpoint_options = EndpointOptions {
-        prefetch: options.prefetch.max(1),
+        // The broker may deliver the window plus the read-ahead; the
+        // dispatcher holds the read-ahead (see `dispatch`).
+        prefetch: prefetch.saturating_add(options.readahead),
+        control_prefetch: CONTROL_PREFETCH,
         max_queue: options.max_queue,
+        publish_window: options.publish_window.max(1),
     };
-    let (endpoint, mut consumers) = bus.open(&identity, &endpoint_options).await?;
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let prefetch = usize::from(endpoint_options.prefetch);
-    let core = Arc::new(Core::new(&identity, options, A::spec(), endpoint, control_tx));
+    let opened = bus.open(&identity, &endpoint_options).await?;
+    let (control_tx, control_rx) = mpsc::channel(crate::context::CONTROL_QUEUE);
+    let (calls_tx, calls_rx) = mpsc::channel(options.call_queue.max(1));
+    let core = Arc::new(Core::new(
+        &identity,
+        options,
+        A::spec(),
+        opened.endpoint,
+        control_tx,
+        calls_tx,
+    ));
+    let mut consumers = opened.mailbox;
     let ctx = Context {
         core: Arc::clone(&core),
     };
@@ -440,17 +466,24 @@ pub(crate) async fn start_agent<A: Agent>(
         b.state.set(State::Running);
     }
     core.state.set(State::Running);
-    let (window_tx, window_rx) = mpsc::channel(prefetch);
+    let (window_tx, window_rx) = mpsc::channel(usize::from(prefetch));
     let (subscriptions_tx, subscriptions_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = watch::channel(false);
-    tokio::spawn(
-        dispatch::run(Arc::clone(&core), consumers, subscriptions_rx, window_tx).instrument(span.clone()),
-    );
+    let lanes = dispatch::Lanes {
+        control: opened.control,
+        users: consumers,
+        added: subscriptions_rx,
+        window: window_tx,
+    };
+    tokio::spawn(dispatch::run(Arc::clone(&core), lanes).instrument(span.clone()));
     let task = task::Task {
         agent,
         ctx: ctx.clone(),
         mailbox: window_rx,
         control: control_rx,
+        calls: calls_rx,
+        shutdown: core.shutdown.subscribe(),
+        invocation: Arc::default(),
         subscriptions: subscriptions_tx,
         done: done_tx,
     };

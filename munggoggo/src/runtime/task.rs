@@ -15,6 +15,8 @@ use crate::bus::{Consumer, Delivery, Source};
 use crate::context::{Context, Control, Core};
 use crate::message::Received;
 use crate::rpc::CallError;
+use crate::runtime::invocation::{wait_all, Invocation};
+use crate::system::IncomingCall;
 use crate::trace::{Category, TraceRecord};
 
 /// Which handlers take which messages.
@@ -52,7 +54,7 @@ impl Routes {
                 .get(&**queue)
                 .map(std::slice::from_ref)
                 .ok_or("no subscription"),
-            Source::Direct | Source::Fanout => match self.by_type.get(msg.message_type()) {
+            Source::Direct | Source::Fanout | Source::Control => match self.by_type.get(msg.message_type()) {
                 Some(handlers) => Ok(handlers),
                 None => self
                     .fallback
@@ -68,7 +70,10 @@ pub(crate) struct Task<A> {
     pub(crate) agent: A,
     pub(crate) ctx: Context,
     pub(crate) mailbox: mpsc::Receiver<Delivery>,
-    pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) calls: mpsc::Receiver<IncomingCall>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) invocation: Arc<Invocation>,
     pub(crate) subscriptions: mpsc::UnboundedSender<Consumer>,
     pub(crate) done: watch::Sender<bool>,
 }
@@ -81,25 +86,31 @@ impl<A: Agent> Task<A> {
         for (i, b) in core.behaviours.iter().enumerate() {
             schedule.start(i, b.spec.kind);
         }
+        // The lanes in order of precedence: the stop request, start/stop of
+        // behaviours, `#[rpc]` calls, due behaviours, then user messages, so
+        // a call never waits behind the backlog of the mailbox.
         loop {
             let due = schedule.next_due();
+            let mut shutdown = self.shutdown.clone();
             tokio::select! {
+                biased;
+                () = stop_requested(&mut shutdown) => break,
                 control = self.control.recv() => match control {
                     Some(Control::Start(i)) => self.start(&mut schedule, i).await,
                     Some(Control::Stop(i)) => self.stop(&mut schedule, i).await,
-                    Some(Control::Call(mut incoming)) => {
-                        let params = std::mem::take(&mut incoming.call.params);
-                        let result = self.call(incoming.index, params).await;
-                        incoming.answer(&core, result).await;
-                    }
-                    Some(Control::Shutdown) | None => break,
+                    None => break,
                 },
-                Some(delivery) = self.mailbox.recv() => self.deliver(&routes, delivery).await,
+                Some(mut incoming) = self.calls.recv() => {
+                    let params = std::mem::take(&mut incoming.call.params);
+                    let result = self.call(incoming.index, params).await;
+                    incoming.answer(&core, result).await;
+                }
                 () = sleep_until(due), if due.is_some() => {
                     if let Some((i, _)) = due {
                         self.step(&mut schedule, i).await;
                     }
                 }
+                Some(delivery) = self.mailbox.recv() => self.deliver(&routes, delivery).await,
             }
             core.activity.notify_waiters();
         }
@@ -142,10 +153,14 @@ impl<A: Agent> Task<A> {
         let core = Arc::clone(&self.ctx.core);
         let b = &core.behaviours[i];
         let span = tracing::debug_span!("behaviour", agent = %core.identity, behaviour = b.spec.method);
-        let outcome = AssertUnwindSafe(self.agent.run(&self.ctx, i))
+        let outcome = AssertUnwindSafe(self.invocation.scope(self.agent.run(&self.ctx, i)))
             .catch_unwind()
             .instrument(span)
             .await;
+        let confirms = self.invocation.take();
+        if !confirms.is_empty() {
+            tokio::spawn(settle_step(Arc::clone(&core), i, confirms));
+        }
         let next = match outcome {
             Ok(Ok(next)) => {
                 b.record_run();
@@ -177,11 +192,19 @@ impl<A: Agent> Task<A> {
         let core = &self.ctx.core;
         let method = core.spec.rpcs[index].method;
         let span = tracing::debug_span!("rpc", agent = %core.identity, method);
-        match AssertUnwindSafe(self.agent.call(&self.ctx, index, params))
+        let outcome = AssertUnwindSafe(self.invocation.scope(self.agent.call(&self.ctx, index, params)))
             .catch_unwind()
             .instrument(span)
-            .await
-        {
+            .await;
+        // The reply waits for the confirms of what the method sent.
+        let sent = wait_all(self.invocation.take()).await;
+        match outcome {
+            Ok(Ok(value)) => match sent {
+                Ok(()) => Ok(value),
+                Err(e) => Err(CallError::Failed(format!(
+                    "`{method}` returned, but a message it sent was not delivered: {e}"
+                ))),
+            },
             Ok(result) => result,
             Err(panic) => {
                 let reason = format!("`{method}` panicked: {}", panic_message(&*panic));
@@ -205,13 +228,13 @@ impl<A: Agent> Task<A> {
             Err(reason) => return reject_with(&core, &msg, acker, reason.to_owned()).await,
         };
         let mut failure = None;
-        let mut ran = false;
+        let mut ran = Vec::new();
         for &i in handlers {
             let b = &core.behaviours[i];
             if b.state.get() != State::Running {
                 continue;
             }
-            ran = true;
+            ran.push(i);
             core.traces.append(
                 Category::Behaviour(Arc::clone(&b.name)),
                 TraceRecord::incoming(&msg),
@@ -223,7 +246,7 @@ impl<A: Agent> Task<A> {
                 kind = msg.message_type(),
                 sender = msg.sender(),
             );
-            let outcome = AssertUnwindSafe(self.agent.handle(&self.ctx, i, &msg))
+            let outcome = AssertUnwindSafe(self.invocation.scope(self.agent.handle(&self.ctx, i, &msg)))
                 .catch_unwind()
                 .instrument(span)
                 .await;
@@ -241,13 +264,14 @@ impl<A: Agent> Task<A> {
             b.record_error(reason.clone());
             failure = Some(reason);
         }
+        // Confirms of a failed invocation do not matter: its input is rejected.
+        let confirms = self.invocation.take();
         match failure {
-            None if ran => {
-                if let Err(e) = acker.ack().await {
-                    tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
-                }
+            None if ran.is_empty() => reject_with(&core, &msg, acker, "handler stopped".to_owned()).await,
+            None if confirms.is_empty() => ack(&core, acker).await,
+            None => {
+                tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
             }
-            None => reject_with(&core, &msg, acker, "handler stopped".to_owned()).await,
             Some(reason) => reject_with(&core, &msg, acker, reason).await,
         }
     }
@@ -256,12 +280,12 @@ impl<A: Agent> Task<A> {
         let core = Arc::clone(&self.ctx.core);
         core.state.set(State::Stopping);
         // Calls that will not run any more get an answer rather than a timeout.
-        while let Ok(control) = self.control.try_recv() {
-            if let Control::Call(incoming) = control {
-                let stopped = CallError::Failed(format!("agent `{}` stopped", core.identity));
-                incoming.answer(&core, Err(stopped)).await;
-            }
+        self.calls.close();
+        while let Ok(incoming) = self.calls.try_recv() {
+            let stopped = CallError::Failed(format!("agent `{}` stopped", core.identity));
+            incoming.answer(&core, Err(stopped)).await;
         }
+        self.control.close();
         for b in &core.behaviours {
             if b.state.get() == State::Running {
                 b.state.set(State::Stopping);
@@ -305,6 +329,58 @@ impl<A: Agent> Task<A> {
         drop(self.subscriptions);
         let _ = self.done.send(true);
         tracing::info!(agent = %core.identity, "agent stopped");
+    }
+}
+
+async fn ack(core: &Core, acker: crate::bus::Acker) {
+    if let Err(e) = acker.ack().await {
+        tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
+    }
+}
+
+/// Acknowledges a handled message once the broker confirmed what its
+/// handlers sent; else the handlers failed and the message is rejected.
+async fn settle_delivery(
+    core: Arc<Core>,
+    handlers: Vec<usize>,
+    msg: Arc<Received>,
+    acker: crate::bus::Acker,
+    confirms: Vec<crate::bus::Confirm>,
+) {
+    match wait_all(confirms).await {
+        Ok(()) => ack(&core, acker).await,
+        Err(e) => {
+            let mut reason = String::new();
+            for &i in &handlers {
+                let b = &core.behaviours[i];
+                let why = format!("{}: a message it sent was not delivered: {e}", b.name);
+                b.record_error(why.clone());
+                reason = why;
+            }
+            reject_with(&core, &msg, acker, reason).await;
+        }
+    }
+    core.activity.notify_waiters();
+}
+
+/// Counts a behaviour step as failed when the broker refused what it sent.
+async fn settle_step(core: Arc<Core>, i: usize, confirms: Vec<crate::bus::Confirm>) {
+    if let Err(e) = wait_all(confirms).await {
+        let b = &core.behaviours[i];
+        let reason = format!("a message it sent was not delivered: {e}");
+        tracing::warn!(agent = %core.identity, behaviour = %b.name, error = %e, "behaviour failed");
+        core.traces.append(
+            Category::Behaviour(Arc::clone(&b.name)),
+            TraceRecord::default().with_reason(reason.clone()),
+        );
+        b.record_error(reason);
+        core.activity.notify_waiters();
+    }
+}
+
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

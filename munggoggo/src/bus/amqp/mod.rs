@@ -40,7 +40,9 @@ use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 
-use super::{redact, Bus, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source};
+use super::{
+    control_queue, redact, Bus, Confirm, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source,
+};
 use super::{FANOUT_EXCHANGE, TOPIC_EXCHANGE};
 use crate::agent::BoxFuture;
 use crate::error::{Error, Result};
@@ -224,16 +226,18 @@ impl Bus for AmqpBus {
     fn open<'a>(&'a self, identity: &'a str, options: &'a EndpointOptions) -> BoxFuture<'a, Result<Opened>> {
         Box::pin(async move {
             let fanout = format!("{identity}.fanout");
+            let control = control_queue(identity);
             let mailbox = vec![
                 queue_spec(identity, Source::Direct, &[])?,
                 queue_spec(&fanout, Source::Fanout, &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)])?,
             ];
-            if !self.inner.claim(&[identity, &fanout]) {
+            let control_spec = queue_spec(&control, Source::Control, &[])?;
+            if !self.inner.claim(&[identity, &fanout, &control]) {
                 return Err(Error::IdentityInUse(identity.to_owned()));
             }
-            let opened = open_endpoint(&self.inner, identity, options.prefetch, mailbox).await;
+            let opened = open_endpoint(&self.inner, identity, options, mailbox, control_spec).await;
             if opened.is_err() {
-                self.inner.release(&[identity, &fanout]);
+                self.inner.release(&[identity, &fanout, &control]);
             }
             opened
         })
@@ -247,40 +251,74 @@ impl Bus for AmqpBus {
 async fn open_endpoint(
     bus: &Arc<BusInner>,
     identity: &str,
-    prefetch: u16,
+    options: &EndpointOptions,
     queues: Vec<consumer::QueueSpec>,
+    control: consumer::QueueSpec,
 ) -> Result<Opened> {
     let identity: Arc<str> = identity.into();
+    let exchanges = vec![
+        (TOPIC_EXCHANGE, ExchangeKind::Topic),
+        (FANOUT_EXCHANGE, ExchangeKind::Fanout),
+    ];
+    // The control queue first: once the identity queue exists, peers may
+    // already send requests that are answered through it.
+    let (control_unit, mut control_consumers) = Unit::open(Spec {
+        conn: Arc::clone(&bus.consuming),
+        identity: Arc::clone(&identity),
+        mailbox: true,
+        prefetch: options.control_prefetch,
+        exchanges: Vec::new(),
+        queues: vec![control],
+    })
+    .await?;
     let spec = Spec {
         conn: Arc::clone(&bus.consuming),
         identity: Arc::clone(&identity),
         mailbox: true,
-        prefetch,
-        exchanges: vec![
-            (TOPIC_EXCHANGE, ExchangeKind::Topic),
-            (FANOUT_EXCHANGE, ExchangeKind::Fanout),
-        ],
+        prefetch: options.prefetch,
+        exchanges,
         queues,
     };
-    let (mailbox, consumers) = Unit::open(spec).await?;
-    let publisher = match Publisher::open(Arc::clone(&bus.publishing), Arc::clone(&identity)).await {
+    let (mailbox, consumers) = match Unit::open(spec).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            let _ = control_unit.close().await;
+            return Err(e);
+        }
+    };
+    let publisher = match Publisher::open(
+        Arc::clone(&bus.publishing),
+        Arc::clone(&identity),
+        options.publish_window,
+    )
+    .await
+    {
         Ok(publisher) => publisher,
         Err(e) => {
             let _ = mailbox.close().await;
+            let _ = control_unit.close().await;
             return Err(e);
         }
     };
     tracing::debug!(agent = %identity, "endpoint open");
+    let control = control_consumers
+        .pop()
+        .ok_or_else(|| Error::Bus(format!("no consumer for the control queue of `{identity}`")))?;
     let endpoint = AmqpEndpoint {
         bus: Arc::clone(bus),
         identity,
-        prefetch,
+        prefetch: options.prefetch,
         publisher,
         mailbox,
+        control: control_unit,
         subscriptions: Mutex::new(HashMap::new()),
         closed: AtomicBool::new(false),
     };
-    Ok((Arc::new(endpoint) as Arc<dyn Endpoint>, consumers))
+    Ok(Opened {
+        endpoint: Arc::new(endpoint),
+        control,
+        mailbox: consumers,
+    })
 }
 
 /// One agent's channels and queues.
@@ -290,6 +328,7 @@ struct AmqpEndpoint {
     prefetch: u16,
     publisher: Publisher,
     mailbox: Arc<Unit>,
+    control: Arc<Unit>,
     subscriptions: Mutex<HashMap<String, Arc<Unit>>>,
     closed: AtomicBool,
 }
@@ -303,8 +342,12 @@ impl AmqpEndpoint {
         Error::AgentStopped(self.identity.to_string())
     }
 
-    fn mailbox_names(&self) -> [String; 2] {
-        [self.identity.to_string(), format!("{}.fanout", self.identity)]
+    fn mailbox_names(&self) -> [String; 3] {
+        [
+            self.identity.to_string(),
+            format!("{}.fanout", self.identity),
+            control_queue(&self.identity),
+        ]
     }
 
     fn prepare(&self, msg: Outgoing) -> Result<Publish> {
@@ -347,7 +390,7 @@ impl AmqpEndpoint {
 }
 
 impl Endpoint for AmqpEndpoint {
-    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<()>> {
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<Confirm>> {
         let prepared = self.prepare(msg);
         Box::pin(async move { self.publisher.publish(prepared?).await })
     }
@@ -421,8 +464,9 @@ impl Endpoint for AmqpEndpoint {
             self.publisher.close().await;
             let subscriptions: Vec<(String, Arc<Unit>)> = self.subscriptions().drain().collect();
             let mut result = self.mailbox.close().await;
-            let [identity, fanout] = self.mailbox_names();
-            self.bus.release(&[&identity, &fanout]);
+            result = result.and(self.control.close().await);
+            let [identity, fanout, control] = self.mailbox_names();
+            self.bus.release(&[&identity, &fanout, &control]);
             for (queue, unit) in subscriptions {
                 let closed = unit.close().await;
                 self.bus.release(&[&queue]);
@@ -440,10 +484,13 @@ impl Drop for AmqpEndpoint {
             return;
         }
         // Dropped without close(): delete the queues in the background.
-        let mut units: Vec<(Option<String>, Arc<Unit>)> = vec![(None, Arc::clone(&self.mailbox))];
+        let mut units: Vec<(Option<String>, Arc<Unit>)> = vec![
+            (None, Arc::clone(&self.mailbox)),
+            (None, Arc::clone(&self.control)),
+        ];
         units.extend(self.subscriptions().drain().map(|(q, u)| (Some(q), u)));
         let bus = Arc::clone(&self.bus);
-        let [identity, fanout] = self.mailbox_names();
+        let [identity, fanout, control] = self.mailbox_names();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -454,7 +501,7 @@ impl Drop for AmqpEndpoint {
                     bus.release(&[&queue]);
                 }
             }
-            bus.release(&[&identity, &fanout]);
+            bus.release(&[&identity, &fanout, &control]);
         });
     }
 }

@@ -1,8 +1,10 @@
 //! The publishing side of an endpoint: a channel in confirm mode on the
 //! publishing connection, driven by one task per agent.
 //!
-//! Every publish waits for its publisher confirm, and many may be in flight
-//! at once. Direct sends are `mandatory`: for an unroutable one the broker
+//! A publish is answered through its [`Confirm`] when the broker's confirm
+//! arrives; up to the endpoint's publish window may be in flight at once
+//! (a publish past it waits for a place), so an agent that sends one
+//! message after another does not wait a round trip for each. Direct sends are `mandatory`: for an unroutable one the broker
 //! sends a `basic.return` just before the message's `basic.ack`, but lapin
 //! hands the returned message to whichever confirm it completes next, which
 //! under pipelining (and with multiple acks) is often another publish's
@@ -24,11 +26,12 @@ use bytes::Bytes;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::rounds::Rounds;
 use super::{lapin_error, BACKOFF_MAX, BACKOFF_MIN, CLOSE_TIMEOUT, STUCK_GRACE};
 use crate::agent::BoxFuture;
+use crate::bus::Confirm;
 use crate::error::{Error, Result};
 
 /// A message ready for the wire.
@@ -56,7 +59,7 @@ pub(super) struct ReturnKey {
 // Publishing is the common case: boxing it would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 enum Command {
-    Publish(Publish, oneshot::Sender<Result<()>>),
+    Publish(Publish, Answer),
     Close(oneshot::Sender<()>),
 }
 
@@ -64,11 +67,26 @@ enum Command {
 pub(super) struct Publisher {
     identity: Arc<str>,
     commands: mpsc::UnboundedSender<Command>,
+    /// Places in the window of outstanding confirms; they bound the command
+    /// queue too.
+    window: Arc<Semaphore>,
+}
+
+/// Who waits for a publish's outcome, and its place in the window.
+struct Answer {
+    reply: oneshot::Sender<Result<()>>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl Answer {
+    fn send(self, outcome: Result<()>) {
+        let _ = self.reply.send(outcome);
+    }
 }
 
 impl Publisher {
     /// Opens the agent's publish channel (confirm mode) and starts its task.
-    pub(super) async fn open(conn: Arc<Connection>, identity: Arc<str>) -> Result<Publisher> {
+    pub(super) async fn open(conn: Arc<Connection>, identity: Arc<str>, window: usize) -> Result<Publisher> {
         let channel = open_channel(&conn).await.map_err(|e| {
             lapin_error(
                 e,
@@ -90,18 +108,27 @@ impl Publisher {
             stuck_since: None,
         };
         tokio::spawn(task.run(rx));
-        Ok(Publisher { identity, commands })
+        Ok(Publisher {
+            identity,
+            commands,
+            window: Arc::new(Semaphore::new(window.max(1))),
+        })
     }
 
-    /// Publishes and waits for the broker's confirm.
-    pub(super) async fn publish(&self, publish: Publish) -> Result<()> {
-        let (reply, answer) = oneshot::channel();
-        if self.commands.send(Command::Publish(publish, reply)).is_err() {
-            return Err(Error::AgentStopped(self.identity.to_string()));
-        }
-        answer
+    /// Publishes once there is a place in the window; the [`Confirm`]
+    /// completes with the broker's answer.
+    pub(super) async fn publish(&self, publish: Publish) -> Result<Confirm> {
+        let stopped = || Error::AgentStopped(self.identity.to_string());
+        let place = Arc::clone(&self.window)
+            .acquire_owned()
             .await
-            .unwrap_or_else(|_| Err(Error::AgentStopped(self.identity.to_string())))
+            .map_err(|_| stopped())?;
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Publish(publish, Answer { reply, _place: place });
+        if self.commands.send(command).is_err() {
+            return Err(stopped());
+        }
+        Ok(Confirm::pending(answer, Arc::clone(&self.identity)))
     }
 
     /// Waits for the confirms in flight (a few seconds at most), then closes
@@ -123,7 +150,7 @@ async fn open_channel(conn: &Connection) -> lapin::Result<Channel> {
 /// What a publish waits for, and who to answer.
 struct Pending {
     direct: Option<ReturnKey>,
-    reply: oneshot::Sender<Result<()>>,
+    reply: Answer,
 }
 
 /// The confirms in flight and what is known about returned messages.
@@ -215,7 +242,7 @@ impl Confirms {
             },
             _ => outcome,
         };
-        let _ = reply.send(outcome);
+        reply.send(outcome);
     }
 }
 
@@ -298,7 +325,7 @@ impl Task {
         }
     }
 
-    fn start(&mut self, publish: Publish, reply: oneshot::Sender<Result<()>>) {
+    fn start(&mut self, publish: Publish, reply: Answer) {
         if !self.channel.status().connected() {
             self.check_channel();
             let why = if self.reopening.is_some() {
@@ -308,7 +335,7 @@ impl Task {
             } else {
                 "the publishing connection is recovering"
             };
-            let _ = reply.send(Err(Error::ConnectionLost(format!(
+            reply.send(Err(Error::ConnectionLost(format!(
                 "agent `{}` cannot publish: {why}",
                 self.identity
             ))));

@@ -1,0 +1,81 @@
+//! Invocations: one run of a handler, behaviour step or `#[rpc]` method,
+//! and the confirms of the messages it sent.
+//!
+//! Inside an invocation a send returns once its message is on its way; the
+//! confirm is collected here. When the invocation ends the runtime settles
+//! it: the input of a handler is acknowledged only once every confirm came
+//! back positive (else the invocation counts as failed and its input is
+//! rejected), a behaviour step's failed confirm counts as a failed run, an
+//! `#[rpc]` method's reply waits for them. Settling happens beside the
+//! agent's task, so an agent that forwards message after message is bound
+//! by the window of outstanding confirms, not by one round trip each.
+//! Outside an invocation (setup, teardown, spawned tasks, clients) a send
+//! waits for its own confirm.
+
+use std::sync::{Arc, Mutex};
+
+use crate::bus::Confirm;
+use crate::error::Result;
+
+tokio::task_local! {
+    static CURRENT: Arc<Invocation>;
+}
+
+/// The confirms one invocation is waiting for.
+#[derive(Default)]
+pub(crate) struct Invocation {
+    confirms: Mutex<Vec<Confirm>>,
+}
+
+impl Invocation {
+    /// Runs `future` as this invocation: its sends report here.
+    pub(crate) async fn scope<F: std::future::Future>(self: &Arc<Self>, future: F) -> F::Output {
+        CURRENT.scope(Arc::clone(self), future).await
+    }
+
+    /// Takes the confirms collected so far.
+    pub(crate) fn take(&self) -> Vec<Confirm> {
+        std::mem::take(&mut *self.confirms.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn push(&self, confirm: Confirm) {
+        self.confirms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(confirm);
+    }
+}
+
+/// Hands a confirm to the current invocation, or waits for it outside one.
+pub(crate) async fn settle(confirm: Confirm) -> Result<()> {
+    if confirm.is_done() {
+        return confirm.wait().await;
+    }
+    match CURRENT.try_with(Arc::clone) {
+        Ok(invocation) => {
+            invocation.push(confirm);
+            Ok(())
+        }
+        Err(_) => confirm.wait().await,
+    }
+}
+
+/// Waits for the confirms of the current invocation so far.
+pub(crate) async fn flush() -> Result<()> {
+    match CURRENT.try_with(|invocation| invocation.take()) {
+        Ok(confirms) => wait_all(confirms).await,
+        Err(_) => Ok(()),
+    }
+}
+
+/// Waits for every confirm; the first failure is the result.
+pub(crate) async fn wait_all(confirms: Vec<Confirm>) -> Result<()> {
+    let mut outcome = Ok(());
+    for confirm in confirms {
+        let result = confirm.wait().await;
+        if outcome.is_ok() {
+            outcome = result;
+        }
+    }
+    outcome
+}

@@ -1,0 +1,260 @@
+//! The delivery path under backlog, on both buses: replies and system
+//! requests never wait behind user messages, every buffer is bounded, and
+//! a send that does not reach a queue surfaces.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{unique, Events};
+use munggoggo::prelude::*;
+use munggoggo::{AgentOptions, Error};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Work {
+    n: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Forward {
+    to: String,
+    flush: bool,
+}
+
+/// Answers `multiply`.
+#[agent]
+#[derive(Default)]
+struct Calc;
+
+#[agent]
+impl Calc {
+    #[rpc]
+    async fn multiply(&mut self, x: i64, y: i64) -> i64 {
+        x * y
+    }
+}
+
+/// For every `Work`, calls `calc.multiply`, then sleeps 20 ms.
+#[agent]
+struct Busy {
+    calc: String,
+    handled: u64,
+}
+
+#[agent]
+impl Busy {
+    #[on_message]
+    async fn work(&mut self, ctx: &Context, work: Work) -> munggoggo::Result<()> {
+        let n = i64::try_from(work.n).unwrap_or_default();
+        let product: i64 = ctx.call(&self.calc, "multiply", (n, 2)).await?;
+        assert_eq!(product, n * 2);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.handled += 1;
+        Ok(())
+    }
+
+    #[rpc]
+    async fn handled(&mut self) -> u64 {
+        self.handled
+    }
+
+    #[on_message]
+    async fn forward(&mut self, ctx: &Context, msg: Forward) -> munggoggo::Result<()> {
+        ctx.send(&msg.to, &Work { n: 1 }).await?;
+        if msg.flush {
+            ctx.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Holds its task in `hold` until released.
+#[agent]
+struct Holder {
+    release: Arc<Notify>,
+    events: Events,
+}
+
+#[agent]
+impl Holder {
+    #[rpc]
+    async fn hold(&mut self) -> u64 {
+        let _ = self.events.send("holding".to_owned());
+        self.release.notified().await;
+        1
+    }
+
+    #[rpc]
+    async fn quick(&mut self) -> u64 {
+        2
+    }
+}
+
+/// Counts what it handles, slowly.
+#[agent]
+struct Slow {
+    handled: Arc<AtomicUsize>,
+}
+
+#[agent]
+impl Slow {
+    #[on_message]
+    async fn work(&mut self, _: Work) {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+        self.handled.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+const BACKLOG: u64 = 1_000;
+
+on_both_buses! {
+    async fn a_busy_agent_answers_while_its_backlog_waits(rt) {
+        let calc = rt.spawn_as(unique("calc"), Calc).await.unwrap();
+        let busy = rt
+            .spawn_as(unique("busy"), Busy { calc: calc.identity().to_owned(), handled: 0 })
+            .await
+            .unwrap();
+        let client = rt.client(unique("sender")).await.unwrap();
+        let to = busy.identity().to_owned();
+        for n in 0..BACKLOG {
+            client.send(&to, &Work { n }).await.unwrap();
+        }
+        let half = BACKLOG / 2;
+        // Each answer must come while more than half of the backlog waits.
+        client.ping(&to).await.unwrap();
+        assert!(busy.behaviour("work").unwrap().runs < half, "ping waited for the backlog");
+        let behaviours = client.list_behaviours(&to).await.unwrap();
+        assert!(behaviours.iter().any(|b| b.ends_with(".work")), "{behaviours:?}");
+        assert!(busy.behaviour("work").unwrap().runs < half, "list_behaviours waited for the backlog");
+        let handled: u64 = client.call(&to, "handled", ()).await.unwrap();
+        assert!(handled < half, "the call ran after {handled} messages");
+
+        // Every call made from the handler succeeds.
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            busy.wait_until(|a| a.behaviour("work").is_some_and(|b| b.runs + b.errors >= BACKLOG)),
+        )
+        .await
+        .expect("the backlog is handled")
+        .unwrap();
+        let work = busy.behaviour("work").unwrap();
+        assert_eq!((work.runs, work.errors), (BACKLOG, 0), "{:?}", work.last_error);
+        assert_eq!(client.pending_calls(), 0);
+        client.shutdown().await;
+    }
+
+    async fn sends_to_unknown_identities_fail(rt) {
+        let client = rt.client(unique("sender")).await.unwrap();
+        let nobody = unique("nobody");
+        let err = client.send(&nobody, &Work { n: 1 }).await.unwrap_err();
+        assert!(matches!(&err, Error::UnknownTarget(t) if *t == nobody), "{err}");
+
+        // From a handler the send is pipelined: the run fails once the bus
+        // says so, with or without a flush in the handler.
+        let agent = rt
+            .spawn_as(unique("fwd"), Busy { calc: String::new(), handled: 0 })
+            .await
+            .unwrap();
+        for flush in [false, true] {
+            client.send(agent.identity(), &Forward { to: nobody.clone(), flush }).await.unwrap();
+        }
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            agent.wait_until(|a| a.behaviour("forward").is_some_and(|b| b.errors == 2)),
+        )
+        .await
+        .expect("both forwards fail")
+        .unwrap();
+        let forward = agent.behaviour("forward").unwrap();
+        assert!(forward.last_error.as_deref().is_some_and(|e| e.contains(&nobody)), "{forward:?}");
+        let rejected = agent.traces().filter(None, None, Some("rejected"));
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        client.shutdown().await;
+    }
+
+    async fn calls_past_the_call_queue_are_refused_at_once(rt) {
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let release = Arc::new(Notify::new());
+        let mut options = AgentOptions::new(unique("holder"));
+        options.call_queue = 4;
+        let holder = rt
+            .spawn_with(Holder { release: Arc::clone(&release), events: tx }, options)
+            .await
+            .unwrap();
+        let client = Arc::new(rt.client(unique("caller")).await.unwrap());
+        let to = holder.identity().to_owned();
+        let first = {
+            let (client, to) = (Arc::clone(&client), to.clone());
+            tokio::spawn(async move { client.call::<u64>(&to, "hold", ()).await })
+        };
+        assert_eq!(common::next(&mut events).await, "holding");
+        let mut calls = Vec::new();
+        for _ in 0..20 {
+            let (client, to) = (Arc::clone(&client), to.clone());
+            calls.push(tokio::spawn(async move { client.call::<u64>(&to, "quick", ()).await }));
+        }
+        // While the agent is held, four calls wait and sixteen are refused.
+        common::eventually("16 calls refused", || calls.iter().filter(|c| c.is_finished()).count() == 16).await;
+        let (ok, refused) = (4, 16);
+        let mut outcomes = (0, 0);
+        let mut waiting = Vec::new();
+        for call in calls {
+            if call.is_finished() {
+                match call.await.unwrap() {
+                    Err(Error::Remote { error, .. }) if error.contains("busy") => outcomes.1 += 1,
+                    other => panic!("unexpected early outcome {other:?}"),
+                }
+            } else {
+                waiting.push(call);
+            }
+        }
+        release.notify_one();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        for call in waiting {
+            assert_eq!(call.await.unwrap().unwrap(), 2);
+            outcomes.0 += 1;
+        }
+        assert_eq!(outcomes, (ok, refused));
+        client.shutdown().await;
+    }
+
+    async fn a_flood_is_handled_or_refused_with_bounded_buffers(rt) {
+        let handled = Arc::new(AtomicUsize::new(0));
+        let mut options = AgentOptions::new(unique("slow"));
+        options.max_queue = Some(500);
+        options.prefetch = 8;
+        options.readahead = 16;
+        let slow = rt
+            .spawn_with(Slow { handled: Arc::clone(&handled) }, options)
+            .await
+            .unwrap();
+        let client = rt.client(unique("flooder")).await.unwrap();
+        const FLOOD: usize = 5_000;
+        let mut ok = 0;
+        let mut full = 0;
+        let mut most_buffered = 0;
+        for n in 0..FLOOD {
+            match client.send(slow.identity(), &Work { n: n as u64 }).await {
+                Ok(()) => ok += 1,
+                Err(Error::QueueFull { .. }) => full += 1,
+                Err(e) => panic!("send {n}: {e}"),
+            }
+            most_buffered = most_buffered.max(slow.buffered());
+        }
+        assert_eq!(ok + full, FLOOD);
+        assert!(most_buffered <= 8 + 16, "the agent held {most_buffered} deliveries");
+        tokio::time::timeout(Duration::from_secs(120), async {
+            while handled.load(Ordering::SeqCst) < ok {
+                slow.wait_until(|_| handled.load(Ordering::SeqCst) >= ok).await.unwrap();
+            }
+        })
+        .await
+        .expect("every accepted message is handled");
+        assert_eq!(handled.load(Ordering::SeqCst), ok);
+        client.shutdown().await;
+    }
+}
