@@ -1,7 +1,14 @@
-//! Agent-to-agent one-way throughput over RabbitMQ, next to a raw lapin
-//! publisher/consumer doing the same work in the same run: the same small
-//! JSON body and properties, a confirm awaited per publish (mandatory),
-//! a consumer with the same prefetch acking each delivery after receipt.
+//! One-way throughput over RabbitMQ, next to a raw lapin publisher and
+//! consumer doing the same work in the same run: the same small JSON body
+//! and properties, mandatory publishes with a window of 64 outstanding
+//! publisher confirms (the strongest honest baseline; the figure with a
+//! confirm awaited per publish is printed too), a consumer with the same
+//! prefetch acking each delivery after receipt.
+//!
+//! munggoggo is measured twice: an agent sending message after message
+//! from a behaviour to another agent, and a chain in which an agent's
+//! handler forwards each message it gets to a third agent (timed to the
+//! last arrival, so every message crosses the broker twice).
 //!
 //! Run it with `cargo bench --bench amqp_throughput` against the broker at
 //! `MUNGGOGGO_TEST_URL` (default: the local broker); optional argument:
@@ -11,17 +18,22 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{agents_round, median, rate, sample, Sample};
+use std::collections::VecDeque;
+
+use common::{agents_round, forward_round, median, rate, sample, Sample};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use munggoggo::agent::DEFAULT_PREFETCH;
 
-async fn raw_round(url: &str, n: u64, round: usize) -> Duration {
+/// Outstanding confirms of the raw baseline.
+const WINDOW: usize = 64;
+
+async fn raw_round(url: &str, n: u64, round: usize, window: usize) -> Duration {
     let publishing = Connection::connect(url, ConnectionProperties::default())
         .await
         .expect("connect");
@@ -72,22 +84,10 @@ async fn raw_round(url: &str, n: u64, round: usize) -> Duration {
         Instant::now()
     });
     let sender = format!("bench-raw-producer-{}", std::process::id());
+    let mut in_flight = VecDeque::with_capacity(window);
     for seq in 0..n {
         let body = serde_json::to_vec(&sample(seq)).expect("encode");
-        let properties = BasicProperties::default()
-            .with_type("Sample".into())
-            .with_app_id(sender.as_str().into())
-            .with_content_type("application/json".into())
-            .with_delivery_mode(1)
-            .with_priority(0)
-            .with_timestamp(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            )
-            .with_message_id(uuid_like(seq).into())
-            .with_headers(FieldTable::default());
+        let properties = properties(&sender, seq);
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -96,8 +96,15 @@ async fn raw_round(url: &str, n: u64, round: usize) -> Duration {
             .basic_publish("".into(), queue.as_str().into(), options, &body, properties)
             .await
             .expect("publish");
-        let confirmation = confirm.await.expect("confirm");
-        assert!(confirmation.is_ack(), "the broker acks");
+        in_flight.push_back(confirm);
+        if in_flight.len() >= window {
+            if let Some(oldest) = in_flight.pop_front() {
+                assert!(oldest.await.expect("confirm").is_ack(), "the broker acks");
+            }
+        }
+    }
+    for confirm in in_flight {
+        assert!(confirm.await.expect("confirm").is_ack(), "the broker acks");
     }
     let end = receiving.await.expect("consumer");
     let _ = channel
@@ -106,6 +113,162 @@ async fn raw_round(url: &str, n: u64, round: usize) -> Duration {
     let _ = publishing.close(0, "bye".into()).await;
     let _ = consuming.close(0, "bye".into()).await;
     end - start
+}
+
+/// The raw baseline of the forwarding chain: a publisher (window of 64
+/// confirms) to a first queue, a forwarder that publishes each delivery to
+/// a second queue (window of 64) and acks it once that publish is
+/// confirmed, and a consumer of the second queue.
+async fn raw_forward_round(url: &str, n: u64, round: usize) -> Duration {
+    let conn = |_| Connection::connect(url, ConnectionProperties::default());
+    let (publishing, consuming) = (conn(0).await.expect("connect"), conn(1).await.expect("connect"));
+    let declare = |channel: Channel, queue: String| async move {
+        channel
+            .basic_qos(DEFAULT_PREFETCH, BasicQosOptions { global: false })
+            .await
+            .expect("qos");
+        let exclusive = QueueDeclareOptions {
+            exclusive: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(queue.as_str().into(), exclusive, FieldTable::default())
+            .await
+            .expect("declare");
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                queue.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        (channel, consumer)
+    };
+    let pid = std::process::id();
+    let (first, second) = (
+        format!("bench-rawf1-{pid}-{round}"),
+        format!("bench-rawf2-{pid}-{round}"),
+    );
+    let (c1, mut from_first) =
+        declare(consuming.create_channel().await.expect("channel"), first.clone()).await;
+    let (c2, mut from_second) =
+        declare(consuming.create_channel().await.expect("channel"), second.clone()).await;
+    let confirming = || async {
+        let channel = publishing.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
+        channel
+    };
+    let (producer, forwarder) = (confirming().await, confirming().await);
+    let start = Instant::now();
+    let receiving = tokio::spawn(async move {
+        let mut seen = 0;
+        while let Some(delivery) = from_second.next().await {
+            let delivery = delivery.expect("delivery");
+            let _: Sample = serde_json::from_slice(&delivery.data).expect("decode");
+            delivery.ack(BasicAckOptions::default()).await.expect("ack");
+            seen += 1;
+            if seen == n {
+                break;
+            }
+        }
+        Instant::now()
+    });
+    let forwarding = {
+        let second = second.clone();
+        tokio::spawn(async move {
+            let mut in_flight = VecDeque::with_capacity(WINDOW);
+            let mut forwarded = 0;
+            while let Some(delivery) = from_first.next().await {
+                let delivery = delivery.expect("delivery");
+                let sample: Sample = serde_json::from_slice(&delivery.data).expect("decode");
+                let body = serde_json::to_vec(&sample).expect("encode");
+                let confirm = forwarder
+                    .basic_publish(
+                        "".into(),
+                        second.as_str().into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &body,
+                        properties(&format!("bench-rawf-{pid}"), sample.seq),
+                    )
+                    .await
+                    .expect("publish");
+                in_flight.push_back((confirm, delivery.acker));
+                forwarded += 1;
+                while in_flight.len() >= WINDOW || (forwarded == n && !in_flight.is_empty()) {
+                    if let Some((confirm, acker)) = in_flight.pop_front() {
+                        assert!(confirm.await.expect("confirm").is_ack(), "the broker acks");
+                        acker.ack(BasicAckOptions::default()).await.expect("ack");
+                    }
+                }
+                if forwarded == n {
+                    break;
+                }
+            }
+        })
+    };
+    let mut in_flight = VecDeque::with_capacity(WINDOW);
+    for seq in 0..n {
+        let body = serde_json::to_vec(&sample(seq)).expect("encode");
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        let confirm = producer
+            .basic_publish(
+                "".into(),
+                first.as_str().into(),
+                options,
+                &body,
+                properties(&format!("bench-rawp-{pid}"), seq),
+            )
+            .await
+            .expect("publish");
+        in_flight.push_back(confirm);
+        if in_flight.len() >= WINDOW {
+            if let Some(oldest) = in_flight.pop_front() {
+                assert!(oldest.await.expect("confirm").is_ack(), "the broker acks");
+            }
+        }
+    }
+    for confirm in in_flight {
+        assert!(confirm.await.expect("confirm").is_ack(), "the broker acks");
+    }
+    forwarding.await.expect("forwarder");
+    let end = receiving.await.expect("consumer");
+    for (channel, queue) in [(&c1, &first), (&c2, &second)] {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = publishing.close(0, "bye".into()).await;
+    let _ = consuming.close(0, "bye".into()).await;
+    end - start
+}
+
+/// The properties munggoggo sets on a direct send.
+fn properties(sender: &str, seq: u64) -> BasicProperties {
+    BasicProperties::default()
+        .with_type("Sample".into())
+        .with_app_id(sender.into())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(1)
+        .with_priority(0)
+        .with_timestamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+        .with_message_id(uuid_like(seq).into())
+        .with_headers(FieldTable::default())
 }
 
 /// A message id as long as the SDK's (32 hex chars).
@@ -125,30 +288,52 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    let (mut ours, mut forward, mut raw, mut raw1, mut rawf) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {
-        let d = rt.block_on(async {
+        let (d, f) = rt.block_on(async {
             let handle = munggoggo::Runtime::from_url(&url)
                 .expect("URL")
                 .start()
                 .await
                 .expect("broker reachable");
             let d = agents_round(&handle, n, &round.to_string()).await;
+            let f = forward_round(&handle, n, &round.to_string()).await;
             handle.shutdown().await;
-            d
+            (d, f)
         });
         ours.push(rate(n, d));
-        raw.push(rate(n, rt.block_on(raw_round(&url, n, round))));
+        forward.push(rate(n, f));
+        raw.push(rate(n, rt.block_on(raw_round(&url, n, round, WINDOW))));
+        raw1.push(rate(n / 4, rt.block_on(raw_round(&url, n / 4, round + 10, 1))));
+        rawf.push(rate(n, rt.block_on(raw_forward_round(&url, n, round))));
         println!(
-            "round {}: munggoggo {:>8.0} msg/s   raw lapin {:>8.0} msg/s",
+            "round {}: munggoggo {:>6.0}/s forwarded {:>6.0}/s | raw lapin: window {WINDOW} {:>6.0}/s, confirm each {:>6.0}/s, forwarded {:>6.0}/s",
             round + 1,
             ours[round],
-            raw[round]
+            forward[round],
+            raw[round],
+            raw1[round],
+            rawf[round],
         );
     }
-    let (ours, raw) = (median(ours), median(raw));
-    println!("RabbitMQ, {n} messages, prefetch {DEFAULT_PREFETCH}, a confirm per publish, median of 3:");
-    println!("  munggoggo agent -> agent : {ours:>8.0} msg/s");
-    println!("  raw lapin                : {raw:>8.0} msg/s");
-    println!("  ratio                    : {:.2}", ours / raw);
+    let (ours, forward, raw, raw1, rawf) = (
+        median(ours),
+        median(forward),
+        median(raw),
+        median(raw1),
+        median(rawf),
+    );
+    println!("RabbitMQ, {n} messages, prefetch {DEFAULT_PREFETCH}, median of 3:");
+    println!(
+        "  munggoggo agent -> agent (behaviour loop) : {ours:>8.0} msg/s  ratio {:.2}",
+        ours / raw
+    );
+    println!(
+        "  munggoggo agent -> forwarder -> agent     : {forward:>8.0} msg/s  ratio {:.2} (to the raw chain)",
+        forward / rawf
+    );
+    println!("  raw lapin, window of {WINDOW} confirms       : {raw:>8.0} msg/s");
+    println!("  raw lapin, a confirm awaited per publish  : {raw1:>8.0} msg/s");
+    println!("  raw lapin chain, forwarder window {WINDOW}   : {rawf:>8.0} msg/s");
 }

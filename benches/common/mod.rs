@@ -42,6 +42,20 @@ impl Producer {
     }
 }
 
+/// Forwards every sample to `to`, one by one, from its handler.
+#[agent]
+pub struct Forwarder {
+    pub to: String,
+}
+
+#[agent]
+impl Forwarder {
+    #[on_message]
+    async fn sample(&mut self, ctx: &Context, sample: Sample) -> munggoggo::Result<()> {
+        ctx.send(&self.to, &sample).await
+    }
+}
+
 /// Counts samples and reports the time when the last one arrived.
 #[agent]
 pub struct Sink {
@@ -93,6 +107,48 @@ pub async fn agents_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> D
     producer.shutdown().await;
     if let Some(sink) = rt.agent(&sink) {
         sink.shutdown().await;
+    }
+    end - start
+}
+
+/// One round of forwarding throughput: a producer sends `n` samples to a
+/// forwarder, whose handler sends each on to a sink; timed to the sink's
+/// last.
+pub async fn forward_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
+    let (tx, rx) = oneshot::channel();
+    let pid = std::process::id();
+    let sink = format!("bench-fsink-{tag}-{pid}");
+    let forwarder = format!("bench-forwarder-{tag}-{pid}");
+    rt.spawn_as(
+        sink.clone(),
+        Sink {
+            expect: n,
+            seen: 0,
+            done: Some(tx),
+        },
+    )
+    .await
+    .expect("sink starts");
+    rt.spawn_as(forwarder.clone(), Forwarder { to: sink.clone() })
+        .await
+        .expect("forwarder starts");
+    let start = Instant::now();
+    let producer = rt
+        .spawn_as(
+            format!("bench-fproducer-{tag}-{pid}"),
+            Producer {
+                to: forwarder.clone(),
+                count: n,
+            },
+        )
+        .await
+        .expect("producer starts");
+    let end = rx.await.expect("sink finished");
+    producer.shutdown().await;
+    for id in [&forwarder, &sink] {
+        if let Some(agent) = rt.agent(id) {
+            agent.shutdown().await;
+        }
     }
     end - start
 }

@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use lapin::tcp::{AMQPUriTcpExt, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 
@@ -50,6 +51,7 @@ use crate::error::{Error, Result};
 mod consumer;
 mod convert;
 mod publisher;
+mod quiet;
 mod rounds;
 
 use consumer::{queue_spec, Spec, Unit};
@@ -213,7 +215,19 @@ async fn open_connection(uri: &AMQPUri, shown: &str, role: &str) -> Result<Conne
                 .with_max_delay(BACKOFF_MAX)
                 .with_max_times(RECONNECT_ATTEMPTS)
         });
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri.clone(), properties)).await {
+    let runtime = lapin::runtime::default_runtime()
+        .map_err(|e| Error::Config(format!("lapin needs a tokio runtime: {e}")))?;
+    // lapin calls this on its I/O thread, for the first connection and for
+    // every reconnection.
+    let connect = async move |uri: AMQPUri, runtime| {
+        quiet::on_io_thread();
+        let tls = OwnedTLSConfig::default();
+        AMQPUriTcpExt::connect_with_config_async(&uri, tls.as_ref(), &runtime)
+            .await
+            .map_err(lapin::Error::from)
+    };
+    let connecting = Connection::connector(uri.clone(), runtime, connect, properties);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`"))),
         Err(_) => Err(Error::ConnectionLost(format!(
