@@ -28,7 +28,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use munggoggo::agent::DEFAULT_PREFETCH;
+use munggoggo::agent::{DEFAULT_PREFETCH, DEFAULT_READAHEAD};
 
 /// Outstanding confirms of the raw baseline.
 const WINDOW: usize = 64;
@@ -118,13 +118,18 @@ async fn raw_round(url: &str, n: u64, round: usize, window: usize) -> Duration {
 /// The raw baseline of the forwarding chain: a publisher (window of 64
 /// confirms) to a first queue, a forwarder that publishes each delivery to
 /// a second queue (window of 64) and acks it once that publish is
-/// confirmed, and a consumer of the second queue.
+/// confirmed, and a consumer of the second queue. The consumers get the
+/// broker prefetch munggoggo's agents get (prefetch + read-ahead), which
+/// the forwarder needs to keep its window full.
 async fn raw_forward_round(url: &str, n: u64, round: usize) -> Duration {
     let conn = |_| Connection::connect(url, ConnectionProperties::default());
     let (publishing, consuming) = (conn(0).await.expect("connect"), conn(1).await.expect("connect"));
     let declare = |channel: Channel, queue: String| async move {
         channel
-            .basic_qos(DEFAULT_PREFETCH, BasicQosOptions { global: false })
+            .basic_qos(
+                DEFAULT_PREFETCH + DEFAULT_READAHEAD,
+                BasicQosOptions { global: false },
+            )
             .await
             .expect("qos");
         let exclusive = QueueDeclareOptions {

@@ -252,3 +252,63 @@ async fn a_full_queue_refuses_sends_naming_it() {
     }
     rt.shutdown().await;
 }
+
+#[agent]
+#[derive(Default)]
+struct Broken;
+
+#[agent]
+impl Broken {
+    #[behaviour(periodic = "1s")]
+    async fn always(&mut self) {
+        panic!("always broken");
+    }
+
+    #[behaviour(oneshot)]
+    async fn once(&mut self) -> anyhow::Result<()> {
+        anyhow::bail!("failed once")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_behaviour_that_keeps_failing_backs_off_and_crashes() {
+    let rt = Runtime::memory().start().await.unwrap();
+    let mut options = munggoggo::AgentOptions::new("broken");
+    options.failure_policy = munggoggo::FailurePolicy {
+        backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(8),
+        crash_after: 4,
+    };
+    let agent = rt.spawn_with(Broken, options).await.unwrap();
+    agent
+        .wait_until(|a| a.behaviour("once").is_some_and(|b| b.state == State::Crashed))
+        .await
+        .unwrap();
+    let once = agent.behaviour("once").unwrap();
+    assert_eq!((once.runs, once.errors), (0, 1), "{once:?}");
+
+    // Runs at 1 s, then 1 s, 2 s and 4 s of backoff (each after its tick).
+    agent
+        .wait_until(|a| a.behaviour("always").is_some_and(|b| b.state == State::Crashed))
+        .await
+        .unwrap();
+    let always = agent.behaviour("always").unwrap();
+    assert_eq!(always.errors, 4, "{always:?}");
+    let error = always.last_error.unwrap();
+    assert!(
+        error.contains("always broken") && error.contains("behaviours.rs:"),
+        "{error}"
+    );
+    // Crashed means no more runs.
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(agent.behaviour("always").unwrap().errors, 4);
+
+    // Starting it again clears the failures.
+    assert!(agent.context().start_behaviour("always").unwrap());
+    agent
+        .wait_until(|a| a.behaviour("always").is_some_and(|b| b.errors == 5))
+        .await
+        .unwrap();
+    assert_eq!(agent.behaviour("always").unwrap().state, State::Running);
+    rt.shutdown().await;
+}

@@ -36,6 +36,8 @@ pub struct AgentOptions {
     /// How many of the agent's messages may wait for the broker's confirm
     /// at once; a send past it waits for a place.
     pub publish_window: usize,
+    /// How behaviours that keep failing back off and when they crash.
+    pub failure_policy: crate::behaviour::FailurePolicy,
     /// Entries the agent's trace store keeps.
     pub trace_size: usize,
     /// Interval of the keepalive ping to peers (`None`: only at start).
@@ -56,6 +58,7 @@ impl AgentOptions {
             max_queue: Some(DEFAULT_MAX_QUEUE),
             call_queue: DEFAULT_CALL_QUEUE,
             publish_window: DEFAULT_PUBLISH_WINDOW,
+            failure_policy: crate::behaviour::FailurePolicy::default(),
             trace_size: 1000,
             peer_interval: None,
             call_timeout: Duration::from_secs(3),

@@ -170,21 +170,88 @@ impl Behaviour {
     }
 }
 
+/// How a behaviour that keeps failing is treated: each failure in a row
+/// doubles the wait before the next run (from [`FailurePolicy::backoff`] up
+/// to [`FailurePolicy::max_backoff`], never sooner than its own schedule),
+/// and after [`FailurePolicy::crash_after`] failures in a row it stops and
+/// reports `crashed`. A oneshot or delay behaviour that fails is `crashed`
+/// at once. Starting a behaviour again clears its failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// The wait after the first failure.
+    pub backoff: Duration,
+    /// The longest wait between failing runs.
+    pub max_backoff: Duration,
+    /// Failures in a row after which the behaviour is `crashed`.
+    pub crash_after: u32,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(60),
+            crash_after: 10,
+        }
+    }
+}
+
+/// What the schedule makes of a step that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterFailure {
+    /// Run again, at the latest of its own schedule and the backoff.
+    Retry,
+    /// Too many failures (or a oneshot): it is crashed.
+    Crash,
+}
+
 /// When each timed behaviour of an agent runs next.
 #[derive(Debug)]
 pub(crate) struct Schedule {
     next: Vec<Option<Instant>>,
+    /// Failures in a row, per behaviour.
+    failures: Vec<u32>,
+    policy: FailurePolicy,
 }
 
 impl Schedule {
-    pub(crate) fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize, policy: FailurePolicy) -> Self {
         Schedule {
             next: vec![None; len],
+            failures: vec![0; len],
+            policy,
         }
+    }
+
+    /// Records a failed run of behaviour `i` and reschedules it with backoff.
+    pub(crate) fn after_failure(&mut self, i: usize, kind: BehaviourKind) -> AfterFailure {
+        self.failures[i] = self.failures[i].saturating_add(1);
+        let failures = self.failures[i];
+        let once = matches!(kind, BehaviourKind::Oneshot | BehaviourKind::Delay(_));
+        if once || failures >= self.policy.crash_after.max(1) {
+            self.next[i] = None;
+            return AfterFailure::Crash;
+        }
+        let backoff = self
+            .policy
+            .backoff
+            .saturating_mul(1 << (failures - 1).min(20))
+            .min(self.policy.max_backoff);
+        let earliest = Instant::now() + backoff;
+        self.after_run(i, kind, Next::Continue);
+        self.failures[i] = failures;
+        self.next[i] = Some(self.next[i].map_or(earliest, |at| at.max(earliest)));
+        AfterFailure::Retry
+    }
+
+    /// Failures in a row of behaviour `i`.
+    pub(crate) fn failures(&self, i: usize) -> u32 {
+        self.failures[i]
     }
 
     /// Schedules the first run of behaviour `i` of kind `kind`, from now.
     pub(crate) fn start(&mut self, i: usize, kind: BehaviourKind) {
+        self.failures[i] = 0;
         let now = Instant::now();
         self.next[i] = match kind {
             BehaviourKind::Periodic {
@@ -213,6 +280,7 @@ impl Schedule {
     /// Reschedules behaviour `i` after a run that asked for `next`; returns
     /// false when the behaviour is finished.
     pub(crate) fn after_run(&mut self, i: usize, kind: BehaviourKind, next: Next) -> bool {
+        self.failures[i] = 0;
         let now = Instant::now();
         self.next[i] = match (next, kind) {
             (Next::Stop, _) => None,
@@ -260,7 +328,7 @@ mod tests {
             period: Duration::from_secs(5),
             initial_delay: None,
         };
-        let mut s = Schedule::new(1);
+        let mut s = Schedule::new(1, FailurePolicy::default());
         let t0 = Instant::now();
         s.start(0, kind);
         assert_eq!(s.next_due(), Some((0, t0 + Duration::from_secs(5))));
@@ -268,5 +336,39 @@ mod tests {
         tokio::time::advance(Duration::from_secs(17)).await;
         assert!(s.after_run(0, kind, Next::Continue));
         assert_eq!(s.next_due(), Some((0, t0 + Duration::from_secs(20))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_then_crash() {
+        let policy = FailurePolicy {
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(4),
+            crash_after: 5,
+        };
+        let mut s = Schedule::new(1, policy);
+        let t0 = Instant::now();
+        s.start(0, BehaviourKind::Cyclic);
+        let waits: Vec<Duration> = (0..4)
+            .map(|_| {
+                assert_eq!(s.after_failure(0, BehaviourKind::Cyclic), AfterFailure::Retry);
+                s.next_due().unwrap().1 - t0
+            })
+            .collect();
+        let secs = |n| Duration::from_secs(n);
+        assert_eq!(waits, [secs(1), secs(2), secs(4), secs(4)]);
+        assert_eq!(s.after_failure(0, BehaviourKind::Cyclic), AfterFailure::Crash);
+        assert_eq!(s.next_due(), None);
+        // Starting again clears the failures; a success too.
+        s.start(0, BehaviourKind::Cyclic);
+        assert_eq!(s.failures(0), 0);
+        assert_eq!(s.after_failure(0, BehaviourKind::Oneshot), AfterFailure::Crash);
+        // A periodic behaviour never runs sooner than its own tick.
+        let periodic = BehaviourKind::Periodic {
+            period: Duration::from_secs(10),
+            initial_delay: None,
+        };
+        s.start(0, periodic);
+        assert_eq!(s.after_failure(0, periodic), AfterFailure::Retry);
+        assert_eq!(s.next_due(), Some((0, t0 + secs(20))));
     }
 }

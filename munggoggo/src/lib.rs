@@ -15,7 +15,7 @@ mod system;
 pub mod trace;
 
 pub use agent::{Agent, AgentDefaults, AgentOptions};
-pub use behaviour::{BehaviourStatus, Next, State};
+pub use behaviour::{BehaviourStatus, FailurePolicy, Next, State};
 pub use context::Context;
 pub use error::{BoxError, Error, Result};
 pub use message::{Envelope, Message, Raw};

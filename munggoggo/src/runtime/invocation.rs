@@ -12,13 +12,45 @@
 //! Outside an invocation (setup, teardown, spawned tasks, clients) a send
 //! waits for its own confirm.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Once};
 
 use crate::bus::Confirm;
 use crate::error::Result;
 
 tokio::task_local! {
     static CURRENT: Arc<Invocation>;
+}
+
+thread_local! {
+    /// Where the last panic inside an invocation on this thread happened.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that keeps quiet about panics
+/// inside handlers, behaviours and `#[rpc]` methods: the runtime catches
+/// them and logs one line with the message and the location, so the
+/// default hook's report (and with `RUST_BACKTRACE` set, a backtrace per
+/// panic) would only repeat it. Other panics go to the previous hook.
+pub(crate) fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CURRENT.try_with(|_| ()).is_ok() {
+                let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The location of the last panic caught inside an invocation on this
+/// thread, taken.
+pub(crate) fn take_panic_location() -> Option<String> {
+    PANIC_LOCATION.with(|slot| slot.borrow_mut().take())
 }
 
 /// The confirms one invocation is waiting for.

@@ -408,6 +408,7 @@ pub(crate) async fn start_agent<A: Agent>(
     mut agent: A,
     options: AgentOptions,
 ) -> Result<AgentHandle> {
+    invocation::install_panic_hook();
     let identity = options.identity.clone();
     let prefetch = options.prefetch.max(1);
     let endpoint_options = EndpointOptions {

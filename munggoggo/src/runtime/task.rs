@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::agent::{Agent, BehaviourKind, HandlerError, Route};
-use crate::behaviour::{Next, Schedule, State};
+use crate::behaviour::{AfterFailure, Schedule, State};
 use crate::bus::{Consumer, Delivery, Source};
 use crate::context::{Context, Control, Core};
 use crate::message::Received;
@@ -82,7 +82,7 @@ impl<A: Agent> Task<A> {
     pub(crate) async fn run(mut self) {
         let core = Arc::clone(&self.ctx.core);
         let routes = Routes::new(&core);
-        let mut schedule = Schedule::new(core.behaviours.len());
+        let mut schedule = Schedule::new(core.behaviours.len(), core.options.failure_policy);
         for (i, b) in core.behaviours.iter().enumerate() {
             schedule.start(i, b.spec.kind);
         }
@@ -161,25 +161,28 @@ impl<A: Agent> Task<A> {
         if !confirms.is_empty() {
             tokio::spawn(settle_step(Arc::clone(&core), i, confirms));
         }
-        let next = match outcome {
+        let reason = match outcome {
             Ok(Ok(next)) => {
                 b.record_run();
-                next
+                if !schedule.after_run(i, b.spec.kind, next) {
+                    b.state.transition(State::Running, State::Shutdown);
+                }
+                return;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(agent = %core.identity, behaviour = %b.name, error = %e, "behaviour failed");
-                b.record_error(e.to_string());
-                Next::Continue
-            }
-            Err(panic) => {
-                let reason = format!("panicked: {}", panic_message(&*panic));
-                tracing::error!(agent = %core.identity, behaviour = %b.name, "behaviour {reason}");
-                b.record_error(reason);
-                Next::Continue
-            }
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => format!("panicked: {}", panic_message(&*panic)),
         };
-        if !schedule.after_run(i, b.spec.kind, next) {
-            b.state.transition(State::Running, State::Shutdown);
+        b.record_error(reason.clone());
+        match schedule.after_failure(i, b.spec.kind) {
+            AfterFailure::Retry => {
+                let failures = schedule.failures(i);
+                tracing::warn!(agent = %core.identity, behaviour = %b.name, failures, error = %reason, "behaviour failed; retrying with backoff");
+            }
+            AfterFailure::Crash => {
+                let failures = schedule.failures(i);
+                tracing::error!(agent = %core.identity, behaviour = %b.name, failures, error = %reason, "behaviour crashed; start it again to retry");
+                b.state.transition(State::Running, State::Crashed);
+            }
         }
     }
 
@@ -412,12 +415,17 @@ pub(crate) async fn reject_with(core: &Core, msg: &Arc<Received>, acker: crate::
     }
 }
 
+/// The panic's message, with where it happened when the panic hook saw it.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
+    let message = if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {
         s.clone()
     } else {
         "unknown panic payload".to_owned()
+    };
+    match crate::runtime::invocation::take_panic_location() {
+        Some(location) => format!("{message} (at {location})"),
+        None => message,
     }
 }
