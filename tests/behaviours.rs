@@ -235,7 +235,7 @@ async fn a_full_queue_refuses_sends_naming_it() {
     }
     let err = client.send_raw("bounded", "CUSTOM", "{}").await.unwrap_err();
     assert!(
-        matches!(&err, munggoggo::Error::QueueFull { queue, max_len: 3 } if queue == "bounded"),
+        matches!(&err, munggoggo::Error::QueueFull { queue, max_len: Some(3) } if queue == "bounded"),
         "{err}"
     );
     release.notify_one();

@@ -12,7 +12,7 @@ use common::{unique, Events};
 use munggoggo::prelude::*;
 use munggoggo::{AgentOptions, Error};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 #[derive(Debug, Serialize, Deserialize, Message)]
 struct Work {
@@ -94,18 +94,20 @@ impl Holder {
     }
 }
 
-/// Counts what it handles, slowly.
+/// Counts what it handles, each once the gate lets it.
 #[agent]
 struct Slow {
     handled: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
 }
 
 #[agent]
 impl Slow {
     #[on_message]
-    async fn work(&mut self, _: Work) {
-        tokio::time::sleep(Duration::from_micros(200)).await;
+    async fn work(&mut self, _: Work) -> anyhow::Result<()> {
+        self.gate.acquire().await?.forget();
         self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -224,12 +226,13 @@ on_both_buses! {
 
     async fn a_flood_is_handled_or_refused_with_bounded_buffers(rt) {
         let handled = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
         let mut options = AgentOptions::new(unique("slow"));
         options.max_queue = Some(500);
         options.prefetch = 8;
         options.readahead = 16;
         let slow = rt
-            .spawn_with(Slow { handled: Arc::clone(&handled) }, options)
+            .spawn_with(Slow { handled: Arc::clone(&handled), gate: Arc::clone(&gate) }, options)
             .await
             .unwrap();
         let client = rt.client(unique("flooder")).await.unwrap();
@@ -247,6 +250,9 @@ on_both_buses! {
         }
         assert_eq!(ok + full, FLOOD);
         assert!(most_buffered <= 8 + 16, "the agent held {most_buffered} deliveries");
+        // The queue holds 500; the agent holds at most its window and read-ahead.
+        assert!((500..=500 + 8 + 16).contains(&ok), "{ok} accepted, {full} refused");
+        gate.add_permits(FLOOD);
         tokio::time::timeout(Duration::from_secs(120), async {
             while handled.load(Ordering::SeqCst) < ok {
                 slow.wait_until(|_| handled.load(Ordering::SeqCst) >= ok).await.unwrap();

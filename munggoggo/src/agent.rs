@@ -79,7 +79,7 @@ pub const DEFAULT_READAHEAD: u16 = 192;
 pub const DEFAULT_MAX_QUEUE: usize = 100_000;
 
 /// Default number of `#[rpc]` calls that may wait for an agent's task.
-pub const DEFAULT_CALL_QUEUE: usize = 64;
+pub const DEFAULT_CALL_QUEUE: usize = 1024;
 
 /// Default number of messages an agent may have waiting for their confirm.
 pub const DEFAULT_PUBLISH_WINDOW: usize = 256;

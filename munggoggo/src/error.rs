@@ -21,12 +21,12 @@ pub enum Error {
     #[error("no agent with identity `{0}` is listening")]
     UnknownTarget(String),
     /// A queue reached its maximum length, so the message was refused.
-    #[error("queue `{queue}` is full ({max_len} messages)")]
+    #[error("queue `{queue}` is full{}", .max_len.map(|n| format!(" ({n} messages)")).unwrap_or_default())]
     QueueFull {
         /// The queue's name.
         queue: String,
-        /// Its configured maximum length.
-        max_len: usize,
+        /// Its maximum length, when known (the broker does not say).
+        max_len: Option<usize>,
     },
     /// The agent has too many requests of this kind waiting already; try
     /// again later.

@@ -76,7 +76,7 @@ impl Queue {
             if self.len.load(Ordering::Relaxed) >= max_len {
                 return Err(Error::QueueFull {
                     queue: self.name.to_string(),
-                    max_len,
+                    max_len: Some(max_len),
                 });
             }
         }

@@ -23,7 +23,7 @@ use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 use tokio::sync::{watch, Notify};
 
@@ -56,13 +56,17 @@ fn discard(consumer: lapin::Consumer, channel: &Channel) {
     }
 }
 
-/// A queue of a unit: exclusive, non-durable, not auto-delete, no
-/// arguments, consumed with manual acks under the queue's name as tag.
+/// A queue of a unit: exclusive, non-durable, not auto-delete, consumed
+/// with manual acks under the queue's name as tag. With a maximum length it
+/// refuses publishes past it (`x-overflow = reject-publish`): the publisher
+/// gets a `basic.nack`.
 pub(super) struct QueueSpec {
     pub(super) name: ShortString,
     pub(super) source: Source,
     /// (exchange, binding key) pairs.
     pub(super) bindings: Vec<(&'static str, ShortString)>,
+    /// `x-max-length` and `x-overflow`, if bounded.
+    pub(super) arguments: FieldTable,
 }
 
 /// Which consumers a unit has, and whether it still exists.
@@ -484,7 +488,7 @@ impl Spec {
         };
         for queue in &self.queues {
             step!(
-                channel.queue_declare(queue.name.clone(), exclusive, FieldTable::default()),
+                channel.queue_declare(queue.name.clone(), exclusive, queue.arguments.clone()),
                 Some(queue.name.clone())
             );
             declared.push(queue.name.clone());
@@ -716,10 +720,25 @@ async fn next_delivery(
 }
 
 /// A queue spec, checking that its names fit AMQP.
-pub(super) fn queue_spec(name: &str, source: Source, bindings: &[(&'static str, &str)]) -> Result<QueueSpec> {
+pub(super) fn queue_spec(
+    name: &str,
+    source: Source,
+    bindings: &[(&'static str, &str)],
+    max_len: Option<usize>,
+) -> Result<QueueSpec> {
+    let mut arguments = FieldTable::default();
+    if let Some(max_len) = max_len {
+        let max_len = i64::try_from(max_len).unwrap_or(i64::MAX);
+        arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(max_len));
+        arguments.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+    }
     Ok(QueueSpec {
         name: short("queue name", name)?,
         source,
+        arguments,
         bindings: bindings
             .iter()
             .map(|(exchange, key)| Ok((*exchange, short("binding key", key)?)))

@@ -242,10 +242,15 @@ impl Bus for AmqpBus {
             let fanout = format!("{identity}.fanout");
             let control = control_queue(identity);
             let mailbox = vec![
-                queue_spec(identity, Source::Direct, &[])?,
-                queue_spec(&fanout, Source::Fanout, &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)])?,
+                queue_spec(identity, Source::Direct, &[], options.max_queue)?,
+                queue_spec(
+                    &fanout,
+                    Source::Fanout,
+                    &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)],
+                    options.max_queue,
+                )?,
             ];
-            let control_spec = queue_spec(&control, Source::Control, &[])?;
+            let control_spec = queue_spec(&control, Source::Control, &[], options.max_queue)?;
             if !self.inner.claim(&[identity, &fanout, &control]) {
                 return Err(Error::IdentityInUse(identity.to_owned()));
             }
@@ -322,6 +327,7 @@ async fn open_endpoint(
         bus: Arc::clone(bus),
         identity,
         prefetch: options.prefetch,
+        max_queue: options.max_queue,
         publisher,
         mailbox,
         control: control_unit,
@@ -340,6 +346,7 @@ struct AmqpEndpoint {
     bus: Arc<BusInner>,
     identity: Arc<str>,
     prefetch: u16,
+    max_queue: Option<usize>,
     publisher: Publisher,
     mailbox: Arc<Unit>,
     control: Arc<Unit>,
@@ -420,7 +427,7 @@ impl Endpoint for AmqpEndpoint {
             }
             let bindings: Vec<(&'static str, &str)> =
                 binding_keys.iter().map(|k| (TOPIC_EXCHANGE, *k)).collect();
-            let spec = queue_spec(queue, Source::Topic(queue.into()), &bindings)?;
+            let spec = queue_spec(queue, Source::Topic(queue.into()), &bindings, self.max_queue)?;
             if !self.bus.claim(&[queue]) {
                 return Err(Error::Bus(format!(
                     "queue `{queue}` is already in use by an agent of this process"

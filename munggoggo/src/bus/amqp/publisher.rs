@@ -211,13 +211,10 @@ impl Confirms {
                         self.answer(pending, Ok(()));
                     }
                 }
-                Ok(true) => self.answer(
-                    pending,
-                    Err(Error::Bus(format!(
-                        "the broker refused a message of agent `{}` (basic.nack)",
-                        self.identity
-                    ))),
-                ),
+                Ok(true) => {
+                    let refused = self.refused(&pending);
+                    self.answer(pending, refused);
+                }
                 Err(e) => {
                     failed = true;
                     let error = lapin_error(e, &format!("publish of agent `{}` failed", self.identity));
@@ -230,6 +227,23 @@ impl Confirms {
             cx.waker().wake_by_ref();
         }
         Poll::Ready(failed)
+    }
+
+    /// What a `basic.nack` means: a queue at its maximum length refused the
+    /// message (`x-overflow = reject-publish`). A direct send fails with
+    /// [`Error::QueueFull`]; a broadcast or publication reached the other
+    /// queues, so it succeeds with a warning, as on the embedded bus.
+    fn refused(&self, pending: &Pending) -> Result<()> {
+        match &pending.direct {
+            Some(key) => Err(Error::QueueFull {
+                queue: key.target.to_string(),
+                max_len: None,
+            }),
+            None => {
+                tracing::warn!(agent = %self.identity, "a broadcast or publication was refused by a full queue");
+                Ok(())
+            }
+        }
     }
 
     /// Answers a publish; a direct one that came back is `UnknownTarget`.
