@@ -36,10 +36,18 @@ pub struct AgentOptions {
     /// How many of the agent's messages may wait for the broker's confirm
     /// at once; a send past it waits for a place.
     pub publish_window: usize,
+    /// How long a send may wait for a place in the publish window and then
+    /// for the broker's confirm before it fails with
+    /// [`crate::Error::SendTimeout`] (RabbitMQ; the embedded bus answers at
+    /// once).
+    pub send_timeout: Duration,
     /// How behaviours that keep failing back off and when they crash.
     pub failure_policy: crate::behaviour::FailurePolicy,
     /// Entries the agent's trace store keeps.
     pub trace_size: usize,
+    /// Bytes of a message body the trace store keeps (the rest is cut; the
+    /// entry keeps the true size).
+    pub trace_body_limit: usize,
     /// Interval of the keepalive ping to peers (`None`: only at start).
     pub peer_interval: Option<Duration>,
     /// Default timeout of calls made by this agent.
@@ -58,8 +66,10 @@ impl AgentOptions {
             max_queue: Some(DEFAULT_MAX_QUEUE),
             call_queue: DEFAULT_CALL_QUEUE,
             publish_window: DEFAULT_PUBLISH_WINDOW,
+            send_timeout: Duration::from_secs(10),
             failure_policy: crate::behaviour::FailurePolicy::default(),
             trace_size: 1000,
+            trace_body_limit: crate::trace::DEFAULT_BODY_LIMIT,
             peer_interval: None,
             call_timeout: Duration::from_secs(3),
             announce: true,

@@ -63,7 +63,7 @@ impl Core {
     ) -> Self {
         Core {
             identity: identity.into(),
-            traces: TraceStore::new(options.trace_size),
+            traces: TraceStore::with_body_limit(options.trace_size, options.trace_body_limit),
             behaviours: spec
                 .behaviours
                 .iter()

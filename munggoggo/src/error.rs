@@ -83,6 +83,15 @@ pub enum Error {
         /// How long the caller waited.
         timeout: Duration,
     },
+    /// The broker did not confirm a message in time (the connection is
+    /// down or the broker is overloaded); it may or may not have arrived.
+    #[error("no confirm from the broker for a message to `{target}` within {timeout:?}")]
+    SendTimeout {
+        /// Where the message went: an identity, `admin` or a topic.
+        target: String,
+        /// How long the sender waited.
+        timeout: Duration,
+    },
     /// The called agent answered with an error.
     #[error("`{target}` answered with an error: {error}")]
     Remote {

@@ -17,6 +17,9 @@ use crate::message::{DeliveryInfo, Headers, Properties, Received};
 /// How many entries a store keeps by default, as in munggoggo 0.4.
 pub const DEFAULT_CAPACITY: usize = 1000;
 
+/// How many bytes of a body a trace store keeps by default.
+pub const DEFAULT_BODY_LIMIT: usize = 4096;
+
 /// Why a message is in the trace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Category {
@@ -91,6 +94,9 @@ pub struct TraceRecord {
     pub outgoing: bool,
     /// Why the message was rejected or its handler failed.
     pub reason: Option<String>,
+    /// The body's true size when the store keeps only its start (see
+    /// [`TraceStore::with_body_limit`]).
+    pub cut_from: Option<usize>,
 }
 
 impl TraceRecord {
@@ -103,6 +109,7 @@ impl TraceRecord {
             target: String::new(),
             outgoing: false,
             reason: None,
+            cut_from: None,
         }
     }
 
@@ -119,6 +126,7 @@ impl TraceRecord {
             target: target.to_owned(),
             outgoing: true,
             reason: None,
+            cut_from: None,
         }
     }
 
@@ -187,7 +195,7 @@ impl TraceRecord {
         }
         WireRecord {
             body,
-            body_size: self.body.len(),
+            body_size: self.cut_from.unwrap_or(self.body.len()),
             headers: Some(&props.headers),
             content_type: props.content_type.as_deref(),
             content_encoding: "",
@@ -295,6 +303,8 @@ pub struct TraceStore {
 
 struct Inner {
     capacity: usize,
+    /// Bodies longer than this are kept cut to it.
+    body_limit: usize,
     /// Newest first.
     entries: Mutex<VecDeque<TraceEntry>>,
 }
@@ -303,12 +313,26 @@ impl TraceStore {
     /// A store keeping the latest `capacity` entries (0 keeps none, which
     /// turns tracing off).
     pub fn new(capacity: usize) -> Self {
+        Self::with_body_limit(capacity, DEFAULT_BODY_LIMIT)
+    }
+
+    /// A store keeping the latest `capacity` entries, with bodies cut to
+    /// their first `body_limit` bytes (the record's `cut_from` and the wire
+    /// record's `body_size` keep the true size), so that large messages do
+    /// not stay in memory through the trace.
+    pub fn with_body_limit(capacity: usize, body_limit: usize) -> Self {
         TraceStore {
             inner: Arc::new(Inner {
                 capacity,
+                body_limit,
                 entries: Mutex::new(VecDeque::new()),
             }),
         }
+    }
+
+    /// How many bytes of a body the store keeps.
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
     }
 
     /// Records a message under `category`, dropping the oldest entry when full.
@@ -316,10 +340,19 @@ impl TraceStore {
         if self.inner.capacity == 0 {
             return;
         }
+        let mut record = record.into();
+        let limit = self.inner.body_limit;
+        if record.body.len() > limit {
+            // A copy, not a slice: a slice would keep the whole body alive.
+            let mut cut = (*record).clone();
+            cut.cut_from = Some(record.body.len());
+            cut.body = Bytes::copy_from_slice(&record.body[..limit]);
+            record = Arc::new(cut);
+        }
         let entry = TraceEntry {
             time: SystemTime::now(),
             category,
-            record: record.into(),
+            record,
         };
         let mut entries = self.lock();
         if entries.len() >= self.inner.capacity {
@@ -586,5 +619,18 @@ mod tests {
         ));
         assert_eq!(lossy.to_wire()["body"], "a\u{fffd}b");
         assert_eq!(lossy.to_wire()["body_size"], 3);
+    }
+
+    #[test]
+    fn long_bodies_are_kept_cut_with_their_true_size() {
+        let store = TraceStore::with_body_limit(2, 4);
+        store.append(Category::Incoming, incoming_from("a", "0123456789"));
+        store.append(Category::Incoming, incoming_from("a", "abc"));
+        let entries = store.all(None);
+        assert_eq!(&entries[0].record.body[..], b"0123");
+        assert_eq!(entries[0].record.cut_from, Some(10));
+        assert_eq!(entries[0].record.to_wire()["body_size"], 10);
+        assert_eq!(&entries[1].record.body[..], b"abc");
+        assert_eq!(entries[1].record.cut_from, None);
     }
 }

@@ -187,13 +187,25 @@ pub struct EndpointOptions {
     /// Publishes that may wait for their confirm at once; a publish past
     /// it waits for a place.
     pub publish_window: usize,
+    /// How long a publish may wait for a place in the window and then for
+    /// its confirm.
+    pub send_timeout: std::time::Duration,
 }
 
 /// Whether the bus took a published message: ready at once on the
-/// embedded bus, on RabbitMQ when the broker's confirm arrives.
+/// embedded bus, on RabbitMQ when the broker's confirm arrives (or fails
+/// with [`Error::SendTimeout`] when it does not come in time).
 #[must_use = "a Confirm says whether the message reached the bus"]
 pub struct Confirm {
-    pending: Option<(oneshot::Receiver<Result<()>>, Arc<str>)>,
+    pending: Option<Box<PendingConfirm>>,
+}
+
+struct PendingConfirm {
+    answer: oneshot::Receiver<Result<()>>,
+    identity: Arc<str>,
+    target: String,
+    deadline: tokio::time::Instant,
+    timeout: std::time::Duration,
 }
 
 impl fmt::Debug for Confirm {
@@ -210,11 +222,22 @@ impl Confirm {
         Confirm { pending: None }
     }
 
-    /// A confirm that `answer` completes; a dropped sender means the
-    /// endpoint of `identity` stopped first.
-    pub fn pending(answer: oneshot::Receiver<Result<()>>, identity: Arc<str>) -> Self {
+    /// A confirm that `answer` completes within `timeout`; a dropped sender
+    /// means the endpoint of `identity` stopped first.
+    pub fn pending(
+        answer: oneshot::Receiver<Result<()>>,
+        identity: Arc<str>,
+        target: &str,
+        timeout: std::time::Duration,
+    ) -> Self {
         Confirm {
-            pending: Some((answer, identity)),
+            pending: Some(Box::new(PendingConfirm {
+                answer,
+                identity,
+                target: target.to_owned(),
+                deadline: tokio::time::Instant::now() + timeout,
+                timeout,
+            })),
         }
     }
 
@@ -225,11 +248,20 @@ impl Confirm {
 
     /// Waits for the outcome.
     pub async fn wait(self) -> Result<()> {
-        match self.pending {
-            None => Ok(()),
-            Some((answer, identity)) => answer
-                .await
-                .unwrap_or_else(|_| Err(Error::AgentStopped(identity.to_string()))),
+        let Some(pending) = self.pending else {
+            return Ok(());
+        };
+        let PendingConfirm {
+            answer,
+            identity,
+            target,
+            deadline,
+            timeout,
+        } = *pending;
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(Error::AgentStopped(identity.to_string())),
+            Err(_) => Err(Error::SendTimeout { target, timeout }),
         }
     }
 }

@@ -418,6 +418,7 @@ pub(crate) async fn start_agent<A: Agent>(
         control_prefetch: CONTROL_PREFETCH,
         max_queue: options.max_queue,
         publish_window: options.publish_window.max(1),
+        send_timeout: options.send_timeout,
     };
     let opened = bus.open(&identity, &endpoint_options).await?;
     let (control_tx, control_rx) = mpsc::channel(crate::context::CONTROL_QUEUE);

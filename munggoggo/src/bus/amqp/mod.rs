@@ -228,11 +228,48 @@ async fn open_connection(uri: &AMQPUri, shown: &str, role: &str) -> Result<Conne
     };
     let connecting = Connection::connector(uri.clone(), runtime, connect, properties);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok(conn)) => Ok(conn),
+        Ok(Ok(conn)) => {
+            tokio::spawn(log_events(conn.events_listener(), shown.to_owned(), role.to_owned()));
+            Ok(conn)
+        }
         Ok(Err(e)) => Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`"))),
         Err(_) => Err(Error::ConnectionLost(format!(
             "the broker at `{shown}` did not complete the connection within {CONNECT_TIMEOUT:?} (wrong credentials or vhost?)"
         ))),
+    }
+}
+
+/// One log line of the SDK's own per connection loss, recovery, block
+/// and unblock (lapin's own lines are at its targets' levels).
+async fn log_events(events: impl futures_util::Stream<Item = lapin::Event>, url: String, role: String) {
+    use futures_util::StreamExt;
+    let mut events = std::pin::pin!(events);
+    let mut lost: Option<std::time::Instant> = None;
+    while let Some(event) = events.next().await {
+        match event {
+            lapin::Event::Connected => match lost.take() {
+                Some(since) => tracing::info!(
+                    url = %url,
+                    connection = %role,
+                    after = ?since.elapsed(),
+                    "connection to RabbitMQ recovered"
+                ),
+                None => tracing::debug!(url = %url, connection = %role, "connected"),
+            },
+            lapin::Event::Error(e) => {
+                if lost.is_none() {
+                    lost = Some(std::time::Instant::now());
+                    tracing::warn!(url = %url, connection = %role, error = %e, "connection to RabbitMQ lost; reconnecting");
+                }
+            }
+            lapin::Event::ConnectionBlocked(reason) => {
+                tracing::warn!(url = %url, connection = %role, reason = %reason, "RabbitMQ blocked the connection")
+            }
+            lapin::Event::ConnectionUnblocked => {
+                tracing::info!(url = %url, connection = %role, "RabbitMQ unblocked the connection")
+            }
+            _ => {}
+        }
     }
 }
 
@@ -309,6 +346,7 @@ async fn open_endpoint(
         Arc::clone(&bus.publishing),
         Arc::clone(&identity),
         options.publish_window,
+        options.send_timeout,
     )
     .await
     {

@@ -70,6 +70,8 @@ pub(super) struct Publisher {
     /// Places in the window of outstanding confirms; they bound the command
     /// queue too.
     window: Arc<Semaphore>,
+    /// How long a publish may wait for a place and then for its confirm.
+    timeout: std::time::Duration,
 }
 
 /// Who waits for a publish's outcome, and its place in the window.
@@ -86,7 +88,12 @@ impl Answer {
 
 impl Publisher {
     /// Opens the agent's publish channel (confirm mode) and starts its task.
-    pub(super) async fn open(conn: Arc<Connection>, identity: Arc<str>, window: usize) -> Result<Publisher> {
+    pub(super) async fn open(
+        conn: Arc<Connection>,
+        identity: Arc<str>,
+        window: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Publisher> {
         let channel = open_channel(&conn).await.map_err(|e| {
             lapin_error(
                 e,
@@ -112,6 +119,7 @@ impl Publisher {
             identity,
             commands,
             window: Arc::new(Semaphore::new(window.max(1))),
+            timeout,
         })
     }
 
@@ -119,16 +127,27 @@ impl Publisher {
     /// completes with the broker's answer.
     pub(super) async fn publish(&self, publish: Publish) -> Result<Confirm> {
         let stopped = || Error::AgentStopped(self.identity.to_string());
-        let place = Arc::clone(&self.window)
-            .acquire_owned()
-            .await
-            .map_err(|_| stopped())?;
+        let target = publish.routing_key.to_string();
+        let place = match tokio::time::timeout(self.timeout, Arc::clone(&self.window).acquire_owned()).await {
+            Ok(place) => place.map_err(|_| stopped())?,
+            Err(_) => {
+                return Err(Error::SendTimeout {
+                    target,
+                    timeout: self.timeout,
+                })
+            }
+        };
         let (reply, answer) = oneshot::channel();
         let command = Command::Publish(publish, Answer { reply, _place: place });
         if self.commands.send(command).is_err() {
             return Err(stopped());
         }
-        Ok(Confirm::pending(answer, Arc::clone(&self.identity)))
+        Ok(Confirm::pending(
+            answer,
+            Arc::clone(&self.identity),
+            &target,
+            self.timeout,
+        ))
     }
 
     /// Waits for the confirms in flight (a few seconds at most), then closes
