@@ -256,11 +256,9 @@ async fn log_events(events: impl futures_util::Stream<Item = lapin::Event>, url:
                 ),
                 None => tracing::debug!(url = %url, connection = %role, "connected"),
             },
-            lapin::Event::Error(e) => {
-                if lost.is_none() {
-                    lost = Some(std::time::Instant::now());
-                    tracing::warn!(url = %url, connection = %role, error = %e, "connection to RabbitMQ lost; reconnecting");
-                }
+            lapin::Event::Error(e) if lost.is_none() => {
+                lost = Some(std::time::Instant::now());
+                tracing::warn!(url = %url, connection = %role, error = %e, "connection to RabbitMQ lost; reconnecting");
             }
             lapin::Event::ConnectionBlocked(reason) => {
                 tracing::warn!(url = %url, connection = %role, reason = %reason, "RabbitMQ blocked the connection")
