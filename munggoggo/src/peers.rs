@@ -53,22 +53,57 @@ pub(crate) struct PongControl {
     pub(crate) status: PeerStatus,
 }
 
+/// How many peers an agent's table holds at most; past it the one heard
+/// from longest ago makes room.
+pub const MAX_PEERS: usize = 4096;
+
 /// The peers an agent has heard from.
 #[derive(Debug, Default)]
 pub(crate) struct PeerTable {
     peers: Mutex<HashMap<String, (PeerStatus, Instant)>>,
+    /// When the agent sent its last two pings: a peer that answered
+    /// neither has left.
+    rounds: Mutex<[Option<Instant>; 2]>,
 }
 
 impl PeerTable {
-    pub(crate) fn update(&self, status: PeerStatus) {
+    /// Records a pong; `sender` is its `app_id`, which must name the
+    /// status's agent (an answer on someone else's behalf is ignored).
+    pub(crate) fn update(&self, sender: &str, status: PeerStatus) -> bool {
+        if status.name != sender {
+            return false;
+        }
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if peers.len() >= MAX_PEERS && !peers.contains_key(&status.name) {
+            let oldest = peers
+                .iter()
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(name, _)| name.clone());
+            if let Some(oldest) = oldest {
+                peers.remove(&oldest);
+            }
+        }
         peers.insert(status.name.clone(), (status, Instant::now()));
+        true
     }
 
-    /// The live peers, sorted by name; those older than `ttl` are dropped.
+    /// Notes that the agent pinged its peers now.
+    pub(crate) fn round_started(&self) {
+        let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+        *rounds = [rounds[1], Some(Instant::now())];
+    }
+
+    /// When the agent last pinged its peers.
+    pub(crate) fn last_round(&self) -> Option<Instant> {
+        self.rounds.lock().unwrap_or_else(|e| e.into_inner())[1]
+    }
+
+    /// The live peers, sorted by name: those heard from within `ttl`, and
+    /// those that answered one of the last two pings.
     pub(crate) fn live(&self, ttl: Duration) -> Vec<Peer> {
+        let previous = self.rounds.lock().unwrap_or_else(|e| e.into_inner())[0];
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        peers.retain(|_, (_, seen)| seen.elapsed() <= ttl);
+        peers.retain(|_, (_, seen)| seen.elapsed() <= ttl || previous.is_none_or(|round| *seen >= round));
         let mut live: Vec<Peer> = peers
             .values()
             .map(|(status, seen)| Peer {
@@ -98,18 +133,40 @@ pub(crate) fn status_of(core: &Core) -> PeerStatus {
 }
 
 impl Context {
-    /// The peers that answered this agent's keepalive pings recently
-    /// (itself included), sorted by identity.
+    /// The peers that answered this agent's pings (itself included),
+    /// sorted by identity: those heard from within `peer_interval` times
+    /// [`MISSED_INTERVALS`] (or [`DEFAULT_PEER_TTL`]) and those that answered
+    /// one of its last two pings. Without a keepalive interval, a call finding
+    /// the last ping older than [`DEFAULT_PEER_TTL`] pings again in the
+    /// background, so peers that left drop out and the list stays fresh.
     pub fn peers(&self) -> Vec<Peer> {
         let ttl = match self.core.options.peer_interval {
             Some(interval) => interval * MISSED_INTERVALS,
-            None => DEFAULT_PEER_TTL,
+            None => {
+                let stale = self
+                    .core
+                    .peers
+                    .last_round()
+                    .is_none_or(|round| round.elapsed() > DEFAULT_PEER_TTL);
+                if stale && tokio::runtime::Handle::try_current().is_ok() {
+                    let ctx = self.clone();
+                    // Marked at once, so that concurrent calls ping once.
+                    self.core.peers.round_started();
+                    self.spawn(async move {
+                        if let Err(e) = crate::system::send_ping_control(&ctx.core).await {
+                            tracing::debug!(agent = %ctx.identity(), error = %e, "cannot ping peers");
+                        }
+                    });
+                }
+                DEFAULT_PEER_TTL
+            }
         };
         self.core.peers.live(ttl)
     }
 
     /// Broadcasts a keepalive ping; every agent answers with its status.
     pub async fn ping_peers(&self) -> crate::Result<()> {
+        self.core.peers.round_started();
         crate::system::send_ping_control(&self.core).await
     }
 }
@@ -129,5 +186,58 @@ pub(crate) async fn keepalive(ctx: Context, interval: Option<Duration>) {
         if let Err(e) = ctx.ping_peers().await {
             tracing::warn!(agent = %ctx.identity(), error = %e, "cannot ping peers");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(name: &str) -> PeerStatus {
+        PeerStatus {
+            name: name.to_owned(),
+            state: "running".to_owned(),
+            behaviours: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn answers_on_behalf_of_others_are_ignored() {
+        let table = PeerTable::default();
+        assert!(!table.update("mallory", status("alice")));
+        assert!(table.update("alice", status("alice")));
+        let live = table.live(DEFAULT_PEER_TTL);
+        assert_eq!(live.len(), 1);
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let table = PeerTable::default();
+        for i in 0..MAX_PEERS + 10 {
+            let name = format!("peer-{i}");
+            table.update(&name, status(&name));
+        }
+        assert_eq!(table.live(DEFAULT_PEER_TTL).len(), MAX_PEERS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn peers_that_miss_two_rounds_expire() {
+        let table = PeerTable::default();
+        table.round_started();
+        table.update("old", status("old"));
+        table.update("stays", status("stays"));
+        tokio::time::advance(DEFAULT_PEER_TTL * 2).await;
+        // Still there: it answered the last round.
+        assert_eq!(table.live(DEFAULT_PEER_TTL).len(), 2);
+        table.round_started();
+        table.update("stays", status("stays"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        table.round_started();
+        let names: Vec<String> = table
+            .live(DEFAULT_PEER_TTL)
+            .into_iter()
+            .map(|p| p.status.name)
+            .collect();
+        assert_eq!(names, ["stays"]);
     }
 }

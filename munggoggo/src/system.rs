@@ -64,7 +64,9 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
         "PongControl" => {
             let pong: PongControl =
                 serde_json::from_str(&env.c_data).map_err(|e| format!("PongControl does not decode: {e}"))?;
-            core.peers.update(pong.status);
+            if !core.peers.update(msg.sender(), pong.status) {
+                tracing::debug!(agent = %core.identity, sender = msg.sender(), "PongControl for another agent ignored");
+            }
             Ok(())
         }
         other => {
