@@ -157,6 +157,32 @@ on_both_buses! {
         caller.shutdown().await;
     }
 
+    async fn control_requests_can_be_restricted(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut options = munggoggo::AgentOptions::new(unique("guarded"));
+        options.control_from = Some(vec!["ops-*".to_owned()]);
+        let agent = rt.spawn_with(calc(tx), options).await.unwrap();
+        let to = agent.identity();
+        let intruder = rt.client(unique("intruder")).await.unwrap();
+        for err in [
+            intruder.shutdown_agent(to).await.unwrap_err(),
+            intruder.list_traces(to, &TraceQuery::default()).await.unwrap_err(),
+            intruder.manage_behaviour(to, "idle", "stop").await.unwrap_err(),
+        ] {
+            assert!(matches!(&err, Error::Remote { error, .. } if error.contains("may not")), "{err}");
+        }
+        assert_eq!(agent.state(), State::Running);
+        assert_eq!(agent.behaviour("idle").unwrap().state, State::Running);
+        // Pings and behaviour lists stay open to all; the operator may act.
+        intruder.ping(to).await.unwrap();
+        assert!(!intruder.list_behaviours(to).await.unwrap().is_empty());
+        let ops = rt.client(unique("ops")).await.unwrap();
+        assert!(ops.list_traces(to, &TraceQuery::default()).await.is_ok());
+        assert!(ops.manage_behaviour(to, "idle", "stop").await.unwrap().contains("stopped"));
+        intruder.shutdown().await;
+        ops.shutdown().await;
+    }
+
     async fn system_requests_are_answered_as_0_4_does(rt) {
         let (tx, _rx) = mpsc::unbounded_channel();
         let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();

@@ -43,6 +43,13 @@ pub struct AgentOptions {
     pub send_timeout: Duration,
     /// How behaviours that keep failing back off and when they crash.
     pub failure_policy: crate::behaviour::FailurePolicy,
+    /// Who may stop or start its behaviours, read its traces or shut it
+    /// down (the system requests `ManageBehav`, `ListTraceStore` and
+    /// `Shutdown`): identities, or prefixes ending in `*` (`"ops-*"`). `None`,
+    /// the default, lets anyone on the bus, as munggoggo 0.4 does. The
+    /// sender is the message's `app_id`, which any client on the broker can
+    /// set: combine this with RabbitMQ permissions where it matters.
+    pub control_from: Option<Vec<String>>,
     /// Entries the agent's trace store keeps.
     pub trace_size: usize,
     /// Bytes of a message body the trace store keeps (the rest is cut; the
@@ -68,12 +75,26 @@ impl AgentOptions {
             publish_window: DEFAULT_PUBLISH_WINDOW,
             send_timeout: Duration::from_secs(10),
             failure_policy: crate::behaviour::FailurePolicy::default(),
+            control_from: None,
             trace_size: 1000,
             trace_body_limit: crate::trace::DEFAULT_BODY_LIMIT,
             peer_interval: None,
             call_timeout: Duration::from_secs(3),
             announce: true,
         }
+    }
+}
+
+impl AgentOptions {
+    /// Whether `sender` may send the agent control requests (see
+    /// [`AgentOptions::control_from`]).
+    pub fn may_control(&self, sender: &str) -> bool {
+        self.control_from.as_ref().is_none_or(|allowed| {
+            allowed.iter().any(|a| match a.strip_suffix('*') {
+                Some(prefix) => sender.starts_with(prefix),
+                None => a == sender,
+            })
+        })
     }
 }
 

@@ -99,6 +99,26 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
     let Some(to) = answer_to(msg) else {
         return Err("RPC request without app_id: nobody to answer".to_owned());
     };
+    if matches!(env.c_type.as_str(), "ManageBehav" | "ListTraceStore" | "Shutdown")
+        && !core.options.may_control(msg.sender())
+    {
+        tracing::warn!(agent = %core.identity, sender = msg.sender(), request = %env.c_type, "control request refused: sender not in control_from");
+        let error = format!(
+            "`{}` may not send {} to agent `{}`",
+            msg.sender(),
+            env.c_type,
+            core.identity
+        );
+        reply(
+            core,
+            &to,
+            &correlation_id,
+            "RpcError",
+            json(&serde_json::json!({ "error": error })),
+        )
+        .await;
+        return Ok(());
+    }
     let (c_type, c_data) = match env.c_type.as_str() {
         "Ping" => ("Pong".to_owned(), r#"{"pong":"pong"}"#.to_owned()),
         "ListBehav" => {
