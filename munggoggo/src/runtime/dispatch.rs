@@ -62,7 +62,16 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
                     }
                     core.activity.notify_waiters();
                 }
-                None => control = None,
+                None => {
+                    control = None;
+                    if core.state.get() == crate::State::Running {
+                        // The bus gave the queues up (the connection is gone for
+                        // good, or another connection took the identity): a deaf
+                        // agent must not go on reporting `running`.
+                        tracing::error!(agent = %core.identity, "the agent's queues are gone; stopping it");
+                        core.request_shutdown();
+                    }
+                }
             },
             consumer = added.recv() => match consumer {
                 Some(consumer) => users.push(consumer),

@@ -38,6 +38,12 @@ use crate::message::{DeliveryInfo, Received};
 /// AMQP reply code RESOURCE_LOCKED: an exclusive queue of another connection.
 const RESOURCE_LOCKED: u16 = 405;
 
+/// How long a rebuild keeps meeting RESOURCE_LOCKED before the queues count
+/// as taken by another connection: longer than the broker takes to notice a
+/// dead connection (two heartbeats of 60 s by default would be the worst
+/// case; a closed socket is noticed at once).
+const IDENTITY_GRACE: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// lapin consumers that must never be dropped. With recovery enabled, a
 /// channel error leaves the channel's consumers "active"; dropping the last
 /// handle of such a consumer makes lapin 4.12 cancel it on a channel that no
@@ -247,6 +253,7 @@ impl Unit {
     async fn rebuild(&self) {
         let mut delay = BACKOFF_MIN;
         let mut attempt = 0u32;
+        let mut locked_since: Option<Instant> = None;
         loop {
             {
                 let _topology = self.topology.lock().await;
@@ -277,6 +284,26 @@ impl Unit {
                             return;
                         }
                         Err(failure) => {
+                            let locked =
+                                failure.queue.is_some() && is_reply_code(&failure.error, RESOURCE_LOCKED);
+                            if !locked {
+                                locked_since = None;
+                            } else if locked_since.get_or_insert_with(Instant::now).elapsed()
+                                >= IDENTITY_GRACE
+                            {
+                                // Longer than the broker keeps a dead connection's
+                                // exclusive queues: another connection holds them.
+                                tracing::error!(
+                                    agent = %self.spec.identity,
+                                    queues = %self.spec.queue_names(),
+                                    "another connection took these queues while the agent was reconnecting; it stops rather than claim the identity twice"
+                                );
+                                if let Some(channel) = failure.channel {
+                                    close_quietly(&channel, &self.spec.identity).await;
+                                }
+                                self.generation.send_replace(Generation::Ended);
+                                return;
+                            }
                             tracing::warn!(
                                 agent = %self.spec.identity,
                                 queue = failure.queue.as_ref().map(ShortString::as_str),
