@@ -12,9 +12,6 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 pub use crate::agent::{
     Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
     Registration, Route, RpcSpec,
@@ -23,8 +20,10 @@ pub use crate::behaviour::Next;
 pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::message::{Envelope, Message, Payload, Raw, Received};
-pub use crate::rpc::CallError;
+pub use crate::rpc::{CallError, Caller};
 pub use inventory;
+pub use serde::de::DeserializeOwned;
+pub use serde::Serialize;
 pub use serde_json;
 pub use std::time::Duration;
 
@@ -164,7 +163,11 @@ pub fn rpc_param<T: RpcParam>(params: &serde_json::Value, index: usize, name: &s
         other if index == 0 => Some(other),
         _ => None,
     };
-    let value = value.cloned().unwrap_or(serde_json::Value::Null);
+    let Some(value) = value.cloned() else {
+        // Absent: fine for an `Option`, else say so (not "invalid type: null").
+        return serde_json::from_value(serde_json::Value::Null)
+            .map_err(|_| CallError::BadParams(format!("missing parameter `{name}` (#{})", index + 1)));
+    };
     serde_json::from_value(value)
         .map_err(|e| CallError::BadParams(format!("parameter `{name}` (#{}): {e}", index + 1)))
 }
@@ -209,11 +212,17 @@ impl<T> Default for Construct<T> {
 pub trait ViaDefault<T> {
     /// Builds the agent.
     fn construct(&self) -> Option<T>;
+    /// Whether [`ViaDefault::construct`] builds one.
+    fn exists(&self) -> bool;
 }
 
 impl<T: Default> ViaDefault<T> for Construct<T> {
     fn construct(&self) -> Option<T> {
         Some(T::default())
+    }
+
+    fn exists(&self) -> bool {
+        true
     }
 }
 
@@ -221,10 +230,16 @@ impl<T: Default> ViaDefault<T> for Construct<T> {
 pub trait ViaNothing<T> {
     /// No constructor.
     fn construct(&self) -> Option<T>;
+    /// Always false.
+    fn exists(&self) -> bool;
 }
 
 impl<T> ViaNothing<T> for &Construct<T> {
     fn construct(&self) -> Option<T> {
         None
+    }
+
+    fn exists(&self) -> bool {
+        false
     }
 }

@@ -105,6 +105,10 @@ pub trait AgentDefaults: Sized {
     fn options() -> AgentOptions;
     /// Builds an instance for the registry (`Default` or `#[agent(new = ...)]`).
     fn construct() -> Option<Self>;
+    /// Whether [`AgentDefaults::construct`] builds one (without building it).
+    fn has_constructor() -> bool {
+        true
+    }
 }
 
 /// What a behaviour method is.
@@ -224,6 +228,7 @@ pub struct Registration {
     pub spec: fn() -> &'static AgentSpec,
     /// Its options.
     pub options: fn() -> AgentOptions,
+    constructor: fn() -> bool,
     launch: fn(crate::runtime::Runtime, Option<String>) -> Result<crate::runtime::Runtime, crate::Error>,
 }
 
@@ -233,6 +238,7 @@ impl Registration {
         Registration {
             spec: A::spec,
             options: A::options,
+            constructor: A::has_constructor,
             launch: launch::<A>,
         }
     }
@@ -240,6 +246,11 @@ impl Registration {
     /// The agent type's name.
     pub fn name(&self) -> &'static str {
         (self.spec)().name
+    }
+
+    /// Whether the registry can build one (`Default` or `#[agent(new = ...)]`).
+    pub fn has_constructor(&self) -> bool {
+        (self.constructor)()
     }
 
     /// Adds an instance to the runtime, built by its constructor.

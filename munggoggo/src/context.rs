@@ -165,10 +165,12 @@ impl Core {
             Route::Topic(_) => "publish",
         };
         let properties = Arc::new(properties);
-        self.traces.append(
-            Category::Outgoing,
-            TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
-        );
+        if !crate::system::is_observer_traffic(properties.kind.as_deref(), target) {
+            self.traces.append(
+                Category::Outgoing,
+                TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
+            );
+        }
         self.endpoint
             .publish(Outgoing {
                 route,
