@@ -12,6 +12,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 pub use crate::agent::{
     Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
     Registration, Route, RpcSpec,
@@ -22,8 +25,6 @@ pub use crate::error::BoxError;
 pub use crate::message::{Envelope, Message, Payload, Raw, Received};
 pub use crate::rpc::{CallError, Caller};
 pub use inventory;
-pub use serde::de::DeserializeOwned;
-pub use serde::Serialize;
 pub use serde_json;
 pub use std::time::Duration;
 
@@ -171,6 +172,26 @@ pub fn rpc_param<T: RpcParam>(params: &serde_json::Value, index: usize, name: &s
     serde_json::from_value(value)
         .map_err(|e| CallError::BadParams(format!("parameter `{name}` (#{}): {e}", index + 1)))
 }
+
+/// Parameter types of a typed client's methods (see `#[agent]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent by the typed client of an `#[rpc]` method",
+    label = "derive `serde::Serialize` for `{Self}`, or call the method by name: `ctx.call(...)`",
+    note = "the typed client sends the parameters as JSON"
+)]
+pub trait ClientArg: Serialize {}
+
+impl<T: Serialize> ClientArg for T {}
+
+/// Result types of a typed client's methods (see `#[agent]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be received by the typed client of an `#[rpc]` method",
+    label = "derive `serde::Deserialize` for `{Self}`, or call the method by name: `ctx.call(...)`",
+    note = "the typed client decodes the result from JSON"
+)]
+pub trait ClientOutput: DeserializeOwned {}
+
+impl<T: DeserializeOwned> ClientOutput for T {}
 
 /// Asserts at the user's span that `T` can be received.
 pub fn check_payload<T: Payload>() {}

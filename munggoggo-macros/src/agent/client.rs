@@ -6,7 +6,9 @@
 //! The serde bounds a call needs (parameters `Serialize`, the result
 //! `DeserializeOwned`) go in each method's `where` clause as higher-ranked
 //! bounds, so that an agent whose types lack them still compiles and only
-//! a call of that method reports them, at the caller.
+//! a call of that method reports them, at the caller. `client` names the
+//! agent's options the same way, so that a struct without `#[agent]` gets
+//! one error (from the `Agent` impl), not two.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -42,6 +44,7 @@ pub(crate) fn expand(model: &AgentModel, item: &ItemImpl) -> TokenStream {
             pub fn client<'a, C>(caller: &'a C) -> #client<'a>
             where
                 C: ::munggoggo::__private::Caller + ?::core::marker::Sized,
+                for<'__munggoggo> #self_ty: ::munggoggo::__private::AgentDefaults,
             {
                 #client {
                     ctx: ::munggoggo::__private::Caller::context(caller),
@@ -89,10 +92,9 @@ fn method(method: &Method, item: &ItemImpl) -> Option<TokenStream> {
     });
     let bounds = params.iter().map(|p| {
         let ty = &p.ty;
-        quote_spanned!(ty.span()=> for<'__munggoggo> #ty: ::munggoggo::__private::Serialize)
+        quote_spanned!(ty.span()=> for<'__munggoggo> #ty: ::munggoggo::__private::ClientArg)
     });
-    let ret_bound =
-        quote_spanned!(ret.span()=> for<'__munggoggo> #ret: ::munggoggo::__private::DeserializeOwned);
+    let ret_bound = quote_spanned!(ret.span()=> for<'__munggoggo> #ret: ::munggoggo::__private::ClientOutput);
     let doc = format!("Calls `#[rpc]` method `{wire}` of the agent and decodes its result.");
     Some(quote! {
         #[doc = #doc]
