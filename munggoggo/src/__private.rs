@@ -5,7 +5,10 @@
 //! type that does not fit is reported where the user wrote it: the
 //! `check_*` functions and `decode*`/`rpc_param` take the user's parameter
 //! types as turbofish arguments, and the return-type traits
-//! ([`HandlerReturn`], [`BehaviourReturn`], [`RpcValue`], [`RpcResult`]) are
+//! ([`HandlerReturn`](crate::__private::HandlerReturn),
+//! [`BehaviourReturn`](crate::__private::BehaviourReturn),
+//! [`RpcValue`](crate::__private::RpcValue),
+//! [`RpcResult`](crate::__private::RpcResult)) are
 //! named as `<ReturnType as Trait>`; their `on_unimplemented` messages say
 //! what to write instead.
 
