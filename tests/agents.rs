@@ -303,6 +303,7 @@ on_both_buses! {
         let err = rt.spawn_as(id.clone(), Router { events: tx }).await.unwrap_err();
         assert!(matches!(&err, Error::IdentityInUse(taken) if *taken == id), "{err:?}");
         assert!(err.to_string().contains(&id));
+        assert!(err.to_string().contains("agent_as"), "{err}");
     }
 
     async fn agents_flooding_each_other_do_not_deadlock(rt) {

@@ -129,6 +129,17 @@ fn run_without_names_starts_what_it_can_and_names_the_rest() {
     assert_eq!(json["skipped"], serde_json::json!(["NoCtor"]));
     assert_eq!(json["running"][0]["type"], "Stopper");
 
+    let run = launcher(&["run", "Stopper", "Stopper"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "two agents would have the identity `launcher-stopper`; give them their own with --identity ID"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("agent started"), "{}", run.stderr);
+
     let run = launcher(&["run", "NoCtor"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(

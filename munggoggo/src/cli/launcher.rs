@@ -229,6 +229,19 @@ async fn launch(
     }
     let bus = url.map_or_else(|| "the embedded bus".to_owned(), crate::bus::redact);
     let handle = runtime.start().await.map_err(|e| {
+        match &e {
+            crate::Error::IdentityInUse(identity) => {
+                return CliError::failed(format!(
+                    "identity `{identity}` is already in use by another agent; give this one its own with --identity ID"
+                ))
+            }
+            crate::Error::DuplicateIdentity { identity, .. } => {
+                return CliError::failed(format!(
+                    "two agents would have the identity `{identity}`; give them their own with --identity ID, once per AGENT in order; no agent was started"
+                ))
+            }
+            _ => {}
+        }
         let err = CliError::from(e);
         match err.kind() {
             ErrorKind::Connect if !err.message().contains(&bus) => CliError::new(
