@@ -247,7 +247,7 @@ impl Context {
     /// send the broker refuses (or returns: unknown identity) fails the run
     /// (error count, trace entry, log line; its input is rejected). Call
     /// [`Context::flush`] to learn the outcome in the handler itself.
-    /// Elsewhere (setup, a spawned task, a [`crate::Client`]) the send
+    /// Elsewhere (setup, a spawned task, a [`crate::runtime::Client`]) the send
     /// waits for its confirm.
     ///
     /// ```no_run

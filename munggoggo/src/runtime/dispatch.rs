@@ -104,7 +104,8 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
 fn trace_incoming(core: &Core, delivery: &Delivery) {
     let received = &delivery.received;
     if !crate::system::is_observer_traffic(received.properties.kind.as_deref(), received.sender()) {
-        core.traces.append(Category::Incoming, TraceRecord::incoming(received));
+        core.traces
+            .append(Category::Incoming, TraceRecord::incoming(received));
     }
 }
 
