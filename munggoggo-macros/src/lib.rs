@@ -67,7 +67,9 @@ mod stray;
 ///
 /// # The typed client
 ///
-/// The impl block also gets `<Agent>Client<'a>`, a client of its `#[rpc]`
+/// An impl block with `#[rpc]` methods also gets `<Agent>Client<'a>` (a
+/// struct beside the agent type, so that name must be free) and the
+/// associated functions `client` and `client_for`: a client of its `#[rpc]`
 /// methods with the same names, parameters and visibility, each returning
 /// `munggoggo::Result<T>` (the `T` of a `Result<T, E>` return type), so the
 /// compiler checks a call's types: `Pinger::client(&ctx).multiply(3, 2).await?`

@@ -18,8 +18,12 @@ use syn::{GenericArgument, ImplItem, ItemImpl, PathArguments, Type, Visibility};
 use super::expand::{is_result, nameable};
 use super::model::{AgentModel, Kind, Method};
 
-/// The client struct, its methods and the two constructors on the agent.
+/// The client struct, its methods and the two constructors on the agent;
+/// nothing for an agent without `#[rpc]` methods.
 pub(crate) fn expand(model: &AgentModel, item: &ItemImpl) -> TokenStream {
+    if !model.methods.iter().any(|m| matches!(m.kind, Kind::Rpc { .. })) {
+        return TokenStream::new();
+    }
     let self_ty = &model.self_ty;
     let client = format_ident!("{}Client", model.name, span = self_ty.span());
     let agent_doc = format!(
