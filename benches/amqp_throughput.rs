@@ -10,7 +10,7 @@
 //! handler forwards each message it gets to a third agent (timed to the
 //! last arrival, so every message crosses the broker twice).
 //!
-//! Run it with `cargo bench --bench amqp_throughput` against the broker at
+//! Run it with `cargo bench --features amqp --bench amqp_throughput` against the broker at
 //! `MUNGGOGGO_TEST_URL` (default: the local broker); optional argument:
 //! messages per round, default 20000. Prints the median of 3 rounds.
 

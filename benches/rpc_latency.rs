@@ -5,7 +5,7 @@
 //! confirms awaited and acks after handling, as munggoggo does), all in the
 //! same run.
 //!
-//! Run it with `cargo bench --bench rpc_latency` (broker at
+//! Run it with `cargo bench --features amqp --bench rpc_latency` (broker at
 //! `MUNGGOGGO_TEST_URL`, default: the local broker). Prints medians of 3 rounds.
 
 mod common;

@@ -3,11 +3,11 @@
 //! and every command of the `munggoggo` CLI (`peers`, `call`, ...).
 //!
 //! ```text
-//! cargo run --example launcher -- list
-//! cargo run --example launcher -- run                  # both agents, embedded bus
+//! cargo run --features cli --example launcher -- list
+//! cargo run --features cli --example launcher -- run                  # both agents, embedded bus
 //! MUNGGOGGO_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
-//!   cargo run --example launcher -- run Heartbeat Calculator --identity beat-1
-//! cargo run --example launcher -- call calculator multiply '[6, 7]'   # from a second terminal
+//!   cargo run --features cli --example launcher -- run Heartbeat Calculator --identity beat-1
+//! cargo run --features cli --example launcher -- call calculator multiply '[6, 7]'   # from a second terminal
 //! ```
 //!
 //! `run` uses the embedded bus unless `--url` or `MUNGGOGGO_URL` names a

@@ -4,8 +4,8 @@
 //! Run each half in its own terminal (RabbitMQ on localhost):
 //!
 //! ```sh
-//! MUNGGOGGO_URL=amqp://guest:guest@127.0.0.1:5672/%2f cargo run --example pong
-//! MUNGGOGGO_URL=amqp://guest:guest@127.0.0.1:5672/%2f cargo run --example ping
+//! MUNGGOGGO_URL=amqp://guest:guest@127.0.0.1:5672/%2f cargo run --features amqp --example pong
+//! MUNGGOGGO_URL=amqp://guest:guest@127.0.0.1:5672/%2f cargo run --features amqp --example ping
 //! ```
 //!
 //! Stop either with Ctrl-C: it deletes its queues and the other keeps
@@ -41,11 +41,6 @@ impl Ponger {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     munggoggo::Runtime::from_env()?
         .agent(Ponger)
         .run_until_signal()

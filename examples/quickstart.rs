@@ -3,8 +3,8 @@
 //! answers each one directly with a `Pong`. After five rounds the pinger
 //! prints a summary and everything stops.
 //!
-//! Run it with `cargo run --example quickstart` (set `MUNGGOGGO_URL` to an
-//! `amqp://` URL to run the same agents on RabbitMQ).
+//! Run it with `cargo run --example quickstart` (with `--features amqp` and
+//! `MUNGGOGGO_URL` set to an `amqp://` URL, the same agents run on RabbitMQ).
 
 use munggoggo::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -69,9 +69,8 @@ impl Ponger {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    // Logs to stderr, `RUST_LOG` decides what (`run_until_signal` does this itself).
+    munggoggo::init_logging();
     let runtime = munggoggo::Runtime::from_env()?
         .agent(Pinger::default())
         .agent(Ponger)

@@ -132,6 +132,22 @@ impl Bouncer {
 }
 
 /// Counts its lifecycle.
+/// Handles `Shout` only (for its own broadcasts).
+#[agent]
+struct Shouter {
+    events: Events,
+}
+
+#[agent]
+impl Shouter {
+    #[on_message]
+    async fn shout(&mut self, ctx: &Context, shout: Shout) {
+        if shout.to == ctx.identity() {
+            let _ = self.events.send(format!("shout to {}", shout.to));
+        }
+    }
+}
+
 #[agent]
 struct Lifecycle {
     events: Events,
@@ -287,6 +303,7 @@ on_both_buses! {
         let err = rt.spawn_as(id.clone(), Router { events: tx }).await.unwrap_err();
         assert!(matches!(&err, Error::IdentityInUse(taken) if *taken == id), "{err:?}");
         assert!(err.to_string().contains(&id));
+        assert!(err.to_string().contains("agent_as"), "{err}");
     }
 
     async fn agents_flooding_each_other_do_not_deadlock(rt) {
@@ -319,6 +336,22 @@ on_both_buses! {
         client.shutdown().await;
     }
 
+    async fn an_agents_own_broadcast_without_a_handler_is_not_rejected(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let id = unique("shouter");
+        let agent = rt.spawn_as(id.clone(), Shouter { events: tx }).await.unwrap();
+        // Greeting has no handler here; the Shout after it (same fanout
+        // queue, so in order) has one.
+        agent.context().broadcast(&Greeting { text: "hi".into() }).await.unwrap();
+        agent.context().broadcast(&Shout { to: id.clone() }).await.unwrap();
+        assert_eq!(next(&mut rx).await, format!("shout to {id}"));
+        let incoming = agent.traces().filter(None, Some(&id), Some("incoming"));
+        assert!(incoming.iter().any(|e| e.record.properties.kind.as_deref() == Some("Greeting")), "still traced");
+        // (Broadcasts of tests running beside this one may be rejected.)
+        let rejected = agent.traces().filter(None, Some(&id), Some("rejected"));
+        assert!(rejected.is_empty(), "{rejected:?}");
+    }
+
     async fn traces_record_what_went_in_and_out(rt) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
@@ -343,4 +376,78 @@ on_both_buses! {
         assert_eq!(handled[0].record.properties.app_id.as_deref(), Some(client.identity()));
         client.shutdown().await;
     }
+}
+
+/// Two agents of one type without `agent_as`: the error says so, and no
+/// agent started (the first one's setup did not run).
+#[tokio::test]
+async fn a_second_instance_without_its_own_identity_fails_before_any_setup() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let lifecycle = || Lifecycle {
+        events: tx.clone(),
+        fail_setup: false,
+    };
+    let err = munggoggo::Runtime::memory()
+        .agent(lifecycle())
+        .agent(lifecycle())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::DuplicateIdentity { identity, .. } if identity == "lifecycle"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("agent_as(\"lifecycle-2\""), "{text}");
+    assert!(text.contains("no agent was started"), "{text}");
+    drop(tx);
+    assert_eq!(rx.recv().await, None, "no setup ran");
+
+    // With its own identity the second one starts.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = munggoggo::Runtime::memory()
+        .agent(Lifecycle {
+            events: tx.clone(),
+            fail_setup: false,
+        })
+        .agent_as(
+            "lifecycle-2",
+            Lifecycle {
+                events: tx,
+                fail_setup: false,
+            },
+        )
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, "setup lifecycle");
+    assert_eq!(next(&mut rx).await, "setup lifecycle-2");
+    rt.shutdown().await;
+}
+
+/// Without a broker (and without `CI`), a broker test prints its skip
+/// where `cargo test` shows it, not only with `--nocapture`.
+#[cfg(feature = "amqp")]
+#[test]
+fn a_skipped_broker_test_says_so_in_the_test_output() {
+    let test = "amqp::messages_go_to_the_handler_of_their_type";
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([test, "--exact"])
+        .env("MUNGGOGGO_TEST_URL", "amqp://guest:secret@127.0.0.1:1/%2f")
+        .env_remove("CI")
+        .output()
+        .expect("the test binary runs");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("1 passed"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "SKIPPED {test}: no RabbitMQ broker at amqp://guest:***@127.0.0.1:1/%2f"
+        )),
+        "{out}"
+    );
 }

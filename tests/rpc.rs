@@ -92,6 +92,38 @@ fn calc(events: Events) -> Calc {
 }
 
 on_both_buses! {
+    async fn the_typed_client_calls_with_checked_types(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        // `Calc::client` would call the default identity `calc`; a second
+        // instance is called by its own.
+        let calc = Calc::client_for(&client, agent.identity());
+        assert_eq!(calc.multiply(6, 7).await.unwrap(), 42);
+        assert_eq!(calc.divide(9, 3).await.unwrap(), 3);
+        let err = calc.divide(1, 0).await.unwrap_err();
+        assert!(matches!(&err, Error::Remote { error, .. } if error.contains("division by zero")), "{err:?}");
+        assert_eq!(calc.stats().await.unwrap(), Stats { calls: 3 });
+        // From an agent's context too.
+        let from_agent = Calc::client_for(client.handle(), agent.identity());
+        assert_eq!(from_agent.slow(5).await.unwrap(), 5);
+        let nobody = Calc::client_for(&*client, unique("nobody"));
+        assert!(matches!(nobody.multiply(1, 2).await, Err(Error::UnknownTarget(_))));
+        client.shutdown().await;
+    }
+
+    async fn a_missing_parameter_is_named(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        let err = client.call::<i64>(agent.identity(), "multiply", [6]).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Remote { error, .. } if error.contains("missing parameter `y` (#2)")),
+            "{err}"
+        );
+        client.shutdown().await;
+    }
+
     async fn rpc_methods_are_callable_by_name(rt) {
         let (tx, _rx) = mpsc::unbounded_channel();
         let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();

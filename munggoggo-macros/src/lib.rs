@@ -65,10 +65,30 @@ mod stray;
 /// behaviours may also return `Next` or `Result<Next, E>`; an `#[rpc]`
 /// method returns any `Serialize` value or a `Result` of one.
 ///
+/// # The typed client
+///
+/// An impl block with `#[rpc]` methods also gets `<Agent>Client<'a>` (a
+/// struct beside the agent type, so that name must be free) and the
+/// associated functions `client` and `client_for`: a client of its `#[rpc]`
+/// methods with the same names, parameters and visibility, each returning
+/// `munggoggo::Result<T>` (the `T` of a `Result<T, E>` return type), so the
+/// compiler checks a call's types: `Pinger::client(&ctx).multiply(3, 2).await?`
+/// calls the agent with the type's identity, `Pinger::client_for(&ctx, "p2")`
+/// another one. `ctx` may be a handler's `Context`, a test `Client` or an
+/// `AgentHandle`. A method whose parameters are not `Serialize` (or whose
+/// result is not `Deserialize`) is still callable by name,
+/// `ctx.call("pinger", "method", params)`; the client method reports it
+/// only when called.
+///
 /// # Example
 ///
-/// ```ignore
+/// ```
 /// use munggoggo::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, Message)]
+/// # struct Ping { n: u64 }
+/// # #[derive(Serialize, Deserialize, Message)]
+/// # struct Pong { n: u64 }
 ///
 /// #[agent(identity = "pinger", peer_interval = "10s")]
 /// #[derive(Default)]
@@ -93,6 +113,14 @@ mod stray;
 ///         x * y
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> munggoggo::Result<()> {
+/// let rt = munggoggo::Runtime::memory().agent(Pinger::default()).start().await?;
+/// let client = rt.client("tester").await?;
+/// assert_eq!(Pinger::client(&client).multiply(6, 7).await?, 42);
+/// rt.shutdown().await;
+/// # Ok(()) }
 /// ```
 #[proc_macro_attribute]
 pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -102,12 +130,18 @@ pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Marks a method of an `#[agent]` impl block as a behaviour: periodic,
 /// oneshot, delayed or cyclic. See [`macro@agent`].
 ///
-/// ```ignore
+/// ```
+/// # use munggoggo::prelude::*;
+/// # #[agent] struct Doc;
+/// # #[agent]
+/// # impl Doc {
 /// #[behaviour(periodic = "5s", initial_delay = "0s")]
 /// async fn tick(&mut self, ctx: &Context) -> anyhow::Result<()> { Ok(()) }
 ///
 /// #[behaviour(cyclic)]
-/// async fn poll(&mut self) -> Next { Next::After(Duration::from_millis(100)) }
+/// async fn poll(&mut self) -> Next { Next::After(std::time::Duration::from_millis(100)) }
+/// # }
+/// # fn main() {}
 /// ```
 #[proc_macro_attribute]
 pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -117,7 +151,14 @@ pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Marks a method of an `#[agent]` impl block as a message handler. See
 /// [`macro@agent`].
 ///
-/// ```ignore
+/// ```
+/// # use munggoggo::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, Message)]
+/// # struct Pong { n: u64 }
+/// # #[agent] struct Doc;
+/// # #[agent]
+/// # impl Doc {
 /// #[on_message]                              // type from the payload: Pong::TYPE
 /// async fn pong(&mut self, msg: Envelope<Pong>) {}
 ///
@@ -129,6 +170,8 @@ pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// #[on_message(fallback)]                    // whatever no other handler takes
 /// async fn other(&mut self, msg: Envelope<Raw>) {}
+/// # }
+/// # fn main() {}
 /// ```
 #[proc_macro_attribute]
 pub fn on_message(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -138,9 +181,15 @@ pub fn on_message(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Marks the method of an `#[agent]` impl block that runs once when the
 /// agent starts, before its behaviours and handlers. See [`macro@agent`].
 ///
-/// ```ignore
+/// ```
+/// # use munggoggo::prelude::*;
+/// # #[agent] struct Doc;
+/// # #[agent]
+/// # impl Doc {
 /// #[setup]
 /// async fn setup(&mut self, ctx: &Context) -> anyhow::Result<()> { Ok(()) }
+/// # }
+/// # fn main() {}
 /// ```
 #[proc_macro_attribute]
 pub fn setup(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -150,9 +199,15 @@ pub fn setup(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Marks the method of an `#[agent]` impl block that runs once when the
 /// agent stops. See [`macro@agent`].
 ///
-/// ```ignore
+/// ```
+/// # use munggoggo::prelude::*;
+/// # #[agent] struct Doc;
+/// # #[agent]
+/// # impl Doc {
 /// #[teardown]
 /// async fn teardown(&mut self) {}
+/// # }
+/// # fn main() {}
 /// ```
 #[proc_macro_attribute]
 pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -162,9 +217,19 @@ pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Marks a method of an `#[agent]` impl block as callable by name, with its
 /// parameters by position or by name. See [`macro@agent`].
 ///
-/// ```ignore
+/// ```
+/// # use munggoggo::prelude::*;
+/// # #[derive(Debug)] struct MyError;
+/// # impl std::fmt::Display for MyError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("no") }
+/// # }
+/// # #[agent] struct Doc;
+/// # #[agent]
+/// # impl Doc {
 /// #[rpc]
 /// async fn multiply(&mut self, x: i64, y: i64) -> Result<i64, MyError> { Ok(x * y) }
+/// # }
+/// # fn main() {}
 /// ```
 #[proc_macro_attribute]
 pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -178,13 +243,19 @@ pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
 /// `{"c_type", "c_data"}` envelope for Python receivers. The names
 /// `CONTROL`, `RPC` and `PUBSUB` are reserved by the protocol.
 ///
-/// ```ignore
+/// ```
+/// use munggoggo::Message;
+/// use serde::{Deserialize, Serialize};
+///
 /// #[derive(Serialize, Deserialize, Message)]
 /// struct Ping { n: u64 }                      // TYPE = "Ping"
 ///
 /// #[derive(Serialize, Deserialize, Message)]
 /// #[message(type = "DemoData", envelope)]
 /// struct Demo { value: String }
+///
+/// assert_eq!(Ping::TYPE, "Ping");
+/// assert_eq!(Demo::TYPE, "DemoData");
 /// ```
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {

@@ -5,7 +5,10 @@
 //! type that does not fit is reported where the user wrote it: the
 //! `check_*` functions and `decode*`/`rpc_param` take the user's parameter
 //! types as turbofish arguments, and the return-type traits
-//! ([`HandlerReturn`], [`BehaviourReturn`], [`RpcValue`], [`RpcResult`]) are
+//! ([`HandlerReturn`](crate::__private::HandlerReturn),
+//! [`BehaviourReturn`](crate::__private::BehaviourReturn),
+//! [`RpcValue`](crate::__private::RpcValue),
+//! [`RpcResult`](crate::__private::RpcResult)) are
 //! named as `<ReturnType as Trait>`; their `on_unimplemented` messages say
 //! what to write instead.
 
@@ -23,7 +26,7 @@ pub use crate::behaviour::Next;
 pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::message::{Envelope, Message, Payload, Raw, Received};
-pub use crate::rpc::CallError;
+pub use crate::rpc::{CallError, Caller};
 pub use inventory;
 pub use serde_json;
 pub use std::time::Duration;
@@ -164,10 +167,34 @@ pub fn rpc_param<T: RpcParam>(params: &serde_json::Value, index: usize, name: &s
         other if index == 0 => Some(other),
         _ => None,
     };
-    let value = value.cloned().unwrap_or(serde_json::Value::Null);
+    let Some(value) = value.cloned() else {
+        // Absent: fine for an `Option`, else say so (not "invalid type: null").
+        return serde_json::from_value(serde_json::Value::Null)
+            .map_err(|_| CallError::BadParams(format!("missing parameter `{name}` (#{})", index + 1)));
+    };
     serde_json::from_value(value)
         .map_err(|e| CallError::BadParams(format!("parameter `{name}` (#{}): {e}", index + 1)))
 }
+
+/// Parameter types of a typed client's methods (see `#[agent]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent by the typed client of an `#[rpc]` method",
+    label = "derive `serde::Serialize` for `{Self}`, or call the method by name: `ctx.call(...)`",
+    note = "the typed client sends the parameters as JSON"
+)]
+pub trait ClientArg: Serialize {}
+
+impl<T: Serialize> ClientArg for T {}
+
+/// Result types of a typed client's methods (see `#[agent]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be received by the typed client of an `#[rpc]` method",
+    label = "derive `serde::Deserialize` for `{Self}`, or call the method by name: `ctx.call(...)`",
+    note = "the typed client decodes the result from JSON"
+)]
+pub trait ClientOutput: DeserializeOwned {}
+
+impl<T: DeserializeOwned> ClientOutput for T {}
 
 /// Asserts at the user's span that `T` can be received.
 pub fn check_payload<T: Payload>() {}
@@ -209,11 +236,17 @@ impl<T> Default for Construct<T> {
 pub trait ViaDefault<T> {
     /// Builds the agent.
     fn construct(&self) -> Option<T>;
+    /// Whether [`ViaDefault::construct`] builds one.
+    fn exists(&self) -> bool;
 }
 
 impl<T: Default> ViaDefault<T> for Construct<T> {
     fn construct(&self) -> Option<T> {
         Some(T::default())
+    }
+
+    fn exists(&self) -> bool {
+        true
     }
 }
 
@@ -221,10 +254,16 @@ impl<T: Default> ViaDefault<T> for Construct<T> {
 pub trait ViaNothing<T> {
     /// No constructor.
     fn construct(&self) -> Option<T>;
+    /// Always false.
+    fn exists(&self) -> bool;
 }
 
 impl<T> ViaNothing<T> for &Construct<T> {
     fn construct(&self) -> Option<T> {
         None
+    }
+
+    fn exists(&self) -> bool {
+        false
     }
 }

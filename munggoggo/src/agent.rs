@@ -126,6 +126,10 @@ pub trait AgentDefaults: Sized {
     fn options() -> AgentOptions;
     /// Builds an instance for the registry (`Default` or `#[agent(new = ...)]`).
     fn construct() -> Option<Self>;
+    /// Whether [`AgentDefaults::construct`] builds one (without building it).
+    fn has_constructor() -> bool {
+        true
+    }
 }
 
 /// What a behaviour method is.
@@ -245,6 +249,7 @@ pub struct Registration {
     pub spec: fn() -> &'static AgentSpec,
     /// Its options.
     pub options: fn() -> AgentOptions,
+    constructor: fn() -> bool,
     launch: fn(crate::runtime::Runtime, Option<String>) -> Result<crate::runtime::Runtime, crate::Error>,
 }
 
@@ -254,6 +259,7 @@ impl Registration {
         Registration {
             spec: A::spec,
             options: A::options,
+            constructor: A::has_constructor,
             launch: launch::<A>,
         }
     }
@@ -261,6 +267,11 @@ impl Registration {
     /// The agent type's name.
     pub fn name(&self) -> &'static str {
         (self.spec)().name
+    }
+
+    /// Whether the registry can build one (`Default` or `#[agent(new = ...)]`).
+    pub fn has_constructor(&self) -> bool {
+        (self.constructor)()
     }
 
     /// Adds an instance to the runtime, built by its constructor.

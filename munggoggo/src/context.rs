@@ -165,10 +165,12 @@ impl Core {
             Route::Topic(_) => "publish",
         };
         let properties = Arc::new(properties);
-        self.traces.append(
-            Category::Outgoing,
-            TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
-        );
+        if !crate::system::is_observer_traffic(properties.kind.as_deref(), target) {
+            self.traces.append(
+                Category::Outgoing,
+                TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
+            );
+        }
         self.endpoint
             .publish(Outgoing {
                 route,
@@ -245,8 +247,19 @@ impl Context {
     /// send the broker refuses (or returns: unknown identity) fails the run
     /// (error count, trace entry, log line; its input is rejected). Call
     /// [`Context::flush`] to learn the outcome in the handler itself.
-    /// Elsewhere (setup, a spawned task, a [`crate::Client`]) the send
+    /// Elsewhere (setup, a spawned task, a [`crate::runtime::Client`]) the send
     /// waits for its confirm.
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Message)]
+    /// struct Pong { n: u64 }
+    ///
+    /// # async fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.send("pinger", &Pong { n: 1 }).await?; // type "Pong", to the agent `pinger`
+    /// # Ok(()) }
+    /// ```
     pub async fn send<M: Message + Serialize>(&self, to: &str, msg: &M) -> Result<()> {
         let body = message::encode(msg)?;
         self.send_raw(to, M::TYPE, body).await
@@ -258,7 +271,19 @@ impl Context {
         self.broadcast_raw(M::TYPE, body).await
     }
 
-    /// Publishes `msg` on `topic` to every matching subscription.
+    /// Publishes `msg` on `topic` to every matching subscription
+    /// (`#[on_message(topic = "sensors.*")]` handlers, on any agent).
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Message)]
+    /// struct Reading { celsius: f64 }
+    ///
+    /// # async fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.publish("sensors.kitchen", &Reading { celsius: 21.5 }).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
         let body = message::encode(msg)?;
         self.emit(

@@ -15,8 +15,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// An agent with this identity is already running (in this process or
     /// elsewhere on the broker).
-    #[error("identity `{0}` is already in use by another agent")]
+    #[error("identity `{0}` is already in use by another agent; a second instance of an agent type needs its own identity: `Runtime::agent_as(\"other-id\", ...)` or `RuntimeHandle::spawn_as`")]
     IdentityInUse(String),
+    /// Two agents given to one [`crate::Runtime`] have the same identity;
+    /// nothing was started.
+    #[error("two agents have the identity `{identity}` ({help}); no agent was started")]
+    DuplicateIdentity {
+        /// The identity given twice.
+        identity: String,
+        /// Which agents, and what to write instead.
+        help: String,
+    },
     /// A direct send to an identity that no queue has.
     #[error("no agent with identity `{0}` is listening")]
     UnknownTarget(String),

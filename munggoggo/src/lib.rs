@@ -1,12 +1,17 @@
 #![doc = include_str!("../../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod agent;
 pub mod behaviour;
 pub mod bus;
 #[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 mod context;
 mod error;
+#[cfg(feature = "logging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
+pub mod logging;
 pub mod message;
 mod peers;
 pub mod rpc;
@@ -18,6 +23,9 @@ pub use agent::{Agent, AgentDefaults, AgentOptions};
 pub use behaviour::{BehaviourStatus, FailurePolicy, Next, State};
 pub use context::Context;
 pub use error::{BoxError, Error, Result};
+#[cfg(feature = "logging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
+pub use logging::init_logging;
 pub use message::{Envelope, Message, Raw};
 pub use peers::{Peer, PeerBehaviour, PeerStatus};
 pub use rpc::TraceQuery;
@@ -25,6 +33,7 @@ pub use runtime::{AgentHandle, Runtime, RuntimeHandle};
 pub use trace::TraceStore;
 
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use munggoggo_macros::{agent, behaviour, on_message, rpc, setup, teardown, Message};
 
 /// Everything an agent file needs: `use munggoggo::prelude::*;`.

@@ -56,6 +56,26 @@ impl<T: DeserializeOwned + Send + 'static> Payload for T {
 }
 
 /// A message body taken as it is: bytes that need not be JSON.
+///
+/// A handler of `Raw` (or `Envelope<Raw>`) needs a route that does not come
+/// from the payload type: a type name, a topic or the fallback.
+///
+/// ```
+/// use munggoggo::prelude::*;
+///
+/// #[agent]
+/// #[derive(Default)]
+/// struct Logger;
+///
+/// #[agent]
+/// impl Logger {
+///     #[on_message(topic = "logs.#")]
+///     async fn line(&mut self, msg: Envelope<Raw>) {
+///         let text = msg.as_str().unwrap_or("<binary>");
+///         println!("{} on {}: {text}", msg.sender(), msg.routing_key());
+///     }
+/// }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Raw(pub Bytes);
 
@@ -201,7 +221,28 @@ impl Received {
 /// A received payload together with its sender, type and delivery details.
 ///
 /// Take `Envelope<T>` instead of `T` in an `#[on_message]` handler to see who
-/// sent the message and how.
+/// sent the message and how; it derefs to the payload.
+///
+/// ```
+/// use munggoggo::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Message)]
+/// struct Order { item: String }
+///
+/// #[agent]
+/// #[derive(Default)]
+/// struct Shop;
+///
+/// #[agent]
+/// impl Shop {
+///     #[on_message]
+///     async fn order(&mut self, ctx: &Context, order: Envelope<Order>) -> munggoggo::Result<()> {
+///         println!("{} wants {} ({})", order.sender(), order.item, order.message_type());
+///         ctx.send(order.sender(), &Order { item: format!("receipt for {}", order.item) }).await
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Envelope<T> {
     body: T,

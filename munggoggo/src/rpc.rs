@@ -185,6 +185,59 @@ impl Pending {
     }
 }
 
+/// What can make calls: a handler's [`Context`], a test
+/// [`Client`](crate::runtime::Client) or an [`AgentHandle`](crate::AgentHandle).
+/// The typed clients that `#[agent]` generates take any of them:
+///
+/// ```
+/// use munggoggo::prelude::*;
+///
+/// #[agent]
+/// #[derive(Default)]
+/// struct Calc;
+///
+/// #[agent]
+/// impl Calc {
+///     #[rpc]
+///     async fn multiply(&mut self, x: i64, y: i64) -> i64 {
+///         x * y
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> munggoggo::Result<()> {
+/// let rt = munggoggo::Runtime::memory().agent(Calc).start().await?;
+/// let client = rt.client("tester").await?;
+/// // Checked at compile time: `multiply` takes two `i64` and returns one.
+/// assert_eq!(Calc::client(&client).multiply(3, 2).await?, 6);
+/// // The string form, for other languages and the command line:
+/// assert_eq!(client.call::<i64>("calc", "multiply", (3, 2)).await?, 6);
+/// rt.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub trait Caller {
+    /// The context the calls are made from.
+    fn context(&self) -> &Context;
+}
+
+impl Caller for Context {
+    fn context(&self) -> &Context {
+        self
+    }
+}
+
+impl Caller for crate::runtime::Client {
+    fn context(&self) -> &Context {
+        self
+    }
+}
+
+impl Caller for crate::AgentHandle {
+    fn context(&self) -> &Context {
+        crate::AgentHandle::context(self)
+    }
+}
+
 /// Filters of a trace query (all optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraceQuery {
@@ -286,6 +339,37 @@ impl Context {
             )
             .await?;
         Ok(reply.behavs)
+    }
+
+    /// The status of every behaviour of agent `target`: state, runs, errors
+    /// and last error (system RPC `BehavStatus`, which munggoggo for Rust
+    /// adds; a munggoggo 0.4 agent answers it with [`Error::Remote`], so
+    /// fall back to [`Context::list_behaviours`] there).
+    ///
+    /// ```no_run
+    /// # async fn f(ctx: &munggoggo::Context) -> munggoggo::Result<()> {
+    /// for b in ctx.behaviour_status("calc").await? {
+    ///     println!("{} {}: {} runs, {} errors", b.name, b.state, b.runs, b.errors);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn behaviour_status(&self, target: &str) -> Result<Vec<crate::BehaviourStatus>> {
+        #[derive(Serialize, Deserialize)]
+        struct BehavStatus {
+            #[serde(default)]
+            behaviours: Vec<crate::BehaviourStatus>,
+        }
+        let reply: BehavStatus = self
+            .request(
+                target,
+                "BehavStatus",
+                &BehavStatus {
+                    behaviours: Vec::new(),
+                },
+                self.core.options.call_timeout,
+            )
+            .await?;
+        Ok(reply.behaviours)
     }
 
     /// Starts or stops behaviour `behaviour` of agent `target` (system RPC

@@ -15,6 +15,16 @@ use crate::message::{self, Properties, Received};
 use crate::peers::{status_of, PongControl};
 use crate::rpc::{self, CallError, ListTraceStore, ManageBehav, Reply, RpcCall, RpcMessage};
 
+/// Identities of the `munggoggo` command line's observers start with this.
+/// Their system traffic (pings, listings, calls and the replies) is not
+/// traced, so that looking at an agent does not fill its trace store.
+pub(crate) const OBSERVER_PREFIX: &str = "munggoggo-cli-";
+
+/// Whether a CONTROL or RPC message goes to or comes from a CLI observer.
+pub(crate) fn is_observer_traffic(kind: Option<&str>, peer: &str) -> bool {
+    matches!(kind, Some(message::CONTROL | message::RPC)) && peer.starts_with(OBSERVER_PREFIX)
+}
+
 /// munggoggo 0.4's SerializedObject envelope (CONTROL bodies).
 #[derive(Debug, Serialize, Deserialize)]
 struct Serialized {
@@ -124,6 +134,10 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
         "ListBehav" => {
             let behavs: Vec<String> = core.behaviours.iter().map(|b| b.name.to_string()).collect();
             (env.c_type, json(&serde_json::json!({ "behavs": behavs })))
+        }
+        "BehavStatus" => {
+            let behaviours: Vec<_> = core.behaviours.iter().map(|b| b.status()).collect();
+            (env.c_type, json(&serde_json::json!({ "behaviours": behaviours })))
         }
         "ManageBehav" => {
             let mut req: ManageBehav = decode(&env.c_data)?;

@@ -35,8 +35,12 @@ impl Worker {
     async fn tick(&mut self) {}
 
     #[on_message]
-    async fn job(&mut self, msg: Envelope<Job>) {
+    async fn job(&mut self, msg: Envelope<Job>) -> Result<(), String> {
+        if msg.n == 13 {
+            return Err("job 13 refused".to_owned());
+        }
         self.report(format!("job {} from {}", msg.n, msg.sender()));
+        Ok(())
     }
 
     #[on_message(topic = "cli-test.#")]
@@ -75,8 +79,16 @@ async fn broker() -> Option<RuntimeHandle> {
     match Runtime::from_url(&url).expect("valid URL").start().await {
         Ok(rt) => Some(rt),
         Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!(
-                "SKIPPED: no RabbitMQ broker at {} ({e}); set MUNGGOGGO_TEST_URL or start one",
+            // Straight to stderr: libtest captures `eprintln!`, so the skip
+            // would show only with `--nocapture` and look like a pass.
+            use std::io::Write;
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("a broker test")
+                .to_owned();
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED {test}: no RabbitMQ broker at {} ({e}); start one or set MUNGGOGGO_TEST_URL (with CI set, this fails)",
                 munggoggo::bus::redact(&url)
             );
             None
@@ -245,26 +257,43 @@ on_broker! {
         assert!(peers.iter().all(|p| !p["name"].as_str().unwrap().starts_with("munggoggo-cli-")));
     }
 
-    async fn behaviours_lists_names_and_states(rt) {
+    async fn behaviours_lists_names_states_runs_and_errors(rt) {
         let (agent, _events) = worker(&rt).await;
         let id = agent.identity();
         agent.context().stop_behaviour("news").expect("news stops");
+        let client = rt.client(unique("cli-client")).await.expect("client");
+        client.send(id, &Job { n: 1 }).await.expect("sent");
+        client.send(id, &Job { n: 13 }).await.expect("sent");
+        agent
+            .wait_until(|a| a.behaviour("job").is_some_and(|b| b.runs == 1 && b.errors == 1))
+            .await
+            .expect("the jobs are handled");
 
         let human = cli(&["behaviours", id]).await;
         let out = human.ok();
-        assert!(out.starts_with("BEHAVIOUR"), "{out}");
-        assert!(out.lines().any(|l| l.starts_with(&format!("{id}.tick")) && l.ends_with("running")), "{out}");
-        assert!(out.lines().any(|l| l.starts_with(&format!("{id}.news")) && l.ends_with("init")), "{out}");
+        let header: Vec<&str> = out.lines().next().unwrap_or_default().split_whitespace().collect();
+        assert_eq!(header, ["BEHAVIOUR", "STATE", "RUNS", "ERRORS", "LAST", "ERROR"], "{out}");
+        let job = out.lines().find(|l| l.starts_with(&format!("{id}.job "))).unwrap_or_else(|| panic!("{out}"));
+        let cells: Vec<&str> = job.split_whitespace().collect();
+        assert_eq!(cells[1..4], ["running", "1", "1"], "{job}");
+        assert!(job.ends_with("job 13 refused"), "{job}");
+        assert!(out.lines().any(|l| l.starts_with(&format!("{id}.news ")) && l.contains(" init ") && l.ends_with(" -")), "{out}");
 
         let json = cli(&["behaviours", id, "--json"]).await.json();
         assert_eq!(json["agent"], id);
         assert_eq!(json["state"], "running");
-        let expected = serde_json::json!([
-            { "name": format!("{id}.tick"), "state": "running" },
-            { "name": format!("{id}.job"), "state": "running" },
-            { "name": format!("{id}.news"), "state": "init" },
-        ]);
-        assert_eq!(json["behaviours"], expected);
+        let behaviours = json["behaviours"].as_array().expect("behaviours");
+        let names: Vec<&str> = behaviours.iter().map(|b| b["name"].as_str().unwrap()).collect();
+        assert_eq!(names, [format!("{id}.tick"), format!("{id}.job"), format!("{id}.news")]);
+        assert_eq!(
+            behaviours[1],
+            serde_json::json!({ "name": format!("{id}.job"), "state": "running", "runs": 1, "errors": 1, "last_error": format!("{id}.job: handler failed: job 13 refused") })
+        );
+        assert_eq!(
+            behaviours[2],
+            serde_json::json!({ "name": format!("{id}.news"), "state": "init", "runs": 0, "errors": 0, "last_error": null })
+        );
+        client.shutdown().await;
     }
 
     async fn stop_and_start_a_behaviour(rt) {
@@ -272,20 +301,24 @@ on_broker! {
         let id = agent.identity();
 
         let out = cli(&["stop", id, "tick"]).await;
-        assert_eq!(out.ok().trim(), format!("{id}.tick stopped: init"));
+        assert_eq!(out.ok().trim(), format!("{id}.tick stopped"));
         assert_eq!(agent.behaviour("tick").unwrap().state, State::Init);
+        let out = cli(&["start", id, "tick"]).await;
+        assert_eq!(out.ok().trim(), format!("{id}.tick started"));
+        assert_eq!(agent.behaviour("tick").unwrap().state, State::Running);
+        let out = cli(&["start", id, "tick"]).await;
+        assert_eq!(out.ok().trim(), format!("{id}.tick is already running"));
 
-        let json = cli(&["--json", "start", id, "tick"]).await.json();
+        // JSON keeps munggoggo 0.4's result text.
+        let json = cli(&["--json", "stop", id, "tick"]).await.json();
         assert_eq!(json["agent"], id);
         assert_eq!(json["behaviour"], format!("{id}.tick"));
-        assert_eq!(json["command"], "start");
+        assert_eq!(json["command"], "stop");
+        assert_eq!(json["result"], format!("{id}.tick stopped: init"));
+        let json = cli(&["--json", "start", id, &format!("{id}.job")]).await.json();
+        assert_eq!(json["result"], format!("{id}.job already running."));
+        let json = cli(&["--json", "start", id, "tick"]).await.json();
         assert_eq!(json["result"], format!("{id}.tick started."));
-        assert_eq!(agent.behaviour("tick").unwrap().state, State::Running);
-
-        let json = cli(&["--json", "stop", id, &format!("{id}.job")]).await.json();
-        assert_eq!(json["result"], format!("{id}.job stopped: init"));
-        let out = cli(&["start", id, "job"]).await;
-        assert_eq!(out.ok().trim(), format!("{id}.job started."));
     }
 
     async fn unknown_behaviour_lists_the_valid_ones(rt) {
@@ -332,10 +365,28 @@ on_broker! {
         assert_eq!(traces[0]["record"]["body"], "{\"n\": 2}", "oldest first");
         assert_eq!(traces[1]["record"]["body"], "{\"n\": 3}");
 
+        let category = format!("{id}.job");
         let json = cli(&["--json", "traces", id, "--sender", "nobody"]).await.json();
         assert_eq!(json["count"], 0);
 
-        let category = format!("{id}.job");
+        // A sender matches by substring (CLI identities are random), before the limit.
+        // (Other tests' CLIs broadcast to every agent: look at the jobs.)
+        let json = cli(&["--json", "traces", id, "--sender", "munggoggo-cli", "--category", &category]).await.json();
+        let bodies: Vec<&str> = json["traces"].as_array().expect("traces").iter().map(|t| t["record"]["body"].as_str().unwrap()).collect();
+        assert_eq!(bodies, ["{\"n\": 1}", "{\"n\": 2}", "{\"n\": 3}"]);
+        let json = cli(&["--json", "traces", id, "-s", "cli-", "-l", "2", "-c", &category]).await.json();
+        let bodies: Vec<&str> = json["traces"].as_array().expect("traces").iter().map(|t| t["record"]["body"].as_str().unwrap()).collect();
+        assert_eq!(bodies, ["{\"n\": 2}", "{\"n\": 3}"]);
+
+        // The CLI's own requests and the replies (pings, listings) are not traced.
+        let json = cli(&["--json", "traces", id]).await.json();
+        let cli_system: Vec<&Value> = json["traces"].as_array().expect("traces").iter().filter(|t| {
+            let r = &t["record"];
+            let peer = [&r["app_id"], &r["target"]].iter().any(|v| v.as_str().is_some_and(|s| s.starts_with("munggoggo-cli-")));
+            peer && (r["type"] == "CONTROL" || r["type"] == "RPC")
+        }).collect();
+        assert!(cli_system.is_empty(), "{cli_system:?}");
+
         let human = cli(&["traces", id, "-c", &category, "-l", "50"]).await;
         let out = human.ok();
         assert!(out.starts_with("TIME (UTC)"), "{out}");
@@ -344,6 +395,23 @@ on_broker! {
             "{out}"
         );
         assert!(out.trim_end().ends_with("entries"), "{out}");
+    }
+
+    async fn trace_reasons_are_shown_in_full(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+        let body = r#"{"n": "not a number, in a body long enough to be shortened in the table"}"#;
+        cli(&["send", id, "Job", body]).await.ok();
+        agent
+            .wait_until(|a| a.behaviour("job").is_some_and(|b| b.errors == 1))
+            .await
+            .expect("the job is rejected");
+        let reason = agent.behaviour("job").and_then(|b| b.last_error).expect("a reason");
+        assert!(reason.len() > 72, "{reason}");
+        let out = cli(&["traces", id, "-c", "rejected"]).await;
+        let line = out.ok().lines().find(|l| l.contains("rejected")).unwrap_or_else(|| panic!("{}", out.stdout)).to_owned();
+        assert!(line.ends_with(&format!("[{reason}]")), "{line}");
+        assert!(line.contains('…'), "the body is shortened: {line}");
     }
 
     async fn send_broadcast_and_publish(rt) {
@@ -407,6 +475,11 @@ on_broker! {
 
         let run = cli(&["call", id, "multiply", "[6,"]).await;
         assert!(run.fails(1).contains("PARAMS_JSON is not JSON"), "{}", run.stderr);
+
+        let run = cli(&["call", id, "multiply", "[6]"]).await;
+        let line = run.fails(1);
+        assert!(line.contains("missing parameter `y` (#2)"), "{line}");
+        assert!(!line.contains("null"), "{line}");
     }
 
     async fn a_call_that_takes_too_long_times_out(rt) {
@@ -555,4 +628,30 @@ async fn bad_arguments_are_usage_errors() {
     let run = cli(&["--timeout", "soon", "peers"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("`soon` is not a duration"), "{}", run.stderr);
+}
+
+/// Without a broker (and without `CI`), a broker test prints its skip
+/// where `cargo test` shows it, not only with `--nocapture`.
+#[test]
+fn a_skipped_broker_test_says_so_in_the_test_output() {
+    let test = "peers_lists_agents_with_their_behaviours";
+    let output = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([test, "--exact"])
+        .env("MUNGGOGGO_TEST_URL", "amqp://guest:secret@127.0.0.1:1/%2f")
+        .env_remove("CI")
+        .output()
+        .expect("the test binary runs");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("1 passed"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "SKIPPED {test}: no RabbitMQ broker at amqp://guest:***@127.0.0.1:1/%2f"
+        )),
+        "{out}"
+    );
 }

@@ -19,6 +19,13 @@ fn rustc_version() -> Option<String> {
 
 #[test]
 fn macros() {
+    // Straight to stderr, past libtest's capture: the nested build below
+    // takes minutes the first time and prints nothing until it is done.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "note: trybuild compiles the macro cases in a build of its own (the first run takes a few minutes)"
+    );
     let cases = trybuild::TestCases::new();
     cases.pass("pass/*.rs");
     match rustc_version() {

@@ -288,14 +288,14 @@ fn call_body(self_ty: &Type, method: &Method) -> TokenStream {
 }
 
 /// Whether the type's last path segment is `Result`.
-fn is_result(ty: &Type) -> bool {
+pub(super) fn is_result(ty: &Type) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result"))
 }
 
 /// Whether the type can be named inside the generated impl: no `impl
 /// Trait` and no lifetimes but `'static` (the method's own lifetimes are
 /// not in scope there).
-fn nameable(ty: &Type) -> bool {
+pub(super) fn nameable(ty: &Type) -> bool {
     fn walk(tokens: TokenStream) -> bool {
         let mut tokens = tokens.into_iter().peekable();
         while let Some(token) = tokens.next() {

@@ -1,8 +1,10 @@
 //! `#[agent]`: on a struct it emits the agent-level options
 //! ([`options`]); on the impl block it reads the methods ([`parse`]),
 //! checks them into a model ([`model`], [`signature`]) and emits the `Agent` impl and the
-//! registration ([`expand`]).
+//! registration ([`expand`]) and the typed client of its `#[rpc]` methods
+//! ([`client`]).
 
+mod client;
 mod expand;
 mod model;
 mod options;
@@ -26,8 +28,9 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             let model = model::check(&args, &parsed, &mut errors);
             let generated = model.as_ref().map(expand::expand);
             let item = &parsed.item;
+            let client = model.as_ref().map(|model| client::expand(model, item));
             let errors = errors.into_compile_errors();
-            quote!(#item #generated #errors)
+            quote!(#item #generated #client #errors)
         }
         Ok(other) => {
             let span = item_keyword_span(&other);

@@ -154,6 +154,14 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
             (&::munggoggo::__private::Construct::<Self>::new()).construct()
         },
     };
+    let has_constructor = match &args.new {
+        Some(_) => quote!(true),
+        None => quote! {
+            #[allow(unused_imports)]
+            use ::munggoggo::__private::{ViaDefault as _, ViaNothing as _};
+            (&::munggoggo::__private::Construct::<Self>::new()).exists()
+        },
+    };
     let options = if sets.is_empty() {
         quote!(::munggoggo::__private::AgentOptions::new(#identity))
     } else {
@@ -172,6 +180,10 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
 
             fn construct() -> ::core::option::Option<Self> {
                 #construct
+            }
+
+            fn has_constructor() -> bool {
+                #has_constructor
             }
         }
     }

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::message::{Properties, Received};
 
 #[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
 pub mod amqp;
 pub mod memory;
 mod topic;

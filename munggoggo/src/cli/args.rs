@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand};
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// The broker, `amqp://user:password@host:port/vhost` (default: the
-    /// local broker, `amqp://guest:***@127.0.0.1:5672/%2f`)
+    /// The bus: `amqp://user:password@host:port/vhost`, or `memory://`.
+    /// Default: the local broker (`amqp://guest:***@127.0.0.1:5672/%2f`),
+    /// but the embedded bus for a launcher's `run`
     #[arg(long, env = crate::runtime::URL_VAR, global = true, hide_env_values = true)]
     pub url: Option<String>,
 
@@ -86,7 +87,8 @@ pub enum Command {
         /// At most this many of the newest entries.
         #[arg(short, long)]
         limit: Option<usize>,
-        /// Only messages from this sender.
+        /// Only messages from senders whose identity contains this text
+        /// (CLI identities are random: `-s munggoggo-cli` finds them all).
         #[arg(short, long)]
         sender: Option<String>,
         /// Only this category: `incoming`, `outgoing`, `rejected` or a behaviour's full name.
@@ -166,9 +168,9 @@ pub struct LauncherArgs {
 pub enum LauncherCommand {
     /// List the agent types compiled into this binary.
     List,
-    /// Run agents of this binary until Ctrl-C or SIGTERM (on the embedded bus unless --url or MUNGGOGGO_URL is set).
+    /// Run agents of this binary until Ctrl-C or SIGTERM, on the embedded bus unless --url or MUNGGOGGO_URL names a broker.
     Run {
-        /// Agent types to run (type name or default identity; default: all of them).
+        /// Agent types to run (type name or default identity; default: every type with a constructor).
         #[arg(value_name = "AGENT")]
         agents: Vec<String>,
         /// Identities for the agents, in order (repeat it: `--identity a --identity b`).

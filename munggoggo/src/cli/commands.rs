@@ -38,33 +38,33 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
         }
         Command::Behaviours { agent } => {
             let peer = session.peer(agent).await?;
-            let names = ctx.list_behaviours(agent).await?;
-            let behaviours: Vec<Value> = names
-                .iter()
-                .map(|name| {
-                    let state = peer
-                        .behaviours
-                        .iter()
-                        .find(|b| &b.name == name)
-                        .map_or("unknown", |b| b.state.as_str());
-                    json!({ "name": name, "state": state })
-                })
-                .collect();
+            let behaviours = behaviour_rows(session, &peer).await?;
             if json {
                 output::print_json(&json!({ "agent": agent, "state": peer.state, "behaviours": behaviours }));
             } else if behaviours.is_empty() {
                 output::print(&format!("agent `{agent}` has no behaviours\n"));
             } else {
+                let text = |v: &Value| match v {
+                    Value::Null => "-".to_owned(),
+                    Value::String(s) => s.replace('\n', " "),
+                    other => other.to_string(),
+                };
                 let rows: Vec<Vec<Cell>> = behaviours
                     .iter()
                     .map(|b| {
                         vec![
-                            Cell::plain(b["name"].as_str().unwrap_or_default()),
+                            Cell::plain(text(&b["name"])),
                             Cell::state(b["state"].as_str().unwrap_or_default()),
+                            Cell::plain(text(&b["runs"])),
+                            Cell::plain(text(&b["errors"])),
+                            Cell::plain(text(&b["last_error"])),
                         ]
                     })
                     .collect();
-                output::print(&output::table(&["BEHAVIOUR", "STATE"], &rows));
+                output::print(&output::table(
+                    &["BEHAVIOUR", "STATE", "RUNS", "ERRORS", "LAST ERROR"],
+                    &rows,
+                ));
             }
         }
         Command::Start { agent, behaviour } => manage(session, json, agent, behaviour, "start").await?,
@@ -76,17 +76,23 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             category,
         } => {
             session.peer(agent).await?;
+            // The agent matches a sender exactly; CLI identities are random,
+            // so a sender is matched here, by substring, before the limit.
             let query = TraceQuery {
-                limit: *limit,
-                sender: sender.clone(),
+                limit: if sender.is_some() { None } else { *limit },
+                sender: None,
                 category: category.clone(),
             };
-            let traces: Vec<TraceLine> = ctx
+            let mut traces: Vec<TraceLine> = ctx
                 .list_traces(agent, &query)
                 .await?
                 .iter()
                 .filter_map(TraceLine::parse)
+                .filter(|t| sender.as_deref().is_none_or(|s| t.sender().contains(s)))
                 .collect();
+            if let Some(limit) = limit {
+                traces.drain(..traces.len().saturating_sub(*limit));
+            }
             if json {
                 let traces: Vec<Value> = traces.iter().map(TraceLine::to_json).collect();
                 output::print_json(&json!({ "agent": agent, "count": traces.len(), "traces": traces }));
@@ -215,6 +221,14 @@ async fn manage(
     if result.starts_with("No behaviour") {
         return Err(unknown());
     }
+    // 0.4's texts differ ("… started." but "… stopped: init"): say it one way.
+    let text = if result.ends_with("already running.") {
+        format!("{full} is already running")
+    } else if command == "start" {
+        format!("{full} started")
+    } else {
+        format!("{full} stopped")
+    };
     if json {
         output::print_json(&json!({
             "agent": agent,
@@ -223,9 +237,45 @@ async fn manage(
             "result": result,
         }));
     } else {
-        output::print(&format!("{result}\n"));
+        output::print(&format!("{text}\n"));
     }
     Ok(())
+}
+
+/// An agent's behaviours with state, runs, errors and last error; from a
+/// munggoggo 0.4 agent, which does not report counters, names and states
+/// only (the counters are `null`).
+async fn behaviour_rows(session: &Session, peer: &PeerStatus) -> Result<Vec<Value>, CliError> {
+    let agent = peer.name.as_str();
+    match session.ctx().behaviour_status(agent).await {
+        Ok(status) => Ok(status
+            .iter()
+            .map(|b| {
+                json!({
+                    "name": b.name,
+                    "state": b.state,
+                    "runs": b.runs,
+                    "errors": b.errors,
+                    "last_error": b.last_error,
+                })
+            })
+            .collect()),
+        Err(crate::Error::Remote { .. }) => {
+            let names = session.ctx().list_behaviours(agent).await?;
+            Ok(names
+                .iter()
+                .map(|name| {
+                    let state = peer
+                        .behaviours
+                        .iter()
+                        .find(|b| &b.name == name)
+                        .map_or("unknown", |b| b.state.as_str());
+                    json!({ "name": name, "state": state, "runs": null, "errors": null, "last_error": null })
+                })
+                .collect())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The method names of an "unknown method `m` (methods: a, b)" reply.
@@ -376,6 +426,11 @@ impl TraceLine {
         }
     }
 
+    /// Who sent it (empty for what the agent sent).
+    pub(crate) fn sender(&self) -> &str {
+        self.field("app_id")
+    }
+
     /// Whether a CLI observer (this one or another) sent or receives it.
     pub(crate) fn involves_cli(&self) -> bool {
         let cli = |s: &str| s.starts_with(super::session::CLI_PREFIX);
@@ -389,9 +444,10 @@ impl TraceLine {
 
     /// A row under [`TRACE_HEADERS`].
     pub(crate) fn row(&self) -> Vec<Cell> {
-        let mut body = self.field("body").to_owned();
+        // The body is shortened, the reason of a rejection never.
+        let mut body = output::shorten(self.field("body"), 72);
         if let Some(reason) = self.record.get("reason").and_then(Value::as_str) {
-            body = format!("{body}  [{reason}]");
+            body = format!("{body}  [{}]", reason.replace(['\n', '\r'], " "));
         }
         let category_colour = match self.category.as_str() {
             "rejected" => Some(Colour::Red),
@@ -404,7 +460,7 @@ impl TraceLine {
             Cell::plain(self.field("type")),
             Cell::plain(self.peer()),
             Cell::plain(self.field("routing_key")),
-            Cell::plain(output::shorten(&body, 72)),
+            Cell::plain(body),
         ]
     }
 }

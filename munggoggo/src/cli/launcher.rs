@@ -22,6 +22,10 @@ pub(crate) async fn run(args: &LauncherArgs) -> Result<(), CliError> {
     }
 }
 
+/// How `list` marks a type that `run` cannot start by name.
+const NO_CONSTRUCTOR: &str =
+    "[no constructor: `run` skips it; derive `Default` or add `#[agent(new = ...)]`]";
+
 /// Prints the agent types compiled in.
 fn list(json: bool) {
     let types = registered();
@@ -38,8 +42,13 @@ fn list(json: bool) {
     for r in &types {
         let spec = (r.spec)();
         let options = (r.options)();
+        let no_constructor = if r.has_constructor() {
+            String::new()
+        } else {
+            format!("  {}", output::paint(NO_CONSTRUCTOR, Some(Colour::Yellow)))
+        };
         text.push_str(&format!(
-            "{}  {}\n",
+            "{}  {}{no_constructor}\n",
             output::paint(spec.name, Some(Colour::Bold)),
             output::paint(&format!("(identity: {})", options.identity), Some(Colour::Dim))
         ));
@@ -110,6 +119,7 @@ fn describe(r: &Registration) -> Value {
     json!({
         "name": spec.name,
         "identity": options.identity,
+        "constructor": r.has_constructor(),
         "behaviours": behaviours,
         "messages": messages,
         "topics": topics,
@@ -178,13 +188,24 @@ async fn launch(
     agents: &[String],
     identities: &[String],
 ) -> Result<(), CliError> {
+    let mut skipped = Vec::new();
     let chosen: Vec<Registration> = if agents.is_empty() {
-        registered()
+        let (startable, without): (Vec<_>, Vec<_>) =
+            registered().into_iter().partition(Registration::has_constructor);
+        skipped = without.iter().map(|r| r.name().to_owned()).collect();
+        startable
     } else {
         agents.iter().map(|a| find(a)).collect::<Result<_, _>>()?
     };
     if chosen.is_empty() {
-        return Err(CliError::failed("no agent types are compiled into this binary"));
+        return Err(CliError::failed(if skipped.is_empty() {
+            "no agent types are compiled into this binary".to_owned()
+        } else {
+            format!(
+                "no agent type can be started by name ({} without a constructor): derive `Default` or add `#[agent(new = ...)]`",
+                skipped.join(", ")
+            )
+        }));
     }
     if identities.len() > chosen.len() {
         return Err(CliError::failed(format!(
@@ -208,6 +229,19 @@ async fn launch(
     }
     let bus = url.map_or_else(|| "the embedded bus".to_owned(), crate::bus::redact);
     let handle = runtime.start().await.map_err(|e| {
+        match &e {
+            crate::Error::IdentityInUse(identity) => {
+                return CliError::failed(format!(
+                    "identity `{identity}` is already in use by another agent; give this one its own with --identity ID"
+                ))
+            }
+            crate::Error::DuplicateIdentity { identity, .. } => {
+                return CliError::failed(format!(
+                    "two agents would have the identity `{identity}`; give them their own with --identity ID, once per AGENT in order; no agent was started"
+                ))
+            }
+            _ => {}
+        }
         let err = CliError::from(e);
         match err.kind() {
             ErrorKind::Connect if !err.message().contains(&bus) => CliError::new(
@@ -218,8 +252,14 @@ async fn launch(
         }
     })?;
     if json {
-        output::print_json(&json!({ "running": started, "bus": bus }));
+        output::print_json(&json!({ "running": started, "skipped": skipped, "bus": bus }));
     } else {
+        if !skipped.is_empty() {
+            output::note(&format!(
+                "skipped {}: no constructor (derive `Default` or add `#[agent(new = ...)]`)",
+                skipped.join(", ")
+            ));
+        }
         let names: Vec<String> = started
             .iter()
             .map(|s| {

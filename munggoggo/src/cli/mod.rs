@@ -60,7 +60,7 @@ pub fn control_main() -> ExitCode {
 pub fn main() -> ! {
     let args = LauncherArgs::parse();
     let default_level = match args.command {
-        LauncherCommand::Run { .. } => "info",
+        LauncherCommand::Run { .. } => crate::logging::DEFAULT_FILTER,
         _ => "error",
     };
     init_logging(args.global.verbose, default_level);
@@ -92,18 +92,13 @@ fn finish(outcome: Result<(), CliError>, json: bool) -> u8 {
     }
 }
 
-/// Logs to stderr: `RUST_LOG` when set, else `debug` with `-v`, else
-/// `default_level`.
+/// Logs to stderr with the default subscriber (unless the program set
+/// one): `RUST_LOG` when set, else `debug` with `-v`, else `default_level`.
 fn init_logging(verbose: bool, default_level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(filter) if !filter.is_empty() => EnvFilter::new(filter),
-        _ if verbose => EnvFilter::new("debug,lapin=info"),
-        _ => EnvFilter::new(default_level),
+    let default = if verbose {
+        "debug,lapin=info"
+    } else {
+        default_level
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(output::stderr_is_terminal())
-        .try_init();
+    crate::logging::install(crate::logging::filter_from_env(default));
 }

@@ -19,6 +19,18 @@ use crate::rpc::CallError;
 /// Joins the bus with an identity of its own but no handlers: it sends as
 /// any agent does (it derefs to [`Context`]) and receives whatever is sent
 /// to its identity or broadcast, one message at a time.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> munggoggo::Result<()> {
+/// let rt = munggoggo::Runtime::memory().start().await?;
+/// let client = rt.client("tester").await?;
+/// client.send_raw("tester", "Note", "to myself").await?;
+/// let note = client.recv().await.expect("a message");
+/// assert_eq!((note.message_type(), note.sender()), ("Note", "tester"));
+/// rt.shutdown().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Client {
     handle: AgentHandle,

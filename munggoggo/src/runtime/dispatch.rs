@@ -54,7 +54,7 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             biased;
             delivery = next(&mut control), if control.is_some() => match delivery {
                 Some(delivery) => {
-                    core.traces.append(Category::Incoming, TraceRecord::incoming(&delivery.received));
+                    trace_incoming(&core, &delivery);
                     if is_system(&delivery) {
                         crate::system::handle(&core, delivery).await;
                     } else {
@@ -86,7 +86,7 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
                 Err(_) => break,
             },
             Some(delivery) = users.next(), if !users.is_empty() && backlog.len() < readahead => {
-                core.traces.append(Category::Incoming, TraceRecord::incoming(&delivery.received));
+                trace_incoming(&core, &delivery);
                 if is_system(&delivery) {
                     crate::system::handle(&core, delivery).await;
                     core.activity.notify_waiters();
@@ -105,6 +105,16 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
         for delivery in backlog {
             crate::runtime::task::reject(&core, delivery, "agent stopped").await;
         }
+    }
+}
+
+/// Records a delivery as incoming, unless it is system traffic of a CLI
+/// observer (see [`crate::system::is_observer_traffic`]).
+fn trace_incoming(core: &Core, delivery: &Delivery) {
+    let received = &delivery.received;
+    if !crate::system::is_observer_traffic(received.properties.kind.as_deref(), received.sender()) {
+        core.traces
+            .append(Category::Incoming, TraceRecord::incoming(received));
     }
 }
 

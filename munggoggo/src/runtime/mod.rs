@@ -33,7 +33,12 @@ const CONTROL_PREFETCH: u16 = 256;
 /// The local broker's URL, the default of tools that look at a live network.
 pub const LOCAL_BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-type Launch = Box<dyn FnOnce(RuntimeHandle) -> BoxFuture<'static, Result<AgentHandle>> + Send>;
+/// An agent to start, with the identity it will have.
+struct Launch {
+    identity: String,
+    type_name: &'static str,
+    start: Box<dyn FnOnce(RuntimeHandle) -> BoxFuture<'static, Result<AgentHandle>> + Send>,
+}
 
 enum BusChoice {
     Ready(Arc<dyn Bus>),
@@ -87,7 +92,8 @@ impl Runtime {
             return Ok(Self::with_bus_choice(BusChoice::Amqp(url.to_owned())));
             #[cfg(not(feature = "amqp"))]
             return Err(Error::Config(format!(
-                "{URL_VAR} is a RabbitMQ URL, but munggoggo was built without its `amqp` feature"
+                "{URL_VAR} is a RabbitMQ URL, but munggoggo was built without its `amqp` feature: \
+                 add it in Cargo.toml (`munggoggo = {{ version = \"0.1\", features = [\"amqp\"] }}`)"
             )));
         }
         Err(Error::Config(format!(
@@ -127,9 +133,13 @@ impl Runtime {
 
     /// Adds an agent with options of its own.
     pub fn agent_with<A: Agent>(mut self, agent: A, options: AgentOptions) -> Self {
-        self.launches.push(Box::new(move |rt: RuntimeHandle| {
-            Box::pin(async move { rt.spawn_with(agent, options).await })
-        }));
+        self.launches.push(Launch {
+            identity: options.identity.clone(),
+            type_name: A::spec().name,
+            start: Box::new(move |rt: RuntimeHandle| {
+                Box::pin(async move { rt.spawn_with(agent, options).await })
+            }),
+        });
         self
     }
 
@@ -146,8 +156,11 @@ impl Runtime {
     }
 
     /// Connects to the bus and starts every agent added so far. When one
-    /// fails to start, those already started are stopped again.
+    /// fails to start, those already started are stopped again. Two agents
+    /// with one identity fail before any agent starts (give the second one
+    /// its own with [`Runtime::agent_as`]).
     pub async fn start(self) -> Result<RuntimeHandle> {
+        check_identities(&self.launches)?;
         let bus: Arc<dyn Bus> = match self.bus {
             BusChoice::Ready(bus) => bus,
             #[cfg(feature = "amqp")]
@@ -162,7 +175,7 @@ impl Runtime {
             }),
         };
         for launch in self.launches {
-            if let Err(e) = launch(handle.clone()).await {
+            if let Err(e) = (launch.start)(handle.clone()).await {
                 handle.shutdown().await;
                 return Err(e);
             }
@@ -180,7 +193,12 @@ impl Runtime {
     /// Starts the agents and runs until Ctrl-C or SIGTERM (then stops them
     /// gracefully: running handlers finish, teardown runs) or until every
     /// agent has stopped.
+    ///
+    /// Installs the default `tracing` subscriber first (see
+    /// [`crate::init_logging`]) unless the program has set one.
     pub async fn run_until_signal(self) -> Result<()> {
+        #[cfg(feature = "logging")]
+        crate::logging::init_logging();
         let handle = self.start().await?;
         tokio::select! {
             () = handle.wait() => {}
@@ -191,6 +209,31 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// Fails when two agents of the set would have the same identity, naming
+/// their types and how to give the second one its own.
+fn check_identities(launches: &[Launch]) -> Result<()> {
+    for (i, launch) in launches.iter().enumerate() {
+        if let Some(first) = launches[..i].iter().find(|l| l.identity == launch.identity) {
+            let help = if first.type_name == launch.type_name {
+                format!(
+                    "two `{}` agents: start the second with `.agent_as(\"{}-2\", ...)`",
+                    launch.type_name, launch.identity
+                )
+            } else {
+                format!(
+                    "`{}` and `{}`: give one of them another with `.agent_as(\"...\", ...)`",
+                    first.type_name, launch.type_name
+                )
+            };
+            return Err(Error::DuplicateIdentity {
+                identity: launch.identity.clone(),
+                help,
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -228,6 +228,15 @@ impl<A: Agent> Task<A> {
         let msg = Arc::new(received);
         let handlers = match routes.resolve(&msg, &source) {
             Ok(handlers) => handlers,
+            Err(_) if matches!(source, Source::Fanout) && msg.sender() == &*core.identity => {
+                // The agent's own broadcast came back and it has no handler
+                // for it: nothing went wrong (it stays traced as incoming).
+                tracing::debug!(agent = %core.identity, kind = msg.message_type(), "own broadcast without a handler skipped");
+                if let Err(e) = acker.ack().await {
+                    tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
+                }
+                return;
+            }
             Err(reason) => return reject_with(&core, &msg, acker, reason.to_owned()).await,
         };
         let mut failure = None;
