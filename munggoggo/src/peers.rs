@@ -134,11 +134,11 @@ pub(crate) fn status_of(core: &Core) -> PeerStatus {
 
 impl Context {
     /// The peers that answered this agent's pings (itself included),
-    /// sorted by identity: those heard from within `peer_interval` times
-    /// [`MISSED_INTERVALS`] (or [`DEFAULT_PEER_TTL`]) and those that answered
-    /// one of its last two pings. Without a keepalive interval, a call finding
-    /// the last ping older than [`DEFAULT_PEER_TTL`] pings again in the
-    /// background, so peers that left drop out and the list stays fresh.
+    /// sorted by identity: those heard from within three `peer_interval`s
+    /// (or 30 s) and those that answered one of its last two pings. Without
+    /// a keepalive interval, a call finding the last ping older than 30 s
+    /// pings again in the background, so peers that left drop out and the
+    /// list stays fresh.
     pub fn peers(&self) -> Vec<Peer> {
         let ttl = match self.core.options.peer_interval {
             Some(interval) => interval * MISSED_INTERVALS,
