@@ -23,6 +23,7 @@ pub use crate::agent::{
     Registration, Route, RpcSpec,
 };
 pub use crate::behaviour::Next;
+pub use crate::config::{Config, ConfigError};
 pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::message::{Envelope, Message, Payload, Raw, Received};
@@ -195,6 +196,30 @@ impl<T: Serialize> ClientArg for T {}
 pub trait ClientOutput: DeserializeOwned {}
 
 impl<T: DeserializeOwned> ClientOutput for T {}
+
+/// Types that `#[agent(config = ...)]` can name: anything `serde` can deserialize.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an agent configuration",
+    label = "derive `serde::Deserialize` for `{Self}`",
+    note = "the configuration is read from a file, the environment and code with serde"
+)]
+pub trait AgentConfig: DeserializeOwned {}
+
+impl<T: DeserializeOwned> AgentConfig for T {}
+
+/// Configuration layers with nothing in them: only the defaults of the type.
+pub fn defaults_only() -> Config {
+    Config::new().vars(::std::iter::empty::<(String, String)>())
+}
+
+/// Loads the configuration `T` of `identity` through every layer.
+pub fn load_config<T: AgentConfig>(
+    config: &Config,
+    identity: &str,
+    agent_type: &'static str,
+) -> Result<T, ConfigError> {
+    config.load::<T>(identity, agent_type)
+}
 
 /// Asserts at the user's span that `T` can be received.
 pub fn check_payload<T: Payload>() {}

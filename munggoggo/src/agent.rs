@@ -124,11 +124,29 @@ pub const DEFAULT_PUBLISH_WINDOW: usize = 256;
 pub trait AgentDefaults: Sized {
     /// The options given on the struct (identity defaults to the type name in kebab-case).
     fn options() -> AgentOptions;
-    /// Builds an instance for the registry (`Default` or `#[agent(new = ...)]`).
+    /// Builds an instance for the registry (`Default` or `#[agent(new = ...)]`;
+    /// with `#[agent(config = ...)]`, from the configuration's defaults).
     fn construct() -> Option<Self>;
-    /// Whether [`AgentDefaults::construct`] builds one (without building it).
+    /// Whether the registry can build one: `Default`, or `new = ...` (with
+    /// `config = ...`, from the configuration), without building it.
     fn has_constructor() -> bool {
         true
+    }
+
+    /// Builds the instance `identity` from its configuration through every
+    /// layer of `config` (agents with `#[agent(config = ...)]`); others are
+    /// built by [`construct`](Self::construct). `Ok(None)`: no constructor.
+    fn configured(
+        config: &crate::config::Config,
+        identity: &str,
+    ) -> Result<Option<Self>, crate::config::ConfigError> {
+        let _ = (config, identity);
+        Ok(Self::construct())
+    }
+
+    /// The name of the configuration type, for agents with `#[agent(config = ...)]`.
+    fn config_type() -> Option<&'static str> {
+        None
     }
 }
 
@@ -250,7 +268,7 @@ pub struct Registration {
     /// Its options.
     pub options: fn() -> AgentOptions,
     constructor: fn() -> bool,
-    launch: fn(crate::runtime::Runtime, Option<String>) -> Result<crate::runtime::Runtime, crate::Error>,
+    launch: fn(crate::runtime::Runtime, Option<String>) -> crate::runtime::Runtime,
 }
 
 impl Registration {
@@ -274,25 +292,22 @@ impl Registration {
         (self.constructor)()
     }
 
-    /// Adds an instance to the runtime, built by its constructor.
+    /// Adds an instance to the runtime, built by its constructor from its
+    /// configuration when the runtime starts (see [`Runtime::configured`](crate::Runtime::configured)).
     pub fn add_to(
         &self,
         runtime: crate::runtime::Runtime,
         identity: Option<String>,
     ) -> Result<crate::runtime::Runtime, crate::Error> {
-        (self.launch)(runtime, identity)
+        Ok((self.launch)(runtime, identity))
     }
 }
 
-fn launch<A: Agent>(
-    runtime: crate::runtime::Runtime,
-    identity: Option<String>,
-) -> Result<crate::runtime::Runtime, crate::Error> {
-    let agent = A::construct().ok_or_else(|| crate::Error::NoConstructor(A::spec().name.to_owned()))?;
-    Ok(match identity {
-        Some(id) => runtime.agent_as(id, agent),
-        None => runtime.agent(agent),
-    })
+fn launch<A: Agent>(runtime: crate::runtime::Runtime, identity: Option<String>) -> crate::runtime::Runtime {
+    match identity {
+        Some(id) => runtime.configured_as::<A>(id),
+        None => runtime.configured::<A>(),
+    }
 }
 
 inventory::collect!(Registration);

@@ -50,6 +50,8 @@ pub(crate) struct Core {
     /// Woken whenever the agent handled something (for tests that wait).
     pub(crate) activity: tokio::sync::Notify,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Binding keys set with [`Context::set_topics`], by behaviour index.
+    topics: Mutex<Vec<Option<Vec<String>>>>,
 }
 
 impl Core {
@@ -81,6 +83,20 @@ impl Core {
             buffered: std::sync::atomic::AtomicUsize::new(0),
             activity: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
+            topics: Mutex::new(vec![None; spec.behaviours.len()]),
+        }
+    }
+
+    /// The binding keys of topic handler `i`: those set with
+    /// [`Context::set_topics`], else those of its attribute.
+    pub(crate) fn binding_keys(&self, i: usize) -> Vec<String> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        match (topics.get(i).cloned().flatten(), self.behaviours[i].spec.kind) {
+            (Some(keys), _) => keys,
+            (None, BehaviourKind::Handler(HandlerRoute::Topic(keys))) => {
+                keys.iter().map(|k| (*k).to_owned()).collect()
+            }
+            (None, _) => Vec::new(),
         }
     }
 
@@ -421,14 +437,51 @@ impl Context {
 
     /// Names of the topics this agent's handlers subscribe to, with the
     /// handler: `(behaviour, binding keys)`.
-    pub fn subscriptions(&self) -> Vec<(String, &'static [&'static str])> {
+    pub fn subscriptions(&self) -> Vec<(String, Vec<String>)> {
         self.core
             .behaviours
             .iter()
-            .filter_map(|b| match b.spec.kind {
-                BehaviourKind::Handler(HandlerRoute::Topic(keys)) => Some((b.name.to_string(), keys)),
-                _ => None,
-            })
+            .enumerate()
+            .filter(|(_, b)| matches!(b.spec.kind, BehaviourKind::Handler(HandlerRoute::Topic(_))))
+            .map(|(i, b)| (b.name.to_string(), self.core.binding_keys(i)))
             .collect()
+    }
+
+    /// Replaces the binding keys of a topic handler (its method or full
+    /// name), for topics that come from configuration. Called in `#[setup]`
+    /// it decides what the handler subscribes to; later, a running handler
+    /// subscribes again with the new keys.
+    ///
+    /// ```no_run
+    /// # use munggoggo::Context;
+    /// # fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.set_topics("readings", &["sensors.kitchen.*", "sensors.hall.#"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_topics<K: AsRef<str>>(&self, handler: &str, keys: &[K]) -> Result<()> {
+        let i = self
+            .core
+            .find_behaviour(handler)
+            .ok_or_else(|| self.core.unknown_behaviour(handler))?;
+        if !matches!(
+            self.core.behaviours[i].spec.kind,
+            BehaviourKind::Handler(HandlerRoute::Topic(_))
+        ) {
+            return Err(Error::Config(format!(
+                "`{}` is not a topic handler: only `#[on_message(topic = ...)]` handlers have binding keys",
+                self.core.behaviours[i].name
+            )));
+        }
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_owned()).collect();
+        for key in &keys {
+            crate::bus::validate_binding_key(key)
+                .map_err(|reason| Error::Config(format!("binding key `{key}`: {reason}")))?;
+        }
+        self.core.topics.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(keys);
+        if self.state() == State::Running && self.core.behaviours[i].state.get() == State::Running {
+            self.core.stop_behaviour(i)?;
+            self.core.start_behaviour(i)?;
+        }
+        Ok(())
     }
 }

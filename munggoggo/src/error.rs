@@ -65,6 +65,18 @@ pub enum Error {
     /// `MUNGGOGGO_URL` or another setting is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The configuration file cannot be read or parsed.
+    #[error("configuration file {}: {reason}", .path.display())]
+    ConfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Agents' configurations are invalid, so no agent was started: one
+    /// entry per agent.
+    #[error("invalid agent configuration, no agent started: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    BadConfig(Vec<crate::config::ConfigError>),
     /// An agent type of the registry cannot be started by name.
     #[error("agent type `{0}` has no constructor: derive `Default` or add `#[agent(new = path::to::fn)]`")]
     NoConstructor(String),

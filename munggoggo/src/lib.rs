@@ -7,6 +7,7 @@ pub mod bus;
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
+pub mod config;
 mod context;
 mod error;
 #[cfg(feature = "logging")]
@@ -21,6 +22,7 @@ pub mod trace;
 
 pub use agent::{Agent, AgentDefaults, AgentOptions};
 pub use behaviour::{BehaviourStatus, FailurePolicy, Next, State};
+pub use config::{Config, ConfigError};
 pub use context::Context;
 pub use error::{BoxError, Error, Result};
 #[cfg(feature = "logging")]
@@ -41,6 +43,33 @@ pub mod prelude {
     #[cfg(feature = "macros")]
     pub use crate::{agent, behaviour, on_message, rpc, setup, teardown};
     pub use crate::{Context, Envelope, Message, Next, Raw};
+}
+
+/// The user guide in `docs/guide/`, so that `cargo test --doc` compiles
+/// (and, where no broker is needed, runs) every example in it.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../docs/guide/01-concepts.md")]
+    mod concepts {}
+    #[doc = include_str!("../../docs/guide/02-attributes.md")]
+    mod attributes {}
+    #[doc = include_str!("../../docs/guide/03-messaging.md")]
+    mod messaging {}
+    #[doc = include_str!("../../docs/guide/04-rpc.md")]
+    mod rpc {}
+    #[doc = include_str!("../../docs/guide/05-peers-and-control.md")]
+    mod peers_and_control {}
+    #[doc = include_str!("../../docs/guide/06-configuration.md")]
+    mod configuration {}
+    #[doc = include_str!("../../docs/guide/07-rabbitmq.md")]
+    mod rabbitmq {}
+    #[doc = include_str!("../../docs/guide/08-testing.md")]
+    mod testing {}
+    #[cfg(feature = "cli")]
+    #[doc = include_str!("../../docs/guide/09-operations.md")]
+    mod operations {}
+    #[doc = include_str!("../../docs/guide/10-from-python.md")]
+    mod from_python {}
 }
 
 /// What the macros' generated code uses. Not a public API.

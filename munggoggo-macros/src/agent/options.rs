@@ -9,7 +9,7 @@ use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprPath, ItemStruct, LitStr};
+use syn::{Expr, ExprPath, ItemStruct, LitStr, Type};
 
 use crate::attr::{self, Keys};
 use crate::errors::Errors;
@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "peer_interval",
     "call_timeout",
     "new",
+    "config",
 ];
 
 /// The options as written (each `None` when absent or invalid).
@@ -34,6 +35,7 @@ struct Args {
     peer_interval: Option<Duration>,
     call_timeout: Option<Duration>,
     new: Option<ExprPath>,
+    config: Option<(syn::Ident, Type)>,
 }
 
 /// Expands `#[agent(args)]` on a struct.
@@ -80,6 +82,21 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
                     ),
                 }
             }
+            "config" => {
+                if !meta.input.peek(syn::Token![=]) {
+                    errors.spanned(
+                        &meta.path,
+                        "`config` in `#[agent]` needs a value: `config = MyConfig`, a struct that derives `serde::Deserialize`",
+                    );
+                    attr::skip_value(&meta)?;
+                    return Ok(());
+                }
+                let key = meta.path.get_ident().cloned();
+                let ty = meta.value()?.parse::<Type>()?;
+                if let Some(key) = key {
+                    args.config = Some((key, ty));
+                }
+            }
             _ => unreachable!("every key in KEYS is handled"),
         }
         Ok(())
@@ -91,6 +108,15 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
 }
 
 fn check(args: &Args, item: &ItemStruct, errors: &mut Errors) {
+    if let (Some((key, ty)), None) = (&args.config, &args.new) {
+        let ty = quote!(#ty).to_string().replace(' ', "");
+        errors.spanned(
+            key,
+            format!(
+                "`config = {ty}` in `#[agent]` needs a constructor that takes it: add `new = Self::new` with `fn new(config: {ty}) -> Self`"
+            ),
+        );
+    }
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.spanned(
             &item.generics,
@@ -143,12 +169,18 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
         let d = attr::duration_tokens(d);
         sets.push(quote!(o.call_timeout = #d;));
     }
-    let construct = match &args.new {
-        Some(path) => quote_spanned! {path.span()=>
+    let construct = match (&args.new, &args.config) {
+        (Some(_), Some(_)) => quote! {
+            let defaults = ::munggoggo::__private::defaults_only();
+            <Self as ::munggoggo::__private::AgentDefaults>::configured(&defaults, "")
+                .ok()
+                .flatten()
+        },
+        (Some(path), None) => quote_spanned! {path.span()=>
             let new: fn() -> Self = #path;
             ::core::option::Option::Some(new())
         },
-        None => quote! {
+        (None, _) => quote! {
             #[allow(unused_imports)]
             use ::munggoggo::__private::{ViaDefault as _, ViaNothing as _};
             (&::munggoggo::__private::Construct::<Self>::new()).construct()
@@ -161,6 +193,28 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
             use ::munggoggo::__private::{ViaDefault as _, ViaNothing as _};
             (&::munggoggo::__private::Construct::<Self>::new()).exists()
         },
+    };
+    let configured = match (&args.new, &args.config) {
+        (Some(path), Some((_, ty))) => {
+            let agent_type = ident.unraw().to_string();
+            let config_name = quote!(#ty).to_string().replace(' ', "");
+            let check = quote_spanned!(ty.span()=> ::munggoggo::__private::load_config::<#ty>);
+            let new = quote_spanned!(path.span()=> let new: fn(#ty) -> Self = #path;);
+            quote! {
+                fn configured(
+                    config: &::munggoggo::__private::Config,
+                    identity: &str,
+                ) -> ::core::result::Result<::core::option::Option<Self>, ::munggoggo::__private::ConfigError> {
+                    #new
+                    #check(config, identity, #agent_type).map(|c| ::core::option::Option::Some(new(c)))
+                }
+
+                fn config_type() -> ::core::option::Option<&'static str> {
+                    ::core::option::Option::Some(#config_name)
+                }
+            }
+        }
+        _ => TokenStream::new(),
     };
     let options = if sets.is_empty() {
         quote!(::munggoggo::__private::AgentOptions::new(#identity))
@@ -185,6 +239,8 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
             fn has_constructor() -> bool {
                 #has_constructor
             }
+
+            #configured
         }
     }
 }

@@ -170,12 +170,17 @@ pub enum LauncherCommand {
     List,
     /// Run agents of this binary until Ctrl-C or SIGTERM, on the embedded bus unless --url or MUNGGOGGO_URL names a broker.
     Run {
-        /// Agent types to run (type name or default identity; default: every type with a constructor).
+        /// Agent types to run (type name or default identity, `TYPE@IDENTITY` for
+        /// an identity of its own: `sensor@kitchen sensor@hall`; default: every
+        /// type with a constructor).
         #[arg(value_name = "AGENT")]
         agents: Vec<String>,
         /// Identities for the agents, in order (repeat it: `--identity a --identity b`).
         #[arg(short, long = "identity", value_name = "ID")]
         identities: Vec<String>,
+        /// The agents' configuration file: TOML (`.toml`) or JSON, one table per identity.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
     /// The commands of the `munggoggo` binary.
     #[command(flatten)]

@@ -15,9 +15,7 @@ pub(crate) async fn run(args: &LauncherArgs) -> Result<(), CliError> {
             list(args.global.json);
             Ok(())
         }
-        LauncherCommand::Run { agents, identities } => {
-            launch(args.global.url.as_deref(), args.global.json, agents, identities).await
-        }
+        LauncherCommand::Run { .. } => launch(args).await,
         LauncherCommand::Control(command) => super::commands::run(&args.global, command).await,
     }
 }
@@ -181,63 +179,123 @@ fn find(name: &str) -> Result<Registration, CliError> {
         })
 }
 
-/// Starts the agents and runs until a signal or until they all stopped.
-async fn launch(
-    url: Option<&str>,
-    json: bool,
-    agents: &[String],
-    identities: &[String],
-) -> Result<(), CliError> {
-    let mut skipped = Vec::new();
-    let chosen: Vec<Registration> = if agents.is_empty() {
-        let (startable, without): (Vec<_>, Vec<_>) =
-            registered().into_iter().partition(Registration::has_constructor);
-        skipped = without.iter().map(|r| r.name().to_owned()).collect();
-        startable
-    } else {
-        agents.iter().map(|a| find(a)).collect::<Result<_, _>>()?
-    };
-    if chosen.is_empty() {
-        return Err(CliError::failed(if skipped.is_empty() {
-            "no agent types are compiled into this binary".to_owned()
+/// What `run` starts: the runtime with its agents, and per agent its type
+/// and identity; the types left out of a bare `run` for want of a constructor.
+struct Plan {
+    runtime: Runtime,
+    started: Vec<Value>,
+    skipped: Vec<String>,
+}
+
+impl LauncherArgs {
+    /// The runtime that `run` starts, with its agents and configuration,
+    /// not started yet; `None` for the other commands.
+    pub fn runtime(&self) -> Result<Option<Runtime>, CliError> {
+        Ok(self.plan()?.map(|plan| plan.runtime))
+    }
+
+    fn plan(&self) -> Result<Option<Plan>, CliError> {
+        let LauncherCommand::Run {
+            agents,
+            identities,
+            config,
+        } = &self.command
+        else {
+            return Ok(None);
+        };
+        let mut skipped = Vec::new();
+        let chosen: Vec<(Registration, Option<String>)> = if agents.is_empty() {
+            let (startable, without): (Vec<_>, Vec<_>) =
+                registered().into_iter().partition(Registration::has_constructor);
+            skipped = without.iter().map(|r| r.name().to_owned()).collect();
+            startable.into_iter().map(|r| (r, None)).collect()
         } else {
-            format!(
-                "no agent type can be started by name ({} without a constructor): derive `Default` or add `#[agent(new = ...)]`",
-                skipped.join(", ")
-            )
-        }));
+            agents.iter().map(|a| parse_agent(a)).collect::<Result<_, _>>()?
+        };
+        if chosen.is_empty() {
+            return Err(CliError::failed(if skipped.is_empty() {
+                "no agent types are compiled into this binary".to_owned()
+            } else {
+                format!(
+                    "no agent type can be started by name ({} without a constructor): derive `Default` or add `#[agent(new = ...)]`",
+                    skipped.join(", ")
+                )
+            }));
+        }
+        if identities.len() > chosen.len() {
+            return Err(CliError::failed(format!(
+                "{} identities for {} agents: give one --identity per AGENT, in order",
+                identities.len(),
+                chosen.len()
+            )));
+        }
+        let mut runtime = match self.global.url.as_deref() {
+            Some(url) => Runtime::from_url(url)?,
+            None => Runtime::memory(),
+        };
+        if let Some(path) = config {
+            runtime = runtime.config_file(path)?;
+        }
+        let mut started = Vec::new();
+        for (i, (r, at)) in chosen.iter().enumerate() {
+            let identity = match (at, identities.get(i)) {
+                (Some(at), Some(flag)) if at != flag => {
+                    return Err(CliError::failed(format!(
+                        "agent {} has two identities, `{at}` (after @) and `{flag}` (--identity): give one",
+                        i + 1
+                    )))
+                }
+                (Some(id), _) | (None, Some(id)) => Some(id.clone()),
+                (None, None) => None,
+            };
+            started.push(json!({
+                "type": r.name(),
+                "identity": identity.clone().unwrap_or_else(|| (r.options)().identity),
+            }));
+            runtime = r.add_to(runtime, identity)?;
+        }
+        Ok(Some(Plan {
+            runtime,
+            started,
+            skipped,
+        }))
     }
-    if identities.len() > chosen.len() {
-        return Err(CliError::failed(format!(
-            "{} identities for {} agents: give one --identity per AGENT, in order",
-            identities.len(),
-            chosen.len()
-        )));
+}
+
+/// `TYPE` or `TYPE@IDENTITY`.
+fn parse_agent(text: &str) -> Result<(Registration, Option<String>), CliError> {
+    match text.split_once('@') {
+        Some((_, "")) | Some(("", _)) => Err(CliError::failed(format!(
+            "`{text}`: write an agent as `TYPE` or `TYPE@IDENTITY`, e.g. `sensor@kitchen`"
+        ))),
+        Some((name, identity)) => Ok((find(name)?, Some(identity.to_owned()))),
+        None => Ok((find(text)?, None)),
     }
-    let mut runtime = match url {
-        Some(url) => Runtime::from_url(url)?,
-        None => Runtime::memory(),
+}
+
+/// Starts the agents and runs until a signal or until they all stopped.
+async fn launch(args: &LauncherArgs) -> Result<(), CliError> {
+    let Some(Plan {
+        runtime,
+        started,
+        skipped,
+    }) = args.plan()?
+    else {
+        return Ok(());
     };
-    let mut started = Vec::new();
-    for (i, r) in chosen.iter().enumerate() {
-        let identity = identities.get(i).cloned();
-        started.push(json!({
-            "type": r.name(),
-            "identity": identity.clone().unwrap_or_else(|| (r.options)().identity),
-        }));
-        runtime = r.add_to(runtime, identity)?;
-    }
+    let json = args.global.json;
+    let url = args.global.url.as_deref();
     let bus = url.map_or_else(|| "the embedded bus".to_owned(), crate::bus::redact);
     let handle = runtime.start().await.map_err(|e| {
         match &e {
             crate::Error::IdentityInUse(identity) => {
                 return CliError::failed(format!(
-                    "identity `{identity}` is already in use by another agent; give this one its own with --identity ID"
+                    "identity `{identity}` is already in use by another agent; give this one its own with TYPE@ID or --identity ID"
                 ))
             }
             crate::Error::DuplicateIdentity { identity, .. } => {
                 return CliError::failed(format!(
-                    "two agents would have the identity `{identity}`; give them their own with --identity ID, once per AGENT in order; no agent was started"
+                    "two agents would have the identity `{identity}`; give them their own with TYPE@ID or --identity ID, once per AGENT in order; no agent was started"
                 ))
             }
             _ => {}

@@ -11,6 +11,7 @@ use crate::agent::{Agent, AgentOptions, BehaviourKind, BoxFuture, Route};
 use crate::behaviour::{BehaviourStatus, State};
 use crate::bus::memory::MemoryBus;
 use crate::bus::{Bus, EndpointOptions};
+use crate::config::Config;
 use crate::context::{Context, Core};
 use crate::error::{Error, Result};
 use crate::trace::TraceStore;
@@ -40,6 +41,15 @@ struct Launch {
     start: Box<dyn FnOnce(RuntimeHandle) -> BoxFuture<'static, Result<AgentHandle>> + Send>,
 }
 
+/// Builds an agent from the configuration when the runtime starts.
+type Prepare = Box<dyn FnOnce(&Config) -> Result<Launch> + Send>;
+
+/// An agent to start: built already, or built from its configuration at start.
+enum Entry {
+    Ready(Launch),
+    Configured { identity: String, prepare: Prepare },
+}
+
 enum BusChoice {
     Ready(Arc<dyn Bus>),
     #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
@@ -59,13 +69,15 @@ enum BusChoice {
 /// ```
 pub struct Runtime {
     bus: BusChoice,
-    launches: Vec<Launch>,
+    entries: Vec<Entry>,
+    config: Config,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("agents", &self.launches.len())
+            .field("agents", &self.entries.len())
+            .field("config", &self.config.path())
             .finish()
     }
 }
@@ -115,8 +127,69 @@ impl Runtime {
     fn with_bus_choice(bus: BusChoice) -> Self {
         Runtime {
             bus,
-            launches: Vec::new(),
+            entries: Vec::new(),
+            config: Config::new(),
         }
+    }
+
+    /// Uses these configuration layers for the agents built from their
+    /// configuration ([`configured`](Self::configured), the registry).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Reads the configuration file (TOML or JSON, one table per identity);
+    /// see [`crate::config`].
+    pub fn config_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        self.config = self.config.file(path)?;
+        Ok(self)
+    }
+
+    /// Sets a field of an agent's configuration in code, the highest layer
+    /// (`key` may be dotted: `db.path`).
+    pub fn set(
+        mut self,
+        identity: impl Into<String>,
+        key: &str,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
+        self.config = self.config.set(identity, key, value);
+        self
+    }
+
+    /// Adds an agent built from its configuration (`#[agent(config = ...)]`)
+    /// or its constructor, with its default identity. The configuration is
+    /// checked when the runtime starts, for every agent before any starts.
+    pub fn configured<A: Agent>(self) -> Self {
+        let identity = A::options().identity;
+        self.configured_as::<A>(identity)
+    }
+
+    /// Adds an agent built from the configuration of `identity`.
+    pub fn configured_as<A: Agent>(mut self, identity: impl Into<String>) -> Self {
+        let identity = identity.into();
+        let id = identity.clone();
+        let prepare: Prepare = Box::new(move |config: &Config| {
+            let agent = match A::configured(config, &id) {
+                Ok(Some(agent)) => agent,
+                Ok(None) => return Err(Error::NoConstructor(A::spec().name.to_owned())),
+                Err(e) => return Err(Error::BadConfig(vec![e])),
+            };
+            let mut options = A::options();
+            options.identity = id.clone();
+            Ok(Launch {
+                identity: id,
+                type_name: A::spec().name,
+                start: Box::new(
+                    move |rt: RuntimeHandle| -> BoxFuture<'static, Result<AgentHandle>> {
+                        Box::pin(async move { rt.spawn_with(agent, options).await })
+                    },
+                ),
+            })
+        });
+        self.entries.push(Entry::Configured { identity, prepare });
+        self
     }
 
     /// Adds an agent with its default identity.
@@ -133,14 +206,48 @@ impl Runtime {
 
     /// Adds an agent with options of its own.
     pub fn agent_with<A: Agent>(mut self, agent: A, options: AgentOptions) -> Self {
-        self.launches.push(Launch {
+        self.entries.push(Entry::Ready(Launch {
             identity: options.identity.clone(),
             type_name: A::spec().name,
             start: Box::new(move |rt: RuntimeHandle| {
                 Box::pin(async move { rt.spawn_with(agent, options).await })
             }),
-        });
+        }));
         self
+    }
+
+    /// Builds every agent that is built from its configuration. Collects
+    /// every configuration error, so that the user sees all at once.
+    fn prepare(entries: Vec<Entry>, mut config: Config) -> Result<Vec<Launch>> {
+        config.known = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Configured { identity, .. } => Some(identity.clone()),
+                Entry::Ready(_) => None,
+            })
+            .collect();
+        let mut launches = Vec::new();
+        let mut bad = Vec::new();
+        let mut first_other = None;
+        for entry in entries {
+            match entry {
+                Entry::Ready(launch) => launches.push(launch),
+                Entry::Configured { prepare, .. } => match prepare(&config) {
+                    Ok(launch) => launches.push(launch),
+                    Err(Error::BadConfig(errors)) => bad.extend(errors),
+                    Err(other) => {
+                        first_other.get_or_insert(other);
+                    }
+                },
+            }
+        }
+        if !bad.is_empty() {
+            return Err(Error::BadConfig(bad));
+        }
+        match first_other {
+            Some(e) => Err(e),
+            None => Ok(launches),
+        }
     }
 
     /// Adds an agent type of the registry by name (see [`crate::agent::registered`]).
@@ -155,12 +262,14 @@ impl Runtime {
         registration.add_to(self, identity)
     }
 
-    /// Connects to the bus and starts every agent added so far. When one
-    /// fails to start, those already started are stopped again. Two agents
-    /// with one identity fail before any agent starts (give the second one
-    /// its own with [`Runtime::agent_as`]).
+    /// Builds the agents that take a configuration, connects to the bus
+    /// and starts every agent added so far. A bad configuration, or two
+    /// agents with one identity, fail before any agent starts (give the
+    /// second one its own with [`Runtime::agent_as`]); when one fails to
+    /// start, those already started are stopped again.
     pub async fn start(self) -> Result<RuntimeHandle> {
-        check_identities(&self.launches)?;
+        let launches = Self::prepare(self.entries, self.config)?;
+        check_identities(&launches)?;
         let bus: Arc<dyn Bus> = match self.bus {
             BusChoice::Ready(bus) => bus,
             #[cfg(feature = "amqp")]
@@ -174,7 +283,7 @@ impl Runtime {
                 agents: Mutex::new(Vec::new()),
             }),
         };
-        for launch in self.launches {
+        for launch in launches {
             if let Err(e) = (launch.start)(handle.clone()).await {
                 handle.shutdown().await;
                 return Err(e);
@@ -496,8 +605,10 @@ pub(crate) async fn start_agent<A: Agent>(
         });
     }
     for (i, b) in core.behaviours.iter().enumerate() {
-        if let BehaviourKind::Handler(Route::Topic(keys)) = b.spec.kind {
-            match core.endpoint.subscribe(&core.subscription_queue(i), keys).await {
+        if let BehaviourKind::Handler(Route::Topic(_)) = b.spec.kind {
+            let keys = core.binding_keys(i);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            match core.endpoint.subscribe(&core.subscription_queue(i), &keys).await {
                 Ok(consumer) => consumers.push(consumer),
                 Err(e) => {
                     let _ = core.endpoint.close().await;

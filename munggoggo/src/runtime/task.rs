@@ -120,9 +120,11 @@ impl<A: Agent> Task<A> {
     async fn start(&mut self, schedule: &mut Schedule, i: usize) {
         let core = &self.ctx.core;
         let b = &core.behaviours[i];
-        if let BehaviourKind::Handler(Route::Topic(keys)) = b.spec.kind {
+        if let BehaviourKind::Handler(Route::Topic(_)) = b.spec.kind {
             let queue = core.subscription_queue(i);
-            match core.endpoint.subscribe(&queue, keys).await {
+            let keys = core.binding_keys(i);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            match core.endpoint.subscribe(&queue, &keys).await {
                 Ok(consumer) => {
                     let _ = self.subscriptions.send(consumer);
                 }
