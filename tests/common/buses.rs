@@ -12,8 +12,19 @@ pub async fn memory() -> RuntimeHandle {
 /// message.
 #[cfg(feature = "amqp")]
 pub async fn amqp() -> Option<RuntimeHandle> {
-    let url =
-        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
+    amqp_at(&test_url()).await
+}
+
+/// The broker URL of the tests: `MUNGGOGGO_TEST_URL`, or the local broker.
+#[cfg(feature = "amqp")]
+pub fn test_url() -> String {
+    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
+}
+
+/// [`amqp`] at another URL.
+#[cfg(feature = "amqp")]
+pub async fn amqp_at(url: &str) -> Option<RuntimeHandle> {
+    let url = url.to_owned();
     match Runtime::from_url(&url).expect("valid URL").start().await {
         Ok(rt) => Some(rt),
         Err(e) if std::env::var_os("CI").is_none() => {

@@ -29,6 +29,13 @@
 //! deleted) is rebuilt by the endpoint with its own backoff; the consumer
 //! streams carry on with the new consumers. When lapin gives up on a
 //! connection, the streams end and an error is logged.
+//!
+//! Poison messages: every byte from the broker passes a guard of ours
+//! (`guard.rs`, hooked in by `connect.rs`) that repairs malformed frames
+//! before lapin parses them, so that a message with a non-UTF-8 `type`
+//! or header name, or headers nested thousands deep, reaches the agent as
+//! bad input instead of killing the connection or the process
+//! ([`repaired_frames`] counts them).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -37,7 +44,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use lapin::tcp::{AMQPUriTcpExt, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 
@@ -48,8 +54,10 @@ use super::{FANOUT_EXCHANGE, TOPIC_EXCHANGE};
 use crate::agent::BoxFuture;
 use crate::error::{Error, Result};
 
+mod connect;
 mod consumer;
 mod convert;
+mod guard;
 mod publisher;
 mod quiet;
 mod rounds;
@@ -57,6 +65,8 @@ mod rounds;
 use consumer::{queue_spec, Spec, Unit};
 use convert::short;
 use publisher::{Publish, Publisher, ReturnKey};
+
+pub use guard::repaired_frames;
 
 /// First delay between attempts to reopen a channel.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -205,7 +215,7 @@ async fn reachable(host: &str, port: u16) -> std::io::Result<()> {
     probe.await.map_err(std::io::Error::other)?
 }
 
-async fn open_connection(uri: &AMQPUri, shown: &str, role: &str) -> Result<Connection> {
+async fn open_connection(uri: &AMQPUri, shown: &str, role: &'static str) -> Result<Connection> {
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("munggoggo {role} (pid {})", std::process::id()).into())
         .enable_auto_recover()
@@ -215,18 +225,11 @@ async fn open_connection(uri: &AMQPUri, shown: &str, role: &str) -> Result<Conne
                 .with_max_delay(BACKOFF_MAX)
                 .with_max_times(RECONNECT_ATTEMPTS)
         });
-    let runtime = lapin::runtime::default_runtime()
-        .map_err(|e| Error::Config(format!("lapin needs a tokio runtime: {e}")))?;
-    // lapin calls this on its I/O thread, for the first connection and for
-    // every reconnection.
-    let connect = async move |uri: AMQPUri, runtime| {
-        quiet::on_io_thread();
-        let tls = OwnedTLSConfig::default();
-        AMQPUriTcpExt::connect_with_config_async(&uri, tls.as_ref(), &runtime)
-            .await
-            .map_err(lapin::Error::from)
-    };
-    let connecting = Connection::connector(uri.clone(), runtime, connect, properties);
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Config("lapin needs a tokio runtime".to_owned()));
+    }
+    // Every byte from the broker passes the guard before lapin parses it.
+    let connecting = connect::connector(uri.clone(), properties, role);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => {
             tokio::spawn(log_events(conn.events_listener(), shown.to_owned(), role.to_owned()));
