@@ -133,7 +133,7 @@ fn run_without_names_starts_what_it_can_and_names_the_rest() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains(
-            "two agents would have the identity `launcher-stopper`; give them their own with --identity ID"
+            "two agents would have the identity `launcher-stopper`; give them their own with TYPE@ID or --identity ID"
         ),
         "{}",
         run.stderr
