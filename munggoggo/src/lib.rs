@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 mod context;
 mod error;
+mod introspect;
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub mod logging;
@@ -19,12 +20,16 @@ pub mod rpc;
 pub mod runtime;
 mod system;
 pub mod trace;
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub mod web;
 
 pub use agent::{Agent, AgentDefaults, AgentOptions};
 pub use behaviour::{BehaviourStatus, FailurePolicy, Next, State};
 pub use config::{Config, ConfigError};
 pub use context::Context;
 pub use error::{BoxError, Error, Result};
+pub use introspect::{AgentDescription, BehaviourDescription, MethodDescription};
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub use logging::init_logging;

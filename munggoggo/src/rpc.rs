@@ -425,7 +425,7 @@ impl Context {
 
     /// Sends a system request and waits for the reply with the same
     /// correlation id.
-    async fn request<Q: Serialize, R: DeserializeOwned>(
+    pub(crate) async fn request<Q: Serialize, R: DeserializeOwned>(
         &self,
         target: &str,
         c_type: &str,

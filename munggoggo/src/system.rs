@@ -144,6 +144,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
             req.result = manage(core, &req.behav, &req.command);
             (env.c_type, json(&req))
         }
+        crate::introspect::DESCRIBE_AGENT => (env.c_type, json(&crate::introspect::describe(core))),
         "ListTraceStore" => {
             let req: ListTraceStore = decode(&env.c_data)?;
             (env.c_type, list_traces(core, &req))

@@ -181,6 +181,11 @@ pub enum LauncherCommand {
         /// The agents' configuration file: TOML (`.toml`) or JSON, one table per identity.
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
+        /// Also serve the web dashboard on this address, e.g. 127.0.0.1:8000
+        /// (token: MUNGGOGGO_DASHBOARD_TOKEN).
+        #[cfg(feature = "web")]
+        #[arg(long, value_name = "ADDR")]
+        dashboard: Option<std::net::SocketAddr>,
     },
     /// The commands of the `munggoggo` binary.
     #[command(flatten)]

@@ -13,6 +13,10 @@ use crate::TraceQuery;
 
 /// Joins the bus, runs `command`, leaves the bus (also when it failed).
 pub(crate) async fn run(args: &GlobalArgs, command: &Command) -> Result<(), CliError> {
+    #[cfg(feature = "web")]
+    if let Command::Dashboard { listen, token } = command {
+        return super::dashboard::dashboard(args, *listen, token.clone()).await;
+    }
     let session = Session::join(args).await?;
     let outcome = if let Command::Watch { interval, duration } = command {
         super::watch::watch(&session, args.json, *interval, *duration).await
@@ -185,6 +189,8 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             }
         }
         Command::Watch { .. } => unreachable!("handled by run"),
+        #[cfg(feature = "web")]
+        Command::Dashboard { .. } => unreachable!("handled by run"),
     }
     Ok(())
 }

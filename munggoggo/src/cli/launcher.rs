@@ -199,6 +199,7 @@ impl LauncherArgs {
             agents,
             identities,
             config,
+            ..
         } = &self.command
         else {
             return Ok(None);
@@ -330,6 +331,20 @@ async fn launch(args: &LauncherArgs) -> Result<(), CliError> {
             .collect();
         output::note(&format!("running {} on {bus}; Ctrl-C to stop", names.join(", ")));
     }
+    #[cfg(feature = "web")]
+    if let LauncherCommand::Run {
+        dashboard: Some(listen),
+        ..
+    } = &args.command
+    {
+        let options = crate::web::DashboardOptions::from_env();
+        let outcome = tokio::select! {
+            () = handle.wait() => Ok(()),
+            served = super::dashboard::serve(&handle, *listen, options, json) => served,
+        };
+        handle.shutdown().await;
+        return outcome;
+    }
     tokio::select! {
         () = handle.wait() => {}
         () = signal() => {
@@ -341,7 +356,7 @@ async fn launch(args: &LauncherArgs) -> Result<(), CliError> {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn signal() {
+pub(crate) async fn signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -27,6 +27,8 @@ use clap::Parser;
 
 mod args;
 mod commands;
+#[cfg(feature = "web")]
+mod dashboard;
 mod error;
 mod launcher;
 mod output;

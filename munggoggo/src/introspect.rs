@@ -1,0 +1,166 @@
+//! `DescribeAgent`: a system request, answered by Rust agents only, that
+//! returns what a peer's `PongControl` leaves out: the agent's type, each
+//! behaviour's kind, topics and counters, and its `#[rpc]` methods.
+//!
+//! A munggoggo 0.4 agent does not know the request and answers with an
+//! `RpcError`, so callers fall back to the peer status of its pong.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{BehaviourKind, Route};
+use crate::behaviour::State;
+use crate::context::{Context, Core};
+use crate::error::Result;
+
+/// The `c_type` of the request and its reply.
+pub(crate) const DESCRIBE_AGENT: &str = "DescribeAgent";
+
+/// An agent as it describes itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AgentDescription {
+    /// Its identity.
+    pub name: String,
+    /// Its Rust type name.
+    #[serde(default)]
+    pub agent_type: String,
+    /// Its state.
+    pub state: State,
+    /// Its behaviours and handlers.
+    #[serde(default)]
+    pub behaviours: Vec<BehaviourDescription>,
+    /// Its `#[rpc]` methods.
+    #[serde(default)]
+    pub methods: Vec<MethodDescription>,
+}
+
+/// One behaviour or handler of an [`AgentDescription`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BehaviourDescription {
+    /// The full name, `<identity>.<method>`.
+    pub name: String,
+    /// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic` or `fallback`.
+    pub kind: String,
+    /// The kind in words: `periodic every 1s`, `on message Pong`, ...
+    pub detail: String,
+    /// The message type a `message` handler takes.
+    #[serde(default)]
+    pub message_type: Option<String>,
+    /// The binding keys of a `topic` handler.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Its state.
+    pub state: State,
+    /// Completed runs or handled messages.
+    pub runs: u64,
+    /// Failed runs or messages.
+    pub errors: u64,
+    /// The last error, if any.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// One `#[rpc]` method of an [`AgentDescription`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MethodDescription {
+    /// The method's name.
+    pub name: String,
+    /// Its parameter names, in order.
+    pub params: Vec<String>,
+}
+
+/// The agent's own description, as its `DescribeAgent` reply carries it.
+pub(crate) fn describe(core: &Core) -> AgentDescription {
+    AgentDescription {
+        name: core.identity.to_string(),
+        agent_type: core.spec.name.to_owned(),
+        state: core.state.get(),
+        behaviours: core
+            .behaviours
+            .iter()
+            .map(|b| {
+                let status = b.status();
+                BehaviourDescription {
+                    name: status.name,
+                    kind: kind_name(&b.spec.kind).to_owned(),
+                    detail: kind_text(&b.spec.kind),
+                    message_type: match b.spec.kind {
+                        BehaviourKind::Handler(Route::Type(t)) => Some(t.to_owned()),
+                        _ => None,
+                    },
+                    topics: match b.spec.kind {
+                        BehaviourKind::Handler(Route::Topic(keys)) => {
+                            keys.iter().map(|k| (*k).to_owned()).collect()
+                        }
+                        _ => Vec::new(),
+                    },
+                    state: status.state,
+                    runs: status.runs,
+                    errors: status.errors,
+                    last_error: status.last_error,
+                }
+            })
+            .collect(),
+        methods: core
+            .spec
+            .rpcs
+            .iter()
+            .map(|r| MethodDescription {
+                name: r.method.to_owned(),
+                params: r.params.iter().map(|p| (*p).to_owned()).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`.
+fn kind_name(kind: &BehaviourKind) -> &'static str {
+    match kind {
+        BehaviourKind::Periodic { .. } => "periodic",
+        BehaviourKind::Oneshot => "oneshot",
+        BehaviourKind::Delay(_) => "delay",
+        BehaviourKind::Cyclic => "cyclic",
+        BehaviourKind::Handler(Route::Type(_)) => "message",
+        BehaviourKind::Handler(Route::Topic(_)) => "topic",
+        BehaviourKind::Handler(Route::Fallback) => "fallback",
+    }
+}
+
+/// `periodic every 1s`, `on message Pong`, `on topic ping.#`, ...
+fn kind_text(kind: &BehaviourKind) -> String {
+    let d = |d: &std::time::Duration| humantime::format_duration(*d).to_string();
+    match kind {
+        BehaviourKind::Periodic {
+            period,
+            initial_delay,
+        } => match initial_delay {
+            Some(delay) => format!("periodic every {} (first after {})", d(period), d(delay)),
+            None => format!("periodic every {}", d(period)),
+        },
+        BehaviourKind::Oneshot => "oneshot".to_owned(),
+        BehaviourKind::Delay(delay) => format!("once after {}", d(delay)),
+        BehaviourKind::Cyclic => "cyclic".to_owned(),
+        BehaviourKind::Handler(Route::Type(t)) => format!("on message {t}"),
+        BehaviourKind::Handler(Route::Topic(keys)) => format!("on topic {}", keys.join(", ")),
+        BehaviourKind::Handler(Route::Fallback) => "on any other message".to_owned(),
+    }
+}
+
+impl Context {
+    /// Asks agent `target` to describe itself (system request
+    /// `DescribeAgent`): type, behaviours with kinds and counters, `#[rpc]`
+    /// methods. A munggoggo 0.4 agent answers with an error
+    /// ([`crate::Error::Remote`]); its pong ([`Context::peers`]) is all
+    /// there is to know about it.
+    pub async fn describe_agent(&self, target: &str) -> Result<AgentDescription> {
+        self.request(
+            target,
+            DESCRIBE_AGENT,
+            &serde_json::json!({}),
+            self.options().call_timeout,
+        )
+        .await
+    }
+}

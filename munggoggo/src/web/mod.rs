@@ -1,0 +1,269 @@
+//! The web dashboard (feature `web`): watch and steer the agent network in
+//! a browser.
+//!
+//! [`Dashboard`] joins the bus of a running [`RuntimeHandle`] as an
+//! observer with an identity of its own (`munggoggo-dashboard-<pid>-<random>`)
+//! and serves, on axum:
+//!
+//! - `GET /`: one page (HTML, CSS and JS embedded in the binary) with a live
+//!   graph of agents, behaviours and topics, a table of states and counters
+//!   with start/stop buttons, the recent messages of a selected agent, and a
+//!   form to send a message or call a method;
+//! - a JSON API under `/api` (peers, start/stop, traces, send, broadcast,
+//!   publish, call, shutdown);
+//! - `POST /jsonrpc`: JSON-RPC 2.0 calls of `#[rpc]` methods (`agent.method`);
+//! - `GET /openapi.json`: the OpenAPI 3 document of the API;
+//! - `GET /ws`: a WebSocket pushing peer changes and new messages.
+//!
+//! Safe by default: [`serve`] binds to `127.0.0.1`; with a token
+//! ([`DashboardOptions::token`], `MUNGGOGGO_DASHBOARD_TOKEN`) every endpoint
+//! that changes something wants `Authorization: Bearer <token>`; those
+//! endpoints also want `Content-Type: application/json`, which a browser
+//! does not send across sites without asking. Bad input gets a 4xx with a
+//! JSON error body.
+//!
+//! ```no_run
+//! # async fn f() -> munggoggo::Result<()> {
+//! let runtime = munggoggo::Runtime::from_env()?
+//!     // .agent(Pinger::default())
+//!     .start()
+//!     .await?;
+//! let options = munggoggo::web::DashboardOptions::from_env();
+//! munggoggo::web::serve(&runtime, "127.0.0.1:8000".parse().unwrap(), options).await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::{AgentOptions, RuntimeHandle};
+
+mod api;
+mod jsonrpc;
+pub mod model;
+mod monitor;
+mod openapi;
+mod page;
+mod ws;
+
+pub use model::AgentView;
+pub use openapi::ApiDoc;
+
+/// The environment variable holding the dashboard's bearer token.
+pub const TOKEN_VAR: &str = "MUNGGOGGO_DASHBOARD_TOKEN";
+
+/// The address the dashboard listens on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+
+/// How the dashboard behaves.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct DashboardOptions {
+    /// The bearer token every changing endpoint wants; `None`: no token.
+    pub token: Option<String>,
+    /// Time between two looks at the bus.
+    pub refresh: Duration,
+    /// How long calls of agents may take.
+    pub call_timeout: Duration,
+    /// The largest request body taken, in bytes.
+    pub body_limit: usize,
+}
+
+impl std::fmt::Debug for DashboardOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardOptions")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("refresh", &self.refresh)
+            .field("call_timeout", &self.call_timeout)
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+impl Default for DashboardOptions {
+    fn default() -> Self {
+        DashboardOptions {
+            token: None,
+            refresh: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(3),
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+impl DashboardOptions {
+    /// The defaults, with the token of `MUNGGOGGO_DASHBOARD_TOKEN` if set.
+    pub fn from_env() -> Self {
+        DashboardOptions {
+            token: std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()),
+            ..Self::default()
+        }
+    }
+
+    /// With this bearer token (`None` or empty: none).
+    #[must_use]
+    pub fn token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// With this time between two looks at the bus.
+    #[must_use]
+    pub fn refresh(mut self, refresh: Duration) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// With this timeout for calls of agents.
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// With this largest request body, in bytes.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+}
+
+/// State shared by the handlers.
+pub(crate) struct Shared {
+    pub(crate) monitor: Arc<monitor::Monitor>,
+    pub(crate) options: DashboardOptions,
+    pub(crate) bus: String,
+}
+
+/// A dashboard on the bus of a running runtime: its observer agent and the
+/// task that keeps its view of the network up to date. Serve its
+/// [`Dashboard::router`] with axum, or let [`Dashboard::serve`] do it.
+pub struct Dashboard {
+    shared: Arc<Shared>,
+    monitor: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("identity", &self.identity())
+            .field("options", &self.shared.options)
+            .finish()
+    }
+}
+
+impl Dashboard {
+    /// Joins the bus of `runtime` as an observer and starts looking at the
+    /// network.
+    pub async fn start(runtime: &RuntimeHandle, options: DashboardOptions) -> Result<Dashboard> {
+        let mut agent_options = AgentOptions::new(monitor::unique_identity());
+        agent_options.announce = false;
+        agent_options.call_timeout = options.call_timeout;
+        agent_options.trace_size = 64;
+        agent_options.prefetch = 16;
+        let observer = runtime.spawn_with(monitor::Observer, agent_options).await?;
+        let monitor = Arc::new(monitor::Monitor::new(observer, options.refresh));
+        let task = tokio::spawn(Arc::clone(&monitor).run());
+        tracing::info!(identity = monitor.observer.identity(), "dashboard joined the bus");
+        Ok(Dashboard {
+            shared: Arc::new(Shared {
+                monitor,
+                options,
+                bus: runtime.bus().describe(),
+            }),
+            monitor: task,
+        })
+    }
+
+    /// The dashboard's identity on the bus.
+    pub fn identity(&self) -> &str {
+        self.shared.monitor.observer.identity()
+    }
+
+    /// The agents as the dashboard sees them now, sorted by name.
+    pub fn peers(&self) -> Vec<AgentView> {
+        self.shared.monitor.peers()
+    }
+
+    /// Waits until `condition` holds for the agents the dashboard sees,
+    /// checking again after every change and every look at the bus.
+    pub async fn wait_until(&self, mut condition: impl FnMut(&[AgentView]) -> bool) {
+        let mut versions = self.shared.monitor.versions();
+        loop {
+            versions.mark_unchanged();
+            if condition(&self.peers()) {
+                return;
+            }
+            if versions.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The routes: the page, the API, JSON-RPC, OpenAPI and the WebSocket.
+    pub fn router(&self) -> Router {
+        api::router(Arc::clone(&self.shared))
+    }
+
+    /// Serves the dashboard on `listener` until `shutdown` completes, then
+    /// leaves the bus.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let addr = listener.local_addr().ok();
+        tracing::info!(address = ?addr, "dashboard listening");
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.leave().await;
+        served.map_err(|e| Error::Config(format!("the dashboard's server failed: {e}")))
+    }
+
+    /// Leaves the bus: the observer stops and its queues are deleted.
+    pub async fn leave(self) {
+        self.monitor.abort();
+        self.shared.monitor.observer.shutdown().await;
+    }
+}
+
+/// Serves a dashboard of `runtime`'s bus on `addr` until Ctrl-C or SIGTERM.
+pub async fn serve(runtime: &RuntimeHandle, addr: SocketAddr, options: DashboardOptions) -> Result<()> {
+    let listener = bind(addr).await?;
+    Dashboard::start(runtime, options)
+        .await?
+        .serve(listener, shutdown_signal())
+        .await
+}
+
+/// Binds a listener, with an error that names the address.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("the dashboard cannot listen on {addr}: {e}")))
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,379 @@
+//! What the dashboard shows and takes: the JSON bodies of the API, the
+//! WebSocket events, and their OpenAPI schemas.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::introspect::AgentDescription;
+use crate::peers::PeerStatus;
+
+/// An agent on the bus as the dashboard sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[non_exhaustive]
+pub struct AgentView {
+    /// Its identity.
+    pub name: String,
+    /// Its state: `init`, `running`, `stopping`, `shutdown` or `crashed`.
+    pub state: String,
+    /// Its Rust type name; `None` for a munggoggo 0.4 agent.
+    pub agent_type: Option<String>,
+    /// `rust` for an agent that describes itself, `0.4` for one that only
+    /// answers the peer ping (a munggoggo 0.4 agent).
+    pub flavour: String,
+    /// Its behaviours and handlers.
+    pub behaviours: Vec<BehaviourView>,
+    /// Its `#[rpc]` methods.
+    pub methods: Vec<MethodView>,
+}
+
+/// One behaviour or handler of an [`AgentView`]. Fields a munggoggo 0.4
+/// agent does not report are `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[non_exhaustive]
+pub struct BehaviourView {
+    /// The full name, `<agent>.<method>`.
+    pub name: String,
+    /// The method name (the full name without the agent's prefix).
+    pub method: String,
+    /// Its state.
+    pub state: String,
+    /// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic` or `fallback`.
+    pub kind: Option<String>,
+    /// The kind in words: `periodic every 1s`, `on message Pong`, ...
+    pub detail: Option<String>,
+    /// The message type a `message` handler takes.
+    pub message_type: Option<String>,
+    /// The binding keys of a `topic` handler.
+    pub topics: Vec<String>,
+    /// Completed runs or handled messages.
+    pub runs: Option<u64>,
+    /// Failed runs or messages.
+    pub errors: Option<u64>,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
+/// One `#[rpc]` method of an [`AgentView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[non_exhaustive]
+pub struct MethodView {
+    /// The method's name.
+    pub name: String,
+    /// Its parameter names, in order.
+    pub params: Vec<String>,
+}
+
+impl AgentView {
+    /// The view of an agent that described itself.
+    pub(crate) fn described(d: AgentDescription) -> Self {
+        let prefix = format!("{}.", d.name);
+        AgentView {
+            state: d.state.as_str().to_owned(),
+            agent_type: Some(d.agent_type),
+            flavour: "rust".to_owned(),
+            behaviours: d
+                .behaviours
+                .into_iter()
+                .map(|b| BehaviourView {
+                    method: b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_owned(),
+                    name: b.name,
+                    state: b.state.as_str().to_owned(),
+                    kind: Some(b.kind),
+                    detail: Some(b.detail),
+                    message_type: b.message_type,
+                    topics: b.topics,
+                    runs: Some(b.runs),
+                    errors: Some(b.errors),
+                    last_error: b.last_error,
+                })
+                .collect(),
+            methods: d
+                .methods
+                .into_iter()
+                .map(|m| MethodView {
+                    name: m.name,
+                    params: m.params,
+                })
+                .collect(),
+            name: d.name,
+        }
+    }
+
+    /// The view of an agent known only by its pong (a 0.4 agent, or one
+    /// that did not answer `DescribeAgent` in time: then what `previous`
+    /// knew about it stays).
+    pub(crate) fn from_pong(status: &PeerStatus, previous: Option<&AgentView>) -> Self {
+        let prefix = format!("{}.", status.name);
+        let old = |name: &str| previous.and_then(|p| p.behaviours.iter().find(|b| b.name == name));
+        AgentView {
+            name: status.name.clone(),
+            state: status.state.clone(),
+            agent_type: previous.and_then(|p| p.agent_type.clone()),
+            flavour: previous.map_or_else(|| "0.4".to_owned(), |p| p.flavour.clone()),
+            behaviours: status
+                .behaviours
+                .iter()
+                .map(|b| {
+                    let old = old(&b.name);
+                    BehaviourView {
+                        name: b.name.clone(),
+                        method: b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_owned(),
+                        state: b.state.clone(),
+                        kind: old.and_then(|o| o.kind.clone()),
+                        detail: old.and_then(|o| o.detail.clone()),
+                        message_type: old.and_then(|o| o.message_type.clone()),
+                        topics: old.map(|o| o.topics.clone()).unwrap_or_default(),
+                        runs: old.and_then(|o| o.runs),
+                        errors: old.and_then(|o| o.errors),
+                        last_error: old.and_then(|o| o.last_error.clone()),
+                    }
+                })
+                .collect(),
+            methods: previous.map(|p| p.methods.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The behaviour called `name` (full or method name).
+    pub(crate) fn behaviour(&self, name: &str) -> Option<&BehaviourView> {
+        self.behaviours
+            .iter()
+            .find(|b| b.name == name)
+            .or_else(|| self.behaviours.iter().find(|b| b.method == name))
+    }
+}
+
+/// `GET /api/peers`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PeersResponse {
+    /// The agents on the bus, sorted by name.
+    pub peers: Vec<AgentView>,
+}
+
+/// `GET /api/info`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InfoResponse {
+    /// munggoggo's version.
+    pub version: String,
+    /// The dashboard's own identity on the bus.
+    pub identity: String,
+    /// Whether changing endpoints need `Authorization: Bearer <token>`.
+    pub auth_required: bool,
+    /// The bus, with any password hidden.
+    pub bus: String,
+}
+
+/// One message of an agent's trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TraceView {
+    /// The agent whose trace it is.
+    pub agent: String,
+    /// When it was traced, in seconds since the Unix epoch.
+    pub time: f64,
+    /// `incoming`, `outgoing`, `rejected` or the behaviour it was handed to.
+    pub category: String,
+    /// The message type (the AMQP `type`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The sender.
+    pub from: String,
+    /// The receiver: an identity, `fanout` or `publish` (a topic).
+    pub to: String,
+    /// The routing key: an identity, `admin` or the topic.
+    pub routing_key: String,
+    /// The body as text.
+    pub body: String,
+    /// Why it was rejected or its handler failed.
+    pub reason: Option<String>,
+}
+
+impl TraceView {
+    /// Reads one 0.4 trace entry, `[epoch seconds, record, category]`, of
+    /// agent `agent`'s trace; `None` when it is not one.
+    pub(crate) fn parse(agent: &str, entry: &Value) -> Option<TraceView> {
+        let entry = entry.as_array()?;
+        let time = entry.first()?.as_f64()?;
+        let record = entry.get(1)?;
+        let category = entry.get(2)?.as_str()?.to_owned();
+        let field = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or_default();
+        let app_id = field("app_id");
+        let target = field("target");
+        let outgoing = app_id.is_empty() && !target.is_empty();
+        let (from, to) = if outgoing {
+            (agent.to_owned(), target.to_owned())
+        } else {
+            (app_id.to_owned(), agent.to_owned())
+        };
+        Some(TraceView {
+            agent: agent.to_owned(),
+            time,
+            category,
+            kind: field("type").to_owned(),
+            from,
+            to,
+            routing_key: field("routing_key").to_owned(),
+            body: field("body").to_owned(),
+            reason: record.get("reason").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
+}
+
+/// `GET /api/agents/{agent}/traces`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TracesResponse {
+    /// The agent.
+    pub agent: String,
+    /// Its entries, oldest first.
+    pub traces: Vec<TraceView>,
+}
+
+/// The filters of `GET /api/agents/{agent}/traces`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TraceParams {
+    /// At most this many of the newest entries.
+    pub limit: Option<usize>,
+    /// Only messages from this sender.
+    pub sender: Option<String>,
+    /// Only this category: `incoming`, `outgoing`, `rejected` or a behaviour's full name.
+    pub category: Option<String>,
+    /// Also the traffic of munggoggo's own tools (dashboards, the CLI), left out by default.
+    #[serde(default)]
+    pub tools: bool,
+}
+
+/// The reply to starting or stopping a behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ManageResponse {
+    /// The agent.
+    pub agent: String,
+    /// The behaviour's full name.
+    pub behaviour: String,
+    /// `start` or `stop`.
+    pub command: String,
+    /// The agent's answer, as munggoggo 0.4 words it (`agent1.ping stopped: init`).
+    pub result: String,
+    /// The behaviour's state after the command.
+    pub state: String,
+}
+
+/// A message to send to one agent or to every agent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SendRequest {
+    /// The message type (the AMQP `type`), such as `Ping`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The body: a JSON value, sent as its JSON text (a string is sent as it is).
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+/// A message to publish on a topic.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublishRequest {
+    /// The topic (routing key), such as `sensors.kitchen`.
+    pub topic: String,
+    /// The message type; `PUBSUB` (as 0.4's publish) when left out.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// The body: a JSON value, sent as its JSON text (a string is sent as it is).
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+/// What was sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SentResponse {
+    /// `send`, `broadcast` or `publish`.
+    pub sent: String,
+    /// The receiver of a send.
+    pub to: Option<String>,
+    /// The topic of a publish.
+    pub topic: Option<String>,
+    /// The message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The size of the body in bytes.
+    pub bytes: usize,
+}
+
+/// A call of an `#[rpc]` method.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CallRequest {
+    /// The method's name.
+    pub method: String,
+    /// The parameters: an array (positional) or an object (named).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: Value,
+}
+
+/// The result of a call.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CallResponse {
+    /// The agent.
+    pub agent: String,
+    /// The method.
+    pub method: String,
+    /// What the method returned.
+    #[schema(value_type = Object)]
+    pub result: Value,
+}
+
+/// The reply to a shutdown request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShutdownResponse {
+    /// The agent.
+    pub agent: String,
+    /// Its answer, such as `Shutdown of agent1 initiated.`.
+    pub result: String,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: `bad_request`, `unauthorized`, `unknown_agent`,
+    /// `unknown_behaviour`, `unknown_method`, `bad_params`, `too_large`,
+    /// `unsupported_media_type`, `not_found`, `timeout`, `call_failed`, `bus`.
+    pub code: String,
+    /// The message, in words.
+    pub message: String,
+    /// The names that would have been known (agents, behaviours, methods).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known: Vec<String>,
+}
+
+/// What the WebSocket at `GET /ws` pushes, one JSON text frame each.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    /// Everything at once: sent first, and again after a client fell behind.
+    Snapshot {
+        /// The agents.
+        peers: Vec<AgentView>,
+        /// The latest messages, oldest first.
+        traces: Vec<TraceView>,
+    },
+    /// An agent joined or changed (a behaviour started or stopped, a counter moved).
+    Peer {
+        /// Its new view.
+        peer: AgentView,
+    },
+    /// An agent left the bus.
+    Left {
+        /// Its identity.
+        name: String,
+    },
+    /// New messages in agents' traces.
+    Traces {
+        /// The entries, oldest first.
+        traces: Vec<TraceView>,
+    },
+}

@@ -1,0 +1,436 @@
+// The munggoggo dashboard: a WebSocket feed keeps `peers` and `feed` up to
+// date; every change re-renders the graph, the table and the messages.
+// Plain DOM and SVG, no library. Everything from the bus goes in through
+// textContent, never as HTML.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const FEED_MAX = 300;
+
+const app = {
+  peers: new Map(), // name -> AgentView
+  feed: [], // TraceView, oldest first
+  selected: null, // agent name or null
+  info: null,
+  token: localStorage.getItem("munggoggo.token") || "",
+  seen: 0,
+  flashes: new Set(), // "from->to" keys to flash on the next draw
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c) node.append(c);
+  return node;
+}
+
+function toast(text, isError) {
+  const t = el("div", { class: "toast" + (isError ? " error" : ""), text });
+  $("toasts").append(t);
+  setTimeout(() => t.remove(), isError ? 6000 : 3000);
+}
+
+function stateClass(state) {
+  return ["running", "init", "stopping", "shutdown", "crashed"].includes(state) ? state : "unknown";
+}
+
+function stateWord(state) {
+  return state === "init" ? "stopped" : state === "shutdown" ? "finished" : state;
+}
+
+function shorten(text, n) {
+  return text.length > n ? text.slice(0, n - 1) + "\u2026" : text;
+}
+
+// ---------------------------------------------------------------- API
+
+async function api(method, path, body) {
+  const headers = {};
+  if (method !== "GET") headers["Content-Type"] = "application/json";
+  if (app.token) headers["Authorization"] = "Bearer " + app.token;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: method === "GET" ? undefined : JSON.stringify(body === undefined ? {} : body),
+  });
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  if (!response.ok) {
+    if (response.status === 401) askToken();
+    const message = data && data.error ? data.error.message : response.status + " " + response.statusText;
+    const error = new Error(message);
+    error.data = data;
+    throw error;
+  }
+  return data;
+}
+
+function askToken() {
+  const token = prompt("This dashboard wants a bearer token for changes:", app.token);
+  if (token !== null) {
+    app.token = token.trim();
+    localStorage.setItem("munggoggo.token", app.token);
+  }
+}
+
+// ---------------------------------------------------------------- feed
+
+function connect(delay) {
+  const live = $("live");
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const ws = new WebSocket(scheme + location.host + "/ws");
+  ws.onopen = () => { live.dataset.state = "live"; live.lastChild.textContent = "live"; delay = 500; };
+  ws.onmessage = (e) => {
+    let event;
+    try { event = JSON.parse(e.data); } catch (_) { return; }
+    apply(event);
+  };
+  ws.onclose = () => {
+    live.dataset.state = "down";
+    live.lastChild.textContent = "reconnecting";
+    setTimeout(() => connect(Math.min((delay || 500) * 2, 8000)), delay || 500);
+  };
+}
+
+function apply(event) {
+  switch (event.event) {
+    case "snapshot":
+      app.peers = new Map(event.peers.map((p) => [p.name, p]));
+      app.feed = event.traces.slice(-FEED_MAX);
+      app.seen = Math.max(app.seen, app.feed.length);
+      break;
+    case "peer":
+      app.peers.set(event.peer.name, event.peer);
+      break;
+    case "left":
+      app.peers.delete(event.name);
+      if (app.selected === event.name) app.selected = null;
+      break;
+    case "traces":
+      for (const t of event.traces) app.flashes.add(t.from + "->" + t.to);
+      app.feed.push(...event.traces);
+      app.seen += event.traces.length;
+      if (app.feed.length > FEED_MAX) app.feed.splice(0, app.feed.length - FEED_MAX);
+      break;
+    default:
+      return;
+  }
+  render();
+}
+
+// ---------------------------------------------------------------- render
+
+function render() {
+  const peers = [...app.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  renderStats(peers);
+  renderGraph(peers);
+  renderTable(peers);
+  renderMessages();
+  renderChoices(peers);
+}
+
+function renderStats(peers) {
+  const behaviours = peers.flatMap((p) => p.behaviours);
+  $("stat-agents").textContent = peers.length;
+  $("stat-running").textContent = behaviours.filter((b) => b.state === "running").length + "/" + behaviours.length;
+  $("stat-messages").textContent = app.seen;
+  $("stat-errors").textContent = behaviours.reduce((n, b) => n + (b.errors || 0), 0);
+}
+
+// The graph: agents on the left, their behaviours beside them, topics on
+// the right; arcs on the far left are messages between agents.
+function renderGraph(peers) {
+  const graph = $("graph");
+  $("graph-empty").hidden = peers.length > 0;
+  graph.replaceChildren();
+  if (peers.length === 0) { graph.setAttribute("viewBox", "0 0 900 120"); return; }
+
+  const ROW = 34, AGENT_X = 90, AGENT_W = 190, B_X = 360, B_W = 230, T_X = 700, T_W = 170, TOP = 24;
+  const agentPos = new Map(), behaviourPos = new Map(), topics = new Map();
+  let y = TOP;
+  for (const p of peers) {
+    const rows = Math.max(p.behaviours.length, 1);
+    const height = rows * ROW;
+    agentPos.set(p.name, { y: y + height / 2 - 4 });
+    p.behaviours.forEach((b, i) => {
+      const by = y + i * ROW + ROW / 2 - 4;
+      behaviourPos.set(b.name, { y: by });
+      for (const key of b.topics || []) {
+        if (!topics.has(key)) topics.set(key, []);
+        topics.get(key).push(by);
+      }
+    });
+    y += height + 22;
+  }
+  // Topics at the mean height of their subscribers, pushed apart.
+  const topicList = [...topics.entries()].map(([key, ys]) => ({ key, y: ys.reduce((a, b) => a + b, 0) / ys.length }));
+  topicList.sort((a, b) => a.y - b.y);
+  for (let i = 1; i < topicList.length; i++) topicList[i].y = Math.max(topicList[i].y, topicList[i - 1].y + ROW);
+  const height = Math.max(y, (topicList.length ? topicList[topicList.length - 1].y + ROW : 0)) + 6;
+  graph.setAttribute("viewBox", `0 0 900 ${height}`);
+
+  const defs = svg("defs", {},
+    svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6ea8fe" })));
+  graph.append(defs);
+  const edges = svg("g", {}), nodes = svg("g", {});
+  graph.append(edges, nodes);
+
+  // Messages between agents: arcs left of the agents, thicker when busy.
+  const pairs = new Map();
+  for (const t of app.feed) {
+    if (!agentPos.has(t.from) || !agentPos.has(t.to) || t.from === t.to) continue;
+    const key = t.from + "->" + t.to;
+    pairs.set(key, (pairs.get(key) || 0) + 1);
+  }
+  for (const [key, count] of pairs) {
+    const [from, to] = key.split("->");
+    const y1 = agentPos.get(from).y, y2 = agentPos.get(to).y;
+    const bend = Math.min(80, 20 + Math.abs(y2 - y1) / 3);
+    const x = AGENT_X - 2;
+    const path = svg("path", {
+      class: "edge msg" + (app.flashes.has(key) ? " flash" : ""),
+      d: `M${x} ${y1 - 4} C ${x - bend} ${y1 - 4}, ${x - bend} ${y2 + 4}, ${x} ${y2 + 4}`,
+      "stroke-width": Math.min(1.4 + Math.log2(count), 5).toFixed(1),
+    });
+    path.append(svg("title", { text: `${from} \u2192 ${to}: ${count} message${count === 1 ? "" : "s"}` }));
+    edges.append(path);
+  }
+  app.flashes.clear();
+
+  for (const p of peers) {
+    const ay = agentPos.get(p.name).y;
+    const selected = app.selected === p.name;
+    const agent = svg("g", { class: "node agent" + (selected ? " selected" : ""), "data-agent": p.name, onclick: () => select(p.name) },
+      svg("rect", { class: "box", x: AGENT_X, y: ay - 20, width: AGENT_W, height: 40, rx: 9 }),
+      svg("rect", { class: "stripe " + stateClass(p.state) + "-stripe", x: AGENT_X, y: ay - 20, width: 5, height: 40, rx: 2 }),
+      svg("text", { class: "title", x: AGENT_X + 16, y: ay - 3, text: shorten(p.name, 24) }),
+      svg("text", { class: "subtitle", x: AGENT_X + 16, y: ay + 12, text: p.agent_type ? p.agent_type : "munggoggo 0.4" }),
+      svg("title", { text: `${p.name} (${p.state})` }));
+    nodes.append(agent);
+    for (const b of p.behaviours) {
+      const by = behaviourPos.get(b.name).y;
+      edges.append(svg("path", { class: "edge", d: `M${AGENT_X + AGENT_W} ${ay} C ${AGENT_X + AGENT_W + 50} ${ay}, ${B_X - 50} ${by}, ${B_X} ${by}` }));
+      const node = svg("g", { class: "node behaviour", "data-behaviour": b.name, onclick: () => select(p.name) },
+        svg("rect", { x: B_X, y: by - 13, width: B_W, height: 26, rx: 13 }),
+        svg("circle", { class: "state " + stateClass(b.state), cx: B_X + 14, cy: by, r: 5 }),
+        svg("text", { x: B_X + 26, y: by + 4, text: shorten(b.method, 18) }),
+        svg("text", { class: "kind", x: B_X + B_W - 10, y: by + 4, "text-anchor": "end", text: b.kind || "" }),
+        svg("title", { text: `${b.name}: ${stateWord(b.state)}${b.detail ? " \u2014 " + b.detail : ""}` }));
+      nodes.append(node);
+      for (const key of b.topics || []) {
+        const t = topicList.find((t) => t.key === key);
+        edges.append(svg("path", { class: "edge topic", d: `M${T_X} ${t.y} C ${T_X - 50} ${t.y}, ${B_X + B_W + 50} ${by}, ${B_X + B_W} ${by}` }));
+      }
+    }
+  }
+  for (const t of topicList) {
+    nodes.append(svg("g", { class: "node topicnode", "data-topic": t.key },
+      svg("rect", { x: T_X, y: t.y - 13, width: T_W, height: 26, rx: 6 }),
+      svg("text", { x: T_X + 12, y: t.y + 4, text: "# " + shorten(t.key, 18) }),
+      svg("title", { text: "topic " + t.key })));
+  }
+}
+
+function renderTable(peers) {
+  const body = $("agents").tBodies[0];
+  const rows = [];
+  for (const p of peers) {
+    const chip = p.flavour === "0.4" ? el("span", { class: "chip legacy", text: "0.4" }) : null;
+    rows.push(el("tr", { class: "agent-row" + (app.selected === p.name ? " selected" : ""), "data-agent": p.name, onclick: () => select(p.name) },
+      el("td", { colspan: "2" },
+        el("span", { class: "agent-name", text: p.name }),
+        el("span", { class: "agent-type", text: p.agent_type || "munggoggo 0.4" }), chip),
+      el("td", {}, el("span", { class: "badge " + stateClass(p.state), text: stateWord(p.state) })),
+      el("td", { class: "num", text: sum(p.behaviours, "runs") }),
+      el("td", { class: "num", text: sum(p.behaviours, "errors") }),
+      el("td", { colspan: "2", class: "kind", text: p.methods.length ? "rpc: " + p.methods.map((m) => m.name).join(", ") : "" })));
+    for (const b of p.behaviours) {
+      const running = b.state === "running";
+      const finished = b.state === "shutdown";
+      const button = el("button", {
+        class: "toggle " + (running ? "stop" : "start"),
+        "data-action": running ? "stop" : "start",
+        text: running ? "Stop" : "Start",
+        title: (running ? "Stop " : "Start ") + b.name,
+        onclick: (e) => { e.stopPropagation(); toggle(p.name, b, running ? "stop" : "start", e.currentTarget); },
+      });
+      if (finished) button.textContent = "Restart";
+      const errors = b.errors == null ? "\u2013" : String(b.errors);
+      rows.push(el("tr", { class: "behaviour-row", "data-behaviour": b.name, "data-agent-of": p.name },
+        el("td", { text: b.method }),
+        el("td", { class: "kind", text: b.detail || b.kind || "" }),
+        el("td", { class: "state" }, el("span", { class: "badge " + stateClass(b.state), "data-state": b.state, text: stateWord(b.state) })),
+        el("td", { class: "num", text: b.runs == null ? "\u2013" : String(b.runs) }),
+        el("td", { class: "num" + (b.errors ? " errors-some" : ""), text: errors }),
+        el("td", { class: "last-error", text: b.last_error || "", title: b.last_error || "" }),
+        el("td", { class: "num" }, button)));
+    }
+  }
+  body.replaceChildren(...rows);
+}
+
+function sum(behaviours, field) {
+  if (behaviours.some((b) => b[field] == null)) return "\u2013";
+  return String(behaviours.reduce((n, b) => n + b[field], 0));
+}
+
+function renderMessages() {
+  const list = $("messages");
+  const shown = app.selected ? app.feed.filter((t) => t.to === app.selected || t.from === app.selected) : app.feed;
+  $("messages-of").textContent = app.selected ? "of " + app.selected : "";
+  $("messages-all").hidden = !app.selected;
+  $("messages-empty").hidden = shown.length > 0;
+  const items = shown.slice(-80).reverse().map((t) => {
+    const when = new Date(t.time * 1000).toLocaleTimeString([], { hour12: false });
+    const to = t.routing_key && t.routing_key !== t.to && t.routing_key !== "admin" ? "#" + t.routing_key + " \u2192 " + t.to : t.to;
+    return el("li", { class: t.category === "rejected" || t.reason ? "rejected" : "" },
+      el("span", { class: "time", text: when }),
+      el("span", { class: "route" }, el("b", { text: t.from || "?" }), " \u2192 " + to),
+      el("span", { class: "type", text: t.type || "?" }),
+      el("span", { class: "body", text: t.body, title: t.body }),
+      t.reason ? el("span", { class: "reason", text: t.reason }) : null);
+  });
+  list.replaceChildren(...items);
+}
+
+// Keeps the choices of the forms in step with the agents.
+function renderChoices(peers) {
+  fill($("message-to"), [["", "every agent (broadcast)"], ...peers.map((p) => [p.name, p.name])]);
+  const callable = peers.filter((p) => p.methods.length);
+  fill($("call-agent"), callable.map((p) => [p.name, p.name]));
+  renderMethods();
+  const topics = [...new Set(peers.flatMap((p) => p.behaviours.flatMap((b) => b.topics || [])))];
+  $("topics").replaceChildren(...topics.map((t) => el("option", { value: t.replace(/[#*]/g, "x") })));
+}
+
+function renderMethods() {
+  const agent = app.peers.get($("call-agent").value);
+  const methods = agent ? agent.methods : [];
+  const select = $("call-method");
+  const before = select.value;
+  fill(select, methods.map((m) => [m.name, m.name + "(" + m.params.join(", ") + ")"]));
+  if (select.value !== before) fillParams();
+}
+
+function fillParams() {
+  const agent = app.peers.get($("call-agent").value);
+  const method = agent && agent.methods.find((m) => m.name === $("call-method").value);
+  if (method) $("call-params").value = JSON.stringify(Object.fromEntries(method.params.map((p) => [p, 0])));
+}
+
+function fill(select, options) {
+  const value = select.value;
+  const same = select.options.length === options.length && options.every(([v, t], i) => select.options[i].value === v && select.options[i].text === t);
+  if (same) return;
+  select.replaceChildren(...options.map(([v, t]) => el("option", { value: v, text: t })));
+  if (options.some(([v]) => v === value)) select.value = value;
+}
+
+// ---------------------------------------------------------------- actions
+
+function select(name) {
+  app.selected = app.selected === name ? null : name;
+  if (app.peers.has(name)) $("message-to").value = name;
+  render();
+}
+
+async function toggle(agent, behaviour, command, button) {
+  button.disabled = true;
+  try {
+    const r = await api("POST", `/api/agents/${encodeURIComponent(agent)}/behaviours/${encodeURIComponent(behaviour.method)}/${command}`);
+    toast(r.result);
+  } catch (e) {
+    toast(e.message, true);
+    button.disabled = false;
+  }
+}
+
+function parseJson(text, what) {
+  try { return JSON.parse(text); } catch (e) { throw new Error(what + " is not JSON: " + e.message); }
+}
+
+function showResult(value, isError) {
+  const result = $("result");
+  result.hidden = false;
+  result.className = "result" + (isError ? " error" : "");
+  result.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+async function submit(e, action) {
+  e.preventDefault();
+  const button = e.target.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    showResult(await action(), false);
+  } catch (err) {
+    showResult(err.message, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function wire() {
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.addEventListener("click", () => {
+      for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t === tab);
+      for (const p of document.querySelectorAll(".pane")) p.hidden = p.dataset.pane !== tab.dataset.tab;
+    });
+  }
+  $("form-message").addEventListener("submit", (e) => submit(e, () => {
+    const body = parseJson($("message-body").value, "The body");
+    const payload = { type: $("message-type").value.trim(), body };
+    const to = $("message-to").value;
+    return to ? api("POST", `/api/agents/${encodeURIComponent(to)}/messages`, payload) : api("POST", "/api/broadcast", payload);
+  }));
+  $("form-publish").addEventListener("submit", (e) => submit(e, () => {
+    const body = parseJson($("publish-body").value, "The body");
+    const type = $("publish-type").value.trim();
+    return api("POST", "/api/publish", { topic: $("publish-topic").value.trim(), type: type || undefined, body });
+  }));
+  $("form-call").addEventListener("submit", (e) => submit(e, async () => {
+    const params = parseJson($("call-params").value, "The parameters");
+    const agent = $("call-agent").value;
+    const r = await api("POST", `/api/agents/${encodeURIComponent(agent)}/call`, { method: $("call-method").value, params });
+    return r.result;
+  }));
+  $("call-agent").addEventListener("change", () => { renderMethods(); fillParams(); });
+  $("call-method").addEventListener("change", fillParams);
+  $("messages-all").addEventListener("click", () => { app.selected = null; render(); });
+  $("token-button").addEventListener("click", askToken);
+}
+
+async function start() {
+  wire();
+  try {
+    app.info = await api("GET", "/api/info");
+    $("bus").textContent = app.info.bus;
+    $("token-button").hidden = !app.info.auth_required;
+  } catch (e) {
+    toast("Cannot reach the dashboard: " + e.message, true);
+  }
+  render();
+  connect(500);
+}
+
+start();

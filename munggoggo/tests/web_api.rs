@@ -1,0 +1,778 @@
+//! The dashboard's HTTP endpoints and their error cases, on the embedded
+//! bus, through tower's `oneshot` (no listener).
+//!
+//! Run with `cargo test -p munggoggo --features web --test web_api`.
+
+mod web_common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use munggoggo::web::{Dashboard, DashboardOptions};
+use munggoggo::{AgentHandle, Runtime, RuntimeHandle, State};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use web_common::{legacy_agent, unique, within, Calc, Job, Worker};
+
+/// A runtime with a worker and a calculator under unique names, and a
+/// dashboard that sees both.
+struct Net {
+    runtime: RuntimeHandle,
+    dashboard: Dashboard,
+    router: Router,
+    worker: AgentHandle,
+    calc: AgentHandle,
+}
+
+async fn net(options: DashboardOptions) -> Net {
+    let worker_id = unique("worker");
+    let calc_id = unique("calc");
+    let runtime = Runtime::memory()
+        .agent_as(&worker_id, Worker::default())
+        .agent_as(&calc_id, Calc)
+        .start()
+        .await
+        .expect("agents start");
+    let options = options
+        .refresh(Duration::from_millis(50))
+        .call_timeout(Duration::from_millis(500));
+    let dashboard = Dashboard::start(&runtime, options)
+        .await
+        .expect("dashboard starts");
+    within(
+        "the dashboard sees both agents",
+        dashboard.wait_until(|peers| {
+            peers.iter().any(|p| p.name == worker_id) && peers.iter().any(|p| p.name == calc_id)
+        }),
+    )
+    .await;
+    Net {
+        router: dashboard.router(),
+        worker: runtime.agent(&worker_id).expect("worker runs"),
+        calc: runtime.agent(&calc_id).expect("calc runs"),
+        dashboard,
+        runtime,
+    }
+}
+
+/// One request; POSTs carry `Content-Type: application/json`.
+async fn call(router: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+    call_with(router, method, uri, body, &[]).await
+}
+
+async fn call_with(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if method == "POST"
+        && !headers
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case("content-type"))
+    {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Body::from(body.unwrap_or_default().to_owned()))
+        .expect("a valid request");
+    let response = within(uri, router.clone().oneshot(request))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("a body").to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, value)
+}
+
+/// Asserts a JSON error body with this code.
+fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn peers_show_behaviours_states_counters_and_methods() {
+    let net = net(DashboardOptions::default()).await;
+    let worker = net.worker.identity();
+    let (status, body) = call(&net.router, "GET", "/api/peers", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let peers = body["peers"].as_array().expect("a list of peers");
+    assert!(
+        peers
+            .iter()
+            .all(|p| !p["name"].as_str().unwrap_or_default().starts_with("munggoggo-")),
+        "the dashboard does not list itself: {body}"
+    );
+    let me = peers
+        .iter()
+        .find(|p| p["name"] == worker)
+        .expect("the worker is listed");
+    assert_eq!(me["state"], "running");
+    assert_eq!(me["flavour"], "rust");
+    assert_eq!(me["agent_type"], "Worker");
+    let behaviours = me["behaviours"].as_array().expect("behaviours");
+    let tick = behaviours.iter().find(|b| b["method"] == "tick").expect("tick");
+    assert_eq!(tick["name"], format!("{worker}.tick"));
+    assert_eq!(tick["kind"], "periodic");
+    assert_eq!(tick["state"], "running");
+    assert_eq!(tick["runs"], 0);
+    assert_eq!(tick["errors"], 0);
+    let jobs = behaviours.iter().find(|b| b["method"] == "jobs").expect("jobs");
+    assert_eq!(jobs["topics"], json!(["jobs.#"]));
+    let job = behaviours.iter().find(|b| b["method"] == "job").expect("job");
+    assert_eq!(job["message_type"], "Job");
+
+    let (status, calc) = call(
+        &net.router,
+        "GET",
+        &format!("/api/peers/{}", net.calc.identity()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let methods: Vec<&str> = calc["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(methods, ["multiply", "fail", "slow"]);
+    assert_eq!(calc["methods"][0]["params"], json!(["x", "y"]));
+
+    let (status, body) = call(&net.router, "GET", "/api/peers/nobody-here", None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_agent");
+    assert!(body["error"]["known"]
+        .as_array()
+        .is_some_and(|k| k.contains(&json!(worker))));
+
+    // A failing handler shows in the counters and the last error.
+    let sender = net.runtime.client(unique("sender")).await.expect("a client");
+    sender.send(worker, &Job { n: 13 }).await.expect("sent");
+    within(
+        "the dashboard sees the error",
+        net.dashboard.wait_until(|peers| {
+            peers
+                .iter()
+                .filter(|p| p.name == worker)
+                .flat_map(|p| &p.behaviours)
+                .any(|b| b.method == "job" && b.errors == Some(1))
+        }),
+    )
+    .await;
+    let (_, me) = call(&net.router, "GET", &format!("/api/peers/{worker}"), None).await;
+    let job = me["behaviours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["method"] == "job")
+        .cloned()
+        .unwrap();
+    assert!(
+        job["last_error"].as_str().is_some_and(|e| e.contains("unlucky")),
+        "{job}"
+    );
+}
+
+#[tokio::test]
+async fn behaviours_stop_and_start() {
+    let net = net(DashboardOptions::default()).await;
+    let worker = net.worker.identity();
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{worker}/behaviours/tick/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["behaviour"], format!("{worker}.tick"));
+    assert_eq!(body["command"], "stop");
+    assert_eq!(body["state"], "init");
+    assert_eq!(net.worker.behaviour("tick").expect("tick").state, State::Init);
+
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{worker}/behaviours/tick/start"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "running");
+    assert_eq!(net.worker.behaviour("tick").expect("tick").state, State::Running);
+
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{worker}/behaviours/nope/stop"),
+        None,
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_behaviour");
+    assert!(
+        body["error"]["known"]
+            .as_array()
+            .is_some_and(|k| k.contains(&json!("tick"))),
+        "{body}"
+    );
+
+    let ghost = unique("ghost");
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{ghost}/behaviours/tick/stop"),
+        None,
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_agent");
+}
+
+#[tokio::test]
+async fn traces_filter_by_limit_sender_and_category() {
+    let net = net(DashboardOptions::default()).await;
+    let worker = net.worker.identity();
+    let a = net.runtime.client(unique("a")).await.expect("a client");
+    let b = net.runtime.client(unique("b")).await.expect("a client");
+    a.send(worker, &Job { n: 1 }).await.expect("sent");
+    b.send(worker, &Job { n: 2 }).await.expect("sent");
+    a.send(worker, &Job { n: 3 }).await.expect("sent");
+    within(
+        "the worker handles three jobs",
+        net.worker
+            .wait_until(|w| w.behaviour("job").is_some_and(|b| b.runs >= 3)),
+    )
+    .await
+    .expect("the worker runs");
+
+    let uri = format!(
+        "/api/agents/{worker}/traces?category=incoming&sender={}",
+        a.identity()
+    );
+    let (status, body) = call(&net.router, "GET", &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let traces = body["traces"].as_array().expect("traces");
+    let bodies: Vec<&str> = traces.iter().filter_map(|t| t["body"].as_str()).collect();
+    assert_eq!(bodies, [r#"{"n":1}"#, r#"{"n":3}"#]);
+    assert!(traces
+        .iter()
+        .all(|t| t["from"] == a.identity() && t["to"] == worker && t["type"] == "Job"));
+
+    let uri = format!("/api/agents/{worker}/traces?category=incoming&limit=1");
+    let (_, body) = call(&net.router, "GET", &uri, None).await;
+    let traces = body["traces"].as_array().expect("traces");
+    assert_eq!(traces.len(), 1, "{body}");
+    assert_eq!(traces[0]["body"], r#"{"n":3}"#);
+
+    // The dashboard's own requests are left out unless asked for.
+    let (_, plain) = call(&net.router, "GET", &format!("/api/agents/{worker}/traces"), None).await;
+    assert!(plain["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| !t["from"].as_str().unwrap().starts_with("munggoggo-")));
+    let (_, all) = call(
+        &net.router,
+        "GET",
+        &format!("/api/agents/{worker}/traces?tools=true"),
+        None,
+    )
+    .await;
+    assert!(all["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["from"].as_str().unwrap().starts_with("munggoggo-")));
+
+    let (status, body) = call(
+        &net.router,
+        "GET",
+        &format!("/api/agents/{worker}/traces?limit=many"),
+        None,
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    let (status, body) = call(
+        &net.router,
+        "GET",
+        &format!("/api/agents/{}/traces", unique("ghost")),
+        None,
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_agent");
+}
+
+#[tokio::test]
+async fn messages_are_sent_broadcast_and_published() {
+    let net = net(DashboardOptions::default()).await;
+    let worker = net.worker.identity();
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{worker}/messages"),
+        Some(r#"{"type": "Job", "body": {"n": 5}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sent"], "send");
+    assert_eq!(body["bytes"], 7);
+    within(
+        "the job is done",
+        net.worker
+            .wait_until(|w| w.behaviour("job").is_some_and(|b| b.runs == 1)),
+    )
+    .await
+    .expect("the worker runs");
+
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        "/api/broadcast",
+        Some(r#"{"type": "Job", "body": {"n": 1}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    within(
+        "the broadcast job is done",
+        net.worker
+            .wait_until(|w| w.behaviour("job").is_some_and(|b| b.runs == 2)),
+    )
+    .await
+    .expect("the worker runs");
+
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        "/api/publish",
+        Some(r#"{"topic": "jobs.new", "body": "hello"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["type"], "PUBSUB");
+    assert_eq!(body["topic"], "jobs.new");
+    within(
+        "the topic handler runs",
+        net.worker
+            .wait_until(|w| w.behaviour("jobs").is_some_and(|b| b.runs == 1)),
+    )
+    .await
+    .expect("the worker runs");
+
+    // Bad input: 4xx with a JSON error body.
+    let uri = format!("/api/agents/{worker}/messages");
+    let (status, body) = call(&net.router, "POST", &uri, Some(r#"{"type": "Job", "body": "#)).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    let (status, body) = call(&net.router, "POST", &uri, Some(r#"{"body": 1}"#)).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    let (status, body) = call(&net.router, "POST", &uri, Some(r#"{"type": "RPC", "body": 1}"#)).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    let (status, body) = call_with(
+        &net.router,
+        "POST",
+        &uri,
+        Some(r#"{"type": "Job", "body": {"n": 1}}"#),
+        &[("content-type", "text/plain")],
+    )
+    .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let huge = format!(r#"{{"type": "Job", "body": "{}"}}"#, "x".repeat(200 * 1024));
+    let (status, body) = call(&net.router, "POST", &uri, Some(&huge)).await;
+    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let ghost = unique("ghost");
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{ghost}/messages"),
+        Some(r#"{"type": "Job", "body": {"n": 1}}"#),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_agent");
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        "/api/publish",
+        Some(r#"{"topic": "", "body": 1}"#),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    let (status, body) = call(&net.router, "GET", "/api/nothing", None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        net.worker.behaviour("job").expect("job").runs,
+        2,
+        "no bad request reached the worker"
+    );
+}
+
+#[tokio::test]
+async fn methods_are_called_with_errors_for_bad_calls() {
+    let net = net(DashboardOptions::default()).await;
+    let uri = format!("/api/agents/{}/call", net.calc.identity());
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &uri,
+        Some(r#"{"method": "multiply", "params": [3, 4]}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], 12);
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &uri,
+        Some(r#"{"method": "multiply", "params": {"x": 5, "y": 6}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], 30);
+
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &uri,
+        Some(r#"{"method": "divide", "params": []}"#),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_method");
+    assert_eq!(body["error"]["known"], json!(["multiply", "fail", "slow"]));
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &uri,
+        Some(r#"{"method": "multiply", "params": ["a"]}"#),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_params");
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &uri,
+        Some(r#"{"method": "multiply", "params": 3}"#),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_params");
+    let (status, body) = call(&net.router, "POST", &uri, Some(r#"{"method": "fail"}"#)).await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY, "call_failed");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("it broke"),
+        "{body}"
+    );
+    let (status, body) = call(&net.router, "POST", &uri, Some(r#"{"method": "slow"}"#)).await;
+    assert_error(status, &body, StatusCode::GATEWAY_TIMEOUT, "timeout");
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{}/call", unique("ghost")),
+        Some(r#"{"method": "multiply", "params": [1, 2]}"#),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_agent");
+}
+
+#[tokio::test]
+async fn an_agent_is_shut_down() {
+    let net = net(DashboardOptions::default()).await;
+    let worker = net.worker.identity().to_owned();
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{worker}/shutdown"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], format!("Shutdown of {worker} initiated."));
+    within("the worker stops", net.worker.stopped()).await;
+    within(
+        "the dashboard sees the worker leave",
+        net.dashboard
+            .wait_until(|peers| peers.iter().all(|p| p.name != worker)),
+    )
+    .await;
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{worker}/shutdown"),
+        None,
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_agent");
+}
+
+#[tokio::test]
+async fn a_token_guards_every_changing_endpoint() {
+    let net = net(DashboardOptions::default().token(Some("s3cret".to_owned()))).await;
+    let worker = net.worker.identity();
+    let changing = [
+        format!("/api/agents/{worker}/behaviours/tick/stop"),
+        format!("/api/agents/{worker}/behaviours/tick/start"),
+        format!("/api/agents/{worker}/messages"),
+        format!("/api/agents/{worker}/call"),
+        format!("/api/agents/{worker}/shutdown"),
+        "/api/broadcast".to_owned(),
+        "/api/publish".to_owned(),
+        "/jsonrpc".to_owned(),
+    ];
+    for uri in &changing {
+        let (status, body) = call(&net.router, "POST", uri, Some("{}")).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+        let (status, body) = call_with(
+            &net.router,
+            "POST",
+            uri,
+            Some("{}"),
+            &[("authorization", "Bearer wrong")],
+        )
+        .await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    assert_eq!(net.worker.state(), State::Running, "nothing got through");
+    let (status, body) = call_with(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{worker}/behaviours/tick/stop"),
+        None,
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(net.worker.behaviour("tick").expect("tick").state, State::Init);
+    // Reading needs no token.
+    let (status, info) = call(&net.router, "GET", "/api/info", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["auth_required"], true);
+    assert_eq!(info["identity"], net.dashboard.identity());
+    let (status, _) = call(&net.router, "GET", "/api/peers", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A JSON-RPC request.
+async fn rpc(router: &Router, body: &str) -> (StatusCode, Value) {
+    call(router, "POST", "/jsonrpc", Some(body)).await
+}
+
+#[tokio::test]
+async fn json_rpc_calls_methods_with_standard_errors() {
+    let net = net(DashboardOptions::default()).await;
+    let calc = net.calc.identity();
+    let (status, body) = rpc(
+        &net.router,
+        &format!(r#"{{"jsonrpc": "2.0", "method": "{calc}.multiply", "params": [6, 7], "id": 1}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "jsonrpc": "2.0", "result": 42, "id": 1 }));
+
+    let cases = [
+        ("{not json".to_owned(), StatusCode::BAD_REQUEST, -32700),
+        (
+            r#"{"method": "x.y", "id": 1}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            -32600,
+        ),
+        (
+            r#"{"jsonrpc": "2.0", "method": 5, "id": 1}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            -32600,
+        ),
+        (
+            r#"{"jsonrpc": "2.0", "method": "x.y", "params": 3, "id": 1}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            -32600,
+        ),
+        ("[]".to_owned(), StatusCode::BAD_REQUEST, -32600),
+        (
+            r#"{"jsonrpc": "2.0", "method": "nodot", "id": 1}"#.to_owned(),
+            StatusCode::NOT_FOUND,
+            -32601,
+        ),
+        (
+            format!(
+                r#"{{"jsonrpc": "2.0", "method": "{}.multiply", "id": 1}}"#,
+                unique("ghost")
+            ),
+            StatusCode::NOT_FOUND,
+            -32601,
+        ),
+        (
+            format!(r#"{{"jsonrpc": "2.0", "method": "{calc}.divide", "id": 1}}"#),
+            StatusCode::NOT_FOUND,
+            -32601,
+        ),
+        (
+            format!(r#"{{"jsonrpc": "2.0", "method": "{calc}.multiply", "params": ["a", "b"], "id": 1}}"#),
+            StatusCode::BAD_REQUEST,
+            -32602,
+        ),
+        (
+            format!(r#"{{"jsonrpc": "2.0", "method": "{calc}.fail", "id": 1}}"#),
+            StatusCode::BAD_GATEWAY,
+            -32001,
+        ),
+    ];
+    for (request, expected, code) in cases {
+        let (status, body) = rpc(&net.router, &request).await;
+        assert_eq!(status, expected, "{request} -> {body}");
+        assert_eq!(body["jsonrpc"], "2.0", "{body}");
+        assert_eq!(body["error"]["code"], code, "{request} -> {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (_, body) = rpc(
+        &net.router,
+        &format!(r#"{{"jsonrpc": "2.0", "method": "{calc}.divide", "id": "x"}}"#),
+    )
+    .await;
+    assert_eq!(body["id"], "x");
+    assert_eq!(
+        body["error"]["data"]["methods"],
+        json!(["multiply", "fail", "slow"])
+    );
+
+    // A notification gets no answer; a batch gets one per request with an id.
+    let (status, body) = rpc(
+        &net.router,
+        &format!(r#"{{"jsonrpc": "2.0", "method": "{calc}.multiply", "params": [1, 1]}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = rpc(
+        &net.router,
+        &format!(
+            r#"[{{"jsonrpc": "2.0", "method": "{calc}.multiply", "params": [2, 3], "id": 1}},
+                {{"jsonrpc": "2.0", "method": "{calc}.multiply", "params": [1, 1]}},
+                {{"jsonrpc": "2.0", "method": "{calc}.nope", "id": 2}}]"#
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = body.as_array().expect("a batch answer");
+    assert_eq!(answers.len(), 2, "{body}");
+    assert_eq!(answers[0]["result"], 6);
+    assert_eq!(answers[1]["error"]["code"], -32601);
+
+    // Last: the calculator is busy for an hour after this one.
+    let (status, body) = rpc(
+        &net.router,
+        &format!(r#"{{"jsonrpc": "2.0", "method": "{calc}.slow", "id": 9}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], -32000, "{body}");
+    assert_eq!(body["id"], 9);
+}
+
+#[tokio::test]
+async fn openapi_document_page_and_assets() {
+    let net = net(DashboardOptions::default()).await;
+    let (status, doc) = call(&net.router, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{doc}"
+    );
+    for path in [
+        "/api/peers",
+        "/api/peers/{agent}",
+        "/api/agents/{agent}/traces",
+        "/api/agents/{agent}/behaviours/{behaviour}/stop",
+        "/api/agents/{agent}/call",
+        "/api/publish",
+        "/jsonrpc",
+        "/ws",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+    for schema in [
+        "AgentView",
+        "BehaviourView",
+        "ErrorBody",
+        "CallRequest",
+        "Event",
+        "TraceView",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} is documented"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"].get("bearer").is_some());
+
+    for (uri, kind, needle) in [
+        ("/", "text/html", "<svg"),
+        ("/app.js", "text/javascript", "WebSocket"),
+        ("/style.css", "text/css", "--"),
+    ] {
+        let response = net
+            .router
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let content_type = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(content_type.starts_with(kind), "{uri}: {content_type}");
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&text).contains(needle),
+            "{uri} holds {needle}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_munggoggo_0_4_agent_shows_as_a_peer_and_is_steered() {
+    let net = net(DashboardOptions::default()).await;
+    let legacy = unique("legacy");
+    let state = legacy_agent(&net.runtime, &legacy).await;
+    within(
+        "the dashboard sees the 0.4 agent",
+        net.dashboard
+            .wait_until(|peers| peers.iter().any(|p| p.name == legacy)),
+    )
+    .await;
+    let (status, peer) = call(&net.router, "GET", &format!("/api/peers/{legacy}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(peer["flavour"], "0.4");
+    assert_eq!(peer["agent_type"], Value::Null);
+    assert_eq!(peer["behaviours"][0]["name"], format!("{legacy}.PingBehav"));
+    assert_eq!(peer["behaviours"][0]["state"], "running");
+    assert_eq!(peer["behaviours"][0]["runs"], Value::Null);
+
+    let (status, body) = call(
+        &net.router,
+        "POST",
+        &format!("/api/agents/{legacy}/behaviours/PingBehav/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["behaviour"], format!("{legacy}.PingBehav"));
+    assert_eq!(body["state"], "init");
+    assert_eq!(*state.lock().unwrap(), "init");
+}
