@@ -47,6 +47,9 @@ pub(crate) struct Monitor {
     /// Bumped after every round and every change.
     version: watch::Sender<u64>,
     wake: Notify,
+    /// Held while agents are described and stored, so that a round that
+    /// looked before a change cannot store its older view after it.
+    looking: tokio::sync::Mutex<()>,
 }
 
 impl Monitor {
@@ -61,6 +64,7 @@ impl Monitor {
             events: broadcast::channel(256).0,
             version: watch::channel(0).0,
             wake: Notify::new(),
+            looking: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -139,6 +143,7 @@ impl Monitor {
 
     /// Looks at agent `name` again at once (after it was told to change).
     pub(crate) async fn refresh_agent(&self, name: &str) {
+        let _looking = self.looking.lock().await;
         let previous = self.peer(name);
         if let Some(view) = self.look_at(name, None, previous.as_ref()).await {
             self.store(view);
@@ -219,6 +224,7 @@ impl Monitor {
                 !known.is_empty() && known.iter().all(|k| peers.iter().any(|p| &p.name == k))
             })
             .await;
+        let looking = self.looking.lock().await;
         let looks = pongs.iter().map(|pong| async move {
             let previous = self.peer(&pong.name);
             self.look_at(&pong.name, Some(pong), previous.as_ref()).await
@@ -232,6 +238,7 @@ impl Monitor {
         for view in views {
             self.store(view);
         }
+        drop(looking);
         self.expire(&answered);
         self.collect_traces(&answered).await;
         self.bump();
