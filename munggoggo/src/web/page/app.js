@@ -169,9 +169,12 @@ function renderGraph(peers) {
   const agentPos = new Map(), behaviourPos = new Map(), topics = new Map();
   let y = TOP;
   for (const p of peers) {
-    const rows = Math.max(p.behaviours.length, 1);
+    const rows = Math.max(p.behaviours.length + p.methods.length, 1);
     const height = rows * ROW;
     agentPos.set(p.name, { y: y + height / 2 - 4 });
+    p.methods.forEach((m, i) => {
+      behaviourPos.set(p.name + "()" + m.name, { y: y + (p.behaviours.length + i) * ROW + ROW / 2 - 4 });
+    });
     p.behaviours.forEach((b, i) => {
       const by = y + i * ROW + ROW / 2 - 4;
       behaviourPos.set(b.name, { y: by });
@@ -190,7 +193,7 @@ function renderGraph(peers) {
   graph.setAttribute("viewBox", `0 0 900 ${height}`);
 
   const defs = svg("defs", {},
-    svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+    svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "8", markerHeight: "8", markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" },
       svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6ea8fe" })));
   graph.append(defs);
   const edges = svg("g", {}), nodes = svg("g", {});
@@ -242,6 +245,19 @@ function renderGraph(peers) {
         const t = topicList.find((t) => t.key === key);
         edges.append(svg("path", { class: "edge topic", d: `M${T_X} ${t.y} C ${T_X - 50} ${t.y}, ${B_X + B_W + 50} ${by}, ${B_X + B_W} ${by}` }));
       }
+    }
+  }
+  for (const p of peers) {
+    const ay = agentPos.get(p.name).y;
+    for (const m of p.methods) {
+      const my = behaviourPos.get(p.name + "()" + m.name).y;
+      edges.append(svg("path", { class: "edge", d: `M${AGENT_X + AGENT_W} ${ay} C ${AGENT_X + AGENT_W + 50} ${ay}, ${B_X - 50} ${my}, ${B_X} ${my}` }));
+      nodes.append(svg("g", { class: "node method", "data-method": p.name + "." + m.name, onclick: () => select(p.name) },
+        svg("rect", { x: B_X, y: my - 13, width: B_W, height: 26, rx: 6 }),
+        svg("text", { class: "glyph", x: B_X + 10, y: my + 4, text: "\u0192" }),
+        svg("text", { x: B_X + 26, y: my + 4, text: shorten(m.name + "(" + m.params.join(", ") + ")", 24) }),
+        svg("text", { class: "kind", x: B_X + B_W - 10, y: my + 4, "text-anchor": "end", text: "rpc" }),
+        svg("title", { text: `${p.name}.${m.name}(${m.params.join(", ")}): call it below` })));
     }
   }
   for (const t of topicList) {

@@ -1,0 +1,357 @@
+//! The dashboard page in a real browser: headless Chromium driven over
+//! WebDriver (chromedriver, started here on a free port). Agents run on
+//! the embedded bus; the page must show every agent and behaviour, and a
+//! click on Stop must stop the behaviour on the page and on the agent.
+//!
+//! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium
+//! chromium-driver`; `CHROME` and `CHROMEDRIVER` name other binaries).
+//! Without them the test skips with a message, unless `CI` is set: then it
+//! fails. With `MUNGGOGGO_SCREENSHOT=docs/dashboard.png` it also saves a
+//! screenshot of the page (the README's picture).
+//!
+//! Run with `cargo test -p munggoggo --features web --test web_browser -- --nocapture`.
+
+mod web_common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::error::CmdError;
+use fantoccini::{Client, ClientBuilder, Locator};
+use munggoggo::prelude::*;
+use munggoggo::web::{Dashboard, DashboardOptions};
+use munggoggo::{Runtime, State};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use web_common::{legacy_agent, within, Calc};
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Ping {
+    n: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Pong {
+    n: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Reading {
+    celsius: f64,
+}
+
+/// Publishes a ping on the topic `ping` every 300 ms.
+#[agent(identity = "pinger")]
+#[derive(Default)]
+struct Pinger {
+    sent: u64,
+}
+
+#[agent]
+impl Pinger {
+    #[behaviour(periodic = "300ms")]
+    async fn ping(&mut self, ctx: &Context) -> munggoggo::Result<()> {
+        self.sent += 1;
+        ctx.publish("ping", &Ping { n: self.sent }).await
+    }
+
+    #[on_message]
+    async fn pong(&mut self, _pong: Pong) {}
+}
+
+/// Answers pings.
+#[agent(identity = "ponger")]
+#[derive(Default)]
+struct Ponger;
+
+#[agent]
+impl Ponger {
+    #[on_message(topic = "ping")]
+    async fn ping(&mut self, ctx: &Context, ping: Envelope<Ping>) -> munggoggo::Result<()> {
+        ctx.send(ping.sender(), &Pong { n: ping.n }).await
+    }
+}
+
+/// Publishes a temperature every 400 ms.
+#[agent(identity = "kitchen-sensor")]
+#[derive(Default)]
+struct Sensor {
+    n: u64,
+}
+
+#[agent]
+impl Sensor {
+    #[behaviour(periodic = "400ms")]
+    async fn measure(&mut self, ctx: &Context) -> munggoggo::Result<()> {
+        self.n += 1;
+        let celsius = 20.0 + (self.n % 7) as f64 * 0.5;
+        ctx.publish("sensors.kitchen", &Reading { celsius }).await
+    }
+}
+
+/// Keeps the readings; refuses implausible ones.
+#[agent(identity = "historian")]
+#[derive(Default)]
+struct Historian {
+    readings: Vec<f64>,
+}
+
+#[agent]
+impl Historian {
+    #[on_message(topic = "sensors.#")]
+    async fn record(&mut self, reading: Reading) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            reading.celsius < 22.5,
+            "implausible reading {} °C",
+            reading.celsius
+        );
+        self.readings.push(reading.celsius);
+        Ok(())
+    }
+
+    #[behaviour(periodic = "1m")]
+    async fn compact(&mut self) {
+        self.readings.clear();
+    }
+}
+
+/// chromedriver, stopped when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary from the environment variable `var`, else the first of `names` on the PATH.
+fn find_binary(var: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    names
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts chromedriver and opens a headless Chromium session, or says why not.
+async fn browser() -> Result<(Driver, Client), String> {
+    let driver = find_binary("CHROMEDRIVER", &["chromedriver"]).ok_or("chromedriver is not installed")?;
+    let chrome = find_binary("CHROME", &["chromium", "chromium-browser", "google-chrome"])
+        .ok_or("chromium is not installed")?;
+    let port = free_port();
+    let child = Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", driver.display()))?;
+    let driver = Driver(child);
+    let profile = std::env::temp_dir().join(format!("munggoggo-chromium-{}-{port}", std::process::id()));
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": chrome,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--hide-scrollbars", "--window-size=1480,1180", "--force-device-scale-factor=1",
+                     format!("--user-data-dir={}", profile.display())],
+        }),
+    );
+    // chromedriver takes a moment to listen: try until it answers.
+    let url = format!("http://127.0.0.1:{port}");
+    let client = within("chromedriver answers", async {
+        loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return Ok(client),
+                Err(fantoccini::error::NewSessionError::Failed(e)) => {
+                    return Err(format!("no browser session: {e}"))
+                }
+                Err(fantoccini::error::NewSessionError::SessionNotCreated(e)) => {
+                    return Err(format!("no browser session: {e}"))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await?;
+    Ok((driver, client))
+}
+
+/// Clicks the element `css`, finding it again when the page re-rendered it
+/// between finding and clicking.
+async fn click(client: &Client, css: &str) {
+    within(css, async {
+        loop {
+            let element = client
+                .wait()
+                .at_most(Duration::from_secs(30))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("{css} is on the page: {e}"));
+            match element.click().await {
+                Ok(()) => return,
+                Err(CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+                Err(e) => panic!("cannot click {css}: {e}"),
+            }
+        }
+    })
+    .await;
+}
+
+async fn expect(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page shows {css}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_the_agents_and_stops_a_behaviour() {
+    let (driver, client) = match browser().await {
+        Ok(browser) => browser,
+        Err(reason) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED the browser test: {reason} (apt-get install chromium chromium-driver)");
+            return;
+        }
+        Err(reason) => panic!("the browser test cannot run in CI: {reason}"),
+    };
+
+    let runtime = Runtime::memory()
+        .agent(Pinger::default())
+        .agent(Ponger)
+        .agent(Sensor::default())
+        .agent(Historian::default())
+        .agent(Calc)
+        .start()
+        .await
+        .expect("agents start");
+    legacy_agent(&runtime, "agent1").await;
+    let options = DashboardOptions::default().refresh(Duration::from_millis(300));
+    let dashboard = Dashboard::start(&runtime, options)
+        .await
+        .expect("the dashboard starts");
+    let listener = munggoggo::web::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("a port");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
+        listener,
+        dashboard.router(),
+    )));
+
+    client
+        .goto(&format!("http://{address}/"))
+        .await
+        .expect("the page loads");
+    let agents = [
+        "pinger",
+        "ponger",
+        "kitchen-sensor",
+        "historian",
+        "calc",
+        "agent1",
+    ];
+    for agent in agents {
+        expect(&client, &format!("tr.agent-row[data-agent='{agent}']")).await;
+        expect(&client, &format!("#graph g.agent[data-agent='{agent}']")).await;
+    }
+    for handle in runtime.agents().iter().filter(|a| agents.contains(&a.identity())) {
+        for b in handle.behaviours() {
+            expect(&client, &format!("tr.behaviour-row[data-behaviour='{}']", b.name)).await;
+            expect(
+                &client,
+                &format!("#graph g.behaviour[data-behaviour='{}']", b.name),
+            )
+            .await;
+        }
+    }
+    expect(&client, "tr.behaviour-row[data-behaviour='agent1.PingBehav']").await;
+    expect(&client, "#graph g.topicnode[data-topic='sensors.#']").await;
+
+    if let Some(path) = std::env::var_os("MUNGGOGGO_SCREENSHOT") {
+        // A lively picture: messages in the list and an error in the table.
+        expect(&client, "#messages li:nth-child(8)").await;
+        expect(
+            &client,
+            "tr.behaviour-row[data-behaviour='historian.record'] td.errors-some",
+        )
+        .await;
+        let png = client.screenshot().await.expect("a screenshot");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        std::fs::write(&path, png).expect("the screenshot is saved");
+        eprintln!("saved {}", path.display());
+    }
+
+    // Stop the ponger's handler with a click: the page and the agent agree.
+    let ponger = runtime.agent("ponger").expect("the ponger runs");
+    assert_eq!(ponger.behaviour("ping").expect("ping").state, State::Running);
+    click(
+        &client,
+        "tr.behaviour-row[data-behaviour='ponger.ping'] button[data-action='stop']",
+    )
+    .await;
+    expect(
+        &client,
+        "tr.behaviour-row[data-behaviour='ponger.ping'] .badge[data-state='init']",
+    )
+    .await;
+    expect(
+        &client,
+        "#graph g.behaviour[data-behaviour='ponger.ping'] circle.init",
+    )
+    .await;
+    within(
+        "the ponger's handler stops",
+        ponger.wait_until(|p| p.behaviour("ping").is_some_and(|b| b.state == State::Init)),
+    )
+    .await
+    .expect("the ponger runs");
+    expect(
+        &client,
+        "tr.behaviour-row[data-behaviour='ponger.ping'] button[data-action='start']",
+    )
+    .await;
+
+    // And start it again.
+    click(
+        &client,
+        "tr.behaviour-row[data-behaviour='ponger.ping'] button[data-action='start']",
+    )
+    .await;
+    expect(
+        &client,
+        "tr.behaviour-row[data-behaviour='ponger.ping'] .badge[data-state='running']",
+    )
+    .await;
+    within(
+        "the ponger's handler runs again",
+        ponger.wait_until(|p| p.behaviour("ping").is_some_and(|b| b.state == State::Running)),
+    )
+    .await
+    .expect("the ponger runs");
+
+    client.close().await.expect("the browser closes");
+    drop(driver);
+    dashboard.leave().await;
+    runtime.shutdown().await;
+}
