@@ -567,6 +567,45 @@ async fn a_token_guards_every_changing_endpoint() {
     assert_eq!(info["identity"], net.dashboard.identity());
     let (status, _) = call(&net.router, "GET", "/api/peers", None).await;
     assert_eq!(status, StatusCode::OK);
+    // With a token, any host name will do.
+    let (status, _) = call_with(
+        &net.router,
+        "GET",
+        "/api/peers",
+        None,
+        &[("host", "dashboard.example:8000")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_a_token_only_local_host_names_are_answered() {
+    let net = net(DashboardOptions::default()).await;
+    for host in [
+        "127.0.0.1:8000",
+        "localhost:8000",
+        "[::1]:8000",
+        "192.168.1.7",
+        "LOCALHOST",
+    ] {
+        let (status, body) = call_with(&net.router, "GET", "/api/peers", None, &[("host", host)]).await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+    }
+    for host in ["rebound.example:8000", "localhost.example", "evil"] {
+        let (status, body) = call_with(&net.router, "GET", "/api/peers", None, &[("host", host)]).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden_host");
+        let (status, body) = call_with(
+            &net.router,
+            "POST",
+            &format!("/api/agents/{}/shutdown", net.worker.identity()),
+            None,
+            &[("host", host)],
+        )
+        .await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden_host");
+    }
+    assert_eq!(net.worker.state(), State::Running);
 }
 
 /// A JSON-RPC request.

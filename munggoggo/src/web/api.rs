@@ -57,6 +57,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/agents/{agent}/traces", get(traces))
         .merge(changing)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), check_host))
         .layer(DefaultBodyLimit::max(shared.options.body_limit))
         .with_state(shared)
 }
@@ -225,6 +226,34 @@ async fn guard(State(shared): AppState, headers: HeaderMap, request: Request, ne
         .into_response();
     }
     next.run(request).await
+}
+
+/// Without a token, answers only requests for `localhost` or an IP
+/// address: a page of another site whose host name was rebound to this
+/// machine (DNS rebinding) must not read or steer the network.
+async fn check_host(State(shared): AppState, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if shared.options.token.is_none() {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        if host.is_some_and(|host| !local_host(host)) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                "without a token the dashboard answers only requests for localhost or an IP address; \
+                 set a token to serve it under a host name",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether a `Host` header names `localhost` or an IP address.
+fn local_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Compares in time independent of where the first difference is.

@@ -236,6 +236,14 @@ impl Dashboard {
     }
 }
 
+impl Drop for Dashboard {
+    /// Stops looking and asks the observer to leave (without waiting).
+    fn drop(&mut self) {
+        self.monitor.abort();
+        self.shared.monitor.observer.stop();
+    }
+}
+
 /// Serves a dashboard of `runtime`'s bus on `addr` until Ctrl-C or SIGTERM.
 pub async fn serve(runtime: &RuntimeHandle, addr: SocketAddr, options: DashboardOptions) -> Result<()> {
     let listener = bind(addr).await?;

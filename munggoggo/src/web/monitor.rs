@@ -17,9 +17,17 @@ use crate::peers::PeerStatus;
 use crate::rpc::CallError;
 use crate::{AgentHandle, Context, TraceQuery};
 
-/// Identities of munggoggo's own tools start with this; their traffic is
-/// left out of peer lists and message feeds.
-pub(crate) const TOOL_PREFIX: &str = "munggoggo-";
+/// Identities of dashboards start with this.
+const DASHBOARD_PREFIX: &str = "munggoggo-dashboard-";
+
+/// Identities of munggoggo's own tools (dashboards, the CLI) start with one
+/// of these; their traffic is left out of peer lists and message feeds.
+const TOOL_PREFIXES: [&str; 2] = [DASHBOARD_PREFIX, "munggoggo-cli-"];
+
+/// Whether `identity` is one of munggoggo's tools.
+pub(crate) fn is_tool(identity: &str) -> bool {
+    TOOL_PREFIXES.iter().any(|prefix| identity.starts_with(prefix))
+}
 
 /// Rounds an agent may miss before it is taken as gone.
 const MISSED_ROUNDS: u32 = 3;
@@ -207,7 +215,7 @@ impl Monitor {
                 .into_iter()
                 .filter(|p| p.last_seen <= started.elapsed())
                 .map(|p| p.status)
-                .filter(|s| !s.name.starts_with(TOOL_PREFIX))
+                .filter(|s| !is_tool(&s.name))
                 .collect();
             if done(&peers) || started.elapsed() >= window {
                 return peers;
@@ -240,7 +248,12 @@ impl Monitor {
         }
         drop(looking);
         self.expire(&answered);
-        self.collect_traces(&answered).await;
+        // Every trace request leaves two entries in the agent's own trace:
+        // ask only while someone watches the feed. The next request after a
+        // pause brings what arrived in it.
+        if self.events.receiver_count() > 0 {
+            self.collect_traces(&answered).await;
+        }
         self.bump();
     }
 
@@ -339,13 +352,13 @@ pub(crate) fn shown(view: &TraceView) -> bool {
 
 /// Whether a dashboard or the CLI sent or receives the message.
 pub(crate) fn involves_tool(view: &TraceView) -> bool {
-    view.from.starts_with(TOOL_PREFIX) || view.to.starts_with(TOOL_PREFIX)
+    is_tool(&view.from) || is_tool(&view.to)
 }
 
 /// `munggoggo-dashboard-<pid>-<8 random hex digits>`.
 pub(crate) fn unique_identity() -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{TOOL_PREFIX}dashboard-{}-{}", std::process::id(), &random[..8])
+    format!("{DASHBOARD_PREFIX}{}-{}", std::process::id(), &random[..8])
 }
 
 /// The agent behind the dashboard: no behaviours, no handlers; the runtime
