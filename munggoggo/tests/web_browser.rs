@@ -116,13 +116,17 @@ impl Historian {
     }
 }
 
-/// chromedriver, stopped when dropped.
-struct Driver(Child);
+/// chromedriver, stopped when dropped, and the browser's profile folder.
+struct Driver {
+    child: Child,
+    profile: PathBuf,
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -157,8 +161,11 @@ async fn browser() -> Result<(Driver, Client), String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", driver.display()))?;
-    let driver = Driver(child);
     let profile = std::env::temp_dir().join(format!("munggoggo-chromium-{}-{port}", std::process::id()));
+    let driver = Driver {
+        child,
+        profile: profile.clone(),
+    };
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -201,7 +208,7 @@ async fn click(client: &Client, css: &str) {
         loop {
             let element = client
                 .wait()
-                .at_most(Duration::from_secs(30))
+                .at_most(Duration::from_secs(60))
                 .for_element(Locator::Css(css))
                 .await
                 .unwrap_or_else(|e| panic!("{css} is on the page: {e}"));
@@ -219,7 +226,7 @@ async fn click(client: &Client, css: &str) {
 async fn expect(client: &Client, css: &str) {
     client
         .wait()
-        .at_most(Duration::from_secs(30))
+        .at_most(Duration::from_secs(60))
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("the page shows {css}: {e}"));
@@ -235,7 +242,17 @@ async fn the_page_shows_the_agents_and_stops_a_behaviour() {
         }
         Err(reason) => panic!("the browser test cannot run in CI: {reason}"),
     };
+    // Whatever happens, the browser is closed before chromedriver stops.
+    let outcome = tokio::spawn(scenario(client.clone())).await;
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
 
+/// Agents, the dashboard and the page.
+async fn scenario(client: Client) {
     let runtime = Runtime::memory()
         .agent(Pinger::default())
         .agent(Ponger)
@@ -302,6 +319,36 @@ async fn the_page_shows_the_agents_and_stops_a_behaviour() {
         eprintln!("saved {}", path.display());
     }
 
+    // Select an agent: its messages.
+    click(&client, "tr.agent-row[data-agent='historian']").await;
+    expect(&client, "tr.agent-row.selected[data-agent='historian']").await;
+    let title = client
+        .find(Locator::Id("messages-of"))
+        .await
+        .expect("a title")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(title, "of historian");
+    expect(&client, "#messages li").await;
+
+    // Call a method from the form.
+    click(&client, ".tab[data-tab='call']").await;
+    let params = client
+        .find(Locator::Id("call-params"))
+        .await
+        .expect("the parameters");
+    params.clear().await.expect("cleared");
+    params.send_keys("[6, 7]").await.expect("typed");
+    click(&client, "#form-call button[type='submit']").await;
+    let result = client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#result[data-status='ok']"))
+        .await
+        .expect("the call is answered");
+    assert_eq!(result.text().await.expect("text"), "42");
+
     // Stop the ponger's handler with a click: the page and the agent agree.
     let ponger = runtime.agent("ponger").expect("the ponger runs");
     assert_eq!(ponger.behaviour("ping").expect("ping").state, State::Running);
@@ -350,8 +397,6 @@ async fn the_page_shows_the_agents_and_stops_a_behaviour() {
     .await
     .expect("the ponger runs");
 
-    client.close().await.expect("the browser closes");
-    drop(driver);
     dashboard.leave().await;
     runtime.shutdown().await;
 }

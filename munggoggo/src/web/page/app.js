@@ -390,6 +390,7 @@ function showResult(value, isError) {
   const result = $("result");
   result.hidden = false;
   result.className = "result" + (isError ? " error" : "");
+  result.dataset.status = isError ? "error" : "ok";
   result.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
 }
 
@@ -397,6 +398,7 @@ async function submit(e, action) {
   e.preventDefault();
   const button = e.target.querySelector("button[type=submit]");
   button.disabled = true;
+  delete $("result").dataset.status;
   try {
     showResult(await action(), false);
   } catch (err) {
