@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use munggoggo::bus::{EndpointOptions, Outgoing, Route};
+use munggoggo::bus::{control_queue, EndpointOptions, Opened, Outgoing, Route};
 use munggoggo::message::Properties;
 use munggoggo::prelude::*;
 use munggoggo::RuntimeHandle;
@@ -92,13 +92,26 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
 pub async fn legacy_agent(runtime: &RuntimeHandle, identity: &str) -> Arc<Mutex<String>> {
     let options = EndpointOptions {
         prefetch: 16,
+        control_prefetch: 16,
         max_queue: None,
+        publish_window: 64,
     };
-    let (endpoint, consumers) = runtime
+    let Opened {
+        endpoint,
+        control,
+        mailbox,
+    } = runtime
         .bus()
         .open(identity, &options)
         .await
         .expect("the 0.4 stand-in opens its queues");
+    // A munggoggo 0.4 agent has no control queue: requests come to its identity.
+    drop(control);
+    endpoint
+        .unsubscribe(&control_queue(identity))
+        .await
+        .expect("the control queue is deleted");
+    let consumers = mailbox;
     let state = Arc::new(Mutex::new("running".to_owned()));
     let behaviour = format!("{identity}.PingBehav");
     let identity = identity.to_owned();
@@ -152,13 +165,16 @@ pub async fn legacy_agent(runtime: &RuntimeHandle, identity: &str) -> Arc<Mutex<
             }
             let mut properties = Properties::new(kind, &identity);
             properties.correlation_id = received.properties.correlation_id.clone();
-            let _ = endpoint
+            let sent = endpoint
                 .publish(Outgoing {
                     route: Route::Direct(to),
                     properties: Arc::new(properties),
                     body: envelope.to_string().into(),
                 })
                 .await;
+            if let Ok(confirm) = sent {
+                let _ = confirm.wait().await;
+            }
         }
     });
     state
