@@ -1,23 +1,20 @@
-//! The JSON API under `/api`, the guard of the changing endpoints, and the
-//! error responses.
+//! The JSON API under `/api` and the routes of the whole dashboard.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::error::{ApiError, JsonBody};
+use super::guard::{check_host, guard};
 use super::model::{
-    AgentView, CallRequest, CallResponse, ErrorBody, ErrorDetail, InfoResponse, ManageResponse,
-    PeersResponse, PublishRequest, SendRequest, SentResponse, ShutdownResponse, TraceParams, TraceView,
-    TracesResponse,
+    AgentView, CallRequest, CallResponse, ErrorBody, InfoResponse, ManageResponse, PeersResponse,
+    PublishRequest, SendRequest, SentResponse, ShutdownResponse, TraceParams, TraceView, TracesResponse,
 };
 use super::monitor::involves_tool;
 use super::Shared;
@@ -60,205 +57,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), check_host))
         .layer(DefaultBodyLimit::max(shared.options.body_limit))
         .with_state(shared)
-}
-
-/// An error response: a status and a JSON body.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    pub(crate) status: StatusCode,
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
-    pub(crate) known: Vec<String>,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            known: Vec::new(),
-        }
-    }
-
-    fn with_known(mut self, known: Vec<String>) -> Self {
-        self.known = known;
-        self
-    }
-
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    pub(crate) fn unknown_agent(agent: &str, known: Vec<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "unknown_agent",
-            format!("no agent `{agent}` is on the bus"),
-        )
-        .with_known(known)
-    }
-
-    /// The error of a failed request to agent `agent`.
-    pub(crate) fn from_error(shared: &Shared, agent: &str, e: crate::Error) -> Self {
-        use crate::Error;
-        match e {
-            Error::UnknownTarget(_) => Self::unknown_agent(agent, shared.monitor.names()),
-            Error::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string()),
-            Error::Remote { ref error, .. } if error.starts_with("unknown method") => {
-                Self::new(StatusCode::NOT_FOUND, "unknown_method", e.to_string())
-                    .with_known(known_methods(error))
-            }
-            Error::Remote { ref error, .. } if error.starts_with("bad parameters") => {
-                Self::new(StatusCode::BAD_REQUEST, "bad_params", e.to_string())
-            }
-            Error::Remote { .. } | Error::BadReply { .. } => {
-                Self::new(StatusCode::BAD_GATEWAY, "call_failed", e.to_string())
-            }
-            Error::Encode { .. } => Self::bad_request(e.to_string()),
-            Error::QueueFull { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "bus", e.to_string()),
-            other => Self::new(StatusCode::BAD_GATEWAY, "bus", other.to_string()),
-        }
-    }
-
-    fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message.clone(),
-                known: self.known.clone(),
-            },
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body())).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
-    }
-}
-
-/// The method names of an "unknown method `m` (methods: a, b)" reply.
-pub(crate) fn known_methods(error: &str) -> Vec<String> {
-    error
-        .split_once("(methods:")
-        .map(|(_, rest)| rest.trim_end_matches(')'))
-        .map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A body that has to be JSON of type `T`; anything else is a JSON 4xx.
-pub(crate) struct JsonBody<T>(pub(crate) T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(req, state).await?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("the body is not the JSON expected: {e}")))
-    }
-}
-
-/// The raw body, within the size limit.
-pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|e: BytesRejection| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the body is larger than the dashboard takes",
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read the body: {e}"))
-            }
-        })
-}
-
-/// Checks the bearer token (when one is set) and the JSON content type of
-/// every changing request.
-async fn guard(State(shared): AppState, headers: HeaderMap, request: Request, next: Next) -> Response {
-    if let Some(token) = &shared.options.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !given.is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this endpoint wants `Authorization: Bearer <token>` with the dashboard's token",
-            )
-            .into_response();
-        }
-    }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !json {
-        return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send `Content-Type: application/json`",
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
-/// Without a token, answers only requests for `localhost` or an IP
-/// address: a page of another site whose host name was rebound to this
-/// machine (DNS rebinding) must not read or steer the network.
-async fn check_host(State(shared): AppState, headers: HeaderMap, request: Request, next: Next) -> Response {
-    if shared.options.token.is_none() {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        if host.is_some_and(|host| !local_host(host)) {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden_host",
-                "without a token the dashboard answers only requests for localhost or an IP address; \
-                 set a token to serve it under a host name",
-            )
-            .into_response();
-        }
-    }
-    next.run(request).await
-}
-
-/// Whether a `Host` header names `localhost` or an IP address.
-fn local_host(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
-}
-
-/// Compares in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn not_found() -> ApiError {

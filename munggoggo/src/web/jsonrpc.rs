@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::api::{call_agent, known_methods, read_body, ApiError};
+use super::api::call_agent;
+use super::error::{known_methods, read_body, ApiError};
 use super::Shared;
 
 /// Invalid JSON.

@@ -46,9 +46,12 @@ use crate::error::{Error, Result};
 use crate::{AgentOptions, RuntimeHandle};
 
 mod api;
+mod error;
+mod guard;
 mod jsonrpc;
 pub mod model;
 mod monitor;
+mod observer;
 mod openapi;
 mod page;
 mod ws;
@@ -169,7 +172,7 @@ impl Dashboard {
         agent_options.call_timeout = options.call_timeout;
         agent_options.trace_size = 64;
         agent_options.prefetch = 16;
-        let observer = runtime.spawn_with(monitor::Observer, agent_options).await?;
+        let observer = runtime.spawn_with(observer::Observer, agent_options).await?;
         let monitor = Arc::new(monitor::Monitor::new(observer, options.refresh));
         let task = tokio::spawn(Arc::clone(&monitor).run());
         tracing::info!(identity = monitor.observer.identity(), "dashboard joined the bus");

@@ -9,12 +9,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::model::{AgentView, Event, TraceView};
-use crate::agent::{Agent, AgentDefaults, AgentOptions, AgentSpec, BoxFuture, HandlerError};
-use crate::behaviour::Next;
-use crate::error::BoxError;
-use crate::message::Received;
 use crate::peers::PeerStatus;
-use crate::rpc::CallError;
 use crate::{AgentHandle, Context, TraceQuery};
 
 /// Identities of dashboards start with this.
@@ -359,69 +354,4 @@ pub(crate) fn involves_tool(view: &TraceView) -> bool {
 pub(crate) fn unique_identity() -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{DASHBOARD_PREFIX}{}-{}", std::process::id(), &random[..8])
-}
-
-/// The agent behind the dashboard: no behaviours, no handlers; the runtime
-/// answers system requests and collects pongs and replies for it.
-pub(crate) struct Observer;
-
-static OBSERVER_SPEC: AgentSpec = AgentSpec {
-    name: "MunggoggoDashboard",
-    behaviours: &[],
-    rpcs: &[],
-};
-
-impl AgentDefaults for Observer {
-    fn options() -> AgentOptions {
-        AgentOptions::new("munggoggo-dashboard")
-    }
-
-    fn construct() -> Option<Self> {
-        None
-    }
-}
-
-impl Agent for Observer {
-    fn spec() -> &'static AgentSpec {
-        &OBSERVER_SPEC
-    }
-
-    fn setup<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn teardown<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn run<'a>(&'a mut self, _: &'a Context, _: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
-        Box::pin(async { Ok(Next::Stop) })
-    }
-
-    fn handle<'a>(
-        &'a mut self,
-        _: &'a Context,
-        _: usize,
-        _: &'a Arc<Received>,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async {
-            Err(HandlerError::Failed(
-                "the munggoggo dashboard takes no messages".into(),
-            ))
-        })
-    }
-
-    fn call<'a>(
-        &'a mut self,
-        _: &'a Context,
-        _: usize,
-        _: serde_json::Value,
-    ) -> BoxFuture<'a, Result<serde_json::Value, CallError>> {
-        Box::pin(async {
-            Err(CallError::UnknownMethod {
-                method: String::new(),
-                known: Vec::new(),
-            })
-        })
-    }
 }
