@@ -341,6 +341,18 @@ async fn messages_are_sent_broadcast_and_published() {
     .await
     .expect("the worker runs");
 
+    // What a user sends with the dashboard is in the trace; its own requests are not.
+    let uri = format!("/api/agents/{worker}/traces?category=incoming");
+    let (_, traces) = call(&net.router, "GET", &uri, None).await;
+    let traces = traces["traces"].as_array().expect("traces");
+    assert!(
+        traces
+            .iter()
+            .any(|t| t["from"] == net.dashboard.identity() && t["body"] == r#"{"n":5}"#),
+        "{traces:?}"
+    );
+    assert!(traces.iter().all(|t| t["type"] != "RPC"), "{traces:?}");
+
     let (status, body) = call(
         &net.router,
         "POST",

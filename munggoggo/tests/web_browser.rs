@@ -208,7 +208,7 @@ async fn click(client: &Client, css: &str) {
         loop {
             let element = client
                 .wait()
-                .at_most(Duration::from_secs(60))
+                .at_most(Duration::from_secs(180))
                 .for_element(Locator::Css(css))
                 .await
                 .unwrap_or_else(|e| panic!("{css} is on the page: {e}"));
@@ -226,7 +226,7 @@ async fn click(client: &Client, css: &str) {
 async fn expect(client: &Client, css: &str) {
     client
         .wait()
-        .at_most(Duration::from_secs(60))
+        .at_most(Duration::from_secs(180))
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("the page shows {css}: {e}"));
@@ -332,6 +332,42 @@ async fn scenario(client: Client) {
     assert_eq!(title, "of historian");
     expect(&client, "#messages li").await;
 
+    // Send a message from the form: it shows among the messages.
+    let to = client
+        .find(Locator::Id("message-to"))
+        .await
+        .expect("the receiver");
+    to.select_by_value("pinger").await.expect("pinger is a choice");
+    client
+        .find(Locator::Id("message-type"))
+        .await
+        .expect("the type")
+        .send_keys("Pong")
+        .await
+        .expect("typed");
+    let body = client.find(Locator::Id("message-body")).await.expect("the body");
+    body.clear().await.expect("cleared");
+    body.send_keys(r#"{"n": 99}"#).await.expect("typed");
+    click(&client, "#form-message button[type='submit']").await;
+    expect(&client, "#result[data-status='ok']").await;
+    click(&client, "tr.agent-row[data-agent='pinger']").await;
+    expect(
+        &client,
+        "#messages li[data-type='Pong'][data-to='pinger'][data-from^='munggoggo-dashboard-']",
+    )
+    .await;
+    within(
+        "the pinger takes the pong",
+        runtime.agent("pinger").expect("the pinger runs").wait_until(|p| {
+            p.traces()
+                .all(None)
+                .iter()
+                .any(|e| e.record.body.as_ref() == br#"{"n":99}"#.as_slice())
+        }),
+    )
+    .await
+    .expect("the pinger runs");
+
     // Call a method from the form.
     click(&client, ".tab[data-tab='call']").await;
     let params = client
@@ -343,7 +379,7 @@ async fn scenario(client: Client) {
     click(&client, "#form-call button[type='submit']").await;
     let result = client
         .wait()
-        .at_most(Duration::from_secs(60))
+        .at_most(Duration::from_secs(180))
         .for_element(Locator::Css("#result[data-status='ok']"))
         .await
         .expect("the call is answered");

@@ -16,7 +16,7 @@ use super::model::{
     AgentView, CallRequest, CallResponse, ErrorBody, InfoResponse, ManageResponse, PeersResponse,
     PublishRequest, SendRequest, SentResponse, ShutdownResponse, TraceParams, TraceView, TracesResponse,
 };
-use super::monitor::involves_tool;
+use super::monitor::tool_request;
 use super::Shared;
 use crate::bus::Route;
 use crate::message::Properties;
@@ -127,7 +127,7 @@ pub(crate) async fn traces(
     let mut traces: Vec<TraceView> = entries
         .iter()
         .filter_map(|e| TraceView::parse(&agent, e))
-        .filter(|t| params.tools || !involves_tool(t))
+        .filter(|t| params.tools || !tool_request(t))
         .collect();
     if let Some(limit) = params.limit {
         traces.drain(..traces.len().saturating_sub(limit));

@@ -237,7 +237,8 @@ pub struct TraceParams {
     pub sender: Option<String>,
     /// Only this category: `incoming`, `outgoing`, `rejected` or a behaviour's full name.
     pub category: Option<String>,
-    /// Also the traffic of munggoggo's own tools (dashboards, the CLI), left out by default.
+    /// Also the system requests of munggoggo's own tools (dashboards, the
+    /// CLI) and their replies, left out by default.
     #[serde(default)]
     pub tools: bool,
 }

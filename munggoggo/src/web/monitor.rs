@@ -340,14 +340,16 @@ impl Monitor {
 }
 
 /// Whether a message belongs in the feed: not the keepalive pings, not
-/// the traffic of munggoggo's tools.
+/// the requests of munggoggo's tools (what a user sends with them stays).
 pub(crate) fn shown(view: &TraceView) -> bool {
-    view.kind != crate::message::CONTROL && !involves_tool(view)
+    view.kind != crate::message::CONTROL && !tool_request(view)
 }
 
-/// Whether a dashboard or the CLI sent or receives the message.
-pub(crate) fn involves_tool(view: &TraceView) -> bool {
-    is_tool(&view.from) || is_tool(&view.to)
+/// Whether a dashboard or the CLI sent or receives the message as one of
+/// their system requests or replies (peer pings, descriptions, traces, calls).
+pub(crate) fn tool_request(view: &TraceView) -> bool {
+    let system = view.kind == crate::message::RPC || view.kind == crate::message::CONTROL;
+    system && (is_tool(&view.from) || is_tool(&view.to))
 }
 
 /// `munggoggo-dashboard-<pid>-<8 random hex digits>`.

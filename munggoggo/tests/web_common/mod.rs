@@ -79,9 +79,9 @@ pub fn unique(prefix: &str) -> String {
 
 /// Runs `future`, failing the test (instead of hanging) when it never ends.
 pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(60), future).await {
+    match tokio::time::timeout(Duration::from_secs(180), future).await {
         Ok(value) => value,
-        Err(_) => panic!("{what}: did not happen within a minute"),
+        Err(_) => panic!("{what}: did not happen within three minutes"),
     }
 }
 

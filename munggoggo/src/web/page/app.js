@@ -58,6 +58,13 @@ function stateWord(state) {
   return state === "init" ? "stopped" : state === "shutdown" ? "finished" : state;
 }
 
+// munggoggo's own tools by what they are, not by their long identities.
+function who(name) {
+  if (name.startsWith("munggoggo-dashboard-")) return name === (app.info && app.info.identity) ? "this dashboard" : "a dashboard";
+  if (name.startsWith("munggoggo-cli-")) return "the CLI";
+  return name;
+}
+
 function shorten(text, n) {
   return text.length > n ? text.slice(0, n - 1) + "\u2026" : text;
 }
@@ -280,7 +287,11 @@ function renderTable(peers) {
       el("td", {}, el("span", { class: "badge " + stateClass(p.state), text: stateWord(p.state) })),
       el("td", { class: "num", text: sum(p.behaviours, "runs") }),
       el("td", { class: "num", text: sum(p.behaviours, "errors") }),
-      el("td", { colspan: "2", class: "kind", text: p.methods.length ? "rpc: " + p.methods.map((m) => m.name).join(", ") : "" })));
+      el("td", { class: "kind", text: p.methods.length ? "rpc: " + p.methods.map((m) => m.name).join(", ") : "" }),
+      el("td", { class: "num" }, el("button", {
+        class: "shutdown", "data-action": "shutdown", text: "Shut down", title: "Shut down " + p.name,
+        onclick: (e) => { e.stopPropagation(); shutdown(p.name, e.currentTarget); },
+      }))));
     for (const b of p.behaviours) {
       const running = b.state === "running";
       const finished = b.state === "shutdown";
@@ -320,9 +331,9 @@ function renderMessages() {
   const items = shown.slice(-80).reverse().map((t) => {
     const when = new Date(t.time * 1000).toLocaleTimeString([], { hour12: false });
     const to = t.routing_key && t.routing_key !== t.to && t.routing_key !== "admin" ? "#" + t.routing_key + " \u2192 " + t.to : t.to;
-    return el("li", { class: t.category === "rejected" || t.reason ? "rejected" : "" },
+    return el("li", { class: t.category === "rejected" || t.reason ? "rejected" : "", "data-from": t.from, "data-to": t.to, "data-type": t.type },
       el("span", { class: "time", text: when }),
-      el("span", { class: "route" }, el("b", { text: t.from || "?" }), " \u2192 " + to),
+      el("span", { class: "route" }, el("b", { text: who(t.from || "?") }), " \u2192 " + who(to)),
       el("span", { class: "type", text: t.type || "?" }),
       el("span", { class: "body", text: t.body, title: t.body }),
       t.reason ? el("span", { class: "reason", text: t.reason }) : null);
@@ -375,6 +386,18 @@ async function toggle(agent, behaviour, command, button) {
   button.disabled = true;
   try {
     const r = await api("POST", `/api/agents/${encodeURIComponent(agent)}/behaviours/${encodeURIComponent(behaviour.method)}/${command}`);
+    toast(r.result);
+  } catch (e) {
+    toast(e.message, true);
+    button.disabled = false;
+  }
+}
+
+async function shutdown(agent, button) {
+  if (!confirm(`Shut down ${agent}? It stops gracefully and leaves the bus.`)) return;
+  button.disabled = true;
+  try {
+    const r = await api("POST", `/api/agents/${encodeURIComponent(agent)}/shutdown`);
     toast(r.result);
   } catch (e) {
     toast(e.message, true);
