@@ -15,12 +15,15 @@
 //! - `GET /openapi.json`: the OpenAPI 3 document of the API;
 //! - `GET /ws`: a WebSocket pushing peer changes and new messages.
 //!
-//! Safe by default: [`serve`] binds to `127.0.0.1`; with a token
+//! Safe by default: the command line listens on [`DEFAULT_LISTEN`]
+//! (`127.0.0.1`) unless told otherwise; with a token
 //! ([`DashboardOptions::token`], `MUNGGOGGO_DASHBOARD_TOKEN`) every endpoint
 //! that changes something wants `Authorization: Bearer <token>`; those
 //! endpoints also want `Content-Type: application/json`, which a browser
-//! does not send across sites without asking. Bad input gets a 4xx with a
-//! JSON error body.
+//! does not send across sites without asking; without a token only
+//! requests for `localhost` or an IP address are answered, so a page whose
+//! host name was rebound to this machine gets nothing. Bad input gets a 4xx
+//! with a JSON error body.
 //!
 //! ```no_run
 //! # async fn f() -> munggoggo::Result<()> {
