@@ -234,6 +234,7 @@ async fn expect(client: &Client, css: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_the_agents_and_stops_a_behaviour() {
+    let started = std::time::Instant::now();
     let (driver, client) = match browser().await {
         Ok(browser) => browser,
         Err(reason) if std::env::var_os("CI").is_none() => {
@@ -242,10 +243,12 @@ async fn the_page_shows_the_agents_and_stops_a_behaviour() {
         }
         Err(reason) => panic!("the browser test cannot run in CI: {reason}"),
     };
+    eprintln!("[{:>6.1?}] the browser is ready", started.elapsed());
     // Whatever happens, the browser is closed before chromedriver stops.
     let outcome = tokio::spawn(scenario(client.clone())).await;
     let _ = client.close().await;
     drop(driver);
+    eprintln!("[{:>6.1?}] the browser is closed", started.elapsed());
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -253,6 +256,8 @@ async fn the_page_shows_the_agents_and_stops_a_behaviour() {
 
 /// Agents, the dashboard and the page.
 async fn scenario(client: Client) {
+    let started = std::time::Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.1?}] {what}", started.elapsed());
     let runtime = Runtime::memory()
         .agent(Pinger::default())
         .agent(Ponger)
@@ -276,6 +281,7 @@ async fn scenario(client: Client) {
         dashboard.router(),
     )));
 
+    step("loading the page");
     client
         .goto(&format!("http://{address}/"))
         .await
@@ -302,9 +308,11 @@ async fn scenario(client: Client) {
             .await;
         }
     }
+    step("the last behaviour");
     expect(&client, "tr.behaviour-row[data-behaviour='agent1.PingBehav']").await;
     expect(&client, "#graph g.topicnode[data-topic='sensors.#']").await;
 
+    step("every agent, behaviour and topic shown");
     if let Some(path) = std::env::var_os("MUNGGOGGO_SCREENSHOT") {
         // A lively picture: messages in the list and an error in the table.
         expect(&client, "#messages li:nth-child(8)").await;
@@ -319,6 +327,7 @@ async fn scenario(client: Client) {
         eprintln!("saved {}", path.display());
     }
 
+    step("selecting an agent");
     // Select an agent: its messages.
     click(&client, "tr.agent-row[data-agent='historian']").await;
     expect(&client, "tr.agent-row.selected[data-agent='historian']").await;
@@ -332,6 +341,7 @@ async fn scenario(client: Client) {
     assert_eq!(title, "of historian");
     expect(&client, "#messages li").await;
 
+    step("sending a message");
     // Send a message from the form: it shows among the messages.
     let to = client
         .find(Locator::Id("message-to"))
@@ -368,6 +378,7 @@ async fn scenario(client: Client) {
     .await
     .expect("the pinger runs");
 
+    step("calling a method");
     // Call a method from the form.
     click(&client, ".tab[data-tab='call']").await;
     let params = client
@@ -385,6 +396,7 @@ async fn scenario(client: Client) {
         .expect("the call is answered");
     assert_eq!(result.text().await.expect("text"), "42");
 
+    step("stopping a behaviour");
     // Stop the ponger's handler with a click: the page and the agent agree.
     let ponger = runtime.agent("ponger").expect("the ponger runs");
     assert_eq!(ponger.behaviour("ping").expect("ping").state, State::Running);
@@ -415,6 +427,7 @@ async fn scenario(client: Client) {
     )
     .await;
 
+    step("starting it again");
     // And start it again.
     click(
         &client,
@@ -433,6 +446,7 @@ async fn scenario(client: Client) {
     .await
     .expect("the ponger runs");
 
+    step("done");
     dashboard.leave().await;
     runtime.shutdown().await;
 }
