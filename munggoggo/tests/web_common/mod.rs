@@ -95,6 +95,7 @@ pub async fn legacy_agent(runtime: &RuntimeHandle, identity: &str) -> Arc<Mutex<
         control_prefetch: 16,
         max_queue: None,
         publish_window: 64,
+        send_timeout: Duration::from_secs(10),
     };
     let Opened {
         endpoint,
