@@ -140,6 +140,16 @@ pub enum Command {
     },
     /// Print the agents and their behaviours as a Graphviz graph (`| dot -Tpng -o net.png`).
     Graph,
+    /// Serve the web dashboard: watch and steer the agents in a browser.
+    #[cfg(feature = "web")]
+    Dashboard {
+        /// The address to listen on (use 0.0.0.0:PORT, with a token, to serve beyond this machine).
+        #[arg(long, default_value = crate::web::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// The bearer token that endpoints which change something want.
+        #[arg(long, env = crate::web::TOKEN_VAR, hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Follow the agents and the messages they receive until Ctrl-C.
     Watch {
         /// Time between two looks.
