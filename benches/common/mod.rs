@@ -82,13 +82,13 @@ impl Sink {
 pub async fn agents_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
     let (tx, rx) = oneshot::channel();
     let sink = format!("bench-sink-{tag}-{}", std::process::id());
-    rt.spawn_as(
-        sink.clone(),
+    rt.spawn_with(
         Sink {
             expect: n,
             seen: 0,
             done: Some(tx),
         },
+        unbounded(&sink),
     )
     .await
     .expect("sink starts");
@@ -119,17 +119,17 @@ pub async fn forward_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> 
     let pid = std::process::id();
     let sink = format!("bench-fsink-{tag}-{pid}");
     let forwarder = format!("bench-forwarder-{tag}-{pid}");
-    rt.spawn_as(
-        sink.clone(),
+    rt.spawn_with(
         Sink {
             expect: n,
             seen: 0,
             done: Some(tx),
         },
+        unbounded(&sink),
     )
     .await
     .expect("sink starts");
-    rt.spawn_as(forwarder.clone(), Forwarder { to: sink.clone() })
+    rt.spawn_with(Forwarder { to: sink.clone() }, unbounded(&forwarder))
         .await
         .expect("forwarder starts");
     let start = Instant::now();
@@ -151,6 +151,15 @@ pub async fn forward_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> 
         }
     }
     end - start
+}
+
+/// Options with the given identity and no maximum queue length: a round
+/// sends more than the default maximum at once, as the unbounded channel of
+/// the baselines may.
+pub fn unbounded(identity: &str) -> munggoggo::AgentOptions {
+    let mut options = munggoggo::AgentOptions::new(identity);
+    options.max_queue = None;
+    options
 }
 
 /// The median.
