@@ -1,18 +1,13 @@
 //! The CLI's presence on the bus: an observer agent with a unique identity,
 //! no handlers, and the user's `--timeout` for its requests.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::GlobalArgs;
 use super::error::{CliError, ErrorKind};
-use crate::agent::{Agent, AgentDefaults, AgentOptions, AgentSpec, BoxFuture, HandlerError};
-use crate::behaviour::Next;
+use crate::agent::AgentOptions;
 use crate::bus::redact;
-use crate::error::BoxError;
-use crate::message::Received;
 use crate::peers::{PeerBehaviour, PeerStatus};
-use crate::rpc::CallError;
 use crate::{AgentHandle, Context, Runtime, RuntimeHandle};
 
 /// Identities of CLI observers start with this; they are left out of peer lists.
@@ -57,7 +52,10 @@ impl Session {
         options.call_timeout = args.timeout;
         options.trace_size = 64;
         options.prefetch = 16;
-        let observer = match runtime.spawn_with(Observer, options).await {
+        let observer = match runtime
+            .spawn_with(crate::runtime::observer::Observer, options)
+            .await
+        {
             Ok(observer) => observer,
             Err(e) => {
                 return Err(CliError::new(
@@ -187,66 +185,5 @@ fn scrub(text: &str, url: &str, shown: &str) -> String {
         text.to_owned()
     } else {
         text.replace(url, shown)
-    }
-}
-
-/// The agent behind the CLI: no behaviours, no handlers; the runtime answers
-/// system requests and collects pongs and replies for it.
-struct Observer;
-
-static OBSERVER_SPEC: AgentSpec = AgentSpec {
-    name: "MunggoggoCli",
-    behaviours: &[],
-    rpcs: &[],
-};
-
-impl AgentDefaults for Observer {
-    fn options() -> AgentOptions {
-        AgentOptions::new("munggoggo-cli")
-    }
-
-    fn construct() -> Option<Self> {
-        None
-    }
-}
-
-impl Agent for Observer {
-    fn spec() -> &'static AgentSpec {
-        &OBSERVER_SPEC
-    }
-
-    fn setup<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn teardown<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn run<'a>(&'a mut self, _: &'a Context, _: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
-        Box::pin(async { Ok(Next::Stop) })
-    }
-
-    fn handle<'a>(
-        &'a mut self,
-        _: &'a Context,
-        _: usize,
-        _: &'a Arc<Received>,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async { Err(HandlerError::Failed("the munggoggo CLI takes no messages".into())) })
-    }
-
-    fn call<'a>(
-        &'a mut self,
-        _: &'a Context,
-        _: usize,
-        _: serde_json::Value,
-    ) -> BoxFuture<'a, Result<serde_json::Value, CallError>> {
-        Box::pin(async {
-            Err(CallError::UnknownMethod {
-                method: String::new(),
-                known: Vec::new(),
-            })
-        })
     }
 }

@@ -19,6 +19,8 @@ use crate::trace::TraceStore;
 mod client;
 pub(crate) mod dispatch;
 pub(crate) mod invocation;
+#[cfg(any(feature = "cli", feature = "web"))]
+pub(crate) mod observer;
 pub(crate) mod task;
 
 pub use client::{Client, CLIENT_INBOX};

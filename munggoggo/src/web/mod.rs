@@ -54,7 +54,6 @@ mod guard;
 mod jsonrpc;
 pub mod model;
 mod monitor;
-mod observer;
 mod openapi;
 mod page;
 mod ws;
@@ -175,7 +174,9 @@ impl Dashboard {
         agent_options.call_timeout = options.call_timeout;
         agent_options.trace_size = 64;
         agent_options.prefetch = 16;
-        let observer = runtime.spawn_with(observer::Observer, agent_options).await?;
+        let observer = runtime
+            .spawn_with(crate::runtime::observer::Observer, agent_options)
+            .await?;
         let monitor = Arc::new(monitor::Monitor::new(observer, options.refresh));
         let task = tokio::spawn(Arc::clone(&monitor).run());
         tracing::info!(identity = monitor.observer.identity(), "dashboard joined the bus");

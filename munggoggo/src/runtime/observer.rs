@@ -1,4 +1,4 @@
-//! The agent behind the dashboard on the bus.
+//! [`Observer`]: the agent behind the CLI and the dashboard.
 
 use std::sync::Arc;
 
@@ -9,19 +9,20 @@ use crate::message::Received;
 use crate::rpc::CallError;
 use crate::Context;
 
-/// The agent behind the dashboard: no behaviours, no handlers; the runtime
-/// answers system requests and collects pongs and replies for it.
+/// A participant without behaviours, handlers or methods, behind the CLI
+/// and the dashboard: the runtime answers system requests and collects
+/// pongs and replies for it.
 pub(crate) struct Observer;
 
 static OBSERVER_SPEC: AgentSpec = AgentSpec {
-    name: "MunggoggoDashboard",
+    name: "MunggoggoObserver",
     behaviours: &[],
     rpcs: &[],
 };
 
 impl AgentDefaults for Observer {
     fn options() -> AgentOptions {
-        AgentOptions::new("munggoggo-dashboard")
+        AgentOptions::new("munggoggo-observer")
     }
 
     fn construct() -> Option<Self> {
@@ -52,11 +53,7 @@ impl Agent for Observer {
         _: usize,
         _: &'a Arc<Received>,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async {
-            Err(HandlerError::Failed(
-                "the munggoggo dashboard takes no messages".into(),
-            ))
-        })
+        Box::pin(async { Err(HandlerError::Failed("an observer takes no messages".into())) })
     }
 
     fn call<'a>(
