@@ -61,6 +61,13 @@ pub struct AgentOptions {
     pub call_timeout: Duration,
     /// Ping the peers at start (0.4 does); clients that only look need not.
     pub announce: bool,
+    /// Also serve the agent's `#[rpc]` methods on munggoggo 0.4's method
+    /// queues (aio-pika's RPC pattern, RabbitMQ only), so that Python
+    /// agents call them; see [`AgentOptions::exposing`].
+    pub expose_methods: bool,
+    /// How the agent writes its user messages; a runtime's
+    /// [`Runtime::wire_mode`](crate::Runtime::wire_mode) sets it for all.
+    pub wire: crate::WireMode,
 }
 
 impl AgentOptions {
@@ -81,7 +88,26 @@ impl AgentOptions {
             peer_interval: None,
             call_timeout: Duration::from_secs(3),
             announce: true,
+            expose_methods: false,
+            wire: crate::WireMode::Compact,
         }
+    }
+
+    /// Serves the agent's `#[rpc]` methods on munggoggo 0.4's method queues
+    /// too (a queue per method name, shared round-robin with every other
+    /// agent, Rust or Python, that exposes the same name):
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # #[agent] #[derive(Default)] struct Calc;
+    /// # #[agent] impl Calc { #[rpc] async fn multiply(&mut self, x: i64, y: i64) -> i64 { x * y } }
+    /// # use munggoggo::agent::AgentDefaults;
+    /// munggoggo::Runtime::from_env()?.agent_with(Calc, Calc::options().exposing());
+    /// # Ok::<(), munggoggo::Error>(())
+    /// ```
+    pub fn exposing(mut self) -> Self {
+        self.expose_methods = true;
+        self
     }
 }
 

@@ -180,7 +180,7 @@ impl Core {
             Route::Fanout => "fanout",
             Route::Topic(_) => "publish",
         };
-        let properties = Arc::new(properties);
+        let properties = Arc::new(self.stamp_user(properties));
         if !crate::system::is_observer_traffic(properties.kind.as_deref(), target) {
             self.traces.append(
                 Category::Outgoing,
@@ -277,13 +277,13 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub async fn send<M: Message + Serialize>(&self, to: &str, msg: &M) -> Result<()> {
-        let body = message::encode(msg)?;
+        let body = self.core.encode(msg)?;
         self.send_raw(to, M::TYPE, body).await
     }
 
     /// Sends `msg` to every agent (this one included).
     pub async fn broadcast<M: Message + Serialize>(&self, msg: &M) -> Result<()> {
-        let body = message::encode(msg)?;
+        let body = self.core.encode(msg)?;
         self.broadcast_raw(M::TYPE, body).await
     }
 
@@ -301,10 +301,10 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
-        let body = message::encode(msg)?;
+        let body = self.core.encode(msg)?;
         self.emit(
             Route::Topic(topic.to_owned()),
-            Properties::new(M::TYPE, self.identity()),
+            Properties::new(self.core.publish_type::<M>(), self.identity()),
             body,
         )
         .await

@@ -133,6 +133,16 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A call of a method munggoggo 0.4 agents expose (aio-pika's RPC
+    /// pattern) failed before any method ran: no agent exposes it, the
+    /// parameters are not named, or a pickle body cannot be read.
+    #[error("exposed method `{method}`: {reason}")]
+    Exposed {
+        /// The method called.
+        method: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The message bus failed.
     #[error("bus error: {0}")]
     Bus(String),

@@ -16,6 +16,7 @@ mod introspect;
 pub mod logging;
 pub mod message;
 mod peers;
+pub mod pyrpc;
 pub mod rpc;
 pub mod runtime;
 mod system;
@@ -23,6 +24,7 @@ pub mod trace;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub mod web;
+mod wire;
 
 pub use agent::{Agent, AgentDefaults, AgentOptions};
 pub use behaviour::{BehaviourStatus, FailurePolicy, Next, State};
@@ -38,6 +40,7 @@ pub use peers::{Peer, PeerBehaviour, PeerStatus};
 pub use rpc::TraceQuery;
 pub use runtime::{AgentHandle, Runtime, RuntimeHandle};
 pub use trace::TraceStore;
+pub use wire::{WireMode, WIRE_VAR};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -133,6 +133,9 @@ pub struct Properties {
     pub user_id: Option<String>,
     /// `reply_to`, unused by munggoggo (replies go to `app_id`).
     pub reply_to: Option<String>,
+    /// `expiration` in milliseconds (the calls of exposed methods expire
+    /// with their caller's timeout).
+    pub expiration: Option<String>,
 }
 
 impl Properties {
@@ -148,6 +151,7 @@ impl Properties {
             content_type: Some("application/json".to_owned()),
             user_id: None,
             reply_to: None,
+            expiration: None,
         }
     }
 }
@@ -321,13 +325,14 @@ pub(crate) fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Encodes a typed payload into the body it travels with.
-pub(crate) fn encode<M: Message + Serialize + ?Sized>(msg: &M) -> Result<Bytes> {
+/// Encodes a typed payload into the body it travels with, in 0.4's
+/// envelope when `in_envelope` is set.
+pub(crate) fn encode_as<M: Message + Serialize + ?Sized>(msg: &M, in_envelope: bool) -> Result<Bytes> {
     let json = serde_json::to_vec(msg).map_err(|source| Error::Encode {
         type_name: M::TYPE.to_owned(),
         source,
     })?;
-    if !M::ENVELOPE {
+    if !in_envelope {
         return Ok(Bytes::from(json));
     }
     let c_data = String::from_utf8(json).map_err(|e| Error::Bus(e.to_string()))?;

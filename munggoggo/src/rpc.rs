@@ -133,7 +133,7 @@ pub(crate) struct Waiting<'a> {
 
 impl Waiting<'_> {
     /// The reply; `None` when the agent stopped first.
-    async fn reply(&mut self) -> Option<Reply> {
+    pub(crate) async fn reply(&mut self) -> Option<Reply> {
         match self.reply.as_mut() {
             Some(rx) => rx.await.ok(),
             None => None,
@@ -148,7 +148,7 @@ impl Drop for Waiting<'_> {
 }
 
 impl Pending {
-    fn insert(&self, id: String) -> Waiting<'_> {
+    pub(crate) fn insert(&self, id: String) -> Waiting<'_> {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(id.clone(), tx);
         Waiting {
@@ -290,7 +290,14 @@ impl Context {
             result: serde_json::Value::Null,
             error: None,
         };
-        let reply: RpcCall = self.request(target, "RpcCall", &call, timeout).await?;
+        // Only a Rust agent has a control queue and knows `RpcCall`; a
+        // munggoggo 0.4 agent is called through its exposed methods.
+        let reply: RpcCall = match self.request_via(target, "RpcCall", &call, timeout, false).await {
+            Err(Error::UnknownTarget(_)) => {
+                return crate::pyrpc::call_py04(self, target, method, call.params, timeout).await;
+            }
+            reply => reply?,
+        };
         if let Some(error) = reply.error {
             return Err(Error::Remote {
                 target: target.to_owned(),
@@ -432,6 +439,19 @@ impl Context {
         payload: &Q,
         timeout: Duration,
     ) -> Result<R> {
+        self.request_via(target, c_type, payload, timeout, true).await
+    }
+
+    /// [`Context::request`]; without `identity_queue`, only to a Rust
+    /// agent's control queue (a munggoggo 0.4 agent is then unknown).
+    async fn request_via<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        target: &str,
+        c_type: &str,
+        payload: &Q,
+        timeout: Duration,
+        identity_queue: bool,
+    ) -> Result<R> {
         let c_data = serde_json::to_string(payload).map_err(|source| Error::Encode {
             type_name: c_type.to_owned(),
             source,
@@ -449,7 +469,9 @@ impl Context {
             .send_request(control_queue(target), properties.clone(), body.clone())
             .await
         {
-            Err(Error::UnknownTarget(_)) => self.send_request(target.to_owned(), properties, body).await,
+            Err(Error::UnknownTarget(_)) if identity_queue => {
+                self.send_request(target.to_owned(), properties, body).await
+            }
             sent => sent,
         };
         sent.map_err(|e| match e {

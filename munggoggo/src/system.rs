@@ -184,11 +184,34 @@ pub(crate) struct IncomingCall {
     pub(crate) call: RpcCall,
     to: String,
     correlation_id: String,
+    /// Where a call from a method queue (see [`crate::pyrpc`]) takes its result.
+    local: Option<tokio::sync::oneshot::Sender<Result<serde_json::Value, CallError>>>,
 }
 
+/// What a local call's answer arrives on.
+pub(crate) type LocalAnswer = tokio::sync::oneshot::Receiver<Result<serde_json::Value, CallError>>;
+
 impl IncomingCall {
+    /// A call of the `index`th method whose result comes back here instead
+    /// of going out as a reply.
+    pub(crate) fn local(index: usize, call: RpcCall) -> (Self, LocalAnswer) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let incoming = IncomingCall {
+            index,
+            call,
+            to: String::new(),
+            correlation_id: String::new(),
+            local: Some(tx),
+        };
+        (incoming, rx)
+    }
+
     /// Sends the method's result (or error) to the caller.
     pub(crate) async fn answer(mut self, core: &Core, result: Result<serde_json::Value, CallError>) {
+        if let Some(local) = self.local.take() {
+            let _ = local.send(result);
+            return;
+        }
         match result {
             Ok(value) => self.call.result = value,
             Err(e) => self.call.error = Some(e.to_string()),
@@ -206,6 +229,7 @@ async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcC
         call,
         to,
         correlation_id,
+        local: None,
     };
     let Some(_) = index else {
         let known = core.spec.rpcs.iter().map(|r| r.method.to_owned()).collect();

@@ -275,6 +275,20 @@ pub trait Bus: Send + Sync + 'static {
 
     /// A description of the bus for logs, with any password redacted.
     fn describe(&self) -> String;
+
+    /// Declares and consumes munggoggo 0.4's method queues of `methods` for
+    /// agent `identity` (aio-pika's RPC pattern, see [`crate::pyrpc`]); the
+    /// stream's deliveries are calls. `None`: this bus has no such queues
+    /// (the embedded bus). Dropping the stream stops consuming.
+    fn expose<'a>(
+        &'a self,
+        identity: &'a str,
+        methods: &'a [String],
+        prefetch: u16,
+    ) -> BoxFuture<'a, Result<Option<Consumer>>> {
+        let _ = (identity, methods, prefetch);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// One agent's connection to the bus.
@@ -298,6 +312,12 @@ pub trait Endpoint: Send + Sync + 'static {
 
     /// Deletes the agent's queues; every consumer ends.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// The user the bus logged in as, which a message's `user_id` must
+    /// name (`None` on buses without users).
+    fn user(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The URL with its password replaced by `***`, for messages and logs.

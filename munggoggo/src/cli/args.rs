@@ -123,15 +123,22 @@ pub enum Command {
         #[arg(long = "type", value_name = "TYPE")]
         kind: Option<String>,
     },
-    /// Call an `#[rpc]` method of an agent and print its result.
+    /// Call an `#[rpc]` method of an agent and print its result; a
+    /// method of a munggoggo 0.4 agent is called as 0.4 exposes it
+    /// (named parameters only).
     Call {
-        /// The agent's identity.
+        /// The agent's identity (with `--exposed`, only shown).
         agent: String,
         /// The method's name.
         method: String,
         /// The parameters as JSON: an array (positional) or an object (named).
         #[arg(value_name = "PARAMS_JSON", default_value = "[]")]
         params: String,
+        /// Call METHOD as munggoggo 0.4 agents expose methods (aio-pika's
+        /// RPC pattern): whichever agent exposing it answers, whether it
+        /// is AGENT or not; PARAMS_JSON must be an object.
+        #[arg(long)]
+        exposed: bool,
     },
     /// Ask an agent to shut down gracefully.
     Shutdown {

@@ -137,17 +137,27 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             agent,
             method,
             params,
+            exposed,
         } => {
             let params: Value = serde_json::from_str(params).map_err(|e| {
                 CliError::failed(format!(
                     "PARAMS_JSON is not JSON ({e}); write an array like '[3, 4]' or an object like '{{\"x\": 3}}'"
                 ))
             })?;
-            session.peer(agent).await?;
-            let result: Value = match ctx
-                .call_with_timeout(agent, method, &params, session.timeout)
-                .await
-            {
+            let called = if *exposed {
+                let params = if params == json!([]) {
+                    json!({})
+                } else {
+                    params.clone()
+                };
+                ctx.call_exposed_with_timeout(method, params, session.timeout)
+                    .await
+            } else {
+                session.peer(agent).await?;
+                ctx.call_with_timeout(agent, method, &params, session.timeout)
+                    .await
+            };
+            let result: Value = match called {
                 Ok(result) => result,
                 Err(crate::Error::Remote { error, .. }) if error.starts_with("unknown method") => {
                     let known = known_methods(&error);

@@ -57,6 +57,8 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
                     trace_incoming(&core, &delivery);
                     if is_system(&delivery) {
                         crate::system::handle(&core, delivery).await;
+                    } else if crate::pyrpc::is_reply(&delivery) {
+                        crate::pyrpc::complete(&core, delivery).await;
                     } else {
                         crate::runtime::task::reject(&core, delivery, "not a system message (control queue)").await;
                     }

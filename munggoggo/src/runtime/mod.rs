@@ -73,6 +73,7 @@ pub struct Runtime {
     bus: BusChoice,
     entries: Vec<Entry>,
     config: Config,
+    wire: Option<crate::WireMode>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -87,12 +88,25 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Picks the bus from `MUNGGOGGO_URL` (unset or `memory://`: the
     /// embedded bus).
+    /// `MUNGGOGGO_WIRE=0.4` sets [`Runtime::wire_mode`].
     pub fn from_env() -> Result<Self> {
-        match std::env::var(URL_VAR) {
-            Ok(url) => Self::from_url(&url),
-            Err(std::env::VarError::NotPresent) => Ok(Self::memory()),
-            Err(e) => Err(Error::Config(format!("{URL_VAR}: {e}"))),
-        }
+        let runtime = match std::env::var(URL_VAR) {
+            Ok(url) => Self::from_url(&url)?,
+            Err(std::env::VarError::NotPresent) => Self::memory(),
+            Err(e) => return Err(Error::Config(format!("{URL_VAR}: {e}"))),
+        };
+        Ok(match std::env::var_os(crate::WIRE_VAR) {
+            Some(_) => runtime.wire_mode(crate::WireMode::from_env()?),
+            None => runtime,
+        })
+    }
+
+    /// Sets how every agent this runtime starts writes its user messages:
+    /// [`WireMode::Py04`](crate::WireMode::Py04) in a network with
+    /// munggoggo 0.4 (Python) agents, the compact default otherwise.
+    pub fn wire_mode(mut self, mode: crate::WireMode) -> Self {
+        self.wire = Some(mode);
+        self
     }
 
     /// Picks the bus from a URL: `memory://`, `amqp://...` or `amqps://...`.
@@ -131,6 +145,7 @@ impl Runtime {
             bus,
             entries: Vec::new(),
             config: Config::new(),
+            wire: None,
         }
     }
 
@@ -283,6 +298,7 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 bus,
                 agents: Mutex::new(Vec::new()),
+                wire: self.wire,
             }),
         };
         for launch in launches {
@@ -372,6 +388,8 @@ async fn shutdown_signal() {
 struct RuntimeInner {
     bus: Arc<dyn Bus>,
     agents: Mutex<Vec<AgentHandle>>,
+    /// The wire mode every agent gets, when the builder set one.
+    wire: Option<crate::WireMode>,
 }
 
 /// A started runtime: start more agents, find them, stop them all.
@@ -408,7 +426,10 @@ impl RuntimeHandle {
     }
 
     /// Starts an agent with options of its own.
-    pub async fn spawn_with<A: Agent>(&self, agent: A, options: AgentOptions) -> Result<AgentHandle> {
+    pub async fn spawn_with<A: Agent>(&self, agent: A, mut options: AgentOptions) -> Result<AgentHandle> {
+        if let Some(wire) = self.inner.wire {
+            options.wire = wire;
+        }
         let handle = start_agent(Arc::clone(&self.inner.bus), agent, options).await?;
         let mut agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
         agents.retain(|a| a.state() != State::Shutdown);
@@ -646,6 +667,10 @@ pub(crate) async fn start_agent<A: Agent>(
         done: done_tx,
     };
     tokio::spawn(task.run().instrument(span.clone()));
+    if let Err(e) = crate::pyrpc::serve(&bus, &core).instrument(span.clone()).await {
+        core.request_shutdown();
+        return Err(e);
+    }
     if core.options.announce || core.options.peer_interval.is_some() {
         let peer_interval = core.options.peer_interval;
         ctx.spawn(crate::peers::keepalive(ctx.clone(), peer_interval).instrument(span));

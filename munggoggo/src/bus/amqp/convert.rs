@@ -61,6 +61,9 @@ pub(super) fn to_amqp(props: &Properties) -> Result<BasicProperties> {
     if let Some(user_id) = &props.user_id {
         amqp = amqp.with_user_id(short("user_id", user_id)?);
     }
+    if let Some(expiration) = &props.expiration {
+        amqp = amqp.with_expiration(short("expiration", expiration)?);
+    }
     Ok(amqp)
 }
 
@@ -77,6 +80,7 @@ pub(super) fn from_amqp(amqp: &BasicProperties) -> Properties {
         content_type: text(amqp.content_type()),
         user_id: text(amqp.user_id()),
         reply_to: text(amqp.reply_to()),
+        expiration: text(amqp.expiration()),
     }
 }
 

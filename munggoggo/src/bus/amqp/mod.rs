@@ -57,6 +57,7 @@ use crate::error::{Error, Result};
 mod connect;
 mod consumer;
 mod convert;
+mod exposed;
 mod guard;
 mod publisher;
 mod quiet;
@@ -303,6 +304,15 @@ impl Bus for AmqpBus {
     fn describe(&self) -> String {
         self.inner.url.clone()
     }
+
+    fn expose<'a>(
+        &'a self,
+        identity: &'a str,
+        methods: &'a [String],
+        prefetch: u16,
+    ) -> BoxFuture<'a, Result<Option<Consumer>>> {
+        Box::pin(async move { self.expose_methods(identity, methods, prefetch).await.map(Some) })
+    }
 }
 
 async fn open_endpoint(
@@ -535,6 +545,10 @@ impl Endpoint for AmqpEndpoint {
             tracing::debug!(agent = %self.identity, "endpoint closed");
             result
         })
+    }
+
+    fn user(&self) -> Option<&str> {
+        Some(&self.bus.user)
     }
 }
 
