@@ -12,19 +12,15 @@
 //! is set: then they fail.
 #![cfg(feature = "cli")]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use munggoggo::prelude::*;
-use munggoggo::{AgentDefaults, AgentOptions, Runtime, RuntimeHandle, WireMode};
+use munggoggo::{AgentDefaults, AgentOptions, WireMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-/// How long a script may take for one step; only a bound for a hung peer.
-const STEP: Duration = Duration::from_secs(60);
+mod py_common;
+use py_common::{broker, broker_in, python, script, unique, url, Script};
 
 #[agent(identity = "py-calc")]
 #[derive(Default)]
@@ -54,136 +50,6 @@ struct Sender;
 #[agent]
 impl Sender {}
 
-fn url() -> String {
-    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Skips (outside CI) or fails (in CI) for a missing prerequisite.
-fn missing(what: &str) -> Option<std::convert::Infallible> {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {what}");
-    }
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a Python test")
-        .to_owned();
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {what}");
-    None
-}
-
-/// The venv's Python, with aio-pika importable.
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("MUNGGOGGO_PY_VENV")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/munggoggo/py-venv")))?;
-    let python = venv.join("bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import aio_pika, dataclasses_json"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    missing(&format!(
-        "no Python venv with aio-pika at {} (`.ci/run` builds it; or set MUNGGOGGO_PY_VENV)",
-        venv.display()
-    ))
-    .map(|never| match never {})
-}
-
-async fn broker() -> Option<RuntimeHandle> {
-    broker_in(WireMode::Compact).await
-}
-
-async fn broker_in(wire: WireMode) -> Option<RuntimeHandle> {
-    match Runtime::from_url(&url())
-        .expect("valid URL")
-        .wire_mode(wire)
-        .start()
-        .await
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => missing(&format!(
-            "no RabbitMQ broker at {}: {e}",
-            munggoggo::bus::redact(&url())
-        ))
-        .map(|never| match never {}),
-    }
-}
-
-fn script(name: &str) -> String {
-    format!("{}/../tests/py/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A running script: its stdout lines arrive on a channel.
-struct Script {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-}
-
-impl Script {
-    fn start(python: &PathBuf, args: &[&str]) -> Script {
-        let mut child = Command::new(python)
-            .arg("-u")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Script { child, lines }
-    }
-
-    async fn line(&mut self) -> String {
-        match tokio::time::timeout(STEP, self.lines.recv()).await {
-            Ok(Some(line)) => line,
-            Ok(None) => panic!("the script ended early: {:?}", self.child.wait()),
-            Err(_) => panic!("no output from the script within {STEP:?}"),
-        }
-    }
-
-    /// Closes its stdin and waits for it to exit successfully.
-    async fn finish(mut self) -> Vec<String> {
-        drop(self.child.stdin.take());
-        let mut rest = Vec::new();
-        while let Ok(Some(line)) = tokio::time::timeout(STEP, self.lines.recv()).await {
-            rest.push(line);
-        }
-        let status = tokio::task::spawn_blocking(move || self.child.wait())
-            .await
-            .expect("wait")
-            .expect("python exits");
-        assert!(status.success(), "script failed ({status}); output: {rest:?}");
-        rest
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_calls_an_exposed_rust_method() {
     let Some(python) = python() else { return };
@@ -192,7 +58,10 @@ async fn python_calls_an_exposed_rust_method() {
     let mut options: AgentOptions = Calc::options().exposing();
     options.identity = identity.clone();
     let calc = rt.spawn_with(Calc, options).await.unwrap();
-    let script = Script::start(&python, &[&script("call_rust.py"), &url(), "py_interop_multiply"]);
+    let script = Script::start(
+        &python,
+        &["-u", &script("call_rust.py"), &url(), "py_interop_multiply"],
+    );
     let output = script.finish().await;
     assert!(output.iter().any(|l| l == "ok result 42"), "{output:?}");
     let error = output
@@ -212,7 +81,7 @@ async fn rust_and_the_cli_call_a_method_python_exposes() {
     let Some(python) = python() else { return };
     let Some(rt) = broker().await else { return };
     let method = unique("py_exposed");
-    let mut script = Script::start(&python, &[&script("expose.py"), &url(), &method]);
+    let mut script = Script::start(&python, &["-u", &script("expose.py"), &url(), &method]);
     assert_eq!(script.line().await, "ready");
 
     let client = rt.client(unique("py-caller")).await.unwrap();
@@ -278,7 +147,10 @@ async fn python_decodes_messages_sent_in_0_4_wire_mode() {
     };
     let queue = unique("py-decoder");
     let topic = unique("py.topic").replace('_', ".");
-    let mut script = Script::start(&python, &[&script("decode.py"), &url(), &queue, &topic, "3"]);
+    let mut script = Script::start(
+        &python,
+        &["-u", &script("decode.py"), &url(), &queue, &topic, "3"],
+    );
     assert_eq!(script.line().await, "ready");
     let sender = rt.spawn_as(unique("py-sender"), Sender).await.unwrap();
     let ctx = sender.context();

@@ -1,0 +1,198 @@
+//! Opt-in: Rust agents with the real munggoggo 0.4 (Python) agents and its
+//! `ctrl.py` on one broker. Set `MUNGGOGGO_PY04_RUN` to the `run` script of
+//! a munggoggo 0.4 checkout (for example `../shared/py04/run`); without it
+//! the test is skipped, in CI too (users who clone the project have no 0.4).
+//!
+//! It checks: `ctrl.py list-peers` and `list-behaviour` see a Rust agent; a
+//! 0.4 agent receives a Rust direct, topic and fanout message and decodes
+//! it with `SerializableObject`; a 0.4 agent calls a Rust `#[rpc]` method
+//! through its RPC subsystem; the `munggoggo` CLI calls 0.4's
+//! `example_rpc_method`. Run it with `--nocapture` to see every step.
+#![cfg(feature = "cli")]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use munggoggo::prelude::*;
+use munggoggo::{AgentDefaults, WireMode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+mod py_common;
+use py_common::{broker_in, script, unique, url, Script, STEP};
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct DemoData {
+    message: String,
+    date: Option<f64>,
+}
+
+#[agent(identity = "rust-peer")]
+#[derive(Default)]
+struct RustPeer;
+
+#[agent]
+impl RustPeer {
+    #[behaviour(periodic = "1s")]
+    async fn tick(&mut self) {}
+
+    #[on_message]
+    async fn demo(&mut self, _msg: DemoData) {}
+
+    #[rpc]
+    async fn rust_py04_multiply(&mut self, x: i64, y: i64) -> i64 {
+        x * y
+    }
+}
+
+fn step(what: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "py04: {what}");
+}
+
+/// Runs a 0.4 script to its end and returns its stdout.
+fn run04(run: &PathBuf, args: &[&str]) -> String {
+    let out = Command::new(run).args(args).output().expect("py04 run starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    step(&format!("$ run {} -> {}\n{stdout}", args.join(" "), out.status));
+    stdout
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_munggoggo"))
+        .args(["--url", &url()])
+        .args(args)
+        .output()
+        .expect("the CLI runs");
+    step(&format!(
+        "$ munggoggo {} -> {}\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ));
+    out
+}
+
+/// The next event line of a 0.4 agent script with this `event`, skipping
+/// its log lines.
+async fn event(script: &mut Script, event: &str) -> Value {
+    loop {
+        let line = script.line().await;
+        if let Ok(value) = serde_json::from_str::<Value>(&line) {
+            if value["event"] == event {
+                step(&format!("0.4 agent: {line}"));
+                return value;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_0_4_agents_and_rust_agents_on_one_broker() {
+    let Some(run) = std::env::var_os("MUNGGOGGO_PY04_RUN").map(PathBuf::from) else {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED real_0_4_agents_and_rust_agents_on_one_broker: set MUNGGOGGO_PY04_RUN to munggoggo 0.4's `run` script"
+        );
+        return;
+    };
+    let Some(rt) = broker_in(WireMode::Py04).await else {
+        return;
+    };
+    let rust_id = unique("rust-peer");
+    let mut options = RustPeer::options().exposing();
+    options.identity = rust_id.clone();
+    options.peer_interval = Some(Duration::from_secs(1));
+    let peer = rt.spawn_with(RustPeer, options).await.unwrap();
+
+    // A 0.4 agent receives a Rust direct, topic and fanout message.
+    let py_id = unique("py04-agent");
+    let topic = unique("py04.topic").replace('_', ".");
+    let mut agent = Script::start(&run, &[&script("py04_agent.py"), &py_id, &topic]);
+    event(&mut agent, "ready").await;
+    let ctx = peer.context();
+    let demo = |text: &str| DemoData {
+        message: text.to_owned(),
+        date: Some(1_546_300_800.0),
+    };
+    ctx.send(&py_id, &demo("direct")).await.unwrap();
+    ctx.publish(&topic, &demo("topic")).await.unwrap();
+    ctx.broadcast(&demo("fanout")).await.unwrap();
+    let mut received = Vec::new();
+    while received.len() < 3 {
+        let got = event(&mut agent, "received").await;
+        if got["c_type"] == "DemoData" {
+            received.push(got["message"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    received.sort();
+    assert_eq!(received, ["direct", "fanout", "topic"]);
+
+    // A 0.4 agent calls a Rust #[rpc] method through its RPC subsystem.
+    writeln!(agent.child.stdin.as_mut().unwrap(), "call rust_py04_multiply").unwrap();
+    assert_eq!(event(&mut agent, "result").await["result"], 42);
+    let error = event(&mut agent, "error").await;
+    let error = error["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("RuntimeError") && error.contains("`y`"),
+        "{error}"
+    );
+
+    // ctrl.py sees the Rust agent.
+    let peers = run04(&run, &["ctrl.py", "list-peers"]);
+    assert!(peers.lines().any(|l| l.trim() == rust_id), "{peers}");
+    let behaviours = run04(&run, &["ctrl.py", "list-behaviour", &rust_id]);
+    assert!(behaviours.contains(&format!("{rust_id}.tick")), "{behaviours}");
+
+    // The CLI calls 0.4's example_rpc_method on 0.4's demo agent `agent`.
+    let mut demo_agent = Script::start(&run, &["munggoggo/agent.py"]);
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let out = cli(&["--json", "peers"]);
+        if String::from_utf8_lossy(&out.stdout).contains("\"agent\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "0.4's agent never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let out = cli(&["call", "agent", "example_rpc_method", r#"{"x": 6, "y": 7}"#]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    let out = cli(&["call", "agent", "example_rpc_method", "[6, 7]"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("named parameters"));
+
+    // Leave nothing behind: 0.4 deletes its topic queues when it stops,
+    // never its method queues (quirk Q9), and its Worker does not exit
+    // after a Shutdown request (Q7).
+    agent.finish().await;
+    assert!(cli(&["shutdown", "agent"]).status.success());
+    let _ = demo_agent.child.kill();
+    peer.shutdown().await;
+    rt.shutdown().await;
+    delete_unused(&["example_rpc_method", "agent.Behaviour.pubsub_queue"]).await;
+}
+
+/// Deletes queues that no consumer uses and that hold no message.
+async fn delete_unused(queues: &[&str]) {
+    use lapin::options::QueueDeleteOptions;
+    let conn = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("broker");
+    for queue in queues {
+        let channel = conn.create_channel().await.expect("channel");
+        let unused = QueueDeleteOptions {
+            if_unused: true,
+            if_empty: true,
+            ..QueueDeleteOptions::default()
+        };
+        let deleted = channel.queue_delete((*queue).into(), unused).await;
+        step(&format!("delete queue {queue}: {deleted:?}"));
+    }
+    let _ = conn.close(200, "OK".into()).await;
+}
