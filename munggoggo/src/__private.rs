@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use crate::agent::{
     Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
-    Registration, Route, RpcSpec,
+    HandlerRoute, Registration, RpcSpec,
 };
 pub use crate::behaviour::Next;
 pub use crate::config::{Config, ConfigError};

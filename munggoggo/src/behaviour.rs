@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::agent::{BehaviourKind, BehaviourSpec, Route};
+use crate::agent::{BehaviourKind, BehaviourSpec, HandlerRoute};
 
 /// What a behaviour step asks for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl Behaviour {
         }
     }
 
-    pub(crate) fn route(&self) -> Option<Route> {
+    pub(crate) fn route(&self) -> Option<HandlerRoute> {
         match self.spec.kind {
             BehaviourKind::Handler(route) => Some(route),
             _ => None,

@@ -7,10 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{BehaviourKind, Route};
+use crate::agent::{BehaviourKind, HandlerRoute};
 use crate::behaviour::State;
-use crate::context::{Context, Core};
-use crate::error::Result;
+use crate::runtime::core::Core;
 
 /// The `c_type` of the request and its reply.
 pub(crate) const DESCRIBE_AGENT: &str = "DescribeAgent";
@@ -87,11 +86,11 @@ pub(crate) fn describe(core: &Core) -> AgentDescription {
                     kind: kind_name(&b.spec.kind).to_owned(),
                     detail: kind_text(&b.spec.kind),
                     message_type: match b.spec.kind {
-                        BehaviourKind::Handler(Route::Type(t)) => Some(t.to_owned()),
+                        BehaviourKind::Handler(HandlerRoute::Type(t)) => Some(t.to_owned()),
                         _ => None,
                     },
                     topics: match b.spec.kind {
-                        BehaviourKind::Handler(Route::Topic(keys)) => {
+                        BehaviourKind::Handler(HandlerRoute::Topic(keys)) => {
                             keys.iter().map(|k| (*k).to_owned()).collect()
                         }
                         _ => Vec::new(),
@@ -122,9 +121,9 @@ fn kind_name(kind: &BehaviourKind) -> &'static str {
         BehaviourKind::Oneshot => "oneshot",
         BehaviourKind::Delay(_) => "delay",
         BehaviourKind::Cyclic => "cyclic",
-        BehaviourKind::Handler(Route::Type(_)) => "message",
-        BehaviourKind::Handler(Route::Topic(_)) => "topic",
-        BehaviourKind::Handler(Route::Fallback) => "fallback",
+        BehaviourKind::Handler(HandlerRoute::Type(_)) => "message",
+        BehaviourKind::Handler(HandlerRoute::Topic(_)) => "topic",
+        BehaviourKind::Handler(HandlerRoute::Fallback) => "fallback",
     }
 }
 
@@ -142,25 +141,8 @@ fn kind_text(kind: &BehaviourKind) -> String {
         BehaviourKind::Oneshot => "oneshot".to_owned(),
         BehaviourKind::Delay(delay) => format!("once after {}", d(delay)),
         BehaviourKind::Cyclic => "cyclic".to_owned(),
-        BehaviourKind::Handler(Route::Type(t)) => format!("on message {t}"),
-        BehaviourKind::Handler(Route::Topic(keys)) => format!("on topic {}", keys.join(", ")),
-        BehaviourKind::Handler(Route::Fallback) => "on any other message".to_owned(),
-    }
-}
-
-impl Context {
-    /// Asks agent `target` to describe itself (system request
-    /// `DescribeAgent`): type, behaviours with kinds and counters, `#[rpc]`
-    /// methods. A munggoggo 0.4 agent answers with an error
-    /// ([`crate::Error::Remote`]); its pong ([`Context::peers`]) is all
-    /// there is to know about it.
-    pub async fn describe_agent(&self, target: &str) -> Result<AgentDescription> {
-        self.request(
-            target,
-            DESCRIBE_AGENT,
-            &serde_json::json!({}),
-            self.options().call_timeout,
-        )
-        .await
+        BehaviourKind::Handler(HandlerRoute::Type(t)) => format!("on message {t}"),
+        BehaviourKind::Handler(HandlerRoute::Topic(keys)) => format!("on topic {}", keys.join(", ")),
+        BehaviourKind::Handler(HandlerRoute::Fallback) => "on any other message".to_owned(),
     }
 }

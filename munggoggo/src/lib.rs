@@ -10,16 +10,17 @@ pub mod cli;
 pub mod config;
 mod context;
 mod error;
+pub mod future;
 mod introspect;
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub mod logging;
 pub mod message;
 mod peers;
+mod protocol;
 pub mod pyrpc;
 pub mod rpc;
 pub mod runtime;
-mod system;
 pub mod trace;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]

@@ -9,8 +9,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::context::{Context, Core};
-
 /// How many peer intervals a peer may stay silent before it expires.
 pub const MISSED_INTERVALS: u32 = 3;
 
@@ -113,79 +111,6 @@ impl PeerTable {
             .collect();
         live.sort_by(|a, b| a.status.name.cmp(&b.status.name));
         live
-    }
-}
-
-/// The agent's own status, as its pong reports it.
-pub(crate) fn status_of(core: &Core) -> PeerStatus {
-    PeerStatus {
-        name: core.identity.to_string(),
-        state: core.state.get().as_str().to_owned(),
-        behaviours: core
-            .behaviours
-            .iter()
-            .map(|b| PeerBehaviour {
-                name: b.name.to_string(),
-                state: b.state.get().as_str().to_owned(),
-            })
-            .collect(),
-    }
-}
-
-impl Context {
-    /// The peers that answered this agent's pings (itself included),
-    /// sorted by identity: those heard from within three `peer_interval`s
-    /// (or 30 s) and those that answered one of its last two pings. Without
-    /// a keepalive interval, a call finding the last ping older than 30 s
-    /// pings again in the background, so peers that left drop out and the
-    /// list stays fresh.
-    pub fn peers(&self) -> Vec<Peer> {
-        let ttl = match self.core.options.peer_interval {
-            Some(interval) => interval * MISSED_INTERVALS,
-            None => {
-                let stale = self
-                    .core
-                    .peers
-                    .last_round()
-                    .is_none_or(|round| round.elapsed() > DEFAULT_PEER_TTL);
-                if stale && tokio::runtime::Handle::try_current().is_ok() {
-                    let ctx = self.clone();
-                    // Marked at once, so that concurrent calls ping once.
-                    self.core.peers.round_started();
-                    self.spawn(async move {
-                        if let Err(e) = crate::system::send_ping_control(&ctx.core).await {
-                            tracing::debug!(agent = %ctx.identity(), error = %e, "cannot ping peers");
-                        }
-                    });
-                }
-                DEFAULT_PEER_TTL
-            }
-        };
-        self.core.peers.live(ttl)
-    }
-
-    /// Broadcasts a keepalive ping; every agent answers with its status.
-    pub async fn ping_peers(&self) -> crate::Result<()> {
-        self.core.peers.round_started();
-        crate::system::send_ping_control(&self.core).await
-    }
-}
-
-/// Pings the peers at start and then every `interval`.
-pub(crate) async fn keepalive(ctx: Context, interval: Option<Duration>) {
-    if ctx.options().announce {
-        if let Err(e) = ctx.ping_peers().await {
-            tracing::warn!(agent = %ctx.identity(), error = %e, "cannot ping peers");
-        }
-    }
-    let Some(interval) = interval else { return };
-    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        ticks.tick().await;
-        if let Err(e) = ctx.ping_peers().await {
-            tracing::warn!(agent = %ctx.identity(), error = %e, "cannot ping peers");
-        }
     }
 }
 

@@ -454,6 +454,17 @@ impl fmt::Debug for TraceStore {
     }
 }
 
+/// Filters of a trace query (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceQuery {
+    /// At most this many of the newest matching entries.
+    pub limit: Option<usize>,
+    /// Only messages from this sender.
+    pub sender: Option<String>,
+    /// Only this category (`incoming`, `outgoing`, `rejected` or a behaviour name).
+    pub category: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

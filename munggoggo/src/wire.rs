@@ -6,7 +6,7 @@ use std::str::FromStr;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::context::Core;
+use crate::runtime::core::Core;
 use crate::error::{Error, Result};
 use crate::message::{self, Message, Properties};
 

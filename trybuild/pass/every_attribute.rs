@@ -1,7 +1,7 @@
 //! Every attribute of an `#[agent]` impl block at once, with method names
 //! that clash with the `Agent` trait's own (`setup`, `run`, `handle`, ...).
 
-use munggoggo::__private::{Agent, AgentDefaults, BehaviourKind, Duration, Route};
+use munggoggo::__private::{Agent, AgentDefaults, BehaviourKind, Duration, HandlerRoute};
 use munggoggo::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -137,21 +137,21 @@ fn main() {
     assert_eq!(spec.behaviours[4].kind, BehaviourKind::Cyclic);
     assert_eq!(
         spec.behaviours[5].kind,
-        BehaviourKind::Handler(Route::Type("Pong"))
+        BehaviourKind::Handler(HandlerRoute::Type("Pong"))
     );
     assert_eq!(
         spec.behaviours[6].kind,
-        BehaviourKind::Handler(Route::Type("Tick"))
+        BehaviourKind::Handler(HandlerRoute::Type("Tick"))
     );
     assert_eq!(
         spec.behaviours[7].kind,
-        BehaviourKind::Handler(Route::Topic(&["ping.#"]))
+        BehaviourKind::Handler(HandlerRoute::Topic(&["ping.#"]))
     );
     assert_eq!(
         spec.behaviours[8].kind,
-        BehaviourKind::Handler(Route::Topic(&["a.*.c", "b.#"]))
+        BehaviourKind::Handler(HandlerRoute::Topic(&["a.*.c", "b.#"]))
     );
-    assert_eq!(spec.behaviours[9].kind, BehaviourKind::Handler(Route::Fallback));
+    assert_eq!(spec.behaviours[9].kind, BehaviourKind::Handler(HandlerRoute::Fallback));
     let rpcs: Vec<(&str, &[&str])> = spec.rpcs.iter().map(|r| (r.method, r.params)).collect();
     assert_eq!(rpcs, [("multiply", &["x", "y"][..]), ("count", &[][..])]);
 

@@ -166,11 +166,11 @@ fn route_tokens(route: &RouteArgs, payload: &Payload) -> TokenStream {
     match route {
         RouteArgs::Inferred => {
             let ty = &payload.ty;
-            quote_spanned!(ty.span()=> ::munggoggo::__private::Route::Type(<#ty as ::munggoggo::__private::Message>::TYPE))
+            quote_spanned!(ty.span()=> ::munggoggo::__private::HandlerRoute::Type(<#ty as ::munggoggo::__private::Message>::TYPE))
         }
-        RouteArgs::Type(lit) => quote!(::munggoggo::__private::Route::Type(#lit)),
-        RouteArgs::Topic(keys) => quote!(::munggoggo::__private::Route::Topic(&[#(#keys),*])),
-        RouteArgs::Fallback => quote!(::munggoggo::__private::Route::Fallback),
+        RouteArgs::Type(lit) => quote!(::munggoggo::__private::HandlerRoute::Type(#lit)),
+        RouteArgs::Topic(keys) => quote!(::munggoggo::__private::HandlerRoute::Topic(&[#(#keys),*])),
+        RouteArgs::Fallback => quote!(::munggoggo::__private::HandlerRoute::Fallback),
     }
 }
 

@@ -19,8 +19,8 @@ use super::{
     control_queue, topic_matches, Acker, Bus, Confirm, Consumer, Delivery, Endpoint, EndpointOptions,
     Outgoing, Route, Source,
 };
-use crate::agent::BoxFuture;
 use crate::error::{Error, Result};
+use crate::future::BoxFuture;
 use crate::message::{DeliveryInfo, Received};
 
 /// The embedded bus. Cloning it gives another handle to the same bus.

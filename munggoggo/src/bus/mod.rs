@@ -24,8 +24,8 @@ use futures_util::stream::BoxStream;
 
 use tokio::sync::oneshot;
 
-use crate::agent::BoxFuture;
 use crate::error::{Error, Result};
+use crate::future::BoxFuture;
 use crate::message::{Properties, Received};
 
 #[cfg(feature = "amqp")]

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::args::{LauncherArgs, LauncherCommand};
 use super::error::{CliError, ErrorKind};
 use super::output::{self, Cell, Colour};
-use crate::agent::{registered, BehaviourKind, Registration, Route};
+use crate::agent::{registered, BehaviourKind, HandlerRoute, Registration};
 use crate::Runtime;
 
 /// Runs one launcher command.
@@ -95,7 +95,7 @@ fn describe(r: &Registration) -> Value {
         .behaviours
         .iter()
         .filter_map(|b| match b.kind {
-            BehaviourKind::Handler(Route::Type(t)) => Some(t),
+            BehaviourKind::Handler(HandlerRoute::Type(t)) => Some(t),
             _ => None,
         })
         .collect();
@@ -103,7 +103,7 @@ fn describe(r: &Registration) -> Value {
         .behaviours
         .iter()
         .filter_map(|b| match b.kind {
-            BehaviourKind::Handler(Route::Topic(keys)) => Some(keys),
+            BehaviourKind::Handler(HandlerRoute::Topic(keys)) => Some(keys),
             _ => None,
         })
         .flatten()
@@ -132,9 +132,9 @@ fn kind_name(kind: &BehaviourKind) -> &'static str {
         BehaviourKind::Oneshot => "oneshot",
         BehaviourKind::Delay(_) => "delay",
         BehaviourKind::Cyclic => "cyclic",
-        BehaviourKind::Handler(Route::Type(_)) => "message",
-        BehaviourKind::Handler(Route::Topic(_)) => "topic",
-        BehaviourKind::Handler(Route::Fallback) => "fallback",
+        BehaviourKind::Handler(HandlerRoute::Type(_)) => "message",
+        BehaviourKind::Handler(HandlerRoute::Topic(_)) => "topic",
+        BehaviourKind::Handler(HandlerRoute::Fallback) => "fallback",
     }
 }
 
@@ -152,9 +152,9 @@ fn kind_text(kind: &BehaviourKind) -> String {
         BehaviourKind::Oneshot => "oneshot".to_owned(),
         BehaviourKind::Delay(delay) => format!("once after {}", d(delay)),
         BehaviourKind::Cyclic => "cyclic".to_owned(),
-        BehaviourKind::Handler(Route::Type(t)) => format!("on message {t}"),
-        BehaviourKind::Handler(Route::Topic(keys)) => format!("on topic {}", keys.join(", ")),
-        BehaviourKind::Handler(Route::Fallback) => "on any other message".to_owned(),
+        BehaviourKind::Handler(HandlerRoute::Type(t)) => format!("on message {t}"),
+        BehaviourKind::Handler(HandlerRoute::Topic(keys)) => format!("on topic {}", keys.join(", ")),
+        BehaviourKind::Handler(HandlerRoute::Fallback) => "on any other message".to_owned(),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::peers::{PeerBehaviour, PeerStatus};
 use crate::{AgentHandle, Context, Runtime, RuntimeHandle};
 
 /// Identities of CLI observers start with this; they are left out of peer lists.
-pub(crate) const CLI_PREFIX: &str = crate::system::OBSERVER_PREFIX;
+pub(crate) const CLI_PREFIX: &str = crate::protocol::OBSERVER_PREFIX;
 
 /// The state of an agent or behaviour that did not answer the peer ping in time.
 pub(crate) const UNKNOWN: &str = "unknown";

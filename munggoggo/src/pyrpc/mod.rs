@@ -23,10 +23,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::bus::{control_queue, Bus, Delivery, Route};
-use crate::context::{Context, Core};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::message::Properties;
-use crate::rpc::{CallError, Reply, RpcCall};
+use crate::error::CallError;
+use crate::protocol::RpcCall;
+use crate::runtime::calls::{IncomingCall, Reply};
+use crate::runtime::core::Core;
 use crate::trace::{Category, TraceRecord};
 
 pub mod pickle;
@@ -203,7 +206,7 @@ pub(crate) async fn complete(core: &Core, delivery: Delivery) {
         tracing::warn!(agent = %core.identity, correlation_id = %id, "exposed-method reply for no waiting call (late or unknown) dropped");
     }
     match failure {
-        Some(reason) => crate::runtime::task::reject_with(core, &Arc::new(received), acker, reason).await,
+        Some(reason) => core.reject_with(&Arc::new(received), acker, reason).await,
         None => {
             if let Err(e) = acker.ack().await {
                 tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a reply");
@@ -334,7 +337,7 @@ async fn run(
         result: serde_json::Value::Null,
         error: None,
     };
-    let (incoming, result) = crate::system::IncomingCall::local(index, call);
+    let (incoming, result) = IncomingCall::local(index, call);
     let refused = match core.calls.try_send(incoming) {
         Ok(()) => None,
         Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Some(CallError::Busy {

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, Mutex};
 use super::{AgentHandle, RuntimeHandle};
 use crate::agent::{
     Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
-    Route,
+    HandlerRoute,
 };
 use crate::behaviour::Next;
 use crate::context::Context;
@@ -76,6 +76,20 @@ impl Client {
     }
 }
 
+impl RuntimeHandle {
+    /// Joins the bus as a client without handlers: it can send, and it
+    /// receives what is sent to its identity (see [`Client::recv`]).
+    pub async fn client(&self, identity: impl Into<String>) -> Result<Client> {
+        Client::start(self, identity.into()).await
+    }
+}
+
+impl crate::rpc::Caller for Client {
+    fn context(&self) -> &Context {
+        self
+    }
+}
+
 impl std::ops::Deref for Client {
     type Target = Context;
     fn deref(&self) -> &Context {
@@ -92,7 +106,7 @@ static INBOX_SPEC: AgentSpec = AgentSpec {
     name: "Client",
     behaviours: &[BehaviourSpec {
         method: "inbox",
-        kind: BehaviourKind::Handler(Route::Fallback),
+        kind: BehaviourKind::Handler(HandlerRoute::Fallback),
     }],
     rpcs: &[],
 };

@@ -18,8 +18,8 @@ use futures_util::stream::SelectAll;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use super::core::Core;
 use crate::bus::{Consumer, Delivery, Source};
-use crate::context::Core;
 use crate::message;
 use crate::trace::{Category, TraceRecord};
 
@@ -56,11 +56,11 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
                 Some(delivery) => {
                     trace_incoming(&core, &delivery);
                     if is_system(&delivery) {
-                        crate::system::handle(&core, delivery).await;
+                        super::system::handle(&core, delivery).await;
                     } else if crate::pyrpc::is_reply(&delivery) {
                         crate::pyrpc::complete(&core, delivery).await;
                     } else {
-                        crate::runtime::task::reject(&core, delivery, "not a system message (control queue)").await;
+                        core.reject(delivery, "not a system message (control queue)").await;
                     }
                     core.activity.notify_waiters();
                 }
@@ -90,7 +90,7 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             Some(delivery) = users.next(), if !users.is_empty() && backlog.len() < readahead => {
                 trace_incoming(&core, &delivery);
                 if is_system(&delivery) {
-                    crate::system::handle(&core, delivery).await;
+                    super::system::handle(&core, delivery).await;
                     core.activity.notify_waiters();
                 } else {
                     backlog.push_back(delivery);
@@ -105,16 +105,16 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             "agent stopped before handling these messages; rejecting them"
         );
         for delivery in backlog {
-            crate::runtime::task::reject(&core, delivery, "agent stopped").await;
+            core.reject(delivery, "agent stopped").await;
         }
     }
 }
 
 /// Records a delivery as incoming, unless it is system traffic of a CLI
-/// observer (see [`crate::system::is_observer_traffic`]).
+/// observer (see [`crate::protocol::is_observer_traffic`]).
 fn trace_incoming(core: &Core, delivery: &Delivery) {
     let received = &delivery.received;
-    if !crate::system::is_observer_traffic(received.properties.kind.as_deref(), received.sender()) {
+    if !crate::protocol::is_observer_traffic(received.properties.kind.as_deref(), received.sender()) {
         core.traces
             .append(Category::Incoming, TraceRecord::incoming(received));
     }

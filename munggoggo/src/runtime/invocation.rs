@@ -111,3 +111,18 @@ pub(crate) async fn wait_all(confirms: Vec<Confirm>) -> Result<()> {
     }
     outcome
 }
+
+/// The panic's message, with where it happened when the panic hook saw it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    };
+    match take_panic_location() {
+        Some(location) => format!("{message} (at {location})"),
+        None => message,
+    }
+}

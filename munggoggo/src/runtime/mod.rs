@@ -1,37 +1,39 @@
 //! The [`Runtime`]: picks the bus, starts agents, stops them gracefully.
+//!
+//! The rooms of the runtime: the builder here; [`RuntimeHandle`] and
+//! [`AgentHandle`] in `handle.rs`; starting one agent in `start.rs`; per
+//! agent its state (`core.rs`), its task (`task.rs`, the actor loop), its
+//! dispatcher (`dispatch.rs`), the system requests it answers
+//! (`system.rs`), its calls in both directions (`calls.rs`) and the
+//! invocation of a handler (`invocation.rs`).
 
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures_util::FutureExt;
-use tokio::sync::{mpsc, watch};
-use tracing::Instrument;
-
-use crate::agent::{Agent, AgentOptions, BehaviourKind, BoxFuture, Route};
-use crate::behaviour::{BehaviourStatus, State};
+use crate::agent::{Agent, AgentOptions};
 use crate::bus::memory::MemoryBus;
-use crate::bus::{Bus, EndpointOptions};
+use crate::bus::Bus;
 use crate::config::Config;
-use crate::context::{Context, Core};
 use crate::error::{Error, Result};
-use crate::trace::TraceStore;
+use crate::future::BoxFuture;
 
+pub(crate) mod calls;
 mod client;
+pub(crate) mod core;
 pub(crate) mod dispatch;
+mod handle;
 pub(crate) mod invocation;
 #[cfg(any(feature = "cli", feature = "web"))]
 pub(crate) mod observer;
+mod start;
+pub(crate) mod system;
 pub(crate) mod task;
 
 pub use client::{Client, CLIENT_INBOX};
+pub use handle::{AgentHandle, RuntimeHandle};
 
 /// The environment variable that chooses the bus: unset or `memory://` for
 /// the embedded bus, `amqp://...` or `amqps://...` for RabbitMQ.
 pub const URL_VAR: &str = "MUNGGOGGO_URL";
-
-/// Deliveries in flight on an agent's control queue: requests and replies
-/// are answered by the dispatcher at once, so this only covers bursts.
-const CONTROL_PREFETCH: u16 = 256;
 
 /// The local broker's URL, the default of tools that look at a live network.
 pub const LOCAL_BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -267,18 +269,6 @@ impl Runtime {
         }
     }
 
-    /// Adds an agent type of the registry by name (see [`crate::agent::registered`]).
-    pub fn agent_named(self, type_name: &str, identity: Option<String>) -> Result<Self> {
-        let registered = crate::agent::registered();
-        let Some(registration) = registered.iter().find(|r| r.name() == type_name) else {
-            return Err(Error::UnknownAgentType {
-                name: type_name.to_owned(),
-                known: registered.iter().map(|r| r.name().to_owned()).collect(),
-            });
-        };
-        registration.add_to(self, identity)
-    }
-
     /// Builds the agents that take a configuration, connects to the bus
     /// and starts every agent added so far. A bad configuration, or two
     /// agents with one identity, fail before any agent starts (give the
@@ -294,13 +284,7 @@ impl Runtime {
             #[cfg(not(feature = "amqp"))]
             BusChoice::Amqp(_) => unreachable!("rejected by from_url"),
         };
-        let handle = RuntimeHandle {
-            inner: Arc::new(RuntimeInner {
-                bus,
-                agents: Mutex::new(Vec::new()),
-                wire: self.wire,
-            }),
-        };
+        let handle = RuntimeHandle::new(bus, self.wire);
         for launch in launches {
             if let Err(e) = (launch.start)(handle.clone()).await {
                 handle.shutdown().await;
@@ -383,298 +367,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-struct RuntimeInner {
-    bus: Arc<dyn Bus>,
-    agents: Mutex<Vec<AgentHandle>>,
-    /// The wire mode every agent gets, when the builder set one.
-    wire: Option<crate::WireMode>,
-}
-
-/// A started runtime: start more agents, find them, stop them all.
-#[derive(Clone)]
-pub struct RuntimeHandle {
-    inner: Arc<RuntimeInner>,
-}
-
-impl std::fmt::Debug for RuntimeHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuntimeHandle")
-            .field("bus", &self.inner.bus.describe())
-            .field("agents", &self.agents().len())
-            .finish()
-    }
-}
-
-impl RuntimeHandle {
-    /// The bus the agents run on.
-    pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.inner.bus
-    }
-
-    /// Starts an agent with its default identity.
-    pub async fn spawn<A: Agent>(&self, agent: A) -> Result<AgentHandle> {
-        self.spawn_with(agent, A::options()).await
-    }
-
-    /// Starts an agent with the given identity.
-    pub async fn spawn_as<A: Agent>(&self, identity: impl Into<String>, agent: A) -> Result<AgentHandle> {
-        let mut options = A::options();
-        options.identity = identity.into();
-        self.spawn_with(agent, options).await
-    }
-
-    /// Starts an agent with options of its own.
-    pub async fn spawn_with<A: Agent>(&self, agent: A, mut options: AgentOptions) -> Result<AgentHandle> {
-        if let Some(wire) = self.inner.wire {
-            options.wire = wire;
-        }
-        let handle = start_agent(Arc::clone(&self.inner.bus), agent, options).await?;
-        let mut agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents.retain(|a| a.state() != State::Shutdown);
-        agents.push(handle.clone());
-        Ok(handle)
-    }
-
-    /// Joins the bus as a client without handlers: it can send, and it
-    /// receives what is sent to its identity (see [`Client::recv`]).
-    pub async fn client(&self, identity: impl Into<String>) -> Result<Client> {
-        Client::start(self, identity.into()).await
-    }
-
-    /// The agents started by this runtime that are still running.
-    pub fn agents(&self) -> Vec<AgentHandle> {
-        let agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents
-            .iter()
-            .filter(|a| a.state() != State::Shutdown)
-            .cloned()
-            .collect()
-    }
-
-    /// The running agent with this identity.
-    pub fn agent(&self, identity: &str) -> Option<AgentHandle> {
-        self.agents().into_iter().find(|a| a.identity() == identity)
-    }
-
-    /// Waits until every agent has stopped.
-    pub async fn wait(&self) {
-        for agent in self.agents() {
-            agent.stopped().await;
-        }
-    }
-
-    /// Stops every agent gracefully and waits for them.
-    pub async fn shutdown(&self) {
-        let agents = self.agents();
-        for agent in &agents {
-            agent.stop();
-        }
-        for agent in &agents {
-            agent.stopped().await;
-        }
-    }
-}
-
-/// A handle on one running agent.
-#[derive(Clone)]
-pub struct AgentHandle {
-    ctx: Context,
-    done: watch::Receiver<bool>,
-}
-
-impl std::fmt::Debug for AgentHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentHandle")
-            .field("identity", &self.identity())
-            .field("state", &self.state())
-            .finish()
-    }
-}
-
-impl AgentHandle {
-    /// The agent's identity.
-    pub fn identity(&self) -> &str {
-        self.ctx.identity()
-    }
-
-    /// The agent's context: send as the agent, control its behaviours.
-    pub fn context(&self) -> &Context {
-        &self.ctx
-    }
-
-    /// The agent's state.
-    pub fn state(&self) -> State {
-        self.ctx.state()
-    }
-
-    /// The status of every behaviour and handler.
-    pub fn behaviours(&self) -> Vec<BehaviourStatus> {
-        self.ctx.behaviours()
-    }
-
-    /// The status of one behaviour, by full or method name.
-    pub fn behaviour(&self, name: &str) -> Option<BehaviourStatus> {
-        self.ctx.behaviour(name)
-    }
-
-    /// The agent's trace store.
-    pub fn traces(&self) -> &TraceStore {
-        self.ctx.traces()
-    }
-
-    /// How many user deliveries the agent holds in memory, read ahead of
-    /// its task or waiting in its prefetch window: at most
-    /// `prefetch + readahead` (see [`AgentOptions`]); the rest waits in
-    /// its queue.
-    pub fn buffered(&self) -> usize {
-        self.ctx.core.buffered.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Asks the agent to stop (see [`Context::stop`]).
-    pub fn stop(&self) {
-        self.ctx.stop();
-    }
-
-    /// Waits until the agent has stopped.
-    pub async fn stopped(&self) {
-        let mut done = self.done.clone();
-        let _ = done.wait_for(|done| *done).await;
-    }
-
-    /// Waits until `condition` holds, checking it again whenever the agent
-    /// has handled a message, run a behaviour step or answered a system
-    /// request: no sleeps, so it works under tokio's paused clock too.
-    ///
-    /// ```no_run
-    /// # async fn f(agent: munggoggo::AgentHandle) -> munggoggo::Result<()> {
-    /// agent.wait_until(|a| a.behaviour("pong").is_some_and(|b| b.runs >= 3)).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// Fails with [`Error::AgentStopped`] when the agent stops first.
-    pub async fn wait_until(&self, mut condition: impl FnMut(&AgentHandle) -> bool) -> Result<()> {
-        loop {
-            let activity = self.ctx.core.activity.notified();
-            tokio::pin!(activity);
-            activity.as_mut().enable();
-            if condition(self) {
-                return Ok(());
-            }
-            if self.state() == State::Shutdown {
-                return Err(Error::AgentStopped(self.identity().to_owned()));
-            }
-            activity.await;
-        }
-    }
-
-    /// Stops the agent and waits for it.
-    pub async fn shutdown(&self) {
-        self.stop();
-        self.stopped().await;
-    }
-}
-
-/// Opens the agent's endpoint, runs its setup, subscribes its topic
-/// handlers and spawns its dispatcher and task.
-pub(crate) async fn start_agent<A: Agent>(
-    bus: Arc<dyn Bus>,
-    mut agent: A,
-    options: AgentOptions,
-) -> Result<AgentHandle> {
-    invocation::install_panic_hook();
-    let identity = options.identity.clone();
-    let prefetch = options.prefetch.max(1);
-    let endpoint_options = EndpointOptions {
-        // The broker may deliver the window plus the read-ahead; the
-        // dispatcher holds the read-ahead (see `dispatch`).
-        prefetch: prefetch.saturating_add(options.readahead),
-        control_prefetch: CONTROL_PREFETCH,
-        max_queue: options.max_queue,
-        publish_window: options.publish_window.max(1),
-        send_timeout: options.send_timeout,
-    };
-    let opened = bus.open(&identity, &endpoint_options).await?;
-    let (control_tx, control_rx) = mpsc::channel(crate::context::CONTROL_QUEUE);
-    let (calls_tx, calls_rx) = mpsc::channel(options.call_queue.max(1));
-    let core = Arc::new(Core::new(
-        &identity,
-        options,
-        A::spec(),
-        opened.endpoint,
-        control_tx,
-        calls_tx,
-    ));
-    let mut consumers = opened.mailbox;
-    let ctx = Context {
-        core: Arc::clone(&core),
-    };
-    let span = tracing::info_span!("agent", agent = %identity);
-
-    let setup = AssertUnwindSafe(agent.setup(&ctx))
-        .catch_unwind()
-        .instrument(span.clone())
-        .await;
-    let setup = match setup {
-        Ok(result) => result,
-        Err(panic) => Err(format!("setup panicked: {}", task::panic_message(&*panic)).into()),
-    };
-    if let Err(source) = setup {
-        let _ = core.endpoint.close().await;
-        return Err(Error::Setup {
-            agent: identity,
-            source,
-        });
-    }
-    for (i, b) in core.behaviours.iter().enumerate() {
-        if let BehaviourKind::Handler(Route::Topic(_)) = b.spec.kind {
-            let keys = core.binding_keys(i);
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            match core.endpoint.subscribe(&core.subscription_queue(i), &keys).await {
-                Ok(consumer) => consumers.push(consumer),
-                Err(e) => {
-                    let _ = core.endpoint.close().await;
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    for b in &core.behaviours {
-        b.state.set(State::Running);
-    }
-    core.state.set(State::Running);
-    let (window_tx, window_rx) = mpsc::channel(usize::from(prefetch));
-    let (subscriptions_tx, subscriptions_rx) = mpsc::unbounded_channel();
-    let (done_tx, done_rx) = watch::channel(false);
-    let lanes = dispatch::Lanes {
-        control: opened.control,
-        users: consumers,
-        added: subscriptions_rx,
-        window: window_tx,
-    };
-    tokio::spawn(dispatch::run(Arc::clone(&core), lanes).instrument(span.clone()));
-    let task = task::Task {
-        agent,
-        ctx: ctx.clone(),
-        mailbox: window_rx,
-        control: control_rx,
-        calls: calls_rx,
-        shutdown: core.shutdown.subscribe(),
-        invocation: Arc::default(),
-        subscriptions: subscriptions_tx,
-        done: done_tx,
-    };
-    tokio::spawn(task.run().instrument(span.clone()));
-    if let Err(e) = crate::pyrpc::serve(&bus, &core).instrument(span.clone()).await {
-        core.request_shutdown();
-        return Err(e);
-    }
-    if core.options.announce || core.options.peer_interval.is_some() {
-        let peer_interval = core.options.peer_interval;
-        ctx.spawn(crate::peers::keepalive(ctx.clone(), peer_interval).instrument(span));
-    }
-    tracing::info!(agent = %identity, "agent started");
-    Ok(AgentHandle { ctx, done: done_rx })
 }

@@ -9,14 +9,15 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::agent::{Agent, BehaviourKind, HandlerError, Route};
+use super::calls::IncomingCall;
+use super::core::{Control, Core};
+use super::invocation::{self, wait_all, Invocation};
+use crate::agent::{Agent, BehaviourKind, HandlerError, HandlerRoute};
 use crate::behaviour::{AfterFailure, Schedule, State};
 use crate::bus::{Consumer, Delivery, Source};
-use crate::context::{Context, Control, Core};
+use crate::context::Context;
 use crate::message::Received;
 use crate::rpc::CallError;
-use crate::runtime::invocation::{wait_all, Invocation};
-use crate::system::IncomingCall;
 use crate::trace::{Category, TraceRecord};
 
 /// Which handlers take which messages.
@@ -35,11 +36,11 @@ impl Routes {
         };
         for (i, b) in core.behaviours.iter().enumerate() {
             match b.route() {
-                Some(Route::Type(t)) => routes.by_type.entry(t).or_default().push(i),
-                Some(Route::Topic(_)) => {
+                Some(HandlerRoute::Type(t)) => routes.by_type.entry(t).or_default().push(i),
+                Some(HandlerRoute::Topic(_)) => {
                     routes.by_queue.insert(core.subscription_queue(i), i);
                 }
-                Some(Route::Fallback) => routes.fallback = Some(i),
+                Some(HandlerRoute::Fallback) => routes.fallback = Some(i),
                 None => {}
             }
         }
@@ -120,7 +121,7 @@ impl<A: Agent> Task<A> {
     async fn start(&mut self, schedule: &mut Schedule, i: usize) {
         let core = &self.ctx.core;
         let b = &core.behaviours[i];
-        if let BehaviourKind::Handler(Route::Topic(_)) = b.spec.kind {
+        if let BehaviourKind::Handler(HandlerRoute::Topic(_)) = b.spec.kind {
             let queue = core.subscription_queue(i);
             let keys = core.binding_keys(i);
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -143,7 +144,7 @@ impl<A: Agent> Task<A> {
         let core = &self.ctx.core;
         schedule.stop(i);
         let b = &core.behaviours[i];
-        if let BehaviourKind::Handler(Route::Topic(_)) = b.spec.kind {
+        if let BehaviourKind::Handler(HandlerRoute::Topic(_)) = b.spec.kind {
             if let Err(e) = core.endpoint.unsubscribe(&core.subscription_queue(i)).await {
                 tracing::warn!(agent = %core.identity, behaviour = %b.name, error = %e, "cannot unsubscribe");
             }
@@ -172,7 +173,7 @@ impl<A: Agent> Task<A> {
                 return;
             }
             Ok(Err(e)) => e.to_string(),
-            Err(panic) => format!("panicked: {}", panic_message(&*panic)),
+            Err(panic) => format!("panicked: {}", invocation::panic_message(&*panic)),
         };
         b.record_error(reason.clone());
         match schedule.after_failure(i, b.spec.kind) {
@@ -212,7 +213,7 @@ impl<A: Agent> Task<A> {
             },
             Ok(result) => result,
             Err(panic) => {
-                let reason = format!("`{method}` panicked: {}", panic_message(&*panic));
+                let reason = format!("`{method}` panicked: {}", invocation::panic_message(&*panic));
                 tracing::error!(agent = %core.identity, "{reason}");
                 Err(CallError::Failed(reason))
             }
@@ -239,7 +240,7 @@ impl<A: Agent> Task<A> {
                 }
                 return;
             }
-            Err(reason) => return reject_with(&core, &msg, acker, reason.to_owned()).await,
+            Err(reason) => return core.reject_with(&msg, acker, reason.to_owned()).await,
         };
         let mut failure = None;
         let mut ran = Vec::new();
@@ -273,7 +274,11 @@ impl<A: Agent> Task<A> {
                     format!("{}: body does not decode into `{type_name}`: {reason}", b.name)
                 }
                 Ok(Err(HandlerError::Failed(e))) => format!("{}: handler failed: {e}", b.name),
-                Err(panic) => format!("{}: handler panicked: {}", b.name, panic_message(&*panic)),
+                Err(panic) => format!(
+                    "{}: handler panicked: {}",
+                    b.name,
+                    invocation::panic_message(&*panic)
+                ),
             };
             b.record_error(reason.clone());
             failure = Some(reason);
@@ -281,12 +286,12 @@ impl<A: Agent> Task<A> {
         // Confirms of a failed invocation do not matter: its input is rejected.
         let confirms = self.invocation.take();
         match failure {
-            None if ran.is_empty() => reject_with(&core, &msg, acker, "handler stopped".to_owned()).await,
+            None if ran.is_empty() => core.reject_with(&msg, acker, "handler stopped".to_owned()).await,
             None if confirms.is_empty() => ack(&core, acker).await,
             None => {
                 tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
             }
-            Some(reason) => reject_with(&core, &msg, acker, reason).await,
+            Some(reason) => core.reject_with(&msg, acker, reason).await,
         }
     }
 
@@ -312,7 +317,7 @@ impl<A: Agent> Task<A> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(agent = %core.identity, error = %e, "teardown failed"),
             Err(panic) => {
-                tracing::error!(agent = %core.identity, "teardown panicked: {}", panic_message(&*panic))
+                tracing::error!(agent = %core.identity, "teardown panicked: {}", invocation::panic_message(&*panic))
             }
         }
         core.abort_tasks();
@@ -332,7 +337,7 @@ impl<A: Agent> Task<A> {
                 "agent stopped before handling these messages; rejecting them"
             );
             for delivery in pending {
-                reject(&core, delivery, "agent stopped").await;
+                core.reject(delivery, "agent stopped").await;
             }
         }
         for b in &core.behaviours {
@@ -371,7 +376,7 @@ async fn settle_delivery(
                 b.record_error(why.clone());
                 reason = why;
             }
-            reject_with(&core, &msg, acker, reason).await;
+            core.reject_with(&msg, acker, reason).await;
         }
     }
     core.activity.notify_waiters();
@@ -402,41 +407,5 @@ async fn sleep_until(due: Option<(usize, tokio::time::Instant)>) {
     match due {
         Some((_, at)) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Rejects a delivery that no handler will see, with a log line and a trace entry.
-pub(crate) async fn reject(core: &Core, delivery: Delivery, reason: &str) {
-    let msg = Arc::new(delivery.received);
-    reject_with(core, &msg, delivery.acker, reason.to_owned()).await;
-}
-
-pub(crate) async fn reject_with(core: &Core, msg: &Arc<Received>, acker: crate::bus::Acker, reason: String) {
-    tracing::warn!(
-        agent = %core.identity,
-        sender = msg.sender(),
-        kind = msg.message_type(),
-        reason = %reason,
-        "message rejected"
-    );
-    core.traces
-        .append(Category::Rejected, TraceRecord::incoming(msg).with_reason(reason));
-    if let Err(e) = acker.reject().await {
-        tracing::warn!(agent = %core.identity, error = %e, "cannot reject a message");
-    }
-}
-
-/// The panic's message, with where it happened when the panic hook saw it.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let message = if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_owned()
-    };
-    match crate::runtime::invocation::take_panic_location() {
-        Some(location) => format!("{message} (at {location})"),
-        None => message,
     }
 }

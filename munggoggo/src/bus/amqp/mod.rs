@@ -51,8 +51,8 @@ use super::{
     control_queue, redact, Bus, Confirm, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source,
 };
 use super::{FANOUT_EXCHANGE, TOPIC_EXCHANGE};
-use crate::agent::BoxFuture;
 use crate::error::{Error, Result};
+use crate::future::BoxFuture;
 
 mod connect;
 mod consumer;

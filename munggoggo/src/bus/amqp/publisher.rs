@@ -30,9 +30,9 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::rounds::Rounds;
 use super::{lapin_error, BACKOFF_MAX, BACKOFF_MIN, CLOSE_TIMEOUT, STUCK_GRACE};
-use crate::agent::BoxFuture;
 use crate::bus::Confirm;
 use crate::error::{Error, Result};
+use crate::future::BoxFuture;
 
 /// A message ready for the wire.
 pub(super) struct Publish {

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::agent::BoxFuture;
+use crate::future::BoxFuture;
 
 /// Futures in flight, each with a tag, polled in rounds.
 pub(super) struct Rounds<T, O> {

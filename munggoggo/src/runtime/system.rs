@@ -6,31 +6,15 @@
 //! does.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::bus::{control_queue, Delivery, Route};
-use crate::context::Core;
-use crate::error::Result;
+use super::calls::{IncomingCall, Reply};
+use super::core::Core;
+use crate::bus::{Delivery, Route};
 use crate::message::{self, Properties, Received};
-use crate::peers::{status_of, PongControl};
-use crate::rpc::{self, CallError, ListTraceStore, ManageBehav, Reply, RpcCall, RpcMessage};
-
-/// Identities of the `munggoggo` command line's observers start with this.
-/// Their system traffic (pings, listings, calls and the replies) is not
-/// traced, so that looking at an agent does not fill its trace store.
-pub(crate) const OBSERVER_PREFIX: &str = "munggoggo-cli-";
-
-/// Whether a CONTROL or RPC message goes to or comes from a CLI observer.
-pub(crate) fn is_observer_traffic(kind: Option<&str>, peer: &str) -> bool {
-    matches!(kind, Some(message::CONTROL | message::RPC)) && peer.starts_with(OBSERVER_PREFIX)
-}
-
-/// munggoggo 0.4's SerializedObject envelope (CONTROL bodies).
-#[derive(Debug, Serialize, Deserialize)]
-struct Serialized {
-    c_type: String,
-    c_data: String,
-}
+use crate::peers::PongControl;
+use crate::protocol::{self, ListTraceStore, ManageBehav, RpcCall, RpcMessage, Serialized};
+use crate::rpc::CallError;
 
 /// Handles one system message and acknowledges it (rejects what cannot be
 /// read, with a log line and a trace entry).
@@ -47,7 +31,8 @@ pub(crate) async fn handle(core: &std::sync::Arc<Core>, delivery: Delivery) {
             }
         }
         Err(reason) => {
-            crate::runtime::task::reject_with(core, &std::sync::Arc::new(received), acker, reason).await;
+            core.reject_with(&std::sync::Arc::new(received), acker, reason)
+                .await;
         }
     }
 }
@@ -61,10 +46,10 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
                 return Err("PingControl without app_id: nobody to answer".to_owned());
             };
             let pong = PongControl {
-                status: status_of(core),
+                status: core.status(),
             };
             let c_data = serde_json::to_string(&pong).map_err(|e| e.to_string())?;
-            let body = serialized("PongControl", c_data).map_err(|e| e.to_string())?;
+            let body = protocol::serialized("PongControl", c_data).map_err(|e| e.to_string())?;
             let mut properties = Properties::new(message::CONTROL, &core.identity);
             properties.correlation_id = msg.properties.correlation_id.clone();
             core.publish_detached(Route::Direct(to), properties, body.clone(), body)
@@ -90,7 +75,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
     let env: RpcMessage = serde_json::from_slice(&msg.body)
         .map_err(|e| format!("RPC body is not an RpcMessage envelope: {e}"))?;
     let correlation_id = msg.properties.correlation_id.clone().unwrap_or_default();
-    if env.request_type == rpc::REPLY || env.c_type == "RpcError" {
+    if env.request_type == protocol::REPLY || env.c_type == "RpcError" {
         // A reply; an RpcError is never answered (0.4's ping-pong, Q1).
         let reply = Reply {
             c_type: env.c_type,
@@ -176,36 +161,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
     Ok(())
 }
 
-/// A call of an `#[rpc]` method on its way to the agent's task, which
-/// runs it and answers.
-#[derive(Debug)]
-pub(crate) struct IncomingCall {
-    pub(crate) index: usize,
-    pub(crate) call: RpcCall,
-    to: String,
-    correlation_id: String,
-    /// Where a call from a method queue (see [`crate::pyrpc`]) takes its result.
-    local: Option<tokio::sync::oneshot::Sender<Result<serde_json::Value, CallError>>>,
-}
-
-/// What a local call's answer arrives on.
-pub(crate) type LocalAnswer = tokio::sync::oneshot::Receiver<Result<serde_json::Value, CallError>>;
-
 impl IncomingCall {
-    /// A call of the `index`th method whose result comes back here instead
-    /// of going out as a reply.
-    pub(crate) fn local(index: usize, call: RpcCall) -> (Self, LocalAnswer) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let incoming = IncomingCall {
-            index,
-            call,
-            to: String::new(),
-            correlation_id: String::new(),
-            local: Some(tx),
-        };
-        (incoming, rx)
-    }
-
     /// Sends the method's result (or error) to the caller.
     pub(crate) async fn answer(mut self, core: &Core, result: Result<serde_json::Value, CallError>) {
         if let Some(local) = self.local.take() {
@@ -291,7 +247,7 @@ fn list_traces(core: &Core, req: &ListTraceStore) -> String {
 }
 
 async fn reply(core: &Core, to: &str, correlation_id: &str, c_type: &str, c_data: String) {
-    let body = match rpc::rpc_body(c_type, c_data, rpc::REPLY) {
+    let body = match protocol::rpc_body(c_type, c_data, protocol::REPLY) {
         Ok(body) => body,
         Err(e) => {
             tracing::error!(agent = %core.identity, error = %e, "cannot encode a reply");
@@ -320,19 +276,6 @@ fn answer_to(msg: &Received) -> Option<String> {
         .filter(|s| !s.is_empty())
         .or_else(|| props.app_id.as_deref().filter(|s| !s.is_empty()))
         .map(str::to_owned)
-}
-
-/// Broadcasts a PingControl; every agent answers with a PongControl.
-pub(crate) async fn send_ping_control(core: &Core) -> Result<()> {
-    let body = serialized("PingControl", "{}".to_owned())?;
-    let mut properties = Properties::new(message::CONTROL, &core.identity);
-    properties.correlation_id = Some(uuid::Uuid::new_v4().to_string());
-    properties.reply_to = Some(control_queue(&core.identity));
-    core.emit(Route::Fanout, properties, body).await
-}
-
-fn serialized(c_type: &str, c_data: String) -> Result<Bytes> {
-    message::envelope(c_type, &c_data)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(c_data: &str) -> Result<T, String> {

@@ -1,0 +1,23 @@
+//! Agents: the [`Agent`] trait that `#[agent]` implements, the agent-level
+//! options, the static description of an agent type and the registry of
+//! agent types. This file only names the parts; each lives in a file of
+//! its own.
+
+mod options;
+mod registry;
+mod spec;
+mod traits;
+
+pub use crate::future::BoxFuture;
+pub use options::{
+    AgentOptions, DEFAULT_CALL_QUEUE, DEFAULT_MAX_QUEUE, DEFAULT_PREFETCH, DEFAULT_PUBLISH_WINDOW,
+    DEFAULT_READAHEAD,
+};
+pub use registry::{registered, Registration};
+pub use spec::{AgentSpec, BehaviourKind, BehaviourSpec, HandlerError, HandlerRoute, RpcSpec};
+pub use traits::{Agent, AgentDefaults};
+
+/// The old name of [`HandlerRoute`] (it clashed with [`crate::bus::Route`],
+/// where a message goes).
+#[deprecated(since = "0.1.0", note = "renamed to `HandlerRoute`")]
+pub type Route = HandlerRoute;

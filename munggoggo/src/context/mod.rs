@@ -1,0 +1,204 @@
+//! [`Context`]: what handlers get to act on the bus and on their own
+//! agent. Every method of `Context` is in this module: its own agent here,
+//! sending in [`send`](self::send), calls and system requests to other
+//! agents in [`calls`](self::calls).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use crate::agent::{AgentOptions, BehaviourKind, HandlerRoute};
+use crate::behaviour::{Behaviour, BehaviourStatus, State};
+use crate::error::{Error, Result};
+use crate::peers::{Peer, DEFAULT_PEER_TTL, MISSED_INTERVALS};
+use crate::runtime::core::Core;
+use crate::trace::TraceStore;
+
+mod calls;
+mod send;
+
+/// A handle on one agent, given to its handlers: its identity, sending,
+/// its traces and behaviours, spawning and stopping. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("identity", &self.identity())
+            .finish()
+    }
+}
+
+impl Context {
+    /// The agent's identity.
+    pub fn identity(&self) -> &str {
+        &self.core.identity
+    }
+
+    /// The agent's Rust type name.
+    pub fn agent_type(&self) -> &'static str {
+        self.core.spec.name
+    }
+
+    /// The agent's options.
+    pub fn options(&self) -> &AgentOptions {
+        &self.core.options
+    }
+
+    /// How many calls and system requests of this agent wait for their
+    /// reply.
+    pub fn pending_calls(&self) -> usize {
+        self.core.pending.len()
+    }
+
+    /// Runs `future` beside the agent; it is aborted when the agent stops.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = tokio::spawn(future);
+        self.core.track(handle.abort_handle());
+        handle
+    }
+
+    /// Asks the agent to stop: running handlers finish, teardown runs, its
+    /// queues are deleted.
+    pub fn stop(&self) {
+        self.core.request_shutdown();
+    }
+
+    /// The agent's state.
+    pub fn state(&self) -> State {
+        self.core.state.get()
+    }
+
+    /// The agent's trace store.
+    pub fn traces(&self) -> &TraceStore {
+        &self.core.traces
+    }
+
+    /// The status of every behaviour and handler.
+    pub fn behaviours(&self) -> Vec<BehaviourStatus> {
+        self.core.behaviours.iter().map(Behaviour::status).collect()
+    }
+
+    /// The status of one behaviour, by full name or method name.
+    pub fn behaviour(&self, name: &str) -> Option<BehaviourStatus> {
+        self.core
+            .find_behaviour(name)
+            .map(|i| self.core.behaviours[i].status())
+    }
+
+    /// Starts a stopped behaviour (a topic handler subscribes again).
+    /// Returns false when it was running already; fails on a stopped agent
+    /// ([`Error::AgentStopped`]) or one with too many start/stop requests
+    /// waiting ([`Error::Busy`]).
+    pub fn start_behaviour(&self, name: &str) -> Result<bool> {
+        let i = self
+            .core
+            .find_behaviour(name)
+            .ok_or_else(|| self.core.unknown_behaviour(name))?;
+        self.core.start_behaviour(i)
+    }
+
+    /// Stops a behaviour: it is not scheduled again, a topic handler
+    /// unsubscribes, messages for a stopped type handler are rejected.
+    pub fn stop_behaviour(&self, name: &str) -> Result<()> {
+        let i = self
+            .core
+            .find_behaviour(name)
+            .ok_or_else(|| self.core.unknown_behaviour(name))?;
+        self.core.stop_behaviour(i)
+    }
+
+    /// Names of the topics this agent's handlers subscribe to, with the
+    /// handler: `(behaviour, binding keys)`.
+    pub fn subscriptions(&self) -> Vec<(String, Vec<String>)> {
+        self.core
+            .behaviours
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| matches!(b.spec.kind, BehaviourKind::Handler(HandlerRoute::Topic(_))))
+            .map(|(i, b)| (b.name.to_string(), self.core.binding_keys(i)))
+            .collect()
+    }
+
+    /// Replaces the binding keys of a topic handler (its method or full
+    /// name), for topics that come from configuration. Called in `#[setup]`
+    /// it decides what the handler subscribes to; later, a running handler
+    /// subscribes again with the new keys.
+    ///
+    /// ```no_run
+    /// # use munggoggo::Context;
+    /// # fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.set_topics("readings", &["sensors.kitchen.*", "sensors.hall.#"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_topics<K: AsRef<str>>(&self, handler: &str, keys: &[K]) -> Result<()> {
+        let i = self
+            .core
+            .find_behaviour(handler)
+            .ok_or_else(|| self.core.unknown_behaviour(handler))?;
+        if !matches!(
+            self.core.behaviours[i].spec.kind,
+            BehaviourKind::Handler(HandlerRoute::Topic(_))
+        ) {
+            return Err(Error::Config(format!(
+                "`{}` is not a topic handler: only `#[on_message(topic = ...)]` handlers have binding keys",
+                self.core.behaviours[i].name
+            )));
+        }
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_owned()).collect();
+        for key in &keys {
+            crate::bus::validate_binding_key(key)
+                .map_err(|reason| Error::Config(format!("binding key `{key}`: {reason}")))?;
+        }
+        self.core.set_binding_keys(i, keys);
+        if self.state() == State::Running && self.core.behaviours[i].state.get() == State::Running {
+            self.core.stop_behaviour(i)?;
+            self.core.start_behaviour(i)?;
+        }
+        Ok(())
+    }
+
+    /// The peers that answered this agent's pings (itself included),
+    /// sorted by identity: those heard from within three `peer_interval`s
+    /// (or 30 s) and those that answered one of its last two pings. Without
+    /// a keepalive interval, a call finding the last ping older than 30 s
+    /// pings again in the background, so peers that left drop out and the
+    /// list stays fresh.
+    pub fn peers(&self) -> Vec<Peer> {
+        let ttl = match self.core.options.peer_interval {
+            Some(interval) => interval * MISSED_INTERVALS,
+            None => {
+                let stale = self
+                    .core
+                    .peers
+                    .last_round()
+                    .is_none_or(|round| round.elapsed() > DEFAULT_PEER_TTL);
+                if stale && tokio::runtime::Handle::try_current().is_ok() {
+                    let ctx = self.clone();
+                    // Marked at once, so that concurrent calls ping once.
+                    self.core.peers.round_started();
+                    self.spawn(async move {
+                        if let Err(e) = ctx.core.ping_peers().await {
+                            tracing::debug!(agent = %ctx.identity(), error = %e, "cannot ping peers");
+                        }
+                    });
+                }
+                DEFAULT_PEER_TTL
+            }
+        };
+        self.core.peers.live(ttl)
+    }
+
+    /// Broadcasts a keepalive ping; every agent answers with its status.
+    pub async fn ping_peers(&self) -> crate::Result<()> {
+        self.core.ping_peers().await
+    }
+}

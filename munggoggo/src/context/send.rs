@@ -1,0 +1,123 @@
+//! Sending: direct, broadcast and topic messages, typed and raw.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::Context;
+use crate::bus::Route;
+use crate::error::Result;
+use crate::message::{self, Message, Properties};
+
+impl Context {
+    /// Sends `msg` to the agent with identity `to`. Fails with
+    /// [`Error::UnknownTarget`] when no agent has that identity.
+    ///
+    /// Inside a handler or a behaviour run the send returns once the
+    /// message is on its way: the runtime waits for the broker's confirms
+    /// of the run's sends before it acknowledges the run's input, and a
+    /// send the broker refuses (or returns: unknown identity) fails the run
+    /// (error count, trace entry, log line; its input is rejected). Call
+    /// [`Context::flush`] to learn the outcome in the handler itself.
+    /// Elsewhere (setup, a spawned task, a [`crate::runtime::Client`]) the send
+    /// waits for its confirm.
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Message)]
+    /// struct Pong { n: u64 }
+    ///
+    /// # async fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.send("pinger", &Pong { n: 1 }).await?; // type "Pong", to the agent `pinger`
+    /// # Ok(()) }
+    /// ```
+    pub async fn send<M: Message + Serialize>(&self, to: &str, msg: &M) -> Result<()> {
+        let body = self.core.encode(msg)?;
+        self.send_raw(to, M::TYPE, body).await
+    }
+
+    /// Sends `msg` to every agent (this one included).
+    pub async fn broadcast<M: Message + Serialize>(&self, msg: &M) -> Result<()> {
+        let body = self.core.encode(msg)?;
+        self.broadcast_raw(M::TYPE, body).await
+    }
+
+    /// Publishes `msg` on `topic` to every matching subscription
+    /// (`#[on_message(topic = "sensors.*")]` handlers, on any agent).
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Message)]
+    /// struct Reading { celsius: f64 }
+    ///
+    /// # async fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.publish("sensors.kitchen", &Reading { celsius: 21.5 }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
+        let body = self.core.encode(msg)?;
+        self.emit(
+            Route::Topic(topic.to_owned()),
+            Properties::new(self.core.publish_type::<M>(), self.identity()),
+            body,
+        )
+        .await
+    }
+
+    /// Sends a body of any type name to `to`, as 0.4's `direct_send` does.
+    pub async fn send_raw(&self, to: &str, kind: &str, body: impl Into<Bytes>) -> Result<()> {
+        self.emit(
+            Route::Direct(to.to_owned()),
+            Properties::new(kind, self.identity()),
+            body.into(),
+        )
+        .await
+    }
+
+    /// Broadcasts a body of any type name, as 0.4's `fanout_send` does.
+    pub async fn broadcast_raw(&self, kind: &str, body: impl Into<Bytes>) -> Result<()> {
+        self.emit(Route::Fanout, Properties::new(kind, self.identity()), body.into())
+            .await
+    }
+
+    /// Publishes an untyped body on `topic` (type `PUBSUB`), as 0.4's `publish` does.
+    pub async fn publish_raw(&self, topic: &str, body: impl Into<Bytes>) -> Result<()> {
+        self.emit(
+            Route::Topic(topic.to_owned()),
+            Properties::new(message::PUBSUB, self.identity()),
+            body.into(),
+        )
+        .await
+    }
+
+    /// Publishes a message with properties of your own (`app_id` and
+    /// `timestamp` are filled in when missing).
+    pub async fn emit(&self, route: Route, mut properties: Properties, body: Bytes) -> Result<()> {
+        if properties.app_id.is_none() {
+            properties.app_id = Some(self.identity().to_owned());
+        }
+        if properties.timestamp.is_none() {
+            properties.timestamp = Some(message::now_secs());
+        }
+        self.core.emit(route, properties, body).await
+    }
+
+    /// Waits for the confirms of every message this handler or behaviour
+    /// run has sent so far; the first failure (such as
+    /// [`Error::UnknownTarget`]) is the result. Outside a run sends wait for
+    /// their confirm themselves, and this returns at once.
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # #[derive(serde::Serialize, serde::Deserialize, Message)] struct Order;
+    /// # async fn f(ctx: &Context) -> munggoggo::Result<()> {
+    /// ctx.send("billing", &Order).await?;
+    /// ctx.send("shipping", &Order).await?;
+    /// ctx.flush().await?; // both reached their queues
+    /// # Ok(()) }
+    /// ```
+    pub async fn flush(&self) -> Result<()> {
+        crate::runtime::invocation::flush().await
+    }
+}

@@ -1,0 +1,291 @@
+//! [`Core`]: the state of one running agent (identity, options, endpoint,
+//! behaviours, queues to its task, pending calls, peers, spawned tasks),
+//! shared by its task, its dispatcher, its handlers (through
+//! [`Context`](crate::Context)) and its [`AgentHandle`](crate::AgentHandle).
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+
+use super::calls::{IncomingCall, Pending};
+use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, HandlerRoute};
+use crate::behaviour::{AtomicState, Behaviour, State};
+use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route};
+use crate::error::{Error, Result};
+use crate::message::{self, Properties, Received};
+use crate::peers::{PeerBehaviour, PeerStatus, PeerTable};
+use crate::protocol;
+use crate::trace::{Category, TraceRecord, TraceStore};
+
+/// Requests to an agent's task (calls and the stop request have lanes of
+/// their own).
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// (Re)start behaviour `i`.
+    Start(usize),
+    /// Stop behaviour `i`.
+    Stop(usize),
+}
+
+/// How many start/stop requests may wait for the agent's task.
+pub(crate) const CONTROL_QUEUE: usize = 64;
+
+/// The state of one running agent, shared by its task, its dispatcher, its
+/// handlers (through [`Context`]) and its [`crate::AgentHandle`].
+pub(crate) struct Core {
+    pub(crate) identity: Arc<str>,
+    pub(crate) options: AgentOptions,
+    pub(crate) spec: &'static AgentSpec,
+    pub(crate) endpoint: Arc<dyn Endpoint>,
+    pub(crate) traces: TraceStore,
+    pub(crate) behaviours: Vec<Behaviour>,
+    pub(crate) state: AtomicState,
+    pub(crate) control: mpsc::Sender<Control>,
+    /// Calls of `#[rpc]` methods waiting for the agent's task (bounded).
+    pub(crate) calls: mpsc::Sender<IncomingCall>,
+    /// Set when the agent is asked to stop.
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) pending: Pending,
+    pub(crate) peers: PeerTable,
+    /// User deliveries the dispatcher holds (read ahead or in the window).
+    pub(crate) buffered: std::sync::atomic::AtomicUsize,
+    /// Woken whenever the agent handled something (for tests that wait).
+    pub(crate) activity: tokio::sync::Notify,
+    /// Tasks spawned with [`crate::Context::spawn`], aborted when the agent stops.
+    tasks: Mutex<Vec<AbortHandle>>,
+    /// Binding keys set with [`crate::Context::set_topics`], by behaviour index.
+    topics: Mutex<Vec<Option<Vec<String>>>>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        identity: &str,
+        options: AgentOptions,
+        spec: &'static AgentSpec,
+        endpoint: Arc<dyn Endpoint>,
+        control: mpsc::Sender<Control>,
+        calls: mpsc::Sender<IncomingCall>,
+    ) -> Self {
+        Core {
+            identity: identity.into(),
+            traces: TraceStore::with_body_limit(options.trace_size, options.trace_body_limit),
+            behaviours: spec
+                .behaviours
+                .iter()
+                .map(|b| Behaviour::new(identity, *b))
+                .collect(),
+            options,
+            spec,
+            endpoint,
+            state: AtomicState::new(State::Init),
+            control,
+            calls,
+            shutdown: watch::channel(false).0,
+            pending: Pending::default(),
+            peers: PeerTable::default(),
+            buffered: std::sync::atomic::AtomicUsize::new(0),
+            activity: tokio::sync::Notify::new(),
+            tasks: Mutex::new(Vec::new()),
+            topics: Mutex::new(vec![None; spec.behaviours.len()]),
+        }
+    }
+
+    /// The binding keys of topic handler `i`: those set with
+    /// [`crate::Context::set_topics`], else those of its attribute.
+    pub(crate) fn binding_keys(&self, i: usize) -> Vec<String> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        match (topics.get(i).cloned().flatten(), self.behaviours[i].spec.kind) {
+            (Some(keys), _) => keys,
+            (None, BehaviourKind::Handler(HandlerRoute::Topic(keys))) => {
+                keys.iter().map(|k| (*k).to_owned()).collect()
+            }
+            (None, _) => Vec::new(),
+        }
+    }
+
+    /// The queue name of topic handler `i`: `<identity>.<method>.pubsub_queue`.
+    pub(crate) fn subscription_queue(&self, i: usize) -> String {
+        format!("{}.pubsub_queue", self.behaviours[i].name)
+    }
+
+    /// The index of the behaviour with this full or method name.
+    pub(crate) fn find_behaviour(&self, name: &str) -> Option<usize> {
+        self.behaviours.iter().position(|b| b.is_named(name))
+    }
+
+    /// The error for a behaviour name the agent does not have.
+    pub(crate) fn unknown_behaviour(&self, name: &str) -> Error {
+        Error::UnknownBehaviour {
+            agent: self.identity.to_string(),
+            behaviour: name.to_owned(),
+            known: self.behaviours.iter().map(|b| b.name.to_string()).collect(),
+        }
+    }
+
+    /// Starts behaviour `i`; false when it was running already.
+    pub(crate) fn start_behaviour(&self, i: usize) -> Result<bool> {
+        let state = &self.behaviours[i].state;
+        if state.get() == State::Running {
+            return Ok(false);
+        }
+        self.send_control(Control::Start(i))?;
+        state.set(State::Running);
+        Ok(true)
+    }
+
+    /// Stops behaviour `i` (it then reports `init`).
+    pub(crate) fn stop_behaviour(&self, i: usize) -> Result<()> {
+        self.send_control(Control::Stop(i))?;
+        self.behaviours[i].state.set(State::Init);
+        Ok(())
+    }
+
+    fn send_control(&self, control: Control) -> Result<()> {
+        self.control.try_send(control).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Busy(format!(
+                "agent `{}` has {CONTROL_QUEUE} start/stop requests waiting",
+                self.identity
+            )),
+            mpsc::error::TrySendError::Closed(_) => Error::AgentStopped(self.identity.to_string()),
+        })
+    }
+
+    /// Asks the agent's task to stop.
+    pub(crate) fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn abort_tasks(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Publishes and records the message as outgoing; inside a handler or
+    /// behaviour run the confirm is left to the runtime (see
+    /// [`crate::runtime::invocation`]), elsewhere it is waited for.
+    pub(crate) async fn emit(&self, route: Route, properties: Properties, body: Bytes) -> Result<()> {
+        let confirm = self.publish(route, properties, body.clone(), body).await?;
+        super::invocation::settle(confirm).await
+    }
+
+    /// Publishes `body`, recording `traced` as its body in the trace store
+    /// (a trace listing must not carry the previous listings, or each
+    /// listing would contain all earlier ones). Returns once the message
+    /// is on its way, with its confirm.
+    pub(crate) async fn publish(
+        &self,
+        route: Route,
+        properties: Properties,
+        body: Bytes,
+        traced: Bytes,
+    ) -> Result<Confirm> {
+        let target = match &route {
+            Route::Direct(identity) => identity.as_str(),
+            Route::Fanout => "fanout",
+            Route::Topic(_) => "publish",
+        };
+        let properties = Arc::new(self.stamp_user(properties));
+        if !crate::protocol::is_observer_traffic(properties.kind.as_deref(), target) {
+            self.traces.append(
+                Category::Outgoing,
+                TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
+            );
+        }
+        self.endpoint
+            .publish(Outgoing {
+                route,
+                properties,
+                body,
+            })
+            .await
+    }
+
+    /// Publishes a message nobody waits for (a reply, a pong): a failure
+    /// is logged at debug level once its confirm says so.
+    pub(crate) async fn publish_detached(
+        &self,
+        route: Route,
+        properties: Properties,
+        body: Bytes,
+        traced: Bytes,
+    ) {
+        let to = route.routing_key().to_owned();
+        match self.publish(route, properties, body, traced).await {
+            Ok(confirm) if confirm.is_done() => {}
+            Ok(confirm) => {
+                let identity = Arc::clone(&self.identity);
+                tokio::spawn(async move {
+                    if let Err(e) = confirm.wait().await {
+                        tracing::debug!(agent = %identity, to, error = %e, "reply not delivered (the peer left?)");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(agent = %self.identity, to, error = %e, "reply not delivered (the peer left?)")
+            }
+        }
+    }
+
+    /// Replaces the binding keys of topic handler `i` (validated already).
+    pub(crate) fn set_binding_keys(&self, i: usize, keys: Vec<String>) {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(keys);
+    }
+
+    /// Keeps `task` to abort it when the agent stops.
+    pub(crate) fn track(&self, task: AbortHandle) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// The agent's own status, as its pong reports it.
+    pub(crate) fn status(&self) -> PeerStatus {
+        PeerStatus {
+            name: self.identity.to_string(),
+            state: self.state.get().as_str().to_owned(),
+            behaviours: self
+                .behaviours
+                .iter()
+                .map(|b| PeerBehaviour {
+                    name: b.name.to_string(),
+                    state: b.state.get().as_str().to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Broadcasts a PingControl; every agent answers with a PongControl.
+    pub(crate) async fn ping_peers(&self) -> Result<()> {
+        self.peers.round_started();
+        let body = protocol::serialized("PingControl", "{}".to_owned())?;
+        let mut properties = Properties::new(message::CONTROL, &self.identity);
+        properties.correlation_id = Some(uuid::Uuid::new_v4().to_string());
+        properties.reply_to = Some(control_queue(&self.identity));
+        self.emit(Route::Fanout, properties, body).await
+    }
+
+    /// Rejects a delivery that no handler will see, with a log line and a trace entry.
+    pub(crate) async fn reject(&self, delivery: Delivery, reason: &str) {
+        let msg = Arc::new(delivery.received);
+        self.reject_with(&msg, delivery.acker, reason.to_owned()).await;
+    }
+
+    /// Rejects a message (without requeue), with a log line and a trace entry.
+    pub(crate) async fn reject_with(&self, msg: &Arc<Received>, acker: Acker, reason: String) {
+        tracing::warn!(
+            agent = %self.identity,
+            sender = msg.sender(),
+            kind = msg.message_type(),
+            reason = %reason,
+            "message rejected"
+        );
+        self.traces
+            .append(Category::Rejected, TraceRecord::incoming(msg).with_reason(reason));
+        if let Err(e) = acker.reject().await {
+            tracing::warn!(agent = %self.identity, error = %e, "cannot reject a message");
+        }
+    }
+}
