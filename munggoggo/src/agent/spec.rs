@@ -62,9 +62,9 @@ pub struct RpcSpec {
 pub struct AgentSpec {
     /// The Rust type name.
     pub name: &'static str,
-    /// Behaviours and handlers, indexed as [`Agent::run`] and [`Agent::handle`] expect.
+    /// Behaviours and handlers, indexed as [`Agent::run`](crate::Agent::run) and [`Agent::handle`](crate::Agent::handle) expect.
     pub behaviours: &'static [BehaviourSpec],
-    /// `#[rpc]` methods, indexed as [`Agent::call`] expects.
+    /// `#[rpc]` methods, indexed as [`Agent::call`](crate::Agent::call) expects.
     pub rpcs: &'static [RpcSpec],
 }
 

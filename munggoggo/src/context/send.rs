@@ -10,7 +10,7 @@ use crate::message::{self, Message, Properties};
 
 impl Context {
     /// Sends `msg` to the agent with identity `to`. Fails with
-    /// [`Error::UnknownTarget`] when no agent has that identity.
+    /// [`Error::UnknownTarget`](crate::Error::UnknownTarget) when no agent has that identity.
     ///
     /// Inside a handler or a behaviour run the send returns once the
     /// message is on its way: the runtime waits for the broker's confirms
@@ -105,7 +105,7 @@ impl Context {
 
     /// Waits for the confirms of every message this handler or behaviour
     /// run has sent so far; the first failure (such as
-    /// [`Error::UnknownTarget`]) is the result. Outside a run sends wait for
+    /// [`Error::UnknownTarget`](crate::Error::UnknownTarget)) is the result. Outside a run sends wait for
     /// their confirm themselves, and this returns at once.
     ///
     /// ```no_run
