@@ -3,12 +3,7 @@
 
 use std::str::FromStr;
 
-use bytes::Bytes;
-use serde::Serialize;
-
-use crate::runtime::core::Core;
 use crate::error::{Error, Result};
-use crate::message::{self, Message, Properties};
 
 /// The environment variable that picks the wire mode of every agent a
 /// [`Runtime::from_env`](crate::Runtime::from_env) starts: `compact` (the
@@ -60,29 +55,6 @@ impl FromStr for WireMode {
                 "{WIRE_VAR} must be `compact` or `0.4`, not `{other}`"
             ))),
         }
-    }
-}
-
-impl Core {
-    /// Encodes a typed user message as the agent's wire mode wants it.
-    pub(crate) fn encode<M: Message + Serialize + ?Sized>(&self, msg: &M) -> Result<Bytes> {
-        message::encode_as(msg, M::ENVELOPE || self.options.wire.envelope())
-    }
-
-    /// The AMQP `type` of a typed topic publication: 0.4 always uses `PUBSUB`.
-    pub(crate) fn publish_type<M: Message + ?Sized>(&self) -> &'static str {
-        match self.options.wire {
-            WireMode::Py04 => message::PUBSUB,
-            WireMode::Compact => M::TYPE,
-        }
-    }
-
-    /// In 0.4 wire mode, sets `user_id` to the broker login, as 0.4 does.
-    pub(crate) fn stamp_user(&self, mut properties: Properties) -> Properties {
-        if self.options.wire == WireMode::Py04 && properties.user_id.is_none() {
-            properties.user_id = self.endpoint.user().map(str::to_owned);
-        }
-        properties
     }
 }
 

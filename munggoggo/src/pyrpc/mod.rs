@@ -24,9 +24,9 @@ use serde::Serialize;
 
 use crate::bus::{control_queue, Bus, Delivery, Route};
 use crate::context::Context;
+use crate::error::CallError;
 use crate::error::{Error, Result};
 use crate::message::Properties;
-use crate::error::CallError;
 use crate::protocol::RpcCall;
 use crate::runtime::calls::{IncomingCall, Reply};
 use crate::runtime::core::Core;

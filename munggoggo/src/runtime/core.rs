@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
@@ -14,10 +15,11 @@ use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, HandlerRoute};
 use crate::behaviour::{AtomicState, Behaviour, State};
 use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route};
 use crate::error::{Error, Result};
-use crate::message::{self, Properties, Received};
+use crate::message::{self, Message, Properties, Received};
 use crate::peers::{PeerBehaviour, PeerStatus, PeerTable};
 use crate::protocol;
 use crate::trace::{Category, TraceRecord, TraceStore};
+use crate::WireMode;
 
 /// Requests to an agent's task (calls and the stop request have lanes of
 /// their own).
@@ -287,5 +289,28 @@ impl Core {
         if let Err(e) = acker.reject().await {
             tracing::warn!(agent = %self.identity, error = %e, "cannot reject a message");
         }
+    }
+
+    // How the agent writes its user messages (see [`crate::WireMode`]).
+
+    /// Encodes a typed user message as the agent's wire mode wants it.
+    pub(crate) fn encode<M: Message + Serialize + ?Sized>(&self, msg: &M) -> Result<Bytes> {
+        message::encode_as(msg, M::ENVELOPE || self.options.wire.envelope())
+    }
+
+    /// The AMQP `type` of a typed topic publication: 0.4 always uses `PUBSUB`.
+    pub(crate) fn publish_type<M: Message + ?Sized>(&self) -> &'static str {
+        match self.options.wire {
+            WireMode::Py04 => message::PUBSUB,
+            WireMode::Compact => M::TYPE,
+        }
+    }
+
+    /// In 0.4 wire mode, sets `user_id` to the broker login, as 0.4 does.
+    pub(crate) fn stamp_user(&self, mut properties: Properties) -> Properties {
+        if self.options.wire == WireMode::Py04 && properties.user_id.is_none() {
+            properties.user_id = self.endpoint.user().map(str::to_owned);
+        }
+        properties
     }
 }
