@@ -163,6 +163,10 @@ async fn real_0_4_agents_and_rust_agents_on_one_broker() {
     let out = cli(&["call", "agent", "example_rpc_method", r#"{"x": 6, "y": 7}"#]);
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    // Rust-only requests fail at once for a 0.4 agent; the CLI falls back.
+    let out = cli(&["behaviours", "agent"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("agent.Behaviour"));
     let out = cli(&["call", "agent", "example_rpc_method", "[6, 7]"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("named parameters"));

@@ -118,8 +118,8 @@ impl Context {
 
     /// The status of every behaviour of agent `target`: state, runs, errors
     /// and last error (system RPC `BehavStatus`, which munggoggo for Rust
-    /// adds; a munggoggo 0.4 agent answers it with [`Error::Remote`], so
-    /// fall back to [`Context::list_behaviours`] there).
+    /// adds; for a munggoggo 0.4 agent it fails at once with
+    /// [`Error::Remote`], so fall back to [`Context::list_behaviours`] there).
     ///
     /// ```no_run
     /// # async fn f(ctx: &munggoggo::Context) -> munggoggo::Result<()> {
@@ -135,7 +135,7 @@ impl Context {
             behaviours: Vec<crate::BehaviourStatus>,
         }
         let reply: BehavStatus = self
-            .request(
+            .request_rust_only(
                 target,
                 "BehavStatus",
                 &BehavStatus {
@@ -208,6 +208,29 @@ impl Context {
         timeout: Duration,
     ) -> Result<R> {
         self.request_via(target, c_type, payload, timeout, true).await
+    }
+
+    /// A request only Rust agents know, sent to the control queue alone: a
+    /// munggoggo 0.4 agent (it has none) would drop it and leave the caller
+    /// waiting for the timeout, so it gets [`Error::Remote`] at once.
+    pub(crate) async fn request_rust_only<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        target: &str,
+        c_type: &str,
+        payload: &Q,
+        timeout: Duration,
+    ) -> Result<R> {
+        match self.request_via(target, c_type, payload, timeout, false).await {
+            Err(Error::UnknownTarget(_)) => {
+                // Nobody at all is UnknownTarget; a 0.4 agent answers pings.
+                self.ping(target).await?;
+                Err(Error::Remote {
+                    target: target.to_owned(),
+                    error: format!("`{target}` is a munggoggo 0.4 agent, which does not know `{c_type}`"),
+                })
+            }
+            reply => reply,
+        }
     }
 
     /// [`Context::request`]; without `identity_queue`, only to a Rust
@@ -288,11 +311,11 @@ impl Context {
 
     /// Asks agent `target` to describe itself (system request
     /// `DescribeAgent`): type, behaviours with kinds and counters, `#[rpc]`
-    /// methods. A munggoggo 0.4 agent answers with an error
-    /// ([`crate::Error::Remote`]); its pong ([`Context::peers`]) is all
-    /// there is to know about it.
+    /// methods. For a munggoggo 0.4 agent, which does not know the request,
+    /// it fails at once with [`crate::Error::Remote`]; its pong
+    /// ([`Context::peers`]) is all there is to know about it.
     pub async fn describe_agent(&self, target: &str) -> Result<AgentDescription> {
-        self.request(
+        self.request_rust_only(
             target,
             DESCRIBE_AGENT,
             &serde_json::json!({}),
