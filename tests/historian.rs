@@ -243,7 +243,7 @@ async fn a_bad_database_fails_setup_naming_it() {
 }
 
 /// A munggoggo 0.4 agent, played by a raw lapin connection with 0.4's exact
-/// properties and bodies (PROTOCOL.md 4.1 and 5.1), talks on RabbitMQ: the
+/// properties and bodies (docs/protocol.md §3 and §4), talks on RabbitMQ: the
 /// historian stores its direct, fanout and topic messages with its identity
 /// and the envelope's type.
 #[cfg(feature = "amqp")]

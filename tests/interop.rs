@@ -2,7 +2,7 @@
 //!
 //! Each test plays a munggoggo 0.4 agent with a raw lapin connection (no
 //! munggoggo code on that side): it declares what a 0.4 agent declares and
-//! sends the exact bodies and properties of `PROTOCOL.md` (Python's JSON
+//! sends the exact bodies and properties of docs/protocol.md (Python's JSON
 //! formatting, `headers {}`, `delivery_mode` 1, `priority` 0, `timestamp`,
 //! `app_id`, `message_id`, a UUID4 `correlation_id` on CONTROL and RPC)
 //! to a Rust agent started in-process on the same broker, and checks what
@@ -242,8 +242,8 @@ struct RawPeer {
 }
 
 impl RawPeer {
-    /// Connects and declares what a 0.4 agent declares at start (PROTOCOL.md
-    /// section 3): confirm mode, prefetch 1, the exchanges, the exclusive
+    /// Connects and declares what a 0.4 agent declares at start (docs/protocol.md
+    /// §1-§2): confirm mode, prefetch 1, the exchanges, the exclusive
     /// identity queue, the exclusive fanout queue bound to `admin`, and the
     /// consumers (the identity queue's tagged with the identity).
     async fn start(prefix: &str) -> RawPeer {
@@ -364,7 +364,7 @@ impl RawPeer {
         self.topics.len() - 1
     }
 
-    /// The properties a 0.4 Core puts on every message (PROTOCOL.md 4.1).
+    /// The properties a 0.4 Core puts on every message (docs/protocol.md §3).
     fn properties(&self, kind: &str, correlation_id: Option<&str>) -> (BasicProperties, String) {
         let id = message_id();
         let mut props = BasicProperties::default()
@@ -426,7 +426,7 @@ impl RawPeer {
         id
     }
 
-    /// A system RPC request (PROTOCOL.md 5.6); returns (correlation id, message id).
+    /// A system RPC request (docs/protocol.md §7); returns (correlation id, message id).
     async fn request(&self, to: &str, c_type: &str, c_data: &str) -> (String, String) {
         let correlation_id = uuid4();
         let (props, id) = self.properties("RPC", Some(&correlation_id));
@@ -595,7 +595,7 @@ fn is_uuid4(s: &str) -> bool {
             .all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
-/// The property set of PROTOCOL.md section 0 item 5 and 4.1, field by field.
+/// The property set of docs/protocol.md §3, field by field.
 /// `correlation_id`: `Some(id)` for a reply that must copy `id`, `Some("")`
 /// for a fresh UUID4, `None` when it must be absent.
 fn check_properties(d: &Delivery, kind: &str, app_id: &str, correlation_id: Option<&str>, user: &str) {
@@ -794,7 +794,7 @@ async fn a_04_direct_message_reaches_the_handler_of_its_type() {
     peer.send(to, "CUSTOM", &serialized("Greeting", r#"{"text": "old"}"#))
         .await;
     assert_eq!(next(&mut rx).await, format!("greeting old from {me}"));
-    // The body the 0.4 ctrl CLI sends (PROTOCOL.md 5.1), verbatim.
+    // The body the 0.4 ctrl CLI sends (docs/protocol.md §4), verbatim.
     let captured = r#"{"c_type": "DemoData", "c_data": "{\"message\": \"Hallo2\", \"date\": 1546300800.0}"}"#;
     peer.send(to, "CUSTOM", captured).await;
     assert_eq!(next(&mut rx).await, "demo Hallo2 1546300800 as CUSTOM");
@@ -844,7 +844,7 @@ async fn a_04_topic_publication_reaches_a_wildcard_subscription() {
 }
 
 /// What the Rust agent sends directly, by fanout and by topic reaches a 0.4
-/// agent with the properties PROTOCOL.md lists.
+/// agent with the properties docs/protocol.md §3 lists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_04_agent_receives_rust_messages_with_04_properties() {
     let _serial = SERIAL.lock().await;
@@ -953,7 +953,7 @@ fn manage(behav: &str, command: &str) -> String {
     format!(r#"{{"behav": "{behav}", "command": "{command}", "result": ""}}"#)
 }
 
-/// The 22 fields of a 0.4 trace record, in 0.4's order (PROTOCOL.md 5.7).
+/// The 22 fields of a 0.4 trace record, in 0.4's order (docs/protocol.md §7).
 const RECORD_FIELDS: [&str; 22] = [
     "body",
     "body_size",
@@ -1162,7 +1162,7 @@ async fn the_04_system_requests_get_04_replies() {
     assert_eq!(handled.len(), 1, "one handled message: {handled:?}");
     assert_eq!(handled[0][2], format!("{id}.greeting"));
 
-    // ListTraceStore with a category (the probe's request of PROTOCOL.md 5.6).
+    // ListTraceStore with a category (the probe's request of docs/protocol.md §7).
     let (c_data, request) = list_traces(Some(1), None, Some("incoming"));
     let (correlation_id, message_id) = peer.request(&id, "ListTraceStore", &c_data).await;
     sent.push(message_id.clone());

@@ -79,6 +79,8 @@ mod guide {
     mod operations {}
     #[doc = include_str!("../../docs/guide/10-from-python.md")]
     mod from_python {}
+    #[doc = include_str!("../../docs/guide/11-with-python.md")]
+    mod with_python {}
 }
 
 /// What the macros' generated code uses. Not a public API.

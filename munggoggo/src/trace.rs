@@ -580,7 +580,7 @@ mod tests {
         );
     }
 
-    /// The shape of the response captured from 0.4 (PROTOCOL.md 5.7).
+    /// The shape of the response captured from 0.4 (docs/protocol.md §7).
     #[test]
     fn outgoing_record_has_04_fields_in_04_order() {
         let mut props = Properties::new("RPC", "agent1");
