@@ -72,6 +72,15 @@ async fn python_calls_an_exposed_rust_method() {
         error.contains("RuntimeError") && error.contains(&identity),
         "{error}"
     );
+    assert!(output.iter().any(|l| l.starts_with("ok global")), "{output:?}");
+    // The refused call is logged and traced as bad input.
+    let rejected = calc.context().traces().filter(None, None, Some("rejected"));
+    assert!(
+        rejected
+            .iter()
+            .any(|e| e.record.reason.as_deref().is_some_and(|r| r.contains("global"))),
+        "{rejected:?}"
+    );
     calc.shutdown().await;
     rt.shutdown().await;
 }

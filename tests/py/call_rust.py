@@ -1,10 +1,12 @@
 """(a) Calls a method a Rust agent exposes, through aio-pika's RPC pattern,
-as a munggoggo 0.4 agent does, and checks its result and its error.
+as a munggoggo 0.4 agent does, and checks its result, its error, and that
+a pickle naming Python code is refused.
 
 usage: call_rust.py URL METHOD
 Prints one line per check; exits 1 on the first failure.
 """
 import asyncio
+import datetime
 import sys
 
 import aio_pika
@@ -27,6 +29,17 @@ async def main(url: str, method: str) -> None:
             check(isinstance(e, RuntimeError) and "`y`" in text, f"error {type(e).__name__}: {text}")
         else:
             fail("error: a call without `y` succeeded")
+        # A pickle that names Python code (here the class datetime.date) is
+        # refused by the Rust side, never loaded.
+        try:
+            await asyncio.wait_for(rpc.call(method, kwargs={"x": datetime.date(2020, 1, 1), "y": 7}), 20)
+        except asyncio.TimeoutError:
+            fail("global: the call timed out instead of raising")
+        except Exception as e:
+            text = str(e)
+            check(isinstance(e, RuntimeError) and "global" in text, f"global {type(e).__name__}: {text}")
+        else:
+            fail("global: a call with a class instance succeeded")
         await rpc.close()
     finally:
         await connection.close()
