@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{eventually, next, quiet, unique, Events};
+use common::{eventually, next, unique, Events};
 use munggoggo::prelude::*;
 use munggoggo::{Error, State};
 use serde::{Deserialize, Serialize};
@@ -222,7 +220,7 @@ on_both_buses! {
         let to = router.identity();
         let ctx = router.context();
 
-        ctx.stop_behaviour("count").unwrap();
+        ctx.stop_behaviour("count").await.unwrap();
         assert_eq!(router.behaviour("count").unwrap().state, State::Init);
         client.send(to, &Count { n: 1 }).await.unwrap();
         eventually("rejection traced", || {
@@ -235,27 +233,59 @@ on_both_buses! {
         client.send_raw(to, "Nobody", "x").await.unwrap();
         assert_eq!(next(&mut rx).await, "fallback Nobody");
 
-        assert!(ctx.start_behaviour("count").unwrap());
-        assert!(!ctx.start_behaviour("count").unwrap(), "already running");
+        assert!(ctx.start_behaviour("count").await.unwrap());
+        assert!(!ctx.start_behaviour("count").await.unwrap(), "already running");
         client.send(to, &Count { n: 2 }).await.unwrap();
         assert_eq!(next(&mut rx).await, "count 2");
 
-        // Stopping a topic handler unsubscribes it.
-        ctx.stop_behaviour("temperature").unwrap();
+        // Stopping a topic handler unsubscribes it: stop and start return
+        // once that is done, so what is published in between goes nowhere
+        // and the next delivery is the one published after the start.
         let publisher = rt.client(unique("pub")).await.unwrap();
-        eventually("unsubscribed", || router.behaviour("temperature").unwrap().state == State::Init).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        ctx.stop_behaviour("temperature").await.unwrap();
+        assert_eq!(router.behaviour("temperature").unwrap().state, State::Init);
         publisher.publish_raw("sensor.a.temp", "1").await.unwrap();
-        quiet(&mut rx, Duration::from_millis(300)).await;
-        ctx.start_behaviour("temperature").unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(ctx.start_behaviour("temperature").await.unwrap());
         publisher.publish_raw("sensor.b.temp", "2").await.unwrap();
         assert_eq!(next(&mut rx).await, "topic sensor.b.temp 2");
 
-        let err = ctx.stop_behaviour("nope").unwrap_err();
+        let err = ctx.stop_behaviour("nope").await.unwrap_err();
         assert!(err.to_string().contains("nope") && err.to_string().contains(".count"), "{err}");
         client.shutdown().await;
         publisher.shutdown().await;
+    }
+
+    async fn racing_starts_subscribe_once(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
+        let ctx = router.context();
+        ctx.stop_behaviour("temperature").await.unwrap();
+        let (a, b) = tokio::join!(ctx.start_behaviour("temperature"), ctx.start_behaviour("temperature"));
+        let started = [a.unwrap(), b.unwrap()];
+        assert_eq!(started.iter().filter(|s| **s).count(), 1, "one of them starts it: {started:?}");
+        // One subscription: stopping it once leaves none, so what is published
+        // next arrives only after the next start.
+        ctx.stop_behaviour("temperature").await.unwrap();
+        let publisher = rt.client(unique("pub")).await.unwrap();
+        publisher.publish_raw("sensor.a.temp", "1").await.unwrap();
+        assert!(ctx.start_behaviour("temperature").await.unwrap());
+        publisher.publish_raw("sensor.b.temp", "2").await.unwrap();
+        assert_eq!(next(&mut rx).await, "topic sensor.b.temp 2");
+        publisher.shutdown().await;
+    }
+
+    async fn a_stopped_agent_starts_and_stops_no_behaviour(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
+        let ctx = router.context().clone();
+        router.shutdown().await;
+        for err in [
+            ctx.start_behaviour("count").await.unwrap_err(),
+            ctx.stop_behaviour("count").await.unwrap_err(),
+            ctx.start_behaviour("temperature").await.unwrap_err(),
+        ] {
+            assert!(matches!(&err, Error::AgentStopped(id) if id == router.identity()), "{err}");
+        }
     }
 
     async fn bad_input_is_logged_traced_counted_and_survived(rt) {

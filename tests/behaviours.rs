@@ -138,17 +138,17 @@ async fn periodic_oneshot_and_delay_run_on_time() {
     assert_eq!(agent.behaviour("later").unwrap().state, State::Shutdown);
 
     // Stop and restart one behaviour; the others go on.
-    agent.context().stop_behaviour("tick").unwrap();
+    agent.context().stop_behaviour("tick").await.unwrap();
     sleep(Duration::from_secs(20)).await; // t = 80.2 s
     let events = drain(&mut rx);
     assert_eq!(count(&events, "tick"), 0);
     assert_eq!(count(&events, "eager"), 2);
     assert_eq!(agent.behaviour("tick").unwrap().state, State::Init);
-    agent.context().start_behaviour("tick").unwrap();
+    agent.context().start_behaviour("tick").await.unwrap();
     sleep(Duration::from_secs(11)).await; // t = 91.2 s: ticks at 85.2, 90.2
     assert_eq!(count(&drain(&mut rx), "tick"), 2);
     // A finished oneshot can be started again.
-    agent.context().start_behaviour("once").unwrap();
+    agent.context().start_behaviour("once").await.unwrap();
     sleep(Duration::from_millis(1)).await;
     assert_eq!(count(&drain(&mut rx), "once"), 1);
     rt.shutdown().await;
@@ -161,13 +161,13 @@ async fn cyclic_runs_until_stopped() {
     let agent = rt.spawn(Stepper { steps: 0, events: tx }).await.unwrap();
     sleep(Duration::from_millis(9_500)).await;
     assert_eq!(drain(&mut rx).len(), 10, "steps at 0, 1, ..., 9 s");
-    agent.context().stop_behaviour("step").unwrap();
+    agent.context().stop_behaviour("step").await.unwrap();
     sleep(Duration::from_secs(10)).await;
     assert!(
         drain(&mut rx).is_empty(),
         "a stopped cyclic behaviour does not run"
     );
-    agent.context().start_behaviour("step").unwrap();
+    agent.context().start_behaviour("step").await.unwrap();
     sleep(Duration::from_millis(500)).await;
     assert_eq!(drain(&mut rx), vec!["step 11".to_owned()]);
     // Next::Stop finishes it.
@@ -304,7 +304,7 @@ async fn a_behaviour_that_keeps_failing_backs_off_and_crashes() {
     assert_eq!(agent.behaviour("always").unwrap().errors, 4);
 
     // Starting it again clears the failures.
-    assert!(agent.context().start_behaviour("always").unwrap());
+    assert!(agent.context().start_behaviour("always").await.unwrap());
     agent
         .wait_until(|a| a.behaviour("always").is_some_and(|b| b.errors == 5))
         .await

@@ -727,7 +727,7 @@ async fn a_04_ping_control_gets_the_rust_agents_pong() {
     for round in 0..2 {
         if round == 1 {
             // A stopped behaviour reports 0.4's `init`.
-            agent.context().stop_behaviour("idle").unwrap();
+            agent.context().stop_behaviour("idle").await.unwrap();
             assert_eq!(agent.behaviour("idle").unwrap().state, State::Init);
         }
         let correlation_id = uuid4();
@@ -769,7 +769,7 @@ async fn a_04_ping_control_gets_the_rust_agents_pong() {
         let expected = if round == 0 { "running" } else { "init" };
         assert_eq!(states[0], expected, "state of {id}.idle in {data}");
     }
-    agent.context().start_behaviour("idle").unwrap();
+    agent.context().start_behaviour("idle").await.unwrap();
 
     peer.close().await;
     rt.shutdown().await;

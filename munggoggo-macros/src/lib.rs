@@ -13,6 +13,9 @@ mod agent;
 mod attr;
 mod errors;
 mod message;
+/// munggoggo's protocol rules, the runtime's `protocol/rules.rs` (a symlink).
+#[allow(dead_code)]
+mod protocol_rules;
 mod stray;
 
 /// Makes a struct an agent (agent-level options) and its impl block the

@@ -9,7 +9,6 @@ use crate::attr::{self, Keys};
 use crate::errors::Errors;
 
 const KEYS: &[&str] = &["type", "envelope"];
-const RESERVED: &[&str] = &["CONTROL", "RPC", "PUBSUB"];
 
 /// `#[message(...)]` as written (over all such attributes of the type).
 #[derive(Default)]
@@ -94,7 +93,7 @@ fn check(input: &DeriveInput, args: Args, errors: &mut Errors) -> Model {
             model.span,
             "the message type name must not be empty: `#[message(type = \"Ping\")]`",
         );
-    } else if RESERVED.contains(&model.name.as_str()) {
+    } else if crate::protocol_rules::is_reserved_type(&model.name) {
         let name = &model.name;
         let what = if model.explicit {
             format!("`{name}` is reserved")

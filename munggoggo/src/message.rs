@@ -14,12 +14,8 @@ use crate::error::{Error, Result};
 /// Header table of a message (AMQP headers, as JSON values).
 pub type Headers = serde_json::Map<String, serde_json::Value>;
 
-/// The AMQP `type` of peer-discovery messages.
-pub const CONTROL: &str = "CONTROL";
-/// The AMQP `type` of system and user RPC messages.
-pub const RPC: &str = "RPC";
-/// The AMQP `type` of untyped topic publications.
-pub const PUBSUB: &str = "PUBSUB";
+/// The message types the protocol reserves (see `protocol/rules.rs`).
+pub use crate::protocol::{is_reserved_type, CONTROL, PUBSUB, RESERVED_TYPES, RPC};
 
 /// A payload type with a wire type name, usually derived with
 /// `#[derive(Message)]` (the name defaults to the Rust type name, as

@@ -260,7 +260,7 @@ on_broker! {
     async fn behaviours_lists_names_states_runs_and_errors(rt) {
         let (agent, _events) = worker(&rt).await;
         let id = agent.identity();
-        agent.context().stop_behaviour("news").expect("news stops");
+        agent.context().stop_behaviour("news").await.expect("news stops");
         let client = rt.client(unique("cli-client")).await.expect("client");
         client.send(id, &Job { n: 1 }).await.expect("sent");
         client.send(id, &Job { n: 13 }).await.expect("sent");

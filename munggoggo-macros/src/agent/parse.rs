@@ -248,7 +248,14 @@ fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
                 .filter(|lit| check_type_name(lit, errors))
                 .map(RouteArgs::Type),
             "topic" => attr::strings(&meta, &keys, "topic = \"ping.#\"", errors)?
-                .filter(|lits| lits.iter().all(|lit| check_binding_key(lit, errors)))
+                .filter(|lits| {
+                    // Every key is checked, so that each bad one is reported.
+                    let mut ok = true;
+                    for lit in lits {
+                        ok &= check_binding_key(lit, errors);
+                    }
+                    ok
+                })
                 .map(RouteArgs::Topic),
             "fallback" => attr::flag(&meta, &keys, errors)?.then_some(RouteArgs::Fallback),
             _ => unreachable!("every key in ON_MESSAGE_KEYS is handled"),
@@ -268,9 +275,6 @@ fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
     route.map(|(_, parsed)| parsed)
 }
 
-/// The message type names the protocol reserves.
-pub(crate) const RESERVED_TYPES: &[&str] = &["CONTROL", "RPC", "PUBSUB"];
-
 fn check_type_name(lit: &LitStr, errors: &mut Errors) -> bool {
     let name = lit.value();
     if name.is_empty() {
@@ -280,7 +284,7 @@ fn check_type_name(lit: &LitStr, errors: &mut Errors) -> bool {
         );
         return false;
     }
-    if RESERVED_TYPES.contains(&name.as_str()) {
+    if crate::protocol_rules::is_reserved_type(&name) {
         errors.spanned(
             lit,
             format!("`{name}` is a message type reserved by munggoggo's protocol; name a type of your own, or handle a topic with `topic = \"...\"`"),
@@ -290,33 +294,19 @@ fn check_type_name(lit: &LitStr, errors: &mut Errors) -> bool {
     true
 }
 
-/// An AMQP topic binding key: dot-separated words, `*` (one word) and `#`
-/// (zero or more words) only as whole words.
+/// An AMQP topic binding key, by the rules the runtime applies to keys it
+/// gets at run time (`protocol/rules.rs`): words separated by dots (empty
+/// words allowed, as RabbitMQ does), `*` and `#` only as whole words.
 fn check_binding_key(lit: &LitStr, errors: &mut Errors) -> bool {
     let key = lit.value();
-    let problem = if key.is_empty() {
-        Some("is empty; write words separated by dots, such as \"ping.#\"".to_owned())
-    } else if key.len() > 255 {
-        Some("is longer than 255 bytes".to_owned())
-    } else if key.split('.').any(str::is_empty) {
-        Some("has an empty word; words are separated by single dots, such as \"a.b.c\"".to_owned())
-    } else {
-        key.split('.')
-            .find(|w| w.len() > 1 && (w.contains('*') || w.contains('#')))
-            .map(|word| {
-                format!(
-                    "has the word `{word}`: `*` and `#` are wildcards only as whole words, such as \"a.*.c\" or \"a.#\""
-                )
-            })
-    };
-    match problem {
-        Some(problem) => {
+    match crate::protocol_rules::validate_binding_key(&key) {
+        Ok(()) => true,
+        Err(problem) => {
             errors.spanned(
                 lit,
                 format!("the topic binding key {key:?} in `#[on_message]` {problem}"),
             );
             false
         }
-        None => true,
     }
 }

@@ -34,7 +34,8 @@ pub mod amqp;
 pub mod memory;
 mod topic;
 
-pub use topic::{topic_matches, validate_binding_key};
+pub use crate::protocol::validate_binding_key;
+pub use topic::topic_matches;
 
 /// The topic exchange of munggoggo 0.4.
 pub const TOPIC_EXCHANGE: &str = "topic";

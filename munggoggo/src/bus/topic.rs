@@ -1,9 +1,6 @@
 //! Topic-exchange matching as RabbitMQ does it, for the embedded bus and for
 //! checking binding keys before they reach a broker.
 
-/// The longest key AMQP can carry (binding and routing keys are short strings).
-const MAX_KEY_LEN: usize = 255;
-
 /// Whether a message published with `routing_key` reaches a queue bound with
 /// `binding_key` on a topic exchange, exactly as RabbitMQ decides it.
 ///
@@ -54,40 +51,6 @@ pub fn topic_matches(binding_key: &str, routing_key: &str) -> bool {
         pattern = *after_hash;
         words = *swallowed;
     }
-}
-
-/// Checks a binding key before it is bound; the error says what is wrong and
-/// what to write instead.
-///
-/// Rejects what RabbitMQ cannot take (a key longer than 255 bytes) and what is
-/// surely a mistake: the empty key (it matches only the empty routing key) and
-/// a `*` or `#` inside a longer word (`a*`, `#b`), which RabbitMQ takes as a
-/// plain character rather than a wildcard. Empty words (`a..b`) are allowed:
-/// RabbitMQ matches them like any other word.
-pub fn validate_binding_key(key: &str) -> Result<(), String> {
-    if key.is_empty() {
-        return Err(
-            "empty binding key: it only matches messages published with an empty \
-                    routing key; write `#` to match every topic"
-                .to_owned(),
-        );
-    }
-    if key.len() > MAX_KEY_LEN {
-        return Err(format!(
-            "binding key is {} bytes long; AMQP allows at most {MAX_KEY_LEN}",
-            key.len()
-        ));
-    }
-    for word in Words::new(key) {
-        if word.len() > 1 && word.contains(['*', '#']) {
-            return Err(format!(
-                "binding key `{key}`: the word `{word}` contains `*` or `#`, which RabbitMQ \
-                 matches literally there; a wildcard must be a whole word between dots, \
-                 such as `a.*` or `a.#`"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The words of a topic key, split at `.`, without allocating. The empty
@@ -267,27 +230,5 @@ mod tests {
         assert!(topic_matches(&binding, &(routing.clone() + ".x")));
         let alternating = ["#", "a"].repeat(60).join(".") + ".b";
         assert!(!topic_matches(&alternating, &["a"; 120].join(".")));
-    }
-
-    #[test]
-    fn validation() {
-        for good in [
-            "#",
-            "*",
-            "ping",
-            "a.*.b",
-            "a.#",
-            "a..b",
-            "#.#",
-            "ä.ö",
-            &"a".repeat(255),
-        ] {
-            assert_eq!(validate_binding_key(good), Ok(()), "{good:?}");
-        }
-        for bad in ["", "a*", "a.#b", "**", "a.b#.c", &"a".repeat(256)] {
-            assert!(validate_binding_key(bad).is_err(), "{bad:?}");
-        }
-        let err = validate_binding_key("news.a#").unwrap_err();
-        assert!(err.contains("`a#`"), "{err}");
     }
 }

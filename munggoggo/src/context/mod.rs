@@ -94,26 +94,47 @@ impl Context {
             .map(|i| self.core.behaviours[i].status())
     }
 
-    /// Starts a stopped behaviour (a topic handler subscribes again).
-    /// Returns false when it was running already; fails on a stopped agent
+    /// Starts a stopped behaviour (a topic handler subscribes again) and
+    /// returns once it runs (subscribed), or with the error of its
+    /// subscription. Returns false when it was running already (of racing
+    /// starts, one starts it); fails on a stopped agent
     /// ([`Error::AgentStopped`]) or one with too many start/stop requests
-    /// waiting ([`Error::Busy`]).
-    pub fn start_behaviour(&self, name: &str) -> Result<bool> {
-        let i = self
-            .core
-            .find_behaviour(name)
-            .ok_or_else(|| self.core.unknown_behaviour(name))?;
-        self.core.start_behaviour(i)
+    /// waiting ([`Error::Busy`]). Called by a handler of the agent itself,
+    /// it returns once the start is queued: the agent's task starts it
+    /// after the handler.
+    pub async fn start_behaviour(&self, name: &str) -> Result<bool> {
+        let i = self.behaviour_index(name)?;
+        let Some(started) = self.core.start_behaviour(i)? else {
+            return Ok(false);
+        };
+        if crate::runtime::invocation::inside() {
+            return Ok(true);
+        }
+        match started.await {
+            Ok(result) => result.map(|()| true),
+            Err(_) => Err(Error::AgentStopped(self.identity().to_owned())),
+        }
     }
 
-    /// Stops a behaviour: it is not scheduled again, a topic handler
-    /// unsubscribes, messages for a stopped type handler are rejected.
-    pub fn stop_behaviour(&self, name: &str) -> Result<()> {
-        let i = self
-            .core
+    /// Stops a behaviour and returns once it stopped: it is not scheduled
+    /// again, a topic handler has unsubscribed, messages for a stopped type
+    /// handler are rejected. Fails on a stopped agent. Called by a handler
+    /// of the agent itself, it returns once the stop is queued.
+    pub async fn stop_behaviour(&self, name: &str) -> Result<()> {
+        let i = self.behaviour_index(name)?;
+        let stopped = self.core.stop_behaviour(i)?;
+        if crate::runtime::invocation::inside() {
+            return Ok(());
+        }
+        stopped
+            .await
+            .map_err(|_| Error::AgentStopped(self.identity().to_owned()))
+    }
+
+    fn behaviour_index(&self, name: &str) -> Result<usize> {
+        self.core
             .find_behaviour(name)
-            .ok_or_else(|| self.core.unknown_behaviour(name))?;
-        self.core.stop_behaviour(i)
+            .ok_or_else(|| self.core.unknown_behaviour(name))
     }
 
     /// Names of the topics this agent's handlers subscribe to, with the
@@ -154,14 +175,17 @@ impl Context {
             )));
         }
         let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_owned()).collect();
+        // The rules the macro applies to `#[on_message(topic = ...)]`.
         for key in &keys {
-            crate::bus::validate_binding_key(key)
-                .map_err(|reason| Error::Config(format!("binding key `{key}`: {reason}")))?;
+            crate::protocol::validate_binding_key(key)
+                .map_err(|problem| Error::Config(format!("the binding key {key:?} {problem}")))?;
         }
         self.core.set_binding_keys(i, keys);
         if self.state() == State::Running && self.core.behaviours[i].state.get() == State::Running {
-            self.core.stop_behaviour(i)?;
-            self.core.start_behaviour(i)?;
+            // Resubscribes with the new keys; not waited for (set_topics is
+            // also called in setup, before the agent's task runs).
+            drop(self.core.stop_behaviour(i)?);
+            drop(self.core.start_behaviour(i)?);
         }
         Ok(())
     }

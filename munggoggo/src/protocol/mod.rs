@@ -1,9 +1,11 @@
-//! munggoggo 0.4's wire rules that more than one part of the runtime needs:
-//! the envelopes of system messages and who counts as an observer. This
-//! file only names the parts.
+//! munggoggo 0.4's wire rules that more than one part needs: the reserved
+//! message types and the binding-key rules (shared with the macros, see
+//! `rules.rs`), the envelopes of system messages and who counts as an
+//! observer. This file only names the parts.
 
 mod envelope;
 mod observer;
+pub(crate) mod rules;
 
 pub(crate) use envelope::{
     rpc_body, serialized, ListTraceStore, ManageBehav, RpcCall, RpcMessage, Serialized, REPLY, REQUEST,
@@ -11,3 +13,31 @@ pub(crate) use envelope::{
 pub(crate) use observer::is_observer_traffic;
 #[cfg(feature = "cli")]
 pub(crate) use observer::OBSERVER_PREFIX;
+pub use rules::{is_reserved_type, validate_binding_key, CONTROL, PUBSUB, RESERVED_TYPES, RPC};
+
+#[cfg(test)]
+mod tests {
+    use super::validate_binding_key;
+
+    #[test]
+    fn validation() {
+        for good in [
+            "#",
+            "*",
+            "ping",
+            "a.*.b",
+            "a.#",
+            "a..b",
+            "#.#",
+            "ä.ö",
+            &"a".repeat(255),
+        ] {
+            assert_eq!(validate_binding_key(good), Ok(()), "{good:?}");
+        }
+        for bad in ["", "a*", "a.#b", "**", "a.b#.c", &"a".repeat(256)] {
+            assert!(validate_binding_key(bad).is_err(), "{bad:?}");
+        }
+        let err = validate_binding_key("news.a#").unwrap_err();
+        assert!(err.contains("`a#`"), "{err}");
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use super::calls::{IncomingCall, Pending};
@@ -22,13 +22,14 @@ use crate::trace::{Category, TraceRecord, TraceStore};
 use crate::WireMode;
 
 /// Requests to an agent's task (calls and the stop request have lanes of
-/// their own).
+/// their own), each with the sender of its answer.
 #[derive(Debug)]
 pub(crate) enum Control {
-    /// (Re)start behaviour `i`.
-    Start(usize),
-    /// Stop behaviour `i`.
-    Stop(usize),
+    /// (Re)start behaviour `i`; answered once it runs (a topic handler once
+    /// it is subscribed again), or with the error of its subscription.
+    Start(usize, oneshot::Sender<Result<()>>),
+    /// Stop behaviour `i`; answered once it stopped (unsubscribed).
+    Stop(usize, oneshot::Sender<()>),
 }
 
 /// How many start/stop requests may wait for the agent's task.
@@ -126,22 +127,46 @@ impl Core {
         }
     }
 
-    /// Starts behaviour `i`; false when it was running already.
-    pub(crate) fn start_behaviour(&self, i: usize) -> Result<bool> {
+    /// Starts behaviour `i`: `None` when it was running (or starting)
+    /// already, else the receiver of the task's answer. The state turns
+    /// `running` at once and only once, so of racing starts one asks the
+    /// task. Fails on an agent that is stopping or stopped.
+    pub(crate) fn start_behaviour(&self, i: usize) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+        self.check_running()?;
         let state = &self.behaviours[i].state;
-        if state.get() == State::Running {
-            return Ok(false);
+        loop {
+            let current = state.get();
+            if current == State::Running {
+                return Ok(None);
+            }
+            if state.transition(current, State::Running) {
+                break;
+            }
         }
-        self.send_control(Control::Start(i))?;
-        state.set(State::Running);
-        Ok(true)
+        let (answer, answered) = oneshot::channel();
+        if let Err(e) = self.send_control(Control::Start(i, answer)) {
+            state.transition(State::Running, State::Init);
+            return Err(e);
+        }
+        Ok(Some(answered))
     }
 
-    /// Stops behaviour `i` (it then reports `init`).
-    pub(crate) fn stop_behaviour(&self, i: usize) -> Result<()> {
-        self.send_control(Control::Stop(i))?;
+    /// Stops behaviour `i` (it then reports `init`); returns the receiver
+    /// of the task's answer. Fails on an agent that is stopping or stopped.
+    pub(crate) fn stop_behaviour(&self, i: usize) -> Result<oneshot::Receiver<()>> {
+        self.check_running()?;
+        let (answer, answered) = oneshot::channel();
+        self.send_control(Control::Stop(i, answer))?;
         self.behaviours[i].state.set(State::Init);
-        Ok(())
+        Ok(answered)
+    }
+
+    /// Fails with [`Error::AgentStopped`] once the agent is stopping.
+    fn check_running(&self) -> Result<()> {
+        match self.state.get() {
+            State::Stopping | State::Shutdown => Err(Error::AgentStopped(self.identity.to_string())),
+            _ => Ok(()),
+        }
     }
 
     fn send_control(&self, control: Control) -> Result<()> {

@@ -92,6 +92,13 @@ pub(crate) async fn settle(confirm: Confirm) -> Result<()> {
     }
 }
 
+/// Whether the caller runs inside an invocation (a handler, behaviour step
+/// or `#[rpc]` method on an agent's task), where waiting for that task
+/// would wait forever.
+pub(crate) fn inside() -> bool {
+    CURRENT.try_with(|_| ()).is_ok()
+}
+
 /// Waits for the confirms of the current invocation so far.
 pub(crate) async fn flush() -> Result<()> {
     match CURRENT.try_with(|invocation| invocation.take()) {

@@ -218,13 +218,14 @@ fn manage(core: &Core, behav: &str, command: &str) -> String {
     };
     let name = &core.behaviours[i].name;
     match command {
+        // Answered at once (the dispatcher never waits for the agent's task).
         "start" => match core.start_behaviour(i) {
-            Ok(true) => format!("{name} started."),
-            Ok(false) => format!("{name} already running."),
+            Ok(Some(_)) => format!("{name} started."),
+            Ok(None) => format!("{name} already running."),
             Err(e) => format!("{name} not started: {e}"),
         },
         "stop" => match core.stop_behaviour(i) {
-            Ok(()) => format!("{name} stopped: {}", core.behaviours[i].state.get()),
+            Ok(_) => format!("{name} stopped: {}", core.behaviours[i].state.get()),
             Err(e) => format!("{name} not stopped: {e}"),
         },
         other => format!("Unknown command {other}."),

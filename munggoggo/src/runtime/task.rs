@@ -97,8 +97,14 @@ impl<A: Agent> Task<A> {
                 biased;
                 () = stop_requested(&mut shutdown) => break,
                 control = self.control.recv() => match control {
-                    Some(Control::Start(i)) => self.start(&mut schedule, i).await,
-                    Some(Control::Stop(i)) => self.stop(&mut schedule, i).await,
+                    Some(Control::Start(i, answer)) => {
+                        let started = self.start(&mut schedule, i).await;
+                        let _ = answer.send(started);
+                    }
+                    Some(Control::Stop(i, answer)) => {
+                        self.stop(&mut schedule, i).await;
+                        let _ = answer.send(());
+                    }
                     None => break,
                 },
                 Some(mut incoming) = self.calls.recv() => {
@@ -118,7 +124,7 @@ impl<A: Agent> Task<A> {
         self.shutdown().await;
     }
 
-    async fn start(&mut self, schedule: &mut Schedule, i: usize) {
+    async fn start(&mut self, schedule: &mut Schedule, i: usize) -> crate::Result<()> {
         let core = &self.ctx.core;
         let b = &core.behaviours[i];
         if let BehaviourKind::Handler(HandlerRoute::Topic(_)) = b.spec.kind {
@@ -128,15 +134,18 @@ impl<A: Agent> Task<A> {
             match core.endpoint.subscribe(&queue, &keys).await {
                 Ok(consumer) => {
                     let _ = self.subscriptions.send(consumer);
+                    Ok(())
                 }
                 Err(e) => {
                     tracing::error!(agent = %core.identity, behaviour = %b.name, error = %e, "cannot subscribe");
                     b.record_error(e.to_string());
                     b.state.set(State::Crashed);
+                    Err(e)
                 }
             }
         } else {
             schedule.start(i, b.spec.kind);
+            Ok(())
         }
     }
 

@@ -1,0 +1,1 @@
+../../munggoggo/src/protocol/rules.rs
