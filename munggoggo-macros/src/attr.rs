@@ -310,8 +310,10 @@ pub(crate) fn duration_tokens(d: Duration) -> TokenStream {
     quote!(::munggoggo::__private::Duration::new(#secs, #nanos))
 }
 
-/// The attributes the `#[agent]` impl block consumes, matched by the last
-/// segment of their path (`behaviour`, `munggoggo::behaviour`).
+/// The attributes the `#[agent]` impl block consumes, matched by their
+/// whole path: the imported name (`behaviour`), `munggoggo::behaviour` or
+/// `munggoggo::prelude::behaviour` (with or without a leading `::`). Any
+/// other path (`other::rpc`) is not ours and is left in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     Setup,
@@ -323,8 +325,14 @@ pub(crate) enum Role {
 
 impl Role {
     pub(crate) fn of(attr: &Attribute) -> Option<Role> {
-        let last = attr.path().segments.last()?;
-        Some(match last.ident.to_string().as_str() {
+        let segments: Vec<String> = attr.path().segments.iter().map(|s| s.ident.to_string()).collect();
+        let name = match segments.as_slice() {
+            [name] => name,
+            [krate, name] if krate == "munggoggo" => name,
+            [krate, prelude, name] if krate == "munggoggo" && prelude == "prelude" => name,
+            _ => return None,
+        };
+        Some(match name.as_str() {
             "setup" => Role::Setup,
             "teardown" => Role::Teardown,
             "behaviour" => Role::Behaviour,
