@@ -9,7 +9,7 @@ use common::{eventually, next, unique, Events};
 use munggoggo::prelude::*;
 use munggoggo::{Error, State, TraceQuery};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Barrier, Notify};
 
 #[derive(Debug, Serialize, Deserialize, Message)]
 struct Hold;
@@ -17,6 +17,8 @@ struct Hold;
 #[derive(Debug, Serialize, Deserialize, Message)]
 struct CallPeer {
     peer: String,
+    /// The call's timeout in milliseconds.
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Deserialize, Serialize, PartialEq)]
@@ -29,6 +31,9 @@ struct Calc {
     calls: u64,
     release: Arc<Notify>,
     events: Events,
+    /// `call_peer` waits here first, so that two agents calling each other
+    /// both have their task busy before either call arrives (once).
+    gate: Option<Arc<Barrier>>,
 }
 
 #[agent]
@@ -71,8 +76,16 @@ impl Calc {
     /// Calls a peer's `#[rpc]` from a handler.
     #[on_message]
     async fn call_peer(&mut self, ctx: &Context, msg: CallPeer) {
+        if let Some(gate) = self.gate.take() {
+            gate.wait().await;
+        }
         let outcome = match ctx
-            .call_with_timeout::<i64>(&msg.peer, "multiply", (2, 21), Duration::from_millis(1500))
+            .call_with_timeout::<i64>(
+                &msg.peer,
+                "multiply",
+                (2, 21),
+                Duration::from_millis(msg.timeout_ms),
+            )
             .await
         {
             Ok(v) => format!("result {v}"),
@@ -88,6 +101,7 @@ fn calc(events: Events) -> Calc {
         calls: 0,
         release: Arc::new(Notify::new()),
         events,
+        gate: None,
     }
 }
 
@@ -278,21 +292,25 @@ on_both_buses! {
         client.shutdown().await;
     }
 
-    async fn agents_calling_each_other_end_in_results_or_timeouts(rt) {
+    async fn agents_calling_each_other_end_in_a_timeout(rt) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (a, b) = (unique("calc-a"), unique("calc-b"));
-        rt.spawn_as(a.clone(), calc(tx.clone())).await.unwrap();
-        rt.spawn_as(b.clone(), calc(tx)).await.unwrap();
+        // Both handlers run (each agent's task busy) before either calls.
+        let gate = Arc::new(Barrier::new(2));
+        let gated = |tx| Calc { gate: Some(Arc::clone(&gate)), ..calc(tx) };
+        rt.spawn_as(a.clone(), gated(tx.clone())).await.unwrap();
+        rt.spawn_as(b.clone(), gated(tx)).await.unwrap();
         let client = rt.client(unique("caller")).await.unwrap();
-        // Each handler calls the other agent, whose task is busy calling back.
-        client.send(&a, &CallPeer { peer: b.clone() }).await.unwrap();
-        client.send(&b, &CallPeer { peer: a.clone() }).await.unwrap();
+        // Each handler calls the other agent, whose task is busy calling
+        // back: the cycle ends in the shorter timeout, after which that
+        // agent's task is free and answers the other call.
+        let (short, long) = (300, 30_000);
+        client.send(&a, &CallPeer { peer: b.clone(), timeout_ms: short }).await.unwrap();
+        client.send(&b, &CallPeer { peer: a.clone(), timeout_ms: long }).await.unwrap();
         let outcomes = [next(&mut rx).await, next(&mut rx).await];
-        for outcome in &outcomes {
-            assert!(outcome == "timeout" || outcome == "result 42", "{outcomes:?}");
-        }
+        assert_eq!(outcomes, ["timeout", "result 42"]);
         // A handler calling its own agent fails at once.
-        client.send(&a, &CallPeer { peer: a.clone() }).await.unwrap();
+        client.send(&a, &CallPeer { peer: a.clone(), timeout_ms: short }).await.unwrap();
         let outcome = next(&mut rx).await;
         assert!(outcome.starts_with("error") && outcome.contains("own"), "{outcome}");
         client.shutdown().await;
