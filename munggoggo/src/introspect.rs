@@ -83,8 +83,8 @@ pub(crate) fn describe(core: &Core) -> AgentDescription {
                 let status = b.status();
                 BehaviourDescription {
                     name: status.name,
-                    kind: kind_name(&b.spec.kind).to_owned(),
-                    detail: kind_text(&b.spec.kind),
+                    kind: b.spec.kind.word().to_owned(),
+                    detail: b.spec.kind.text(),
                     message_type: match b.spec.kind {
                         BehaviourKind::Handler(HandlerRoute::Type(t)) => Some(t.to_owned()),
                         _ => None,
@@ -111,38 +111,5 @@ pub(crate) fn describe(core: &Core) -> AgentDescription {
                 params: r.params.iter().map(|p| (*p).to_owned()).collect(),
             })
             .collect(),
-    }
-}
-
-/// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`.
-fn kind_name(kind: &BehaviourKind) -> &'static str {
-    match kind {
-        BehaviourKind::Periodic { .. } => "periodic",
-        BehaviourKind::Oneshot => "oneshot",
-        BehaviourKind::Delay(_) => "delay",
-        BehaviourKind::Cyclic => "cyclic",
-        BehaviourKind::Handler(HandlerRoute::Type(_)) => "message",
-        BehaviourKind::Handler(HandlerRoute::Topic(_)) => "topic",
-        BehaviourKind::Handler(HandlerRoute::Fallback) => "fallback",
-    }
-}
-
-/// `periodic every 1s`, `on message Pong`, `on topic ping.#`, ...
-fn kind_text(kind: &BehaviourKind) -> String {
-    let d = |d: &std::time::Duration| humantime::format_duration(*d).to_string();
-    match kind {
-        BehaviourKind::Periodic {
-            period,
-            initial_delay,
-        } => match initial_delay {
-            Some(delay) => format!("periodic every {} (first after {})", d(period), d(delay)),
-            None => format!("periodic every {}", d(period)),
-        },
-        BehaviourKind::Oneshot => "oneshot".to_owned(),
-        BehaviourKind::Delay(delay) => format!("once after {}", d(delay)),
-        BehaviourKind::Cyclic => "cyclic".to_owned(),
-        BehaviourKind::Handler(HandlerRoute::Type(t)) => format!("on message {t}"),
-        BehaviourKind::Handler(HandlerRoute::Topic(keys)) => format!("on topic {}", keys.join(", ")),
-        BehaviourKind::Handler(HandlerRoute::Fallback) => "on any other message".to_owned(),
     }
 }

@@ -27,6 +27,42 @@ pub enum BehaviourKind {
     Handler(HandlerRoute),
 }
 
+/// The words the CLI and `DescribeAgent` use for a behaviour's kind.
+impl BehaviourKind {
+    /// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`.
+    pub(crate) fn word(&self) -> &'static str {
+        match self {
+            BehaviourKind::Periodic { .. } => "periodic",
+            BehaviourKind::Oneshot => "oneshot",
+            BehaviourKind::Delay(_) => "delay",
+            BehaviourKind::Cyclic => "cyclic",
+            BehaviourKind::Handler(HandlerRoute::Type(_)) => "message",
+            BehaviourKind::Handler(HandlerRoute::Topic(_)) => "topic",
+            BehaviourKind::Handler(HandlerRoute::Fallback) => "fallback",
+        }
+    }
+
+    /// `periodic every 1s`, `on message Pong`, `on topic ping.#`, ...
+    pub(crate) fn text(&self) -> String {
+        let d = |d: &std::time::Duration| humantime::format_duration(*d).to_string();
+        match self {
+            BehaviourKind::Periodic {
+                period,
+                initial_delay,
+            } => match initial_delay {
+                Some(delay) => format!("periodic every {} (first after {})", d(period), d(delay)),
+                None => format!("periodic every {}", d(period)),
+            },
+            BehaviourKind::Oneshot => "oneshot".to_owned(),
+            BehaviourKind::Delay(delay) => format!("once after {}", d(delay)),
+            BehaviourKind::Cyclic => "cyclic".to_owned(),
+            BehaviourKind::Handler(HandlerRoute::Type(t)) => format!("on message {t}"),
+            BehaviourKind::Handler(HandlerRoute::Topic(keys)) => format!("on topic {}", keys.join(", ")),
+            BehaviourKind::Handler(HandlerRoute::Fallback) => "on any other message".to_owned(),
+        }
+    }
+}
+
 /// Which messages a handler takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -57,7 +57,7 @@ fn list(json: bool) {
                 vec![
                     Cell::plain("  behaviour"),
                     Cell::coloured(b.method, Some(Colour::Cyan)),
-                    Cell::plain(kind_text(&b.kind)),
+                    Cell::plain(b.kind.text()),
                 ]
             })
             .collect();
@@ -89,7 +89,7 @@ fn describe(r: &Registration) -> Value {
     let behaviours: Vec<Value> = spec
         .behaviours
         .iter()
-        .map(|b| json!({ "name": b.method, "kind": kind_name(&b.kind), "detail": kind_text(&b.kind) }))
+        .map(|b| json!({ "name": b.method, "kind": b.kind.word(), "detail": b.kind.text() }))
         .collect();
     let messages: Vec<&str> = spec
         .behaviours
@@ -123,39 +123,6 @@ fn describe(r: &Registration) -> Value {
         "topics": topics,
         "rpc": rpcs,
     })
-}
-
-/// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`.
-fn kind_name(kind: &BehaviourKind) -> &'static str {
-    match kind {
-        BehaviourKind::Periodic { .. } => "periodic",
-        BehaviourKind::Oneshot => "oneshot",
-        BehaviourKind::Delay(_) => "delay",
-        BehaviourKind::Cyclic => "cyclic",
-        BehaviourKind::Handler(HandlerRoute::Type(_)) => "message",
-        BehaviourKind::Handler(HandlerRoute::Topic(_)) => "topic",
-        BehaviourKind::Handler(HandlerRoute::Fallback) => "fallback",
-    }
-}
-
-/// `periodic every 1s`, `on message Pong`, `on topic ping.#`, ...
-fn kind_text(kind: &BehaviourKind) -> String {
-    let d = |d: &std::time::Duration| humantime::format_duration(*d).to_string();
-    match kind {
-        BehaviourKind::Periodic {
-            period,
-            initial_delay,
-        } => match initial_delay {
-            Some(delay) => format!("periodic every {} (first after {})", d(period), d(delay)),
-            None => format!("periodic every {}", d(period)),
-        },
-        BehaviourKind::Oneshot => "oneshot".to_owned(),
-        BehaviourKind::Delay(delay) => format!("once after {}", d(delay)),
-        BehaviourKind::Cyclic => "cyclic".to_owned(),
-        BehaviourKind::Handler(HandlerRoute::Type(t)) => format!("on message {t}"),
-        BehaviourKind::Handler(HandlerRoute::Topic(keys)) => format!("on topic {}", keys.join(", ")),
-        BehaviourKind::Handler(HandlerRoute::Fallback) => "on any other message".to_owned(),
-    }
 }
 
 /// Finds a registered type by type name (any case) or default identity.
