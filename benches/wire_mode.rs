@@ -10,9 +10,15 @@
 //! broker, is skipped with a message when unreachable). Prints the median
 //! of 3 rounds per mode and bus.
 
-mod common;
+#[allow(dead_code)]
+#[path = "bench/agents.rs"]
+mod agents;
+#[allow(dead_code)]
+#[path = "bench/figure.rs"]
+mod figure;
 
-use common::{agents_round, median, rate};
+use agents::agents_round;
+use figure::{median, rate};
 use munggoggo::{Runtime, WireMode};
 
 fn measure(rt: &tokio::runtime::Runtime, bus: &str, url: &str, n: u64) {

@@ -1,22 +1,16 @@
 //! `ping` latency to an agent with a backlog: 10,000 messages wait in its
 //! queue while its handler is held, and 500 pings in a row are timed (p50,
-//! p99), next to the same pings to an idle agent in the same run. The
-//! number of messages still waiting in the queue (sent, minus those the
-//! agent holds in memory, minus the one in its handler) is printed before
-//! and after the pings, to show the backlog really waited.
-//!
-//! Run it with `cargo bench --bench backlog_ping` (broker at
-//! `MUNGGOGGO_TEST_URL`, default: the local broker). Prints medians of 3
-//! rounds.
-
-mod common;
+//! p99), beside the same pings to an idle agent in the same run, on the
+//! embedded bus and on RabbitMQ.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{median, Producer, Sample};
 use munggoggo::prelude::*;
 use tokio::sync::Notify;
+
+use crate::agents::{Producer, Sample};
+use crate::figure::{Better, Figure};
 
 const BACKLOG: u64 = 10_000;
 const PINGS: usize = 500;
@@ -127,20 +121,17 @@ async fn round(url: &str, n: usize) -> Round {
     }
 }
 
-fn main() {
-    let url =
-        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    for (bus, url) in [("embedded", "memory://"), ("RabbitMQ", url.as_str())] {
+/// `backlog-ping`.
+pub fn backlog_ping(runs: usize) -> Vec<Figure> {
+    let url = super::url();
+    let rt = crate::tokio();
+    let mut figures = Vec::new();
+    for (bus, url) in [("embedded", "memory://"), ("amqp", url.as_str())] {
         let mut rounds = Vec::new();
-        for n in 0..3 {
+        for n in 0..runs {
             let r = rt.block_on(round(url, n));
             println!(
-                "{bus} round {}: backlog ping p50 {:?} p99 {:?}; idle ping p50 {:?} p99 {:?}; waiting in the queue {} -> {}",
+                "{bus} run {}: backlog ping p50 {:?} p99 {:?}; idle ping p50 {:?} p99 {:?}; waiting in the queue {} -> {}",
                 n + 1,
                 r.busy.0,
                 r.busy.1,
@@ -151,19 +142,23 @@ fn main() {
             );
             rounds.push(r);
         }
-        let us = |f: &dyn Fn(&Round) -> Duration| {
-            median(rounds.iter().map(|r| f(r).as_secs_f64() * 1e6).collect())
-        };
-        println!("{bus}, {BACKLOG} messages queued, {PINGS} pings, median of 3:");
-        println!(
-            "  ping to the busy agent : p50 {:>8.0} us  p99 {:>8.0} us",
-            us(&|r| r.busy.0),
-            us(&|r| r.busy.1)
-        );
-        println!(
-            "  ping to an idle agent  : p50 {:>8.0} us  p99 {:>8.0} us",
-            us(&|r| r.idle.0),
-            us(&|r| r.idle.1)
-        );
+        let us = |f: fn(&Round) -> Duration| rounds.iter().map(|r| f(r).as_secs_f64() * 1e6).collect();
+        figures.push(Figure::new(
+            &format!("{bus} ping, {BACKLOG} queued, p50"),
+            "us",
+            Better::Lower,
+            us(|r| r.busy.0),
+            "ping to an idle agent",
+            us(|r| r.idle.0),
+        ));
+        figures.push(Figure::new(
+            &format!("{bus} ping, {BACKLOG} queued, p99"),
+            "us",
+            Better::Lower,
+            us(|r| r.busy.1),
+            "ping to an idle agent",
+            us(|r| r.idle.1),
+        ));
     }
+    figures
 }

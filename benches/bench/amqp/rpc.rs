@@ -1,22 +1,13 @@
-//! RPC round trips: latency p50/p99 of sequential calls and throughput at
-//! 1, 10 and 100 concurrent callers, for `#[rpc]` calls through munggoggo
-//! on the embedded bus (next to a raw tokio mpsc + oneshot request/reply)
-//! and over RabbitMQ (next to a raw lapin request/reply with correlation ids,
-//! confirms awaited and acks after handling, as munggoggo does), all in the
-//! same run.
-//!
-//! Run it with `cargo bench --features amqp --bench rpc_latency` (broker at
-//! `MUNGGOGGO_TEST_URL`, default: the local broker). Prints medians of 3 rounds.
-
-mod common;
+//! RPC over RabbitMQ: munggoggo's `#[rpc]` beside a raw lapin
+//! request/reply (requests to the server's queue, replies to the caller's
+//! queue routed by `app_id` and matched by correlation id, confirms awaited
+//! and acks after handling, as munggoggo does).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::median;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -24,64 +15,10 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use munggoggo::prelude::*;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-const SEQUENTIAL: usize = 2_000;
-const CONCURRENT_CALLS: usize = 4_000;
-
-#[agent]
-#[derive(Default)]
-struct Echo;
-
-#[agent]
-impl Echo {
-    #[rpc]
-    async fn echo(&mut self, x: u64) -> u64 {
-        x
-    }
-}
-
-/// One request/reply implementation under test.
-trait Caller: Clone + Send + Sync + 'static {
-    fn call(&self, x: u64) -> Pin<Box<dyn Future<Output = u64> + Send + '_>>;
-}
-
-#[derive(Clone)]
-struct Munggoggo(munggoggo::Context, String);
-
-impl Caller for Munggoggo {
-    fn call(&self, x: u64) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
-        Box::pin(async move { self.0.call::<u64>(&self.1, "echo", (x,)).await.expect("call") })
-    }
-}
-
-type Request = (u64, oneshot::Sender<u64>);
-
-#[derive(Clone)]
-struct TokioOneshot(mpsc::UnboundedSender<Request>);
-
-impl TokioOneshot {
-    fn start() -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
-        tokio::spawn(async move {
-            while let Some((x, reply)) = rx.recv().await {
-                let _ = reply.send(x);
-            }
-        });
-        TokioOneshot(tx)
-    }
-}
-
-impl Caller for TokioOneshot {
-    fn call(&self, x: u64) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
-        Box::pin(async move {
-            let (tx, rx) = oneshot::channel();
-            self.0.send((x, tx)).expect("server");
-            rx.await.expect("reply")
-        })
-    }
-}
+use crate::figure::Figure;
+use crate::rpc::{figures, measure, on_munggoggo, Caller};
 
 /// Raw lapin request/reply: requests to the server's queue, replies to the
 /// caller's queue routed by `app_id`, matched by correlation id.
@@ -145,10 +82,10 @@ async fn consume(conn: &Connection, queue: &str) -> (Channel, lapin::Consumer) {
 }
 
 impl RawLapin {
-    async fn start(url: &str, round: usize) -> (Self, Vec<Connection>) {
+    async fn start(url: &str, run: usize) -> (Self, Vec<Connection>) {
         let pid = std::process::id();
-        let server = format!("bench-raw-rpc-server-{pid}-{round}");
-        let me = format!("bench-raw-rpc-client-{pid}-{round}");
+        let server = format!("bench-raw-rpc-server-{pid}-{run}");
+        let me = format!("bench-raw-rpc-client-{pid}-{run}");
         let publishing = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("connect");
@@ -244,114 +181,27 @@ impl Caller for RawLapin {
     }
 }
 
-struct Figures {
-    p50: Duration,
-    p99: Duration,
-    /// Calls per second at 1, 10 and 100 concurrent callers.
-    throughput: [f64; 3],
-}
-
-async fn measure(caller: impl Caller) -> Figures {
-    let mut latencies = Vec::with_capacity(SEQUENTIAL);
-    for i in 0..SEQUENTIAL as u64 {
-        let start = Instant::now();
-        assert_eq!(caller.call(i).await, i);
-        latencies.push(start.elapsed());
-    }
-    latencies.sort();
-    let mut throughput = [0.0; 3];
-    for (slot, callers) in [1usize, 10, 100].into_iter().enumerate() {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..callers)
-            .map(|c| {
-                let caller = caller.clone();
-                tokio::spawn(async move {
-                    for i in 0..(CONCURRENT_CALLS / callers) as u64 {
-                        let x = c as u64 * 1_000_000 + i;
-                        assert_eq!(caller.call(x).await, x);
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.expect("caller");
-        }
-        throughput[slot] = CONCURRENT_CALLS as f64 / start.elapsed().as_secs_f64();
-    }
-    Figures {
-        p50: latencies[latencies.len() / 2],
-        p99: latencies[latencies.len() * 99 / 100],
-        throughput,
-    }
-}
-
-async fn on_munggoggo(url: &str, round: usize) -> Figures {
-    let rt = munggoggo::Runtime::from_url(url)
-        .expect("URL")
-        .start()
-        .await
-        .expect("bus");
-    let server = format!("bench-echo-{}-{round}", std::process::id());
-    rt.spawn_as(server.clone(), Echo).await.expect("echo agent");
-    let client = rt
-        .client(format!("bench-caller-{}-{round}", std::process::id()))
-        .await
-        .expect("client");
-    let figures = measure(Munggoggo(client.handle().context().clone(), server)).await;
-    rt.shutdown().await;
-    figures
-}
-
-fn report(name: &str, rounds: Vec<Figures>) -> Figures {
-    let pick = |f: &dyn Fn(&Figures) -> f64| median(rounds.iter().map(f).collect());
-    let figures = Figures {
-        p50: Duration::from_secs_f64(pick(&|f| f.p50.as_secs_f64())),
-        p99: Duration::from_secs_f64(pick(&|f| f.p99.as_secs_f64())),
-        throughput: [0, 1, 2].map(|i| pick(&|f| f.throughput[i])),
-    };
-    println!(
-        "  {name:<24} p50 {:>9.1?}  p99 {:>9.1?}  calls/s @1 {:>8.0}  @10 {:>8.0}  @100 {:>8.0}",
-        figures.p50, figures.p99, figures.throughput[0], figures.throughput[1], figures.throughput[2]
-    );
-    figures
-}
-
-fn main() {
-    let url =
-        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let (mut mem, mut oneshots, mut amqp, mut lapin) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..3 {
-        mem.push(rt.block_on(on_munggoggo("memory://", round)));
-        oneshots.push(rt.block_on(async { measure(TokioOneshot::start()).await }));
-        amqp.push(rt.block_on(on_munggoggo(&url, round)));
-        lapin.push(rt.block_on(async {
-            let (caller, conns) = RawLapin::start(&url, round).await;
+/// `amqp-rpc`.
+pub fn rpc(runs: usize) -> Vec<Figure> {
+    let url = super::url();
+    let rt = crate::tokio();
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        ours.push(rt.block_on(on_munggoggo(&url, run)));
+        raw.push(rt.block_on(async {
+            let (caller, conns) = RawLapin::start(&url, run).await;
             let figures = measure(caller).await;
             for conn in conns {
                 let _ = conn.close(0, "bye".into()).await;
             }
             figures
         }));
-        println!("round {} done", round + 1);
+        println!(
+            "run {}: munggoggo p50 {:?} | raw lapin p50 {:?}",
+            run + 1,
+            ours[run].p50,
+            raw[run].p50
+        );
     }
-    println!("RPC round trips ({SEQUENTIAL} sequential; {CONCURRENT_CALLS} calls per concurrency level), median of 3:");
-    println!("embedded bus:");
-    let m = report("munggoggo #[rpc]", mem);
-    let o = report("tokio mpsc + oneshot", oneshots);
-    println!(
-        "  p50 ratio (munggoggo / tokio): {:.1}",
-        m.p50.as_secs_f64() / o.p50.as_secs_f64()
-    );
-    println!("RabbitMQ:");
-    let a = report("munggoggo #[rpc]", amqp);
-    let l = report("raw lapin req/reply", lapin);
-    println!(
-        "  p50 ratio (munggoggo / raw lapin): {:.2}",
-        a.p50.as_secs_f64() / l.p50.as_secs_f64()
-    );
+    figures("amqp", &ours, "raw lapin request/reply", &raw)
 }

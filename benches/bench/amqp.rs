@@ -1,26 +1,17 @@
-//! One-way throughput over RabbitMQ, next to a raw lapin publisher and
+//! One-way throughput over RabbitMQ, beside a raw lapin publisher and
 //! consumer doing the same work in the same run: the same small JSON body
 //! and properties, mandatory publishes with a window of 64 outstanding
-//! publisher confirms (the strongest honest baseline; the figure with a
-//! confirm awaited per publish is printed too), a consumer with the same
-//! prefetch acking each delivery after receipt.
+//! publisher confirms (the strongest honest baseline), a consumer with the
+//! same prefetch acking each delivery after receipt.
 //!
 //! munggoggo is measured twice: an agent sending message after message
 //! from a behaviour to another agent, and a chain in which an agent's
 //! handler forwards each message it gets to a third agent (timed to the
 //! last arrival, so every message crosses the broker twice).
-//!
-//! Run it with `cargo bench --features amqp --bench amqp_throughput` against the broker at
-//! `MUNGGOGGO_TEST_URL` (default: the local broker); optional argument:
-//! messages per round, default 20000. Prints the median of 3 rounds.
-
-mod common;
-
-use std::time::{Duration, Instant};
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use common::{agents_round, forward_round, median, rate, sample, Sample};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -30,10 +21,26 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use munggoggo::agent::{DEFAULT_PREFETCH, DEFAULT_READAHEAD};
 
+use crate::agents::{agents_round, forward_round, sample, Sample};
+use crate::figure::{rate, Better, Figure};
+
+mod backlog;
+mod many;
+mod rpc;
+
+pub use backlog::backlog_ping;
+pub use many::many_agents;
+pub use rpc::rpc;
+
+/// The broker the figures use.
+pub fn url() -> String {
+    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
+}
+
 /// Outstanding confirms of the raw baseline.
 const WINDOW: usize = 64;
 
-async fn raw_round(url: &str, n: u64, round: usize, window: usize) -> Duration {
+async fn raw_round(url: &str, n: u64, run: usize, window: usize) -> Duration {
     let publishing = Connection::connect(url, ConnectionProperties::default())
         .await
         .expect("connect");
@@ -50,7 +57,7 @@ async fn raw_round(url: &str, n: u64, round: usize, window: usize) -> Duration {
         .basic_qos(DEFAULT_PREFETCH, BasicQosOptions { global: false })
         .await
         .expect("qos");
-    let queue = format!("bench-raw-{}-{round}", std::process::id());
+    let queue = format!("bench-raw-{}-{run}", std::process::id());
     let exclusive = QueueDeclareOptions {
         exclusive: true,
         ..QueueDeclareOptions::default()
@@ -121,7 +128,7 @@ async fn raw_round(url: &str, n: u64, round: usize, window: usize) -> Duration {
 /// confirmed, and a consumer of the second queue. The consumers get the
 /// broker prefetch munggoggo's agents get (prefetch + read-ahead), which
 /// the forwarder needs to keep its window full.
-async fn raw_forward_round(url: &str, n: u64, round: usize) -> Duration {
+async fn raw_forward_round(url: &str, n: u64, run: usize) -> Duration {
     let conn = |_| Connection::connect(url, ConnectionProperties::default());
     let (publishing, consuming) = (conn(0).await.expect("connect"), conn(1).await.expect("connect"));
     let declare = |channel: Channel, queue: String| async move {
@@ -153,8 +160,8 @@ async fn raw_forward_round(url: &str, n: u64, round: usize) -> Duration {
     };
     let pid = std::process::id();
     let (first, second) = (
-        format!("bench-rawf1-{pid}-{round}"),
-        format!("bench-rawf2-{pid}-{round}"),
+        format!("bench-rawf1-{pid}-{run}"),
+        format!("bench-rawf2-{pid}-{run}"),
     );
     let (c1, mut from_first) =
         declare(consuming.create_channel().await.expect("channel"), first.clone()).await;
@@ -281,64 +288,52 @@ fn uuid_like(seq: u64) -> String {
     format!("{:032x}", u128::from(seq) * 0x9e37_79b9_7f4a_7c15)
 }
 
-fn main() {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let url =
-        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let (mut ours, mut forward, mut raw, mut raw1, mut rawf) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..3 {
+/// `amqp-one-way`.
+pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
+    let url = url();
+    let rt = crate::tokio();
+    let (mut ours, mut forward, mut raw, mut rawf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
         let (d, f) = rt.block_on(async {
             let handle = munggoggo::Runtime::from_url(&url)
                 .expect("URL")
                 .start()
                 .await
                 .expect("broker reachable");
-            let d = agents_round(&handle, n, &round.to_string()).await;
-            let f = forward_round(&handle, n, &round.to_string()).await;
+            let d = agents_round(&handle, n, &run.to_string()).await;
+            let f = forward_round(&handle, n, &run.to_string()).await;
             handle.shutdown().await;
             (d, f)
         });
         ours.push(rate(n, d));
         forward.push(rate(n, f));
-        raw.push(rate(n, rt.block_on(raw_round(&url, n, round, WINDOW))));
-        raw1.push(rate(n / 4, rt.block_on(raw_round(&url, n / 4, round + 10, 1))));
-        rawf.push(rate(n, rt.block_on(raw_forward_round(&url, n, round))));
+        raw.push(rate(n, rt.block_on(raw_round(&url, n, run, WINDOW))));
+        rawf.push(rate(n, rt.block_on(raw_forward_round(&url, n, run))));
         println!(
-            "round {}: munggoggo {:>6.0}/s forwarded {:>6.0}/s | raw lapin: window {WINDOW} {:>6.0}/s, confirm each {:>6.0}/s, forwarded {:>6.0}/s",
-            round + 1,
-            ours[round],
-            forward[round],
-            raw[round],
-            raw1[round],
-            rawf[round],
+            "run {}: munggoggo {:>6.0}/s forwarded {:>6.0}/s | raw lapin: window {WINDOW} {:>6.0}/s, forwarded {:>6.0}/s",
+            run + 1,
+            ours[run],
+            forward[run],
+            raw[run],
+            rawf[run],
         );
     }
-    let (ours, forward, raw, raw1, rawf) = (
-        median(ours),
-        median(forward),
-        median(raw),
-        median(raw1),
-        median(rawf),
-    );
-    println!("RabbitMQ, {n} messages, prefetch {DEFAULT_PREFETCH}, median of 3:");
-    println!(
-        "  munggoggo agent -> agent (behaviour loop) : {ours:>8.0} msg/s  ratio {:.2}",
-        ours / raw
-    );
-    println!(
-        "  munggoggo agent -> forwarder -> agent     : {forward:>8.0} msg/s  ratio {:.2} (to the raw chain)",
-        forward / rawf
-    );
-    println!("  raw lapin, window of {WINDOW} confirms       : {raw:>8.0} msg/s");
-    println!("  raw lapin, a confirm awaited per publish  : {raw1:>8.0} msg/s");
-    println!("  raw lapin chain, forwarder window {WINDOW}   : {rawf:>8.0} msg/s");
+    vec![
+        Figure::new(
+            "amqp one-way",
+            "msg/s",
+            Better::Higher,
+            ours,
+            "raw lapin, 64 confirms in flight",
+            raw,
+        ),
+        Figure::new(
+            "amqp forwarding chain",
+            "msg/s",
+            Better::Higher,
+            forward,
+            "raw lapin chain, 64 in flight",
+            rawf,
+        ),
+    ]
 }
