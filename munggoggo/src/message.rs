@@ -141,7 +141,7 @@ impl Properties {
             kind: Some(kind.to_owned()),
             app_id: Some(sender.to_owned()),
             correlation_id: None,
-            message_id: Some(uuid::Uuid::new_v4().simple().to_string()),
+            message_id: Some(message_id()),
             timestamp: Some(now_secs()),
             headers: Headers::new(),
             content_type: Some("application/json".to_owned()),
@@ -150,6 +150,13 @@ impl Properties {
             expiration: None,
         }
     }
+}
+
+/// A fresh random message id: 32 lower-case hex digits, as aiormq sends
+/// (encoded without the formatting machinery: this runs for every send).
+fn message_id() -> String {
+    let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+    uuid::Uuid::new_v4().simple().encode_lower(&mut buf).to_owned()
 }
 
 /// Where and how a message was delivered.

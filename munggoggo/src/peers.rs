@@ -1,9 +1,20 @@
 //! Peers: the keepalive ping over the fanout exchange (0.4's
 //! `PingControl`), the `PongControl` answers carrying each agent's status,
 //! and the table of peers seen recently.
+//!
+//! Discovery costs O(N) messages per round, not O(N²): the agents of one
+//! runtime form a [`Neighbourhood`] and know each other without messages
+//! (a listing reads their status directly); they share one table of remote
+//! peers, and one ping per round serves them all (an agent's start-up
+//! announcement is skipped when its runtime pinged within
+//! [`ANNOUNCE_GAP`], a keepalive tick when it pinged within three quarters
+//! of the interval). An agent does not answer the pings of its own
+//! runtime's agents, so such a ping costs one delivery per agent and no
+//! replies; every other ping, a munggoggo 0.4 agent's included, still gets
+//! one `PongControl` from each agent.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -55,6 +66,83 @@ pub(crate) struct PongControl {
 /// from longest ago makes room.
 pub const MAX_PEERS: usize = 4096;
 
+/// A runtime's agents pinged their peers this recently: an agent starting
+/// now shares that round instead of announcing itself.
+pub const ANNOUNCE_GAP: Duration = Duration::from_secs(1);
+
+/// An agent of a runtime as its neighbours see it.
+pub(crate) trait Neighbour: Send + Sync {
+    /// Its status, as its pong would report it.
+    fn status(&self) -> PeerStatus;
+    /// Whether it is there for its peers (not stopped).
+    fn is_up(&self) -> bool;
+}
+
+/// The agents of one runtime and the remote peers they heard from.
+#[derive(Default)]
+pub(crate) struct Neighbourhood {
+    /// The runtime's agents by identity (stopped ones are skipped and
+    /// pruned as agents join).
+    local: Mutex<Locals>,
+    /// Peers outside the runtime, shared by its agents.
+    pub(crate) remote: PeerTable,
+}
+
+#[derive(Default)]
+struct Locals {
+    agents: HashMap<Arc<str>, Weak<dyn Neighbour>>,
+    /// Prune stopped agents when the map reaches this size.
+    prune_at: usize,
+}
+
+impl std::fmt::Debug for Neighbourhood {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Neighbourhood").finish_non_exhaustive()
+    }
+}
+
+impl Neighbourhood {
+    /// Adds a started agent.
+    pub(crate) fn join(&self, identity: Arc<str>, agent: Weak<dyn Neighbour>) {
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        if local.agents.len() >= local.prune_at {
+            local.agents.retain(|_, a| a.upgrade().is_some_and(|a| a.is_up()));
+            local.prune_at = (local.agents.len() * 2).max(64);
+        }
+        local.agents.insert(identity, agent);
+    }
+
+    /// Whether `identity` is a running agent of this runtime.
+    pub(crate) fn is_local(&self, identity: &str) -> bool {
+        let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        local
+            .agents
+            .get(identity)
+            .and_then(Weak::upgrade)
+            .is_some_and(|a| a.is_up())
+    }
+
+    /// The runtime's running agents and the remote peers live within
+    /// `ttl` (see [`PeerTable::live`]), sorted by identity; an agent of
+    /// this runtime is listed as it is now, whatever a pong with its name
+    /// said.
+    pub(crate) fn peers(&self, ttl: Duration) -> Vec<Peer> {
+        let agents: Vec<Arc<dyn Neighbour>> = {
+            let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            local.agents.values().filter_map(Weak::upgrade).collect()
+        };
+        let local: Vec<PeerStatus> = agents.iter().filter(|a| a.is_up()).map(|a| a.status()).collect();
+        let mut peers = self.remote.live(ttl);
+        peers.retain(|p| !local.iter().any(|l| l.name == p.status.name));
+        peers.extend(local.into_iter().map(|status| Peer {
+            status,
+            last_seen: Duration::ZERO,
+        }));
+        peers.sort_by(|a, b| a.status.name.cmp(&b.status.name));
+        peers
+    }
+}
+
 /// The peers an agent has heard from.
 #[derive(Debug, Default)]
 pub(crate) struct PeerTable {
@@ -89,6 +177,16 @@ impl PeerTable {
     pub(crate) fn round_started(&self) {
         let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
         *rounds = [rounds[1], Some(Instant::now())];
+    }
+
+    /// Starts a round unless one started within `gap`; whether it did.
+    pub(crate) fn claim_round(&self, gap: Duration) -> bool {
+        let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+        if rounds[1].is_some_and(|last| last.elapsed() < gap) {
+            return false;
+        }
+        *rounds = [rounds[1], Some(Instant::now())];
+        true
     }
 
     /// When the agent last pinged its peers.

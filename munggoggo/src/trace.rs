@@ -1,6 +1,9 @@
 //! The trace store: a ring of the latest messages an agent received, sent,
 //! handed to a behaviour or rejected, so that a `ListTraceStore` request can
 //! be answered in munggoggo 0.4's format.
+//!
+//! (Longer than most files for its unit tests: the store and 0.4's record
+//! format belong together and are tested together.)
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -291,11 +294,18 @@ impl Serialize for TraceEntry {
     }
 }
 
+/// How many entries of CONTROL traffic (keepalive pings and pongs) a store
+/// keeps in a ring of their own, beside its capacity for the rest.
+pub const SYSTEM_CAPACITY: usize = 100;
+
 /// A fixed-size ring of the latest trace entries of one agent.
 ///
 /// Appending is O(1) under one short lock, as it happens for every message;
-/// when the ring is full the oldest entry goes. Queries return entries oldest
-/// first, as 0.4 does. Clones share the same ring.
+/// when the ring is full the oldest entry goes. CONTROL messages (peer
+/// discovery) go to a second, small ring ([`SYSTEM_CAPACITY`] entries), so
+/// that keepalive traffic never pushes user entries out. Queries see both
+/// rings merged in order and return entries oldest first, as 0.4 does.
+/// Clones share the same rings.
 #[derive(Clone)]
 pub struct TraceStore {
     inner: Arc<Inner>,
@@ -305,8 +315,33 @@ struct Inner {
     capacity: usize,
     /// Bodies longer than this are kept cut to it.
     body_limit: usize,
-    /// Newest first.
-    entries: Mutex<VecDeque<TraceEntry>>,
+    rings: Mutex<Rings>,
+}
+
+/// The two rings, newest first; the numbers order entries across both.
+#[derive(Default)]
+struct Rings {
+    next: u64,
+    user: VecDeque<(u64, TraceEntry)>,
+    system: VecDeque<(u64, TraceEntry)>,
+}
+
+impl Rings {
+    /// Every entry, newest first.
+    fn newest_first(&self) -> impl Iterator<Item = &TraceEntry> + '_ {
+        let mut user = self.user.iter().peekable();
+        let mut system = self.system.iter().peekable();
+        std::iter::from_fn(move || {
+            let from_user = match (user.peek(), system.peek()) {
+                (Some(u), Some(s)) => u.0 > s.0,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            let next = if from_user { user.next() } else { system.next() };
+            next.map(|(_, entry)| entry)
+        })
+    }
 }
 
 impl TraceStore {
@@ -325,7 +360,7 @@ impl TraceStore {
             inner: Arc::new(Inner {
                 capacity,
                 body_limit,
-                entries: Mutex::new(VecDeque::new()),
+                rings: Mutex::new(Rings::default()),
             }),
         }
     }
@@ -335,7 +370,8 @@ impl TraceStore {
         self.inner.body_limit
     }
 
-    /// Records a message under `category`, dropping the oldest entry when full.
+    /// Records a message under `category`, dropping the oldest entry of its
+    /// ring when full.
     pub fn append(&self, category: Category, record: impl Into<Arc<TraceRecord>>) {
         if self.inner.capacity == 0 {
             return;
@@ -349,16 +385,34 @@ impl TraceStore {
             cut.body = Bytes::copy_from_slice(&record.body[..limit]);
             record = Arc::new(cut);
         }
+        let system = record.properties.kind.as_deref() == Some(crate::message::CONTROL);
         let entry = TraceEntry {
             time: SystemTime::now(),
             category,
             record,
         };
-        let mut entries = self.lock();
-        if entries.len() >= self.inner.capacity {
-            entries.pop_back();
+        let (ring_capacity, evicted);
+        {
+            let mut rings = self.lock();
+            let n = rings.next;
+            rings.next += 1;
+            let ring = if system {
+                ring_capacity = self.inner.capacity.min(SYSTEM_CAPACITY);
+                &mut rings.system
+            } else {
+                ring_capacity = self.inner.capacity;
+                &mut rings.user
+            };
+            evicted = if ring.len() >= ring_capacity {
+                ring.pop_back()
+            } else {
+                None
+            };
+            ring.push_front((n, entry));
         }
-        entries.push_front(entry);
+        // The evicted entry (and the message it may keep alive) is freed
+        // after the lock is released.
+        drop(evicted);
     }
 
     /// The newest `limit` entries (all with `None`), oldest first.
@@ -395,34 +449,38 @@ impl TraceStore {
 
     /// The newest entry.
     pub fn latest(&self) -> Option<TraceEntry> {
-        self.lock().front().cloned()
+        self.lock().newest_first().next().cloned()
     }
 
     /// How many entries the store holds.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let rings = self.lock();
+        rings.user.len() + rings.system.len()
     }
 
     /// Whether the store holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
-    /// How many entries the store keeps at most.
+    /// How many entries the store keeps at most (besides up to
+    /// [`SYSTEM_CAPACITY`] of CONTROL traffic).
     pub fn capacity(&self) -> usize {
         self.inner.capacity
     }
 
     /// Forgets every entry.
     pub fn reset(&self) {
-        self.lock().clear();
+        let mut rings = self.lock();
+        rings.user.clear();
+        rings.system.clear();
     }
 
     /// The newest `limit` entries that `keep` accepts, oldest first.
     fn select(&self, limit: Option<usize>, keep: impl Fn(&TraceEntry) -> bool) -> Vec<TraceEntry> {
         let mut picked: Vec<TraceEntry> = self
             .lock()
-            .iter()
+            .newest_first()
             .filter(|e| keep(e))
             .take(limit.unwrap_or(usize::MAX))
             .cloned()
@@ -431,10 +489,10 @@ impl TraceStore {
         picked
     }
 
-    /// The ring; a panic elsewhere cannot leave it inconsistent, so a
+    /// The rings; a panic elsewhere cannot leave them inconsistent, so a
     /// poisoned lock is taken over.
-    fn lock(&self) -> MutexGuard<'_, VecDeque<TraceEntry>> {
-        self.inner.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Rings> {
+        self.inner.rings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -484,6 +542,24 @@ mod tests {
             .iter()
             .map(|e| String::from_utf8_lossy(&e.record.body).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn control_traffic_does_not_push_user_entries_out() {
+        let store = TraceStore::new(3);
+        store.append(Category::Incoming, incoming_from("a", "user1"));
+        for i in 0..SYSTEM_CAPACITY + 5 {
+            let mut props = Properties::new(crate::message::CONTROL, "peer");
+            props.correlation_id = None;
+            let pong = Received::new(props, DeliveryInfo::default(), Bytes::from(format!("pong{i}")));
+            store.append(Category::Incoming, TraceRecord::incoming(&pong));
+        }
+        store.append(Category::Incoming, incoming_from("a", "user2"));
+        let all = store.all(None);
+        assert_eq!(all.len(), 3 + 2, "three pongs and both user entries");
+        assert_eq!(bodies(&all)[0], "user1");
+        assert_eq!(bodies(&all)[4], "user2", "merged in the order of appending");
+        assert_eq!(bodies(&store.all(Some(1))), ["user2"]);
     }
 
     #[test]

@@ -7,13 +7,19 @@
 //! until its maximum length (see [`crate::agent::DEFAULT_MAX_QUEUE`]),
 //! past which a direct send fails with [`Error::QueueFull`] naming it (a
 //! broadcast or publication skips that queue with a warning).
+//!
+//! A queue is a FIFO under a short lock with its consumer's waker
+//! (`Fifo`): it allocates nothing until its first message, so that ten
+//! thousand idle agents cost little, and needs no allocation per message.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
 
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use futures_util::task::AtomicWaker;
+use futures_util::{Stream, StreamExt};
 
 use super::{
     control_queue, topic_matches, Acker, Bus, Confirm, Consumer, Delivery, Endpoint, EndpointOptions,
@@ -45,30 +51,80 @@ struct Topology {
 struct Queue {
     name: Arc<str>,
     source: Source,
-    tx: mpsc::UnboundedSender<Delivery>,
+    fifo: Arc<Fifo>,
     len: Arc<AtomicUsize>,
     max_len: Option<usize>,
     next_tag: AtomicU64,
 }
 
+/// The deliveries waiting in one queue, shared by the bus (which pushes)
+/// and the queue's consumer (which pops).
+#[derive(Default)]
+struct Fifo {
+    items: Mutex<VecDeque<Delivery>>,
+    waker: AtomicWaker,
+    /// The queue was deleted: the consumer ends once it took the rest.
+    deleted: AtomicBool,
+    /// The consumer is gone: nothing can be delivered any more.
+    abandoned: AtomicBool,
+}
+
+impl Fifo {
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Delivery>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The consumer of one queue: a stream of its deliveries.
+struct Receiver(Arc<Fifo>);
+
+impl Stream for Receiver {
+    type Item = Delivery;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        // Take part in tokio's cooperative budget, as its channels do, so
+        // that a busy queue cannot starve the consumer's other work.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let fifo = &self.0;
+        if let Some(delivery) = fifo.items().pop_front() {
+            coop.made_progress();
+            return Poll::Ready(Some(delivery));
+        }
+        fifo.waker.register(cx.waker());
+        // A delivery pushed between the first look and the registration.
+        if let Some(delivery) = fifo.items().pop_front() {
+            coop.made_progress();
+            return Poll::Ready(Some(delivery));
+        }
+        if fifo.deleted.load(Ordering::Acquire) {
+            // Deleted after the last push: take what it still held.
+            return Poll::Ready(fifo.items().pop_front());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.0.abandoned.store(true, Ordering::Release);
+        // Dropped outside the lock: each delivery's slot frees its place.
+        let left = std::mem::take(&mut *self.0.items());
+        drop(left);
+    }
+}
+
 impl Queue {
     fn new(name: Arc<str>, source: Source, max_len: Option<usize>) -> (Arc<Queue>, Consumer) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let len = Arc::new(AtomicUsize::new(0));
+        let fifo = Arc::new(Fifo::default());
         let queue = Arc::new(Queue {
             name,
             source,
-            tx,
-            len: Arc::clone(&len),
+            fifo: Arc::clone(&fifo),
+            len: Arc::new(AtomicUsize::new(0)),
             max_len,
             next_tag: AtomicU64::new(1),
         });
-        let consumer = futures_util::stream::unfold(rx, |mut rx| async move {
-            let delivery = rx.recv().await?;
-            Some((delivery, rx))
-        })
-        .boxed();
-        (queue, consumer)
+        (queue, Receiver(fifo).boxed())
     }
 
     fn enqueue(&self, msg: &Outgoing) -> Result<()> {
@@ -93,11 +149,25 @@ impl Queue {
             source: self.source.clone(),
             acker: Acker::Memory(Slot(Arc::clone(&self.len))),
         };
-        if self.tx.send(delivery).is_err() {
-            // The consumer is gone: the queue is being deleted.
-            return Err(Error::UnknownTarget(self.name.to_string()));
+        {
+            let mut items = self.fifo.items();
+            if self.fifo.abandoned.load(Ordering::Acquire) {
+                drop(items);
+                // The consumer is gone: the queue is being deleted.
+                return Err(Error::UnknownTarget(self.name.to_string()));
+            }
+            items.push_back(delivery);
         }
+        self.fifo.waker.wake();
         Ok(())
+    }
+}
+
+impl Drop for Queue {
+    /// Deleted from the bus: its consumer ends once it took the rest.
+    fn drop(&mut self) {
+        self.fifo.deleted.store(true, Ordering::Release);
+        self.fifo.waker.wake();
     }
 }
 

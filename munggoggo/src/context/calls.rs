@@ -248,7 +248,11 @@ impl Context {
             source,
         })?;
         let body = rpc_body(c_type, c_data, REQUEST)?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::new_v4()
+            .hyphenated()
+            .encode_lower(&mut buf)
+            .to_owned();
         let mut properties = Properties::new(message::RPC, self.identity());
         properties.correlation_id = Some(id.clone());
         properties.reply_to = Some(control_queue(self.identity()));

@@ -190,12 +190,13 @@ impl Context {
         Ok(())
     }
 
-    /// The peers that answered this agent's pings (itself included),
-    /// sorted by identity: those heard from within three `peer_interval`s
-    /// (or 30 s) and those that answered one of its last two pings. Without
-    /// a keepalive interval, a call finding the last ping older than 30 s
-    /// pings again in the background, so peers that left drop out and the
-    /// list stays fresh.
+    /// The agent's peers, sorted by identity: the running agents of its
+    /// runtime (itself included), known without messages, and the agents
+    /// elsewhere that answered its runtime's pings, those heard from within
+    /// three `peer_interval`s (or 30 s) and those that answered one of the
+    /// last two pings. Without a keepalive interval, a call finding the
+    /// last ping older than 30 s pings again in the background, so peers
+    /// that left drop out and the list stays fresh.
     pub fn peers(&self) -> Vec<Peer> {
         let ttl = match self.core.options.peer_interval {
             Some(interval) => interval * MISSED_INTERVALS,
@@ -203,14 +204,15 @@ impl Context {
                 let stale = self
                     .core
                     .peers
+                    .remote
                     .last_round()
                     .is_none_or(|round| round.elapsed() > DEFAULT_PEER_TTL);
                 if stale && tokio::runtime::Handle::try_current().is_ok() {
                     let ctx = self.clone();
                     // Marked at once, so that concurrent calls ping once.
-                    self.core.peers.round_started();
+                    self.core.peers.remote.round_started();
                     self.spawn(async move {
-                        if let Err(e) = ctx.core.ping_peers().await {
+                        if let Err(e) = ctx.core.send_ping().await {
                             tracing::debug!(agent = %ctx.identity(), error = %e, "cannot ping peers");
                         }
                     });
@@ -218,10 +220,11 @@ impl Context {
                 DEFAULT_PEER_TTL
             }
         };
-        self.core.peers.live(ttl)
+        self.core.peers.peers(ttl)
     }
 
-    /// Broadcasts a keepalive ping; every agent answers with its status.
+    /// Broadcasts a keepalive ping; every agent outside this runtime
+    /// answers with its status (those inside it are known without one).
     pub async fn ping_peers(&self) -> crate::Result<()> {
         self.core.ping_peers().await
     }

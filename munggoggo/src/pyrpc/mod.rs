@@ -338,7 +338,7 @@ async fn run(
         error: None,
     };
     let (incoming, result) = IncomingCall::local(index, call);
-    let refused = match core.calls.try_send(incoming) {
+    let refused = match core.calls.try_send(Box::new(incoming)) {
         Ok(()) => None,
         Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Some(CallError::Busy {
             agent: core.identity.to_string(),

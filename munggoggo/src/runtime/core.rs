@@ -16,7 +16,7 @@ use crate::behaviour::{AtomicState, Behaviour, State};
 use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route};
 use crate::error::{Error, Result};
 use crate::message::{self, Message, Properties, Received};
-use crate::peers::{PeerBehaviour, PeerStatus, PeerTable};
+use crate::peers::{Neighbour, Neighbourhood, PeerBehaviour, PeerStatus};
 use crate::protocol;
 use crate::trace::{Category, TraceRecord, TraceStore};
 use crate::WireMode;
@@ -47,11 +47,12 @@ pub(crate) struct Core {
     pub(crate) state: AtomicState,
     pub(crate) control: mpsc::Sender<Control>,
     /// Calls of `#[rpc]` methods waiting for the agent's task (bounded).
-    pub(crate) calls: mpsc::Sender<IncomingCall>,
+    pub(crate) calls: mpsc::Sender<Box<IncomingCall>>,
     /// Set when the agent is asked to stop.
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) pending: Pending,
-    pub(crate) peers: PeerTable,
+    /// The runtime's agents and the remote peers they heard from.
+    pub(crate) peers: Arc<Neighbourhood>,
     /// User deliveries the dispatcher holds (read ahead or in the window).
     pub(crate) buffered: std::sync::atomic::AtomicUsize,
     /// Woken whenever the agent handled something (for tests that wait).
@@ -69,7 +70,8 @@ impl Core {
         spec: &'static AgentSpec,
         endpoint: Arc<dyn Endpoint>,
         control: mpsc::Sender<Control>,
-        calls: mpsc::Sender<IncomingCall>,
+        calls: mpsc::Sender<Box<IncomingCall>>,
+        peers: Arc<Neighbourhood>,
     ) -> Self {
         Core {
             identity: identity.into(),
@@ -87,7 +89,7 @@ impl Core {
             calls,
             shutdown: watch::channel(false).0,
             pending: Pending::default(),
-            peers: PeerTable::default(),
+            peers,
             buffered: std::sync::atomic::AtomicUsize::new(0),
             activity: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
@@ -284,9 +286,15 @@ impl Core {
         }
     }
 
-    /// Broadcasts a PingControl; every agent answers with a PongControl.
+    /// Broadcasts a PingControl; every agent outside the runtime answers
+    /// with a PongControl.
     pub(crate) async fn ping_peers(&self) -> Result<()> {
-        self.peers.round_started();
+        self.peers.remote.round_started();
+        self.send_ping().await
+    }
+
+    /// Broadcasts a PingControl without starting a round (the caller did).
+    pub(crate) async fn send_ping(&self) -> Result<()> {
         let body = protocol::serialized("PingControl", "{}".to_owned())?;
         let mut properties = Properties::new(message::CONTROL, &self.identity);
         properties.correlation_id = Some(uuid::Uuid::new_v4().to_string());
@@ -337,5 +345,15 @@ impl Core {
             properties.user_id = self.endpoint.user().map(str::to_owned);
         }
         properties
+    }
+}
+
+impl Neighbour for Core {
+    fn status(&self) -> PeerStatus {
+        Core::status(self)
+    }
+
+    fn is_up(&self) -> bool {
+        self.state.get() != crate::State::Shutdown
     }
 }

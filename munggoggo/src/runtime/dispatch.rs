@@ -31,8 +31,9 @@ pub(crate) struct Lanes {
     pub(crate) users: Vec<Consumer>,
     /// Consumers of topic subscriptions started later.
     pub(crate) added: mpsc::UnboundedReceiver<Consumer>,
-    /// The prefetch window into the agent's task.
-    pub(crate) window: mpsc::Sender<Delivery>,
+    /// The prefetch window into the agent's task (boxed: a channel
+    /// allocates room for 32 entries at once, for every agent).
+    pub(crate) window: mpsc::Sender<Box<Delivery>>,
 }
 
 pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
@@ -45,7 +46,8 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
     let readahead = usize::from(core.options.readahead).max(1);
     let mut control = Some(control);
     let mut users: SelectAll<Consumer> = users.into_iter().collect();
-    let mut backlog: VecDeque<Delivery> = VecDeque::with_capacity(readahead.min(1024));
+    // Grows when needed: most agents never read ahead.
+    let mut backlog: VecDeque<Delivery> = VecDeque::new();
     loop {
         let in_window = window.max_capacity() - window.capacity();
         core.buffered
@@ -55,12 +57,14 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             delivery = next(&mut control), if control.is_some() => match delivery {
                 Some(delivery) => {
                     trace_incoming(&core, &delivery);
+                    // Boxed, here and below: inline, these futures would
+                    // make every agent's dispatcher task kilobytes larger.
                     if is_system(&delivery) {
-                        super::system::handle(&core, delivery).await;
+                        Box::pin(super::system::handle(&core, delivery)).await;
                     } else if crate::pyrpc::is_reply(&delivery) {
-                        crate::pyrpc::complete(&core, delivery).await;
+                        Box::pin(crate::pyrpc::complete(&core, delivery)).await;
                     } else {
-                        core.reject(delivery, "not a system message (control queue)").await;
+                        Box::pin(core.reject(delivery, "not a system message (control queue)")).await;
                     }
                     core.activity.notify_waiters();
                 }
@@ -82,7 +86,7 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             permit = window.reserve(), if !backlog.is_empty() => match permit {
                 Ok(permit) => {
                     if let Some(delivery) = backlog.pop_front() {
-                        permit.send(delivery);
+                        permit.send(Box::new(delivery));
                     }
                 }
                 Err(_) => break,
@@ -90,8 +94,19 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             Some(delivery) = users.next(), if !users.is_empty() && backlog.len() < readahead => {
                 trace_incoming(&core, &delivery);
                 if is_system(&delivery) {
-                    super::system::handle(&core, delivery).await;
+                    Box::pin(super::system::handle(&core, delivery)).await;
                     core.activity.notify_waiters();
+                } else if backlog.is_empty() {
+                    // The common case: straight into a free place of the
+                    // window, without another turn of the loop.
+                    match window.try_send(Box::new(delivery)) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(delivery)) => backlog.push_back(*delivery),
+                        Err(mpsc::error::TrySendError::Closed(delivery)) => {
+                            backlog.push_back(*delivery);
+                            break;
+                        }
+                    }
                 } else {
                     backlog.push_back(delivery);
                 }
@@ -105,7 +120,7 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             "agent stopped before handling these messages; rejecting them"
         );
         for delivery in backlog {
-            core.reject(delivery, "agent stopped").await;
+            Box::pin(core.reject(delivery, "agent stopped")).await;
         }
     }
 }

@@ -17,6 +17,8 @@ struct RuntimeInner {
     agents: Mutex<Vec<AgentHandle>>,
     /// The wire mode every agent gets, when the builder set one.
     wire: Option<crate::WireMode>,
+    /// Its agents know each other without messages (see [`crate::peers`]).
+    neighbourhood: Arc<crate::peers::Neighbourhood>,
 }
 
 /// A started runtime: start more agents, find them, stop them all.
@@ -41,6 +43,7 @@ impl RuntimeHandle {
                 bus,
                 agents: Mutex::new(Vec::new()),
                 wire,
+                neighbourhood: Arc::default(),
             }),
         }
     }
@@ -67,7 +70,13 @@ impl RuntimeHandle {
         if let Some(wire) = self.inner.wire {
             options.wire = wire;
         }
-        let (ctx, done) = super::start::start_agent(Arc::clone(&self.inner.bus), agent, options).await?;
+        let (ctx, done) = super::start::start_agent(
+            Arc::clone(&self.inner.bus),
+            Arc::clone(&self.inner.neighbourhood),
+            agent,
+            options,
+        )
+        .await?;
         let handle = AgentHandle { ctx, done };
         let mut agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
         agents.retain(|a| a.state() != State::Shutdown);

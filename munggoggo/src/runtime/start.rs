@@ -27,6 +27,7 @@ const CONTROL_PREFETCH: u16 = 256;
 /// context and the flag its task sets when it has finished.
 pub(crate) async fn start_agent<A: Agent>(
     bus: Arc<dyn Bus>,
+    neighbourhood: Arc<crate::peers::Neighbourhood>,
     mut agent: A,
     options: AgentOptions,
 ) -> Result<(Context, watch::Receiver<bool>)> {
@@ -52,6 +53,7 @@ pub(crate) async fn start_agent<A: Agent>(
         opened.endpoint,
         control_tx,
         calls_tx,
+        Arc::clone(&neighbourhood),
     ));
     let mut consumers = opened.mailbox;
     let ctx = Context {
@@ -92,6 +94,8 @@ pub(crate) async fn start_agent<A: Agent>(
         b.state.set(State::Running);
     }
     core.state.set(State::Running);
+    let neighbour: std::sync::Weak<Core> = Arc::downgrade(&core);
+    neighbourhood.join(Arc::clone(&core.identity), neighbour);
     let (window_tx, window_rx) = mpsc::channel(usize::from(prefetch));
     let (subscriptions_tx, subscriptions_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = watch::channel(false);
@@ -118,19 +122,25 @@ pub(crate) async fn start_agent<A: Agent>(
         core.request_shutdown();
         return Err(e);
     }
-    if core.options.announce || core.options.peer_interval.is_some() {
+    // The runtime's first agent pings for all of them (see `crate::peers`):
+    // the others need no keepalive task unless they have an interval.
+    let announce = core.options.announce && core.peers.remote.claim_round(crate::peers::ANNOUNCE_GAP);
+    if announce || core.options.peer_interval.is_some() {
         let peer_interval = core.options.peer_interval;
-        ctx.spawn(keepalive(ctx.clone(), peer_interval).instrument(span));
+        ctx.spawn(keepalive(ctx.clone(), announce, peer_interval).instrument(span));
     }
     tracing::info!(agent = %identity, "agent started");
     Ok((ctx, done_rx))
 }
 
-/// Pings the peers at start and then every `interval`.
-async fn keepalive(ctx: Context, interval: Option<Duration>) {
-    if ctx.options().announce {
-        if let Err(e) = ctx.ping_peers().await {
-            tracing::warn!(agent = %ctx.identity(), error = %e, "cannot ping peers");
+/// Pings the peers at once when `announce` (its round is claimed), then
+/// every `interval` unless another agent of the runtime pinged within
+/// three quarters of it (its round serves all of them).
+async fn keepalive(ctx: Context, announce: bool, interval: Option<Duration>) {
+    let core = Arc::clone(&ctx.core);
+    if announce {
+        if let Err(e) = core.send_ping().await {
+            tracing::warn!(agent = %core.identity, error = %e, "cannot ping peers");
         }
     }
     let Some(interval) = interval else { return };
@@ -138,8 +148,11 @@ async fn keepalive(ctx: Context, interval: Option<Duration>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticks.tick().await;
-        if let Err(e) = ctx.ping_peers().await {
-            tracing::warn!(agent = %ctx.identity(), error = %e, "cannot ping peers");
+        if !core.peers.remote.claim_round(interval * 3 / 4) {
+            continue;
+        }
+        if let Err(e) = core.send_ping().await {
+            tracing::warn!(agent = %core.identity, error = %e, "cannot ping peers");
         }
     }
 }

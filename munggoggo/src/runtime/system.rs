@@ -45,6 +45,11 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
             let Some(to) = answer_to(msg) else {
                 return Err("PingControl without app_id: nobody to answer".to_owned());
             };
+            if core.peers.is_local(msg.sender()) {
+                // The pinger shares this agent's runtime and lists it
+                // without a pong (see `crate::peers`).
+                return Ok(());
+            }
             let pong = PongControl {
                 status: core.status(),
             };
@@ -59,7 +64,7 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
         "PongControl" => {
             let pong: PongControl =
                 serde_json::from_str(&env.c_data).map_err(|e| format!("PongControl does not decode: {e}"))?;
-            if !core.peers.update(msg.sender(), pong.status) {
+            if !core.peers.remote.update(msg.sender(), pong.status) {
                 tracing::debug!(agent = %core.identity, sender = msg.sender(), "PongControl for another agent ignored");
             }
             Ok(())
@@ -194,7 +199,8 @@ async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcC
             .answer(core, Err(CallError::UnknownMethod { method, known }))
             .await;
     };
-    match core.calls.try_send(incoming) {
+    // Boxed: the channel allocates room for 32 calls at once, per agent.
+    match core.calls.try_send(Box::new(incoming)) {
         Ok(()) => {}
         Err(tokio::sync::mpsc::error::TrySendError::Full(incoming)) => {
             let busy = CallError::Busy {

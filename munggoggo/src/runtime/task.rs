@@ -70,9 +70,9 @@ impl Routes {
 pub(crate) struct Task<A> {
     pub(crate) agent: A,
     pub(crate) ctx: Context,
-    pub(crate) mailbox: mpsc::Receiver<Delivery>,
+    pub(crate) mailbox: mpsc::Receiver<Box<Delivery>>,
     pub(crate) control: mpsc::Receiver<Control>,
-    pub(crate) calls: mpsc::Receiver<IncomingCall>,
+    pub(crate) calls: mpsc::Receiver<Box<IncomingCall>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) invocation: Arc<Invocation>,
     pub(crate) subscriptions: mpsc::UnboundedSender<Consumer>,
@@ -96,32 +96,34 @@ impl<A: Agent> Task<A> {
             tokio::select! {
                 biased;
                 () = stop_requested(&mut shutdown) => break,
+                // The rarer lanes' futures are boxed: inline, they would
+                // make every agent's task kilobytes larger.
                 control = self.control.recv() => match control {
                     Some(Control::Start(i, answer)) => {
-                        let started = self.start(&mut schedule, i).await;
+                        let started = Box::pin(self.start(&mut schedule, i)).await;
                         let _ = answer.send(started);
                     }
                     Some(Control::Stop(i, answer)) => {
-                        self.stop(&mut schedule, i).await;
+                        Box::pin(self.stop(&mut schedule, i)).await;
                         let _ = answer.send(());
                     }
                     None => break,
                 },
                 Some(mut incoming) = self.calls.recv() => {
                     let params = std::mem::take(&mut incoming.call.params);
-                    let result = self.call(incoming.index, params).await;
-                    incoming.answer(&core, result).await;
+                    let result = Box::pin(self.call(incoming.index, params)).await;
+                    Box::pin(incoming.answer(&core, result)).await;
                 }
                 () = sleep_until(due), if due.is_some() => {
                     if let Some((i, _)) = due {
-                        self.step(&mut schedule, i).await;
+                        Box::pin(self.step(&mut schedule, i)).await;
                     }
                 }
-                Some(delivery) = self.mailbox.recv() => self.deliver(&routes, delivery).await,
+                Some(delivery) = self.mailbox.recv() => self.deliver(&routes, *delivery).await,
             }
             core.activity.notify_waiters();
         }
-        self.shutdown().await;
+        Box::pin(self.shutdown()).await;
     }
 
     async fn start(&mut self, schedule: &mut Schedule, i: usize) -> crate::Result<()> {
@@ -337,7 +339,7 @@ impl<A: Agent> Task<A> {
         self.mailbox.close();
         let mut pending = Vec::new();
         while let Ok(delivery) = self.mailbox.try_recv() {
-            pending.push(delivery);
+            pending.push(*delivery);
         }
         if !pending.is_empty() {
             tracing::warn!(
