@@ -53,6 +53,9 @@ pub(crate) struct Monitor {
     /// Held while agents are described and stored, so that a round that
     /// looked before a change cannot store its older view after it.
     looking: tokio::sync::Mutex<()>,
+    /// When the last round pinged: a round also counts the pongs that
+    /// answered that ping after its window closed.
+    last_ping: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Monitor {
@@ -68,6 +71,7 @@ impl Monitor {
             version: watch::channel(0).0,
             wake: Notify::new(),
             looking: tokio::sync::Mutex::new(()),
+            last_ping: Mutex::new(None),
         }
     }
 
@@ -184,7 +188,7 @@ impl Monitor {
                 // Ask for a fresh pong (0.4 agents answer ManageBehav, but
                 // their state is only in the pong).
                 let status = self
-                    .fresh_pongs(|peers| peers.iter().any(|p| p.name == name))
+                    .fresh_pongs(None, |peers| peers.iter().any(|p| p.name == name))
                     .await;
                 status
                     .iter()
@@ -194,10 +198,20 @@ impl Monitor {
         }
     }
 
-    /// Pings the peers and collects the pongs that answer this ping until
-    /// `done` holds or the window ends. Tools are left out.
-    async fn fresh_pongs(&self, done: impl Fn(&[PeerStatus]) -> bool) -> Vec<PeerStatus> {
+    /// Pings the peers and collects the pongs that answer this ping (or
+    /// came after `since`, when earlier) until `done` holds or the window
+    /// ends. Tools are left out. The observer's own runtime's agents are
+    /// listed without a pong, so `done` may hold before any remote peer had
+    /// time to answer: a round passes the time of the previous round's
+    /// ping, so that the pongs that came after that round's window closed
+    /// (an agent seen for the first time) count in the next one.
+    async fn fresh_pongs(
+        &self,
+        since: Option<tokio::time::Instant>,
+        done: impl Fn(&[PeerStatus]) -> bool,
+    ) -> Vec<PeerStatus> {
         let started = tokio::time::Instant::now();
+        let since = since.map_or(started, |since| since.min(started));
         if let Err(e) = self.ctx().ping_peers().await {
             tracing::warn!(error = %e, "cannot ping the peers");
             return Vec::new();
@@ -208,7 +222,7 @@ impl Monitor {
                 .ctx()
                 .peers()
                 .into_iter()
-                .filter(|p| p.last_seen <= started.elapsed())
+                .filter(|p| p.last_seen <= since.elapsed())
                 .map(|p| p.status)
                 .filter(|s| !is_tool(&s.name))
                 .collect();
@@ -222,8 +236,13 @@ impl Monitor {
     /// One round: who is there, what each agent is like, what it received.
     async fn round(&self) {
         let known: HashSet<String> = self.names().into_iter().collect();
+        let previous = self
+            .last_ping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(tokio::time::Instant::now());
         let pongs = self
-            .fresh_pongs(|peers| {
+            .fresh_pongs(previous, |peers| {
                 !known.is_empty() && known.iter().all(|k| peers.iter().any(|p| &p.name == k))
             })
             .await;
