@@ -9,6 +9,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 mod context;
+pub mod dead_letter;
 mod error;
 pub mod future;
 mod introspect;

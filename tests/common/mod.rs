@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod buses;
+#[cfg(feature = "amqp")]
+pub mod node;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

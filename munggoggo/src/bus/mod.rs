@@ -154,6 +154,16 @@ impl Acker {
             Acker::Amqp(acker) => amqp::reject(acker).await,
         }
     }
+
+    /// Gives the delivery back to its queue unhandled (the agent stops):
+    /// the broker delivers it again, to the agent's next start.
+    pub async fn release(self) -> Result<()> {
+        match self {
+            Acker::None | Acker::Memory(_) => Ok(()),
+            #[cfg(feature = "amqp")]
+            Acker::Amqp(acker) => amqp::release(acker).await,
+        }
+    }
 }
 
 /// The deliveries of one queue.
@@ -318,6 +328,13 @@ pub trait Endpoint: Send + Sync + 'static {
     /// name (`None` on buses without users).
     fn user(&self) -> Option<&str> {
         None
+    }
+
+    /// Whether the bus keeps dead letters in
+    /// [`crate::dead_letter::DEAD_LETTER_QUEUE`] (RabbitMQ does; on the
+    /// embedded bus a rejected message stays in the trace store only).
+    fn keeps_dead_letters(&self) -> bool {
+        false
     }
 }
 

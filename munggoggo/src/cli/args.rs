@@ -157,6 +157,10 @@ pub enum Command {
         #[arg(long, env = crate::web::TOKEN_VAR, hide_env_values = true)]
         token: Option<String>,
     },
+    /// List, show, replay or purge the dead letters: messages agents
+    /// could not handle, kept in the queue `munggoggo.dead-letters`.
+    #[command(name = "dead-letters", subcommand)]
+    DeadLetters(DeadLetterCommand),
     /// Follow the agents and the messages they receive until Ctrl-C.
     Watch {
         /// Time between two looks.
@@ -166,6 +170,32 @@ pub enum Command {
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<Duration>,
     },
+}
+
+/// What `munggoggo dead-letters` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List the dead letters, oldest first, with agent, handler and error.
+    List {
+        /// At most this many.
+        #[arg(short, long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one dead letter (its number in `list`) with its body.
+    Show {
+        /// The number `list` gives it (1 is the oldest).
+        number: usize,
+    },
+    /// Send dead letters again to where they first went, and remove them.
+    Replay {
+        /// Numbers from `list` (1 is the oldest).
+        numbers: Vec<usize>,
+        /// Replay every dead letter (up to 100,000).
+        #[arg(long, conflicts_with = "numbers")]
+        all: bool,
+    },
+    /// Delete every dead letter.
+    Purge,
 }
 
 /// A launcher binary made with [`crate::cli::main`].

@@ -17,6 +17,9 @@ pub(crate) async fn run(args: &GlobalArgs, command: &Command) -> Result<(), CliE
     if let Command::Dashboard { listen, token } = command {
         return super::dashboard::dashboard(args, *listen, token.clone()).await;
     }
+    if let Command::DeadLetters(action) = command {
+        return super::dead_letters::run(args, action).await;
+    }
     let session = Session::join(args).await?;
     let outcome = if let Command::Watch { interval, duration } = command {
         super::watch::watch(&session, args.json, *interval, *duration).await
@@ -198,7 +201,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                 output::print(&dot);
             }
         }
-        Command::Watch { .. } => unreachable!("handled by run"),
+        Command::Watch { .. } | Command::DeadLetters(_) => unreachable!("handled by run"),
         #[cfg(feature = "web")]
         Command::Dashboard { .. } => unreachable!("handled by run"),
     }

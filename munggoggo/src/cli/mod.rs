@@ -7,7 +7,8 @@
 //!   own (`munggoggo-cli-<pid>-<random>`, so several can run at once) and
 //!   inspects and steers the agents through their system requests: `peers`,
 //!   `behaviours`, `start`, `stop`, `traces`, `send`, `broadcast`,
-//!   `publish`, `call`, `shutdown`, `graph` and `watch`.
+//!   `publish`, `call`, `shutdown`, `graph` and `watch`; `dead-letters`
+//!   lists, shows, replays and purges what agents could not handle.
 //! - [`main`] is the launcher for a binary of your own: one line gives it
 //!   `list` (the `#[agent]` types compiled in) and `run [AGENT...]`, plus
 //!   every command of the `munggoggo` binary.
@@ -29,13 +30,14 @@ mod args;
 mod commands;
 #[cfg(feature = "web")]
 mod dashboard;
+mod dead_letters;
 mod error;
 mod launcher;
 mod output;
 mod session;
 mod watch;
 
-pub use args::{Command, ControlArgs, GlobalArgs, LauncherArgs, LauncherCommand};
+pub use args::{Command, ControlArgs, DeadLetterCommand, GlobalArgs, LauncherArgs, LauncherCommand};
 pub use error::{CliError, ErrorKind};
 
 /// The `munggoggo` binary: parses the command line, runs one command and

@@ -310,17 +310,77 @@ impl Core {
 
     /// Rejects a message (without requeue), with a log line and a trace entry.
     pub(crate) async fn reject_with(&self, msg: &Arc<Received>, acker: Acker, reason: String) {
+        self.reject_from(msg, acker, None, reason).await;
+    }
+
+    /// Rejects a message `handler` (if one took it) could not handle: a log
+    /// line, a trace entry, and on RabbitMQ a dead letter (see
+    /// [`crate::dead_letter`]) before the original is settled.
+    pub(crate) async fn reject_from(
+        &self,
+        msg: &Arc<Received>,
+        acker: Acker,
+        handler: Option<&str>,
+        reason: String,
+    ) {
         tracing::warn!(
             agent = %self.identity,
             sender = msg.sender(),
             kind = msg.message_type(),
+            handler,
             reason = %reason,
             "message rejected"
         );
+        if self.endpoint.keeps_dead_letters() {
+            let letter = crate::dead_letter::DeadLetter::of(msg, &self.identity, handler, &reason);
+            let kept = match self.endpoint.publish(letter.outgoing(&msg.properties)).await {
+                Ok(confirm) => confirm.wait().await,
+                Err(e) => Err(e),
+            };
+            match kept {
+                Ok(()) => {
+                    self.traces.append(
+                        Category::Rejected,
+                        TraceRecord::incoming(msg).with_reason(format!("{reason} (dead letter kept)")),
+                    );
+                    if let Err(e) = acker.ack().await {
+                        tracing::warn!(agent = %self.identity, error = %e, "cannot settle a dead-lettered message");
+                    }
+                    return;
+                }
+                Err(e) => tracing::error!(
+                    agent = %self.identity,
+                    sender = msg.sender(),
+                    kind = msg.message_type(),
+                    error = %e,
+                    "cannot keep the rejected message as a dead letter; it is dropped"
+                ),
+            }
+        }
         self.traces
             .append(Category::Rejected, TraceRecord::incoming(msg).with_reason(reason));
         if let Err(e) = acker.reject().await {
             tracing::warn!(agent = %self.identity, error = %e, "cannot reject a message");
+        }
+    }
+
+    /// Gives deliveries the stopping agent will not handle back to their
+    /// queues, where they wait for its next start (a closed channel has
+    /// requeued them already).
+    pub(crate) async fn release(&self, deliveries: impl IntoIterator<Item = Delivery>) {
+        let mut count = 0usize;
+        for delivery in deliveries {
+            count += 1;
+            if let Err(e) = delivery.acker.release().await {
+                tracing::debug!(agent = %self.identity, error = %e, "cannot requeue a message");
+            }
+        }
+        if count > 0 {
+            tracing::info!(
+                agent = %self.identity,
+                count,
+                "agent stopped before handling these messages; they stay in its queues for its next start"
+            );
         }
     }
 

@@ -113,16 +113,7 @@ pub(crate) async fn run(core: Arc<Core>, lanes: Lanes) {
             }
         }
     }
-    if !backlog.is_empty() {
-        tracing::warn!(
-            agent = %core.identity,
-            count = backlog.len(),
-            "agent stopped before handling these messages; rejecting them"
-        );
-        for delivery in backlog {
-            Box::pin(core.reject(delivery, "agent stopped")).await;
-        }
-    }
+    Box::pin(core.release(backlog)).await;
 }
 
 /// Records a delivery as incoming, unless it is system traffic of a CLI

@@ -292,7 +292,7 @@ impl<A: Agent> Task<A> {
                 ),
             };
             b.record_error(reason.clone());
-            failure = Some(reason);
+            failure = Some((b.spec.method, reason));
         }
         // Confirms of a failed invocation do not matter: its input is rejected.
         let confirms = self.invocation.take();
@@ -302,7 +302,7 @@ impl<A: Agent> Task<A> {
             None => {
                 tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
             }
-            Some(reason) => core.reject_with(&msg, acker, reason).await,
+            Some((handler, reason)) => core.reject_from(&msg, acker, Some(handler), reason).await,
         }
     }
 
@@ -341,16 +341,7 @@ impl<A: Agent> Task<A> {
         while let Ok(delivery) = self.mailbox.try_recv() {
             pending.push(*delivery);
         }
-        if !pending.is_empty() {
-            tracing::warn!(
-                agent = %core.identity,
-                count = pending.len(),
-                "agent stopped before handling these messages; rejecting them"
-            );
-            for delivery in pending {
-                core.reject(delivery, "agent stopped").await;
-            }
-        }
+        core.release(pending).await;
         for b in &core.behaviours {
             b.state.set(State::Shutdown);
         }

@@ -5,8 +5,9 @@
 //! [`Connection::connector`] returns, typed by the runtime kit's reactor.
 //! The kit here is tokio's executor with a reactor that delegates
 //! everything to tokio's but names the guarded stream as its TCP stream.
-//! The connect function opens TCP (and TLS for `amqps://`, exactly as
-//! lapin does by default: rustls with the native certificates) with
+//! The connect function opens TCP (and TLS for `amqps://`, as lapin does
+//! by default: rustls with the native certificates, plus a CA file if the
+//! bus has one) with
 //! amq-protocol's own helper on plain tokio, then wraps the result, so the
 //! guard sees plaintext frames. lapin calls it on its I/O thread for the
 //! first connection and for every reconnection.
@@ -81,12 +82,42 @@ impl Reactor for GuardedReactor {
 /// The runtime kit lapin runs the guarded connection on.
 pub(super) type GuardedKit = RuntimeParts<Tokio, GuardedReactor>;
 
+/// Errors of a connection's TCP or TLS set-up, which lapin would retry
+/// quietly: the first connection fails at once with the reason instead.
+#[derive(Default)]
+pub(super) struct SetupErrors {
+    last: std::sync::Mutex<Option<String>>,
+    raised: tokio::sync::Notify,
+}
+
+impl SetupErrors {
+    fn record(&self, error: Option<String>) {
+        let raised = error.is_some();
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = error;
+        if raised {
+            self.raised.notify_one();
+        }
+    }
+
+    /// Waits for a set-up error and returns it.
+    pub(super) async fn next(&self) -> String {
+        loop {
+            self.raised.notified().await;
+            if let Some(error) = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                return error;
+            }
+        }
+    }
+}
+
 /// Opens a connection to `uri` whose inbound frames are guarded; `role`
 /// names it in the guard's log lines. Needs a tokio runtime.
 pub(super) async fn connector(
     uri: AMQPUri,
     properties: ConnectionProperties,
     role: &'static str,
+    tls: OwnedTLSConfig,
+    errors: std::sync::Arc<SetupErrors>,
 ) -> lapin::Result<Connection> {
     let tokio = Tokio::current();
     let runtime: Runtime<GuardedKit> = Runtime::new(RuntimeParts::new(
@@ -96,11 +127,16 @@ pub(super) async fn connector(
     let plain: Runtime<Tokio> = Runtime::new(tokio);
     let connect = async move |uri: AMQPUri, _runtime: Runtime<GuardedKit>| {
         quiet::on_io_thread();
-        let tls = OwnedTLSConfig::default();
-        let stream = AMQPUriTcpExt::connect_with_config_async(&uri, tls.as_ref(), &plain)
-            .await
-            .map_err(lapin::Error::from)?;
-        Ok(AsyncTcpStream::Plain(Guarded::new(stream, role)))
+        match AMQPUriTcpExt::connect_with_config_async(&uri, tls.as_ref(), &plain).await {
+            Ok(stream) => {
+                errors.record(None);
+                Ok(AsyncTcpStream::Plain(Guarded::new(stream, role)))
+            }
+            Err(e) => {
+                errors.record(Some(e.to_string()));
+                Err(lapin::Error::from(e))
+            }
+        }
     };
     Connection::connector(uri, runtime, connect, properties).await
 }

@@ -3,11 +3,20 @@
 //!
 //! An agent's identity and fanout queues form one unit, each topic
 //! subscription another (its own channel, so a subscription the broker
-//! refuses cannot take the agent's mailbox down with it). lapin recovers a
-//! lost connection and re-declares what each channel declared, but it gives
-//! up on a channel error (such as RESOURCE_LOCKED while the broker still
-//! holds the old connection's exclusive queues) and never reopens a channel
-//! closed by one. So a supervisor task per unit watches its channel and
+//! refuses cannot take the agent's mailbox down with it).
+//!
+//! Queues outlive their connection: they are not exclusive but consumed by
+//! one exclusive consumer (a second claimant of the identity is refused
+//! with ACCESS_REFUSED), expire with `x-expires` when nobody consumes them,
+//! and an agent that stops deletes only the queues it left empty. So what
+//! the broker confirmed to a sender waits in the queue through a lost
+//! connection or a restart of the agent; durable mode adds a broker
+//! restart.
+//!
+//! lapin recovers a lost connection and re-declares what each channel
+//! declared, but it gives up on a channel error (such as ACCESS_REFUSED
+//! while the broker still holds the old connection's exclusive consumer)
+//! and never reopens a channel closed by one. So a supervisor task per unit watches its channel and
 //! rebuilds it (declare, bind, consume) on a new channel with its own
 //! backoff; the unit's consumer streams switch to the new consumers and
 //! only end when the unit is closed or the connection is gone for good.
@@ -24,10 +33,11 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Connection, ExchangeKind};
+use lapin::{Channel, ExchangeKind};
 use tokio::sync::{watch, Notify};
 
 use super::convert::{from_amqp, short};
+use super::link::Link;
 use super::{
     is_reply_code, lapin_error, BACKOFF_MAX, BACKOFF_MIN, CHECK_INTERVAL, REAP_TIMEOUT, STUCK_GRACE,
 };
@@ -35,13 +45,20 @@ use crate::bus::{Acker, Consumer, Delivery, Source};
 use crate::error::{Error, Result};
 use crate::message::{DeliveryInfo, Received};
 
-/// AMQP reply code RESOURCE_LOCKED: an exclusive queue of another connection.
+/// AMQP reply code RESOURCE_LOCKED: an exclusive queue of another
+/// connection (a munggoggo 0.4 agent's identity queue).
 const RESOURCE_LOCKED: u16 = 405;
+/// AMQP reply code ACCESS_REFUSED: on `basic.consume`, another connection's
+/// exclusive consumer holds the queue.
+const ACCESS_REFUSED: u16 = 403;
+/// AMQP reply code PRECONDITION_FAILED: on `queue.declare`, the queue
+/// exists with other arguments; on `queue.delete`, it is not empty or in use.
+const PRECONDITION_FAILED: u16 = 406;
 
-/// How long a rebuild keeps meeting RESOURCE_LOCKED before the queues count
-/// as taken by another connection: longer than the broker takes to notice a
-/// dead connection (two heartbeats of 60 s by default would be the worst
-/// case; a closed socket is noticed at once).
+/// How long a rebuild keeps meeting a queue held elsewhere before it
+/// counts as taken by another connection: longer than the broker takes to
+/// notice a dead connection (two heartbeats of 60 s by default would be the
+/// worst case; a closed socket is noticed at once).
 const IDENTITY_GRACE: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// lapin consumers that must never be dropped. With recovery enabled, a
@@ -62,12 +79,14 @@ fn discard(consumer: lapin::Consumer, channel: &Channel) {
     }
 }
 
-/// A queue of a unit: exclusive, non-durable, not auto-delete, consumed
-/// with manual acks under the queue's name as tag. With a maximum length it
-/// refuses publishes past it (`x-overflow = reject-publish`): the publisher
-/// gets a `basic.nack`.
+/// A queue of a unit: not exclusive, not auto-delete, durable in durable
+/// mode, expiring after `x-expires` unused, consumed by one exclusive
+/// consumer with manual acks under the queue's name as tag. With a maximum
+/// length it refuses publishes past it (`x-overflow = reject-publish`): the
+/// publisher gets a `basic.nack`.
 pub(super) struct QueueSpec {
     pub(super) name: ShortString,
+    pub(super) durable: bool,
     pub(super) source: Source,
     /// (exchange, binding key) pairs.
     pub(super) bindings: Vec<(&'static str, ShortString)>,
@@ -84,13 +103,16 @@ enum Generation {
 
 /// What a unit declares, binds and consumes.
 pub(super) struct Spec {
-    pub(super) conn: Arc<Connection>,
+    /// The consuming connection (replaced when lost).
+    pub(super) link: Arc<Link>,
     pub(super) identity: Arc<str>,
     /// Whether this is the agent's mailbox (identity and fanout queues).
     pub(super) mailbox: bool,
     pub(super) prefetch: u16,
     pub(super) exchanges: Vec<(&'static str, ExchangeKind)>,
     pub(super) queues: Vec<QueueSpec>,
+    /// The queues' `x-expires`, for messages.
+    pub(super) expiry: Option<std::time::Duration>,
 }
 
 /// One channel with its queues, bindings and consumers.
@@ -108,6 +130,36 @@ pub(super) struct Unit {
     closed: AtomicBool,
 }
 
+/// A step of building a unit that names a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Declare,
+    Consume,
+}
+
+impl BuildError {
+    /// Whether the queue is held by another connection: its exclusive
+    /// consumer, or a munggoggo 0.4 agent's exclusive queue of that name.
+    fn held_elsewhere(&self) -> bool {
+        match self.queue {
+            Some((_, Step::Consume)) => is_reply_code(&self.error, ACCESS_REFUSED),
+            Some((_, Step::Declare)) => is_reply_code(&self.error, RESOURCE_LOCKED),
+            None => false,
+        }
+    }
+}
+
+/// What closing a unit does with its queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Closing {
+    /// The agent stops: queues with messages stay for its next start (until
+    /// they expire); empty ones are deleted.
+    KeepBacklog,
+    /// A subscription ends: its queue is deleted with what it holds, as
+    /// munggoggo 0.4 does when a pub/sub behaviour stops.
+    Delete,
+}
+
 struct State {
     channel: Arc<Channel>,
     generation: u64,
@@ -121,8 +173,8 @@ struct State {
 /// Why building a unit's channel failed.
 struct BuildError {
     error: lapin::Error,
-    /// The queue whose declaration failed, if that was the step.
-    queue: Option<ShortString>,
+    /// The queue whose declaration or consumer failed, if that was the step.
+    queue: Option<(ShortString, Step)>,
     /// The queues declared before the failure.
     declared: Vec<ShortString>,
     channel: Option<Channel>,
@@ -209,11 +261,12 @@ impl Unit {
                 return;
             }
             self.bury_zombies().await;
-            let conn = self.spec.conn.status();
-            if conn.errored() || conn.closed() {
+            if self.spec.link.is_closed() {
                 self.connection_gone();
                 return;
             }
+            let current = self.spec.link.current();
+            let conn = current.status();
             let (channel, generation) = {
                 let state = self.state();
                 (Arc::clone(&state.channel), state.generation)
@@ -229,6 +282,8 @@ impl Unit {
                 "supervisor check"
             );
             let broken = self.broken.load(Ordering::SeqCst) > generation;
+            // A channel of a lost connection is dead too: the link brings
+            // a new connection, and the rebuild waits for it.
             let dead = !status.connected() && !status.reconnecting();
             let stuck = if status.reconnecting() && conn.connected() {
                 stuck_since.get_or_insert_with(Instant::now).elapsed() >= STUCK_GRACE
@@ -260,12 +315,11 @@ impl Unit {
                 if self.closed.load(Ordering::SeqCst) {
                     return;
                 }
-                let conn = self.spec.conn.status();
-                if conn.errored() || conn.closed() {
+                if self.spec.link.is_closed() {
                     self.connection_gone();
                     return;
                 }
-                if conn.connected() {
+                if self.spec.link.current().status().connected() {
                     self.retire_channel().await;
                     attempt += 1;
                     match self.spec.build().await {
@@ -284,15 +338,14 @@ impl Unit {
                             return;
                         }
                         Err(failure) => {
-                            let locked =
-                                failure.queue.is_some() && is_reply_code(&failure.error, RESOURCE_LOCKED);
+                            let locked = failure.held_elsewhere();
                             if !locked {
                                 locked_since = None;
                             } else if locked_since.get_or_insert_with(Instant::now).elapsed()
                                 >= IDENTITY_GRACE
                             {
                                 // Longer than the broker keeps a dead connection's
-                                // exclusive queues: another connection holds them.
+                                // consumers: another connection holds the queues.
                                 tracing::error!(
                                     agent = %self.spec.identity,
                                     queues = %self.spec.queue_names(),
@@ -306,7 +359,7 @@ impl Unit {
                             }
                             tracing::warn!(
                                 agent = %self.spec.identity,
-                                queue = failure.queue.as_ref().map(ShortString::as_str),
+                                queue = failure.queue.as_ref().map(|(q, _)| q.as_str()),
                                 error = %failure.error,
                                 attempt,
                                 "cannot rebuild the channel yet; retrying"
@@ -350,30 +403,22 @@ impl Unit {
         self.state().zombies.extend(keep);
     }
 
-    /// Ends the streams: the connection was closed (the bus was closed) or
-    /// lapin gave up recovering it.
+    /// Ends the streams: the bus was closed.
     fn connection_gone(&self) {
-        if self.spec.conn.status().errored() {
-            tracing::error!(
-                agent = %self.spec.identity,
-                queues = %self.spec.queue_names(),
-                "the consuming connection to the broker is lost for good; these queues deliver nothing more"
-            );
-        } else {
-            tracing::debug!(
-                agent = %self.spec.identity,
-                queues = %self.spec.queue_names(),
-                "the consuming connection was closed"
-            );
-        }
+        tracing::debug!(
+            agent = %self.spec.identity,
+            queues = %self.spec.queue_names(),
+            "the consuming connection was closed"
+        );
         self.generation.send_replace(Generation::Ended);
     }
 
-    /// Cancels the consumers, deletes the queues on the channel that
-    /// declared them and closes it; the unit's streams end. Queues lapin
-    /// may still re-create (a channel it is recovering) are deleted in the
+    /// Cancels the consumers and closes the channel (the broker requeues
+    /// what was delivered and not acknowledged), then deletes the queues as
+    /// `closing` says; the unit's streams end. Queues lapin may still
+    /// re-create (a channel it is recovering) are dealt with in the
     /// background once it has.
-    pub(super) async fn close(self: &Arc<Self>) -> Result<()> {
+    pub(super) async fn close(self: &Arc<Self>, closing: Closing) -> Result<()> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -393,31 +438,40 @@ impl Unit {
                     tracing::debug!(agent = %self.spec.identity, queue = %queue, error = %e, "cancelling the consumer failed");
                 }
             }
-            self.spec.delete_queues(&channel, &names).await;
+            close_quietly(&channel, &self.spec.identity).await;
+            self.spec.delete_queues(&names, closing).await;
         } else if status.reconnecting() {
             pending.push(channel);
-        } else if self.spec.conn.status().connected() {
-            // A channel-level error closed it; the exclusive queues live on
-            // with the connection.
-            self.spec.delete_queues(&channel, &names).await;
+        } else if self.spec.link.current().status().connected() {
+            // A channel-level error closed it.
+            self.spec.delete_queues(&names, closing).await;
         } else {
             result = Err(Error::ConnectionLost(format!(
-                "cannot delete queues {} of agent `{}`: the connection is down (they go when it closes)",
+                "cannot delete queues {} of agent `{}`: the connection is down (they expire unused{})",
                 self.spec.queue_names(),
-                self.spec.identity
+                self.spec.identity,
+                match self.spec.expiry {
+                    Some(after) => format!(" after {}", humantime::format_duration(after)),
+                    None => " never: delete them with `rabbitmqctl delete_queue`".to_owned(),
+                }
             )));
         }
         self.generation.send_replace(Generation::Ended);
         if !pending.is_empty() {
-            tokio::spawn(Arc::clone(self).reap(pending, names));
+            tokio::spawn(Arc::clone(self).reap(pending, names, closing));
         }
         tracing::debug!(agent = %self.spec.identity, queues = %self.spec.queue_names(), "queues closed");
         result
     }
 
-    /// Waits (bounded) for channels lapin is still recovering and deletes
-    /// the queues they re-declare.
-    async fn reap(self: Arc<Self>, mut channels: Vec<Arc<Channel>>, names: Vec<ShortString>) {
+    /// Waits (bounded) for channels lapin is still recovering, closes them
+    /// and deletes the queues they re-declare as `closing` says.
+    async fn reap(
+        self: Arc<Self>,
+        mut channels: Vec<Arc<Channel>>,
+        names: Vec<ShortString>,
+        closing: Closing,
+    ) {
         let deadline = Instant::now() + REAP_TIMEOUT;
         while !channels.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(CHECK_INTERVAL).await;
@@ -425,19 +479,19 @@ impl Unit {
             for channel in channels {
                 let status = channel.status();
                 if status.connected() {
-                    self.spec.delete_queues(&channel, &names).await;
+                    close_quietly(&channel, &self.spec.identity).await;
+                    self.spec.delete_queues(&names, closing).await;
                 } else if status.reconnecting() {
                     keep.push(channel);
                 }
             }
             channels = keep;
-            let conn = self.spec.conn.status();
-            if conn.errored() || conn.closed() {
+            if self.spec.link.is_closed() {
                 return;
             }
         }
         if !channels.is_empty() {
-            tracing::warn!(agent = %self.spec.identity, queues = %self.spec.queue_names(), "gave up waiting to delete these queues");
+            tracing::warn!(agent = %self.spec.identity, queues = %self.spec.queue_names(), "gave up waiting to delete these queues; they expire unused");
         }
     }
 }
@@ -473,12 +527,17 @@ impl Spec {
         &self,
     ) -> std::result::Result<(Channel, HashMap<ShortString, lapin::Consumer>), BuildError> {
         let mut declared = Vec::new();
-        let channel = self.conn.create_channel().await.map_err(|error| BuildError {
-            error,
-            queue: None,
-            declared: Vec::new(),
-            channel: None,
-        })?;
+        let channel = self
+            .link
+            .current()
+            .create_channel()
+            .await
+            .map_err(|error| BuildError {
+                error,
+                queue: None,
+                declared: Vec::new(),
+                channel: None,
+            })?;
         macro_rules! step {
             ($op:expr, $queue:expr) => {
                 match $op.await {
@@ -509,14 +568,14 @@ impl Spec {
                 None
             );
         }
-        let exclusive = QueueDeclareOptions {
-            exclusive: true,
-            ..QueueDeclareOptions::default()
-        };
         for queue in &self.queues {
+            let options = QueueDeclareOptions {
+                durable: queue.durable,
+                ..QueueDeclareOptions::default()
+            };
             step!(
-                channel.queue_declare(queue.name.clone(), exclusive, queue.arguments.clone()),
-                Some(queue.name.clone())
+                channel.queue_declare(queue.name.clone(), options, queue.arguments.clone()),
+                Some((queue.name.clone(), Step::Declare))
             );
             declared.push(queue.name.clone());
             for (exchange, key) in &queue.bindings {
@@ -538,7 +597,10 @@ impl Spec {
                 .basic_consume(
                     queue.name.clone(),
                     queue.name.clone(),
-                    BasicConsumeOptions::default(),
+                    BasicConsumeOptions {
+                        exclusive: true,
+                        ..BasicConsumeOptions::default()
+                    },
                     FieldTable::default(),
                 )
                 .await;
@@ -552,7 +614,7 @@ impl Spec {
                     }
                     return Err(BuildError {
                         error,
-                        queue: None,
+                        queue: Some((queue.name.clone(), Step::Consume)),
                         declared,
                         channel: Some(channel),
                     });
@@ -564,6 +626,7 @@ impl Spec {
 
     /// Cleans up after a failed first build and says why it failed.
     async fn fail_open(&self, failure: BuildError) -> Error {
+        let held = failure.held_elsewhere();
         let BuildError {
             error,
             queue,
@@ -571,14 +634,26 @@ impl Spec {
             channel,
         } = failure;
         if let Some(channel) = &channel {
-            self.delete_queues(channel, &declared).await;
+            close_quietly(channel, &self.identity).await;
         }
-        let locked = is_reply_code(&error, RESOURCE_LOCKED);
+        // Only what this open left empty and unconsumed: the queues may be
+        // another process's, or hold messages for this identity.
+        self.delete_queues(&declared, Closing::KeepBacklog).await;
         match queue {
-            Some(_) if locked && self.mailbox => Error::IdentityInUse(self.identity.to_string()),
-            Some(queue) if locked => Error::Bus(format!(
+            Some(_) if held && self.mailbox => Error::IdentityInUse(self.identity.to_string()),
+            Some((queue, Step::Declare)) if held => Error::Bus(format!(
                 "queue `{queue}` of agent `{}` is held by another connection (RESOURCE_LOCKED); \
                  a munggoggo 0.4 agent may have left it behind: delete it with `rabbitmqctl delete_queue {queue}`",
+                self.identity
+            )),
+            Some((queue, Step::Consume)) if held => Error::Bus(format!(
+                "queue `{queue}` of agent `{}` is consumed by another connection",
+                self.identity
+            )),
+            Some((queue, Step::Declare)) if is_reply_code(&error, PRECONDITION_FAILED) => Error::Bus(format!(
+                "queue `{queue}` of agent `{}` exists with other settings (durable mode, maximum length \
+                 or expiry changed?); it keeps its messages until deleted: `rabbitmqctl delete_queue {queue}` \
+                 ({error})",
                 self.identity
             )),
             _ => lapin_error(
@@ -588,36 +663,39 @@ impl Spec {
         }
     }
 
-    /// Deletes queues (exclusive, so any channel of this connection may),
-    /// preferring `channel`, else a short-lived channel, then closes
-    /// `channel` if it is still open.
-    async fn delete_queues(&self, channel: &Channel, queues: &[ShortString]) {
-        let temporary;
-        let on = if channel.status().connected() || queues.is_empty() {
-            channel
-        } else {
-            match self.conn.create_channel().await {
-                Ok(c) => {
-                    temporary = c;
-                    &temporary
-                }
-                Err(e) => {
-                    tracing::warn!(agent = %self.identity, error = %e, "cannot delete queues {:?}", queues);
-                    return;
-                }
-            }
+    /// Deletes queues on a short-lived channel each (a refused delete
+    /// closes its channel). With [`Closing::KeepBacklog`] only queues that
+    /// are empty and unconsumed go; the others are logged with what they
+    /// keep.
+    async fn delete_queues(&self, queues: &[ShortString], closing: Closing) {
+        let options = QueueDeleteOptions {
+            if_empty: closing == Closing::KeepBacklog,
+            if_unused: closing == Closing::KeepBacklog,
+            ..QueueDeleteOptions::default()
         };
         for queue in queues {
-            if let Err(e) = on
-                .queue_delete(queue.clone(), QueueDeleteOptions::default())
-                .await
-            {
-                tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete queue");
+            let channel = match self.link.current().create_channel().await {
+                Ok(channel) => channel,
+                Err(e) => {
+                    tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue; it expires unused");
+                    return;
+                }
+            };
+            match channel.queue_delete(queue.clone(), options).await {
+                Ok(_) => {}
+                Err(e) if closing == Closing::KeepBacklog && is_reply_code(&e, PRECONDITION_FAILED) => {
+                    tracing::info!(
+                        agent = %self.identity,
+                        queue = %queue,
+                        expires = %self.expiry.map_or("never".to_owned(), |d| humantime::format_duration(d).to_string()),
+                        "the queue keeps its messages for the agent's next start"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue")
+                }
             }
-        }
-        close_quietly(on, &self.identity).await;
-        if !std::ptr::eq(on, channel) {
-            close_quietly(channel, &self.identity).await;
+            close_quietly(&channel, &self.identity).await;
         }
     }
 }
@@ -752,6 +830,7 @@ pub(super) fn queue_spec(
     source: Source,
     bindings: &[(&'static str, &str)],
     max_len: Option<usize>,
+    options: &super::AmqpOptions,
 ) -> Result<QueueSpec> {
     let mut arguments = FieldTable::default();
     if let Some(max_len) = max_len {
@@ -762,8 +841,13 @@ pub(super) fn queue_spec(
             AMQPValue::LongString("reject-publish".into()),
         );
     }
+    if let Some(expiry) = options.expiry() {
+        let millis = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX).max(1);
+        arguments.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+    }
     Ok(QueueSpec {
         name: short("queue name", name)?,
+        durable: options.is_durable(),
         source,
         arguments,
         bindings: bindings

@@ -42,7 +42,7 @@ impl AmqpBus {
         methods: &[String],
         prefetch: u16,
     ) -> Result<Consumer> {
-        let conn = Arc::clone(&self.inner.consuming);
+        let conn = self.inner.consuming.current();
         let context = |what: &str| format!("exposing the methods of `{identity}`: {what}");
         let channel = conn
             .create_channel()

@@ -6,15 +6,24 @@
 //! Each agent gets its own channels: a publish channel in confirm mode on
 //! the publishing connection, and on the consuming connection one channel
 //! for its identity and fanout queues plus one per topic subscription, each
-//! with `basic.qos(prefetch, global = false)` (prefetch per consumer;
-//! [`EndpointOptions::max_queue`] is not enforced, the broker buffers).
+//! with `basic.qos(prefetch, global = false)` (prefetch per consumer) and
+//! `x-max-length` with `x-overflow = reject-publish` on its queues
+//! ([`EndpointOptions::max_queue`]): a send past it is nacked and fails with
+//! [`Error::QueueFull`].
 //!
-//! Topology, as 0.4 declares it: the exchanges `topic` (topic) and `admin`
-//! (fanout), non-durable and not auto-delete; per agent an exclusive queue
-//! named by its identity, an exclusive `<identity>.fanout` queue bound to
-//! `admin` with key `admin`, and an exclusive queue per topic subscription
-//! bound to `topic`; consumer tags are the queue names. An endpoint deletes
-//! its queues when it closes (or is dropped).
+//! Topology: the exchanges `topic` (topic) and `admin` (fanout),
+//! non-durable and not auto-delete, as munggoggo 0.4 declares them; per
+//! agent a queue named by its identity, a `<identity>.control` queue for
+//! system requests and replies, a `<identity>.fanout` queue bound to
+//! `admin` with key `admin`, and a queue per topic subscription bound to
+//! `topic`; consumer tags are the queue names. The queues are not exclusive
+//! but each has one exclusive consumer, so a second process claiming the
+//! identity gets [`Error::IdentityInUse`] while messages queued for an agent
+//! survive its lost connection and its restart; they expire unused after
+//! [`AmqpOptions::queue_expiry`]. An endpoint that closes deletes the
+//! queues it leaves empty (a subscription that ends deletes its queue).
+//! Durable mode ([`AmqpOptions::durable`]) declares the queues durable and
+//! publishes persistent messages, which survive a broker restart.
 //!
 //! Publishing waits for the broker's confirm. A direct send is `mandatory`,
 //! gets a `message_id` if it has none, and fails with
@@ -23,12 +32,12 @@
 //! only when the caller sets it, and then it must be the login user
 //! (RabbitMQ would close the channel otherwise).
 //!
-//! Recovery: lapin reconnects a lost connection (for about ten minutes)
-//! and re-declares each channel's topology. A channel it cannot recover, or
-//! one the broker closed, or a consumer the broker cancelled (its queue was
-//! deleted) is rebuilt by the endpoint with its own backoff; the consumer
-//! streams carry on with the new consumers. When lapin gives up on a
-//! connection, the streams end and an error is logged.
+//! Recovery: the bus replaces a lost connection with a new one, with
+//! backoff, for as long as it is open (`link.rs`); every channel (consumer
+//! units, publishers) is rebuilt on the new connection by its own
+//! supervisor: queues declared and bound again, consumers started again,
+//! and the consumer streams carry on. A consumer the broker cancelled (its
+//! queue was deleted) is rebuilt the same way.
 //!
 //! Poison messages: every byte from the broker passes a guard of ours
 //! (`guard.rs`, hooked in by `connect.rs`) that repairs malformed frames
@@ -45,7 +54,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::uri::AMQPUri;
-use lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+use lapin::{ErrorKind, ExchangeKind};
 
 use super::{
     control_queue, redact, Bus, Confirm, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source,
@@ -57,25 +66,27 @@ use crate::future::BoxFuture;
 mod connect;
 mod consumer;
 mod convert;
+mod dead_letters;
 mod exposed;
 mod guard;
+mod link;
+mod options;
 mod publisher;
 mod quiet;
 mod rounds;
 
-use consumer::{queue_spec, Spec, Unit};
+use consumer::{queue_spec, Closing, Spec, Unit};
 use convert::short;
+use link::Link;
 use publisher::{Publish, Publisher, ReturnKey};
 
 pub use guard::repaired_frames;
+pub use options::{AmqpOptions, DEFAULT_QUEUE_EXPIRY};
 
 /// First delay between attempts to reopen a channel.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest delay between attempts to reopen a channel or reconnect.
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// How many times lapin tries to reconnect a lost connection (about ten
-/// minutes with the delays above) before the bus gives up.
-const RECONNECT_ATTEMPTS: usize = 64;
 /// How long the first connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a unit's supervisor looks at its channel.
@@ -98,12 +109,15 @@ pub struct AmqpBus {
 }
 
 struct BusInner {
-    publishing: Arc<Connection>,
-    consuming: Arc<Connection>,
+    publishing: Arc<Link>,
+    consuming: Arc<Link>,
     /// The URL with its password redacted.
     url: String,
     /// The login user name.
     user: String,
+    options: AmqpOptions,
+    /// Whether the dead-letter queue could be declared.
+    dead_letters: bool,
     /// Queue names the endpoints of this process hold. Exclusivity is per
     /// connection, so the broker does not stop two agents of this process
     /// from sharing a queue; this does.
@@ -144,11 +158,25 @@ impl fmt::Debug for AmqpBus {
 impl AmqpBus {
     /// Connects to the broker at `url` (`amqp://user:password@host:port/vhost`,
     /// or `amqps://...`), opening the publishing and the consuming
-    /// connection. An unreachable broker is [`Error::ConnectionLost`], a
-    /// malformed URL [`Error::Config`]; messages show the URL without its
-    /// password.
+    /// connection. The URL's query may carry [`AmqpOptions`]
+    /// (`?durable=true&queue_expiry=1h&cacertfile=/etc/ca.pem`). An
+    /// unreachable broker, or one that refuses TCP or TLS, is
+    /// [`Error::ConnectionLost`], a malformed URL [`Error::Config`];
+    /// messages show the URL without its password.
     pub async fn connect(url: &str) -> Result<AmqpBus> {
+        AmqpBus::connect_with(url, AmqpOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with options; the URL's query parameters
+    /// apply on top of them.
+    pub async fn connect_with(url: &str, options: AmqpOptions) -> Result<AmqpBus> {
         let shown = redact(url);
+        let (options, url) = options.take_from_url(url, &shown)?;
+        let url = url.as_str();
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: options.ca_pem()?,
+        };
         let uri: AMQPUri = url.parse().map_err(|e: String| {
             Error::Config(format!(
                 "invalid broker URL `{shown}`: {}",
@@ -159,21 +187,24 @@ impl AmqpBus {
         reachable(&uri.authority.host, uri.authority.port)
             .await
             .map_err(|e| Error::ConnectionLost(format!("cannot reach the broker at `{shown}`: {e}")))?;
-        let publishing = open_connection(&uri, &shown, "publish").await?;
-        let consuming = match open_connection(&uri, &shown, "consume").await {
-            Ok(conn) => conn,
+        let publishing = Link::open(&uri, &shown, "publish", &tls).await?;
+        let consuming = match Link::open(&uri, &shown, "consume", &tls).await {
+            Ok(link) => link,
             Err(e) => {
-                let _ = publishing.close(200, "OK".into()).await;
+                let _ = publishing.close().await;
                 return Err(e);
             }
         };
-        tracing::info!(url = %shown, user = %user, "connected to RabbitMQ");
+        let dead_letters = declare_dead_letters(&consuming).await;
+        tracing::info!(url = %shown, user = %user, durable = options.is_durable(), "connected to RabbitMQ");
         Ok(AmqpBus {
             inner: Arc::new(BusInner {
-                publishing: Arc::new(publishing),
-                consuming: Arc::new(consuming),
+                publishing,
+                consuming,
                 url: shown,
                 user,
+                options,
+                dead_letters,
                 queues: Mutex::new(HashSet::new()),
             }),
         })
@@ -184,15 +215,39 @@ impl AmqpBus {
         &self.inner.user
     }
 
+    /// The options the bus runs with.
+    pub fn options(&self) -> &AmqpOptions {
+        &self.inner.options
+    }
+
     /// Closes both connections. Close the endpoints first: their exclusive
     /// queues vanish with the connections anyway.
     pub async fn close(&self) -> Result<()> {
-        let publishing = self.inner.publishing.close(200, "OK".into()).await;
-        let consuming = self.inner.consuming.close(200, "OK".into()).await;
+        let publishing = self.inner.publishing.close().await;
+        let consuming = self.inner.consuming.close().await;
         publishing
             .and(consuming)
             .map_err(|e| lapin_error(e, &format!("closing the connections to `{}`", self.inner.url)))
     }
+}
+
+/// Declares the dead-letter queue; without it, agents reject what they
+/// cannot handle as before (logged and traced).
+async fn declare_dead_letters(link: &Link) -> bool {
+    let declared = async {
+        let channel = link.current().create_channel().await?;
+        dead_letters::declare(&channel).await?;
+        channel.close(200, "OK".into()).await
+    }
+    .await;
+    if let Err(e) = &declared {
+        tracing::warn!(
+            queue = crate::dead_letter::DEAD_LETTER_QUEUE,
+            error = %e,
+            "cannot declare the dead-letter queue; rejected messages are dropped (still logged and traced)"
+        );
+    }
+    declared.is_ok()
 }
 
 /// Fails fast when nothing listens at the broker's address: with recovery
@@ -216,80 +271,34 @@ async fn reachable(host: &str, port: u16) -> std::io::Result<()> {
     probe.await.map_err(std::io::Error::other)?
 }
 
-async fn open_connection(uri: &AMQPUri, shown: &str, role: &'static str) -> Result<Connection> {
-    let properties = ConnectionProperties::default()
-        .with_connection_name(format!("munggoggo {role} (pid {})", std::process::id()).into())
-        .enable_auto_recover()
-        .configure_backoff(|backoff| {
-            backoff
-                .with_min_delay(BACKOFF_MIN)
-                .with_max_delay(BACKOFF_MAX)
-                .with_max_times(RECONNECT_ATTEMPTS)
-        });
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(Error::Config("lapin needs a tokio runtime".to_owned()));
-    }
-    // Every byte from the broker passes the guard before lapin parses it.
-    let connecting = connect::connector(uri.clone(), properties, role);
-    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok(conn)) => {
-            tokio::spawn(log_events(conn.events_listener(), shown.to_owned(), role.to_owned()));
-            Ok(conn)
-        }
-        Ok(Err(e)) => Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`"))),
-        Err(_) => Err(Error::ConnectionLost(format!(
-            "the broker at `{shown}` did not complete the connection within {CONNECT_TIMEOUT:?} (wrong credentials or vhost?)"
-        ))),
-    }
-}
-
-/// One log line of the SDK's own per connection loss, recovery, block
-/// and unblock (lapin's own lines are at its targets' levels).
-async fn log_events(events: impl futures_util::Stream<Item = lapin::Event>, url: String, role: String) {
-    use futures_util::StreamExt;
-    let mut events = std::pin::pin!(events);
-    let mut lost: Option<std::time::Instant> = None;
-    while let Some(event) = events.next().await {
-        match event {
-            lapin::Event::Connected => match lost.take() {
-                Some(since) => tracing::info!(
-                    url = %url,
-                    connection = %role,
-                    after = ?since.elapsed(),
-                    "connection to RabbitMQ recovered"
-                ),
-                None => tracing::debug!(url = %url, connection = %role, "connected"),
-            },
-            lapin::Event::Error(e) if lost.is_none() => {
-                lost = Some(std::time::Instant::now());
-                tracing::warn!(url = %url, connection = %role, error = %e, "connection to RabbitMQ lost; reconnecting");
-            }
-            lapin::Event::ConnectionBlocked(reason) => {
-                tracing::warn!(url = %url, connection = %role, reason = %reason, "RabbitMQ blocked the connection")
-            }
-            lapin::Event::ConnectionUnblocked => {
-                tracing::info!(url = %url, connection = %role, "RabbitMQ unblocked the connection")
-            }
-            _ => {}
-        }
-    }
-}
-
 impl Bus for AmqpBus {
     fn open<'a>(&'a self, identity: &'a str, options: &'a EndpointOptions) -> BoxFuture<'a, Result<Opened>> {
         Box::pin(async move {
             let fanout = format!("{identity}.fanout");
             let control = control_queue(identity);
             let mailbox = vec![
-                queue_spec(identity, Source::Direct, &[], options.max_queue)?,
+                queue_spec(
+                    identity,
+                    Source::Direct,
+                    &[],
+                    options.max_queue,
+                    &self.inner.options,
+                )?,
                 queue_spec(
                     &fanout,
                     Source::Fanout,
                     &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)],
                     options.max_queue,
+                    &self.inner.options,
                 )?,
             ];
-            let control_spec = queue_spec(&control, Source::Control, &[], options.max_queue)?;
+            let control_spec = queue_spec(
+                &control,
+                Source::Control,
+                &[],
+                options.max_queue,
+                &self.inner.options,
+            )?;
             if !self.inner.claim(&[identity, &fanout, &control]) {
                 return Err(Error::IdentityInUse(identity.to_owned()));
             }
@@ -330,26 +339,28 @@ async fn open_endpoint(
     // The control queue first: once the identity queue exists, peers may
     // already send requests that are answered through it.
     let (control_unit, mut control_consumers) = Unit::open(Spec {
-        conn: Arc::clone(&bus.consuming),
+        link: Arc::clone(&bus.consuming),
         identity: Arc::clone(&identity),
         mailbox: true,
         prefetch: options.control_prefetch,
         exchanges: Vec::new(),
         queues: vec![control],
+        expiry: bus.options.expiry(),
     })
     .await?;
     let spec = Spec {
-        conn: Arc::clone(&bus.consuming),
+        link: Arc::clone(&bus.consuming),
         identity: Arc::clone(&identity),
         mailbox: true,
         prefetch: options.prefetch,
         exchanges,
         queues,
+        expiry: bus.options.expiry(),
     };
     let (mailbox, consumers) = match Unit::open(spec).await {
         Ok(opened) => opened,
         Err(e) => {
-            let _ = control_unit.close().await;
+            let _ = control_unit.close(Closing::KeepBacklog).await;
             return Err(e);
         }
     };
@@ -363,8 +374,8 @@ async fn open_endpoint(
     {
         Ok(publisher) => publisher,
         Err(e) => {
-            let _ = mailbox.close().await;
-            let _ = control_unit.close().await;
+            let _ = mailbox.close(Closing::KeepBacklog).await;
+            let _ = control_unit.close(Closing::KeepBacklog).await;
             return Err(e);
         }
     };
@@ -452,7 +463,12 @@ impl AmqpEndpoint {
         Ok(Publish {
             exchange: route.exchange().into(),
             routing_key: short("routing key", route.routing_key())?,
-            properties: convert::to_amqp(&properties)?,
+            properties: if self.bus.options.is_durable() {
+                // Persistent, so that a durable queue keeps it through a broker restart.
+                convert::to_amqp(&properties)?.with_delivery_mode(2)
+            } else {
+                convert::to_amqp(&properties)?
+            },
             body,
             direct,
         })
@@ -476,19 +492,26 @@ impl Endpoint for AmqpEndpoint {
             }
             let bindings: Vec<(&'static str, &str)> =
                 binding_keys.iter().map(|k| (TOPIC_EXCHANGE, *k)).collect();
-            let spec = queue_spec(queue, Source::Topic(queue.into()), &bindings, self.max_queue)?;
+            let spec = queue_spec(
+                queue,
+                Source::Topic(queue.into()),
+                &bindings,
+                self.max_queue,
+                &self.bus.options,
+            )?;
             if !self.bus.claim(&[queue]) {
                 return Err(Error::Bus(format!(
                     "queue `{queue}` is already in use by an agent of this process"
                 )));
             }
             let opened = Unit::open(Spec {
-                conn: Arc::clone(&self.bus.consuming),
+                link: Arc::clone(&self.bus.consuming),
                 identity: Arc::clone(&self.identity),
                 mailbox: false,
                 prefetch: self.prefetch,
                 exchanges: vec![(TOPIC_EXCHANGE, ExchangeKind::Topic)],
                 queues: vec![spec],
+                expiry: self.bus.options.expiry(),
             })
             .await;
             let (unit, mut consumers) = match opened {
@@ -502,7 +525,7 @@ impl Endpoint for AmqpEndpoint {
             if self.closed.load(Ordering::SeqCst) {
                 // close() ran meanwhile and did not see this subscription.
                 self.subscriptions().remove(queue);
-                let _ = unit.close().await;
+                let _ = unit.close(Closing::KeepBacklog).await;
                 self.bus.release(&[queue]);
                 return Err(self.stopped());
             }
@@ -513,13 +536,17 @@ impl Endpoint for AmqpEndpoint {
         })
     }
 
+    fn keeps_dead_letters(&self) -> bool {
+        self.bus.dead_letters
+    }
+
     fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let unit = self.subscriptions().remove(queue);
             let Some(unit) = unit else {
                 return Ok(());
             };
-            let result = unit.close().await;
+            let result = unit.close(Closing::Delete).await;
             self.bus.release(&[queue]);
             tracing::debug!(agent = %self.identity, queue, "unsubscribed");
             result
@@ -533,12 +560,12 @@ impl Endpoint for AmqpEndpoint {
             }
             self.publisher.close().await;
             let subscriptions: Vec<(String, Arc<Unit>)> = self.subscriptions().drain().collect();
-            let mut result = self.mailbox.close().await;
-            result = result.and(self.control.close().await);
+            let mut result = self.mailbox.close(Closing::KeepBacklog).await;
+            result = result.and(self.control.close(Closing::KeepBacklog).await);
             let [identity, fanout, control] = self.mailbox_names();
             self.bus.release(&[&identity, &fanout, &control]);
             for (queue, unit) in subscriptions {
-                let closed = unit.close().await;
+                let closed = unit.close(Closing::KeepBacklog).await;
                 self.bus.release(&[&queue]);
                 result = result.and(closed);
             }
@@ -570,7 +597,7 @@ impl Drop for AmqpEndpoint {
         };
         runtime.spawn(async move {
             for (queue, unit) in units {
-                let _ = unit.close().await;
+                let _ = unit.close(Closing::KeepBacklog).await;
                 if let Some(queue) = queue {
                     bus.release(&[&queue]);
                 }
@@ -595,6 +622,15 @@ pub(crate) async fn reject(acker: lapin::Acker) -> Result<()> {
         Ok(true) => Ok(()),
         Ok(false) => Err(unackable()),
         Err(e) => Err(lapin_error(e, "rejecting a delivery failed")),
+    }
+}
+
+/// Requeues a RabbitMQ delivery.
+pub(crate) async fn release(acker: lapin::Acker) -> Result<()> {
+    match acker.reject(BasicRejectOptions { requeue: true }).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unackable()),
+        Err(e) => Err(lapin_error(e, "requeueing a delivery failed")),
     }
 }
 

@@ -26,6 +26,8 @@ use bytes::Bytes;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
+
+use super::link::Link;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::rounds::Rounds;
@@ -89,12 +91,12 @@ impl Answer {
 impl Publisher {
     /// Opens the agent's publish channel (confirm mode) and starts its task.
     pub(super) async fn open(
-        conn: Arc<Connection>,
+        link: Arc<Link>,
         identity: Arc<str>,
         window: usize,
         timeout: std::time::Duration,
     ) -> Result<Publisher> {
-        let channel = open_channel(&conn).await.map_err(|e| {
+        let channel = open_channel(&link.current()).await.map_err(|e| {
             lapin_error(
                 e,
                 &format!("cannot open the publish channel of agent `{identity}`"),
@@ -103,7 +105,7 @@ impl Publisher {
         let (commands, rx) = mpsc::unbounded_channel();
         let task = Task {
             identity: Arc::clone(&identity),
-            conn,
+            link,
             channel: Arc::new(channel),
             confirms: Confirms {
                 identity: Arc::clone(&identity),
@@ -281,7 +283,7 @@ impl Confirms {
 
 struct Task {
     identity: Arc<str>,
-    conn: Arc<Connection>,
+    link: Arc<Link>,
     channel: Arc<Channel>,
     confirms: Confirms,
     reopening: Option<BoxFuture<'static, Option<Channel>>>,
@@ -363,10 +365,10 @@ impl Task {
             self.check_channel();
             let why = if self.reopening.is_some() {
                 "its publish channel is being reopened"
-            } else if self.conn.status().errored() || self.conn.status().closed() {
-                "the publishing connection is gone"
+            } else if self.link.is_closed() {
+                "the bus is closed"
             } else {
-                "the publishing connection is recovering"
+                "the publishing connection is down; the bus is reconnecting"
             };
             reply.send(Err(Error::ConnectionLost(format!(
                 "agent `{}` cannot publish: {why}",
@@ -411,7 +413,7 @@ impl Task {
             return;
         }
         if status.reconnecting() {
-            if !self.conn.status().connected() {
+            if !self.link.current().status().connected() {
                 self.stuck_since = None;
                 return;
             }
@@ -421,9 +423,9 @@ impl Task {
             }
         }
         tracing::warn!(agent = %self.identity, "the publish channel is closed; opening a new one");
-        let conn = Arc::clone(&self.conn);
+        let link = Arc::clone(&self.link);
         let identity = Arc::clone(&self.identity);
-        self.reopening = Some(Box::pin(async move { reopen(&conn, &identity).await }));
+        self.reopening = Some(Box::pin(async move { reopen(&link, &identity).await }));
     }
 }
 
@@ -441,18 +443,18 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Opens a new publish channel, retrying with backoff while the connection
-/// is up or recovering; `None` once the connection is gone for good.
-async fn reopen(conn: &Connection, identity: &str) -> Option<Channel> {
+/// Opens a new publish channel on the bus's current publishing
+/// connection, retrying with backoff while it is down; `None` once the bus
+/// is closed.
+async fn reopen(link: &Link, identity: &str) -> Option<Channel> {
     let mut delay = BACKOFF_MIN;
     loop {
-        let status = conn.status();
-        if status.errored() || status.closed() {
-            tracing::error!(agent = %identity, "the publishing connection is gone; publishing fails from now on");
+        if link.is_closed() {
             return None;
         }
-        if status.connected() {
-            match open_channel(conn).await {
+        let conn = link.current();
+        if conn.status().connected() {
+            match open_channel(&conn).await {
                 Ok(channel) => {
                     tracing::info!(agent = %identity, "publish channel reopened");
                     return Some(channel);

@@ -1,0 +1,194 @@
+//! One of the bus's two connections, replaced by a new one whenever it is
+//! lost, for as long as the bus is open.
+//!
+//! The bus reconnects itself instead of using lapin's connection recovery:
+//! lapin 4.12 recovers a connection that failed with an I/O error, but one
+//! the broker closed (`CONNECTION_FORCED` when the broker stops or an
+//! operator closes connections) could stay down for good, so that a
+//! restarted broker saw the agent again only as a deaf consumer and a
+//! publisher failing every send. (The fix upstream would be for lapin to
+//! finish the recovery it starts on a server-sent `connection.close`.) Here
+//! a lost connection is replaced by a fresh one with backoff, forever, and
+//! the endpoints' channel supervisors (consumer units, publishers) rebuild
+//! their channels on it; they always take the [`Link::current`]
+//! connection.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::tcp::OwnedTLSConfig;
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties};
+
+use super::{connect, lapin_error, BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT};
+use crate::error::{Error, Result};
+
+/// How often a link looks at its connection.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A connection of the bus that is replaced when lost.
+pub(super) struct Link {
+    role: &'static str,
+    uri: AMQPUri,
+    /// The URL without its password.
+    shown: String,
+    tls: OwnedTLSConfig,
+    current: Mutex<Arc<Connection>>,
+    closed: AtomicBool,
+}
+
+impl Link {
+    /// Opens the first connection (failing fast, with the reason) and
+    /// starts watching it.
+    pub(super) async fn open(
+        uri: &AMQPUri,
+        shown: &str,
+        role: &'static str,
+        tls: &OwnedTLSConfig,
+    ) -> Result<Arc<Link>> {
+        let first = connect(uri, shown, role, tls).await?;
+        let link = Arc::new(Link {
+            role,
+            uri: uri.clone(),
+            shown: shown.to_owned(),
+            tls: tls.clone(),
+            current: Mutex::new(Arc::new(first)),
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(Arc::clone(&link).watch());
+        Ok(link)
+    }
+
+    /// The connection to use now (it may be down: check its status).
+    pub(super) fn current(&self) -> Arc<Connection> {
+        Arc::clone(&self.current.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether the bus closed this link (it is not replaced any more).
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closes the connection for good.
+    pub(super) async fn close(&self) -> lapin::Result<()> {
+        self.closed.store(true, Ordering::SeqCst);
+        let conn = self.current();
+        if conn.status().connected() {
+            conn.close(200, "OK".into()).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Replaces the connection whenever it is lost, until the link closes.
+    async fn watch(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            if self.is_closed() {
+                return;
+            }
+            let current = self.current();
+            let status = current.status();
+            if status.connected() || status.connecting() {
+                continue;
+            }
+            let lost = Instant::now();
+            tracing::warn!(url = %self.shown, connection = self.role, status = ?status, "connection to RabbitMQ lost; reconnecting");
+            let mut delay = BACKOFF_MIN;
+            let mut attempts = 0u32;
+            loop {
+                if self.is_closed() {
+                    return;
+                }
+                attempts += 1;
+                match connect(&self.uri, &self.shown, self.role, &self.tls).await {
+                    Ok(conn) => {
+                        let old = std::mem::replace(
+                            &mut *self.current.lock().unwrap_or_else(|e| e.into_inner()),
+                            Arc::new(conn),
+                        );
+                        drop(old);
+                        if self.is_closed() {
+                            let _ = self.current().close(200, "OK".into()).await;
+                            return;
+                        }
+                        tracing::info!(
+                            url = %self.shown,
+                            connection = self.role,
+                            after = ?lost.elapsed(),
+                            attempts,
+                            "connection to RabbitMQ recovered"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        let log = attempts == 1 || attempts % 10 == 0;
+                        if log {
+                            tracing::warn!(url = %self.shown, connection = self.role, attempts, error = %e, "cannot reconnect yet; retrying");
+                        }
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Opens one connection, whose inbound frames pass the guard; fails at
+/// once when TCP or TLS cannot be set up, with the reason.
+async fn connect(uri: &AMQPUri, shown: &str, role: &'static str, tls: &OwnedTLSConfig) -> Result<Connection> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(format!("munggoggo {role} (pid {})", std::process::id()).into());
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Config("lapin needs a tokio runtime".to_owned()));
+    }
+    let errors = Arc::new(connect::SetupErrors::default());
+    let connecting = connect::connector(uri.clone(), properties, role, tls.clone(), Arc::clone(&errors));
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => outcome,
+        error = errors.next() => {
+            let hint = if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+                " (is the port a TLS port, and is the server's certificate trusted? see `cacertfile`)"
+            } else {
+                ""
+            };
+            return Err(Error::ConnectionLost(format!(
+                "cannot connect to the broker at `{shown}`: {error}{hint}"
+            )));
+        }
+    };
+    match outcome {
+        Ok(Ok(conn)) => {
+            tokio::spawn(log_blocking(conn.events_listener(), shown.to_owned(), role));
+            Ok(conn)
+        }
+        Ok(Err(e)) => Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`"))),
+        Err(_) => Err(Error::ConnectionLost(format!(
+            "the broker at `{shown}` did not complete the connection within {CONNECT_TIMEOUT:?} (wrong credentials or vhost?)"
+        ))),
+    }
+}
+
+/// One log line per block and unblock of the connection by the broker
+/// (a resource alarm: memory or disk).
+async fn log_blocking(
+    events: impl futures_util::Stream<Item = lapin::Event>,
+    url: String,
+    role: &'static str,
+) {
+    use futures_util::StreamExt;
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            lapin::Event::ConnectionBlocked(reason) => {
+                tracing::warn!(url = %url, connection = role, reason = %reason, "RabbitMQ blocked the connection")
+            }
+            lapin::Event::ConnectionUnblocked => {
+                tracing::info!(url = %url, connection = role, "RabbitMQ unblocked the connection")
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Options of the RabbitMQ bus: set in code with [`AmqpOptions`], or as
+//! query parameters of the broker URL (so `MUNGGOGGO_URL` and a config
+//! file can carry them):
+//!
+//! | parameter | meaning | default |
+//! |---|---|---|
+//! | `durable=true` | durable queues and persistent messages: queued messages survive a broker restart | `false` |
+//! | `queue_expiry=30m` | how long an agent's queues outlive it unused (`never`: kept until deleted) | `30m` |
+//! | `cacertfile=/path/ca.pem` | PEM certificates trusted for `amqps://`, beside the system's | none |
+//!
+//! The parameters are taken off the URL before lapin parses it; lapin's
+//! own (`heartbeat`, `frame_max`, ...) pass through.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The default of [`AmqpOptions::queue_expiry`].
+pub const DEFAULT_QUEUE_EXPIRY: Duration = Duration::from_secs(30 * 60);
+
+/// How the RabbitMQ bus declares queues, publishes and connects.
+///
+/// ```
+/// use std::time::Duration;
+/// use munggoggo::bus::amqp::AmqpOptions;
+///
+/// let options = AmqpOptions::default().durable(true).queue_expiry(Some(Duration::from_secs(600)));
+/// assert!(options.is_durable());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AmqpOptions {
+    durable: bool,
+    queue_expiry: Option<Duration>,
+    ca_file: Option<PathBuf>,
+}
+
+impl Default for AmqpOptions {
+    fn default() -> Self {
+        AmqpOptions {
+            durable: false,
+            queue_expiry: Some(DEFAULT_QUEUE_EXPIRY),
+            ca_file: None,
+        }
+    }
+}
+
+impl AmqpOptions {
+    /// Durable mode: agents' queues are declared durable and every message
+    /// is published persistent (`delivery_mode` 2), so what the broker
+    /// confirmed survives a broker restart. Costs a disk write per message
+    /// (see the README's benchmark table). The exchanges stay as munggoggo
+    /// 0.4 declares them (transient); bindings are declared again after a
+    /// restart.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// How long an agent's queues stay on the broker without a consumer
+    /// (RabbitMQ's `x-expires`): an agent that restarts within it finds the
+    /// messages sent meanwhile. `None`: kept until deleted. An agent that
+    /// stops deletes its empty queues at once.
+    pub fn queue_expiry(mut self, expiry: Option<Duration>) -> Self {
+        self.queue_expiry = expiry;
+        self
+    }
+
+    /// A PEM file of certificates to trust for `amqps://` beside the
+    /// system's (a private CA).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Whether durable mode is on.
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    /// The queue expiry (`None`: never).
+    pub fn expiry(&self) -> Option<Duration> {
+        self.queue_expiry
+    }
+
+    /// The extra CA file, if any.
+    pub fn ca(&self) -> Option<&std::path::Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// Takes this crate's query parameters off `url`, applying them on top
+    /// of `self`; returns the URL lapin is to parse. `shown` is the URL
+    /// without its password, for errors.
+    pub(super) fn take_from_url(mut self, url: &str, shown: &str) -> Result<(Self, String)> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((self, url.to_owned()));
+        };
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let bad = |what: &str| {
+                Error::Config(format!(
+                    "invalid broker URL `{shown}`: query parameter `{key}={value}`: {what}"
+                ))
+            };
+            match key {
+                "durable" => {
+                    self.durable = match value {
+                        "true" | "1" | "yes" => true,
+                        "false" | "0" | "no" => false,
+                        _ => return Err(bad("expected true or false")),
+                    }
+                }
+                "queue_expiry" => {
+                    self.queue_expiry = match value {
+                        "never" => None,
+                        text => match humantime::parse_duration(text) {
+                            Ok(d) if d >= Duration::from_millis(1) => Some(d),
+                            Ok(_) => return Err(bad("must be at least 1ms")),
+                            Err(e) => return Err(bad(&format!("{e} (for example 30m, 2h or never)"))),
+                        },
+                    }
+                }
+                "cacertfile" => {
+                    if value.is_empty() {
+                        return Err(bad("expected a file path"));
+                    }
+                    let path = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                    self.ca_file = Some(PathBuf::from(path.into_owned()));
+                }
+                _ => rest.push(pair),
+            }
+        }
+        let url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        Ok((self, url))
+    }
+
+    /// The PEM text of the CA file, if one is set.
+    pub(super) fn ca_pem(&self) -> Result<Option<String>> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("cannot read the CA file `{}`: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(url: &str) -> Result<(AmqpOptions, String)> {
+        AmqpOptions::default().take_from_url(url, url)
+    }
+
+    #[test]
+    fn query_parameters_set_options_and_are_taken_off() {
+        let (options, url) = take(
+            "amqps://u:p@h:5671/%2f?heartbeat=10&durable=true&queue_expiry=2h&cacertfile=%2Ftmp%2Fca.pem",
+        )
+        .unwrap();
+        assert!(options.is_durable());
+        assert_eq!(options.expiry(), Some(Duration::from_secs(7200)));
+        assert_eq!(options.ca(), Some(std::path::Path::new("/tmp/ca.pem")));
+        assert_eq!(url, "amqps://u:p@h:5671/%2f?heartbeat=10");
+
+        let (options, url) = take("amqp://h/%2f?queue_expiry=never").unwrap();
+        assert_eq!(options.expiry(), None);
+        assert_eq!(url, "amqp://h/%2f");
+        assert_eq!(take("amqp://h").unwrap().0, AmqpOptions::default());
+    }
+
+    #[test]
+    fn bad_values_are_config_errors_naming_the_parameter() {
+        for url in [
+            "amqp://h/?durable=maybe",
+            "amqp://h/?queue_expiry=soon",
+            "amqp://h/?cacertfile=",
+        ] {
+            let err = take(url).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{url}: {err}");
+            let key = url.split('?').nth(1).unwrap().split('=').next().unwrap();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let err = AmqpOptions::default()
+            .ca_file("/nonexistent/ca.pem")
+            .ca_pem()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+}

@@ -1,0 +1,257 @@
+//! A private RabbitMQ node for tests that break their broker: its own node
+//! name, ports, data folder and configuration, so that stopping, killing or
+//! cutting it never touches the shared broker the other tests use. The node
+//! stops and its folder goes when the [`Node`] is dropped.
+//!
+//! Needs `rabbitmq-server` and `rabbitmqctl` on the PATH (Debian's package;
+//! run as root, the scripts start the node as the `rabbitmq` user, which is
+//! why the folder is handed to that user).
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to start (slow under a loaded CI machine).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// TLS files of a node's TLS listener (PEM).
+pub struct TlsFiles {
+    pub ca_cert: String,
+    pub cert: String,
+    pub key: String,
+}
+
+/// A running private RabbitMQ node.
+pub struct Node {
+    name: String,
+    dir: PathBuf,
+    port: u16,
+    tls_port: Option<u16>,
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+impl Node {
+    /// [`Node::start`], or `None` with a notice when `rabbitmq-server` is
+    /// not installed and `CI` is not set (with `CI` set, that fails).
+    pub fn start_or_skip(tag: &str, tls: Option<&TlsFiles>) -> Option<Node> {
+        let installed = Command::new("rabbitmq-server")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !installed {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but rabbitmq-server is not installed"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED {tag}: no rabbitmq-server to start a private node"
+            );
+            return None;
+        }
+        Some(Node::start(tag, tls))
+    }
+
+    /// Starts a node named after `tag` and this process; with `tls`, it
+    /// also listens for TLS on [`Node::tls_url`]. Panics with the node's log
+    /// when it does not come up.
+    pub fn start(tag: &str, tls: Option<&TlsFiles>) -> Node {
+        let name = format!("munggoggo-{tag}-{}@localhost", std::process::id());
+        let dir = std::env::temp_dir().join(format!("munggoggo-node-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("log")).expect("node folder");
+        let port = free_port();
+        let mut conf = format!("listeners.tcp.local = 127.0.0.1:{port}\n");
+        let tls_port = tls.map(|files| {
+            let tls_port = free_port();
+            for (file, text) in [
+                ("ca.pem", &files.ca_cert),
+                ("cert.pem", &files.cert),
+                ("key.pem", &files.key),
+            ] {
+                std::fs::write(dir.join(file), text).expect("TLS file");
+            }
+            conf.push_str(&format!(
+                "listeners.ssl.local = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {0}/ca.pem\n\
+                 ssl_options.certfile = {0}/cert.pem\n\
+                 ssl_options.keyfile = {0}/key.pem\n\
+                 ssl_options.verify = verify_none\n\
+                 ssl_options.fail_if_no_peer_cert = false\n",
+                dir.display()
+            ));
+            tls_port
+        });
+        std::fs::write(dir.join("rabbitmq.conf"), conf).expect("node config");
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("node plugins");
+        // The Debian scripts run the node as `rabbitmq` when started by root.
+        let _ = Command::new("chown").args(["-R", "rabbitmq"]).arg(&dir).status();
+        let node = Node {
+            name,
+            dir,
+            port,
+            tls_port,
+        };
+        node.boot();
+        node
+    }
+
+    /// The folder's path as the node's environment names it.
+    fn path(&self, leaf: &str) -> PathBuf {
+        self.dir.join(leaf)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("RABBITMQ_NODENAME", &self.name)
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            .env("RABBITMQ_MNESIA_BASE", self.path("mnesia"))
+            .env("RABBITMQ_LOG_BASE", self.path("log"))
+            .env("RABBITMQ_PID_FILE", self.path("pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.path("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", self.path("rabbitmq.conf"))
+            .env("RABBITMQ_PLUGINS_EXPAND_DIR", self.path("plugins-expand"))
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Starts the node's Erlang VM and waits until its AMQP listener answers.
+    fn boot(&self) {
+        let started = self
+            .command("rabbitmq-server")
+            .arg("-detached")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("rabbitmq-server runs (is RabbitMQ installed?)");
+        assert!(started.success(), "rabbitmq-server -detached failed: {started}");
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not listen on {} within {START_TIMEOUT:?}; its log:\n{}",
+                self.name,
+                self.port,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The last lines of the node's log.
+    pub fn log_tail(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.path("log").join(format!("{}.log", self.name))).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// `amqp://` URL of the node (guest, default vhost).
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// `amqps://` URL of the node's TLS listener.
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("the node was started with TLS");
+        format!("amqps://guest:guest@127.0.0.1:{port}/%2f")
+    }
+
+    /// The node's folder (its TLS files are there).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `rabbitmqctl -n <node> args...`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.command("rabbitmqctl")
+            .arg("-q")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .expect("rabbitmqctl runs")
+    }
+
+    fn ctl_ok(&self, args: &[&str]) {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Closes every client connection, as a network cut or a broker
+    /// operator would.
+    pub fn close_all_connections(&self) {
+        self.ctl_ok(&["close_all_connections", "munggoggo fault test"]);
+    }
+
+    /// Stops the whole node gracefully (queues and messages that are not
+    /// durable and persistent are gone when it starts again).
+    pub fn stop(&self) {
+        self.ctl_ok(&["stop"]);
+    }
+
+    /// Kills the node's VM with SIGKILL.
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.path("pid")).expect("node pid file");
+        let status = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -9 {pid} failed");
+        // Wait until the port is free again, so that the restart can listen.
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts the node again on its folder, ports and configuration.
+    pub fn start_again(&self) {
+        self.boot();
+    }
+
+    /// Name and ready-message count of every queue on the node.
+    pub fn queues(&self) -> Vec<(String, u64)> {
+        let out = self.ctl(&["list_queues", "name", "messages", "--no-table-headers"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                Some((words.next()?.to_owned(), words.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let stopped = self.ctl(&["stop"]);
+        if !stopped.status.success() {
+            if let Ok(pid) = std::fs::read_to_string(self.path("pid")) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

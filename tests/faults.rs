@@ -1,0 +1,508 @@
+//! Broker faults on a private RabbitMQ node (see `common/node.rs`): a
+//! stream of numbered direct messages from one process to a slow agent in
+//! another runtime, with a backlog at the consumer, while the broker
+//! closes every connection, restarts, or is killed; the consumer stopped
+//! and started again; sends during an outage; ten restarts in a row.
+//!
+//! Each case prints `sent / Ok / received / lost / duplicated / recovery`
+//! and asserts that no message the broker confirmed (Ok) is lost. The
+//! producer retries a failed send, as a real one would, so every number is
+//! Ok'd in the end; a send that timed out may have arrived all the same,
+//! which shows as a duplicate (delivery is at least once).
+
+#![cfg(feature = "amqp")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::node::Node;
+use munggoggo::prelude::*;
+use munggoggo::{Runtime, RuntimeHandle};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore};
+
+/// Messages per stream.
+const TOTAL: u64 = 10_000;
+/// Time between two sends: about 2,000 a second, faster than the sink
+/// takes them, slow enough that a fault lands mid-stream.
+const PACE: Duration = Duration::from_micros(500);
+/// Sends in flight at once.
+const IN_FLIGHT: usize = 64;
+/// How long the consumer may take to receive everything after the stream.
+const DRAIN: Duration = Duration::from_secs(180);
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Numbered {
+    n: u64,
+}
+
+#[derive(Default)]
+struct Seen {
+    numbers: HashSet<u64>,
+    duplicates: u64,
+    /// When a message last arrived.
+    last: Option<Instant>,
+    /// Set by a fault's end: the first arrival after it.
+    resumed: Option<Option<Instant>>,
+}
+
+/// What the consumers of one case received.
+#[derive(Clone, Default)]
+struct Received {
+    seen: Arc<Mutex<Seen>>,
+    changed: Arc<Notify>,
+}
+
+impl Received {
+    fn record(&self, n: u64) {
+        let mut seen = self.seen.lock().unwrap();
+        if !seen.numbers.insert(n) {
+            seen.duplicates += 1;
+        }
+        let now = Instant::now();
+        seen.last = Some(now);
+        if let Some(None) = seen.resumed {
+            seen.resumed = Some(Some(now));
+        }
+        drop(seen);
+        self.changed.notify_waiters();
+    }
+
+    /// Marks a fault's end: [`Report::check`] says how long the consumer
+    /// took to receive again.
+    fn fault_ended(&self) {
+        self.seen.lock().unwrap().resumed = Some(None);
+    }
+
+    /// Waits until every number in `wanted` arrived, or `DRAIN` passed;
+    /// returns the numbers still missing.
+    async fn wait_for(&self, wanted: &HashSet<u64>) -> Vec<u64> {
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        loop {
+            let changed = self.changed.notified();
+            let missing: Vec<u64> = {
+                let seen = self.seen.lock().unwrap();
+                wanted
+                    .iter()
+                    .filter(|n| !seen.numbers.contains(n))
+                    .copied()
+                    .collect()
+            };
+            if missing.is_empty() || tokio::time::Instant::now() >= deadline {
+                return missing;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), changed).await;
+        }
+    }
+}
+
+/// A slow consumer: 1 ms per message, so a backlog builds up.
+#[agent]
+struct Sink {
+    received: Received,
+}
+
+#[agent]
+impl Sink {
+    #[on_message]
+    async fn numbered(&mut self, msg: Numbered) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        self.received.record(msg.n);
+    }
+}
+
+/// Starts a runtime at `url` with the sink `identity`.
+async fn sink(url: &str, identity: &str, received: &Received) -> RuntimeHandle {
+    Runtime::from_url(url)
+        .expect("valid URL")
+        .agent_as(
+            identity,
+            Sink {
+                received: received.clone(),
+            },
+        )
+        .start()
+        .await
+        .expect("the sink starts")
+}
+
+/// The outcome of one case.
+struct Report {
+    case: &'static str,
+    attempts: u64,
+    ok: HashSet<u64>,
+    /// From the fault's start to the first Ok after a failed send.
+    recovery: Option<Duration>,
+    fault_end: Option<Instant>,
+}
+
+impl Report {
+    /// Prints the case's line and asserts that nothing Ok'd is lost.
+    async fn check(self, received: &Received) {
+        let missing = received.wait_for(&self.ok).await;
+        let (got, duplicates, resumed) = {
+            let seen = received.seen.lock().unwrap();
+            (seen.numbers.len(), seen.duplicates, seen.resumed.flatten())
+        };
+        let seconds = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
+        let line = format!(
+            "fault case {:<28} sent {:>6}  Ok {:>6}  received {:>6}  lost {:>4}  duplicated {:>4}  \
+             recovery: sends {}, deliveries {}",
+            self.case,
+            self.attempts,
+            self.ok.len(),
+            got,
+            missing.len(),
+            duplicates,
+            seconds(self.recovery),
+            seconds(
+                self.fault_end
+                    .zip(resumed)
+                    .map(|(end, at)| at.saturating_duration_since(end))
+            ),
+        );
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        assert!(
+            missing.is_empty(),
+            "{line}: Ok'd but never received: {:?}",
+            &missing[..missing.len().min(20)]
+        );
+    }
+}
+
+/// Streams `TOTAL` numbered messages from `client` to `target`, IN_FLIGHT
+/// at once, retrying each failed send. When `fault_at` messages are Ok'd,
+/// runs `fault` (on a blocking thread; the stream goes on meanwhile).
+/// Recovery: from the fault's end to the first Ok after it.
+async fn stream(
+    case: &'static str,
+    client: Arc<munggoggo::runtime::Client>,
+    target: &str,
+    received: &Received,
+    fault_at: u64,
+    fault: impl FnOnce() + Send + 'static,
+) -> Report {
+    struct Shared {
+        ok: HashSet<u64>,
+        attempts: u64,
+        fault_start: Option<Instant>,
+        fault_end: Option<Instant>,
+        failed: bool,
+        recovered: Option<Instant>,
+    }
+    let shared = Arc::new(Mutex::new(Shared {
+        ok: HashSet::new(),
+        attempts: 0,
+        fault_start: None,
+        fault_end: None,
+        failed: false,
+        recovered: None,
+    }));
+    let mut pace = tokio::time::interval(PACE);
+    let mut fault = Some(fault);
+    let mut faulting: Option<tokio::task::JoinHandle<()>> = None;
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for n in 0..TOTAL {
+        pace.tick().await;
+        let permit = Arc::clone(&slots).acquire_owned().await.unwrap();
+        if faulting.is_none() && shared.lock().unwrap().ok.len() as u64 >= fault_at {
+            let fault = fault.take().unwrap();
+            let (shared, received) = (Arc::clone(&shared), received.clone());
+            shared.lock().unwrap().fault_start = Some(Instant::now());
+            faulting = Some(tokio::task::spawn_blocking(move || {
+                fault();
+                shared.lock().unwrap().fault_end = Some(Instant::now());
+                received.fault_ended();
+            }));
+        }
+        let (client, shared, target) = (Arc::clone(&client), Arc::clone(&shared), target.to_owned());
+        tasks.spawn(async move {
+            let _permit = permit;
+            loop {
+                shared.lock().unwrap().attempts += 1;
+                let sent =
+                    tokio::time::timeout(Duration::from_secs(60), client.send(&target, &Numbered { n }))
+                        .await;
+                match sent {
+                    Ok(Ok(())) => {
+                        let mut s = shared.lock().unwrap();
+                        s.ok.insert(n);
+                        if s.failed && s.recovered.is_none() {
+                            s.recovered = Some(Instant::now());
+                        }
+                        return;
+                    }
+                    Ok(Err(_)) => {
+                        {
+                            let mut s = shared.lock().unwrap();
+                            s.failed |= s.fault_start.is_some();
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    Err(_) => panic!("a send hung for 60 s (its send timeout is 10 s)"),
+                }
+                assert!(Instant::now() < deadline, "message {n} was never Ok'd");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a send task failed");
+    }
+    if let Some(faulting) = faulting {
+        faulting.await.expect("the fault ran");
+    }
+    let shared = Arc::try_unwrap(shared).ok().unwrap().into_inner().unwrap();
+    Report {
+        case,
+        attempts: shared.attempts,
+        ok: shared.ok,
+        recovery: match (shared.fault_start, shared.recovered) {
+            (Some(start), Some(at)) => Some(at.saturating_duration_since(start)),
+            _ => None,
+        },
+        fault_end: shared.fault_end,
+    }
+}
+
+/// A private node (see [`Node::start_or_skip`]), with the SDK's own log
+/// lines (connection lost and recovered, rebuilt channels) shown with a
+/// failing case.
+fn node(tag: &str) -> Option<Node> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,munggoggo=info"))
+        .with_test_writer()
+        .try_init();
+    Node::start_or_skip(tag, None)
+}
+
+/// `close_all_connections` during a stream, then a graceful stop and
+/// restart of the consumer with a backlog: queues are no longer exclusive,
+/// so what they hold waits for the consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_and_consumer_restarted_lose_nothing() {
+    let Some(node) = node("faults-conn") else { return };
+    let node = Arc::new(node);
+    let url = node.url();
+
+    let received = Received::default();
+    let consumer = sink(&url, "fault-sink", &received).await;
+    let producer = Runtime::from_url(&url).unwrap().start().await.unwrap();
+    let client = Arc::new(producer.client("fault-producer").await.unwrap());
+    let cut = Arc::clone(&node);
+    stream(
+        "close_all_connections",
+        Arc::clone(&client),
+        "fault-sink",
+        &received,
+        TOTAL / 4,
+        move || cut.close_all_connections(),
+    )
+    .await
+    .check(&received)
+    .await;
+
+    consumer.shutdown().await;
+
+    // A graceful stop of the consumer with a backlog, and a new one with
+    // the same identity.
+    let received = Received::default();
+    let slot = Arc::new(Mutex::new(Some(sink(&url, "fault-sink-2", &received).await)));
+    let (runtime, swap, url2, again) = (
+        tokio::runtime::Handle::current(),
+        Arc::clone(&slot),
+        url.clone(),
+        received.clone(),
+    );
+    stream(
+        "consumer stop+start",
+        Arc::clone(&client),
+        "fault-sink-2",
+        &received,
+        TOTAL / 4,
+        move || {
+            runtime.block_on(async move {
+                let old = swap.lock().unwrap().take().unwrap();
+                old.shutdown().await;
+                let new = sink(&url2, "fault-sink-2", &again).await;
+                *swap.lock().unwrap() = Some(new);
+            })
+        },
+    )
+    .await
+    .check(&received)
+    .await;
+    let again = slot.lock().unwrap().take().unwrap();
+    again.shutdown().await;
+    client.shutdown().await;
+    producer.shutdown().await;
+    assert!(
+        node.queues().iter().all(|(name, _)| !name.starts_with("fault-")),
+        "queues left behind: {:?}",
+        node.queues()
+    );
+}
+
+/// A broker restart and a `kill -9` of the broker during a stream, in
+/// durable mode (durable queues, persistent messages): what the broker
+/// confirmed is on disk and reaches the consumer after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_and_kill_in_durable_mode_lose_nothing() {
+    let Some(node) = node("faults-durable") else {
+        return;
+    };
+    let node = Arc::new(node);
+    let url = format!("{}?durable=true", node.url());
+
+    let received = [Received::default(), Received::default()];
+    let consumer = Runtime::from_url(&url)
+        .unwrap()
+        .agent_as(
+            "durable-sink-a",
+            Sink {
+                received: received[0].clone(),
+            },
+        )
+        .agent_as(
+            "durable-sink-b",
+            Sink {
+                received: received[1].clone(),
+            },
+        )
+        .start()
+        .await
+        .expect("the sinks start");
+    let producer = Runtime::from_url(&url).unwrap().start().await.unwrap();
+    let client = Arc::new(producer.client("durable-producer").await.unwrap());
+
+    let restart = Arc::clone(&node);
+    stream(
+        "broker stop+start (durable)",
+        Arc::clone(&client),
+        "durable-sink-a",
+        &received[0],
+        TOTAL / 4,
+        move || {
+            restart.stop();
+            restart.start_again();
+        },
+    )
+    .await
+    .check(&received[0])
+    .await;
+
+    let kill = Arc::clone(&node);
+    stream(
+        "broker kill -9 (durable)",
+        Arc::clone(&client),
+        "durable-sink-b",
+        &received[1],
+        TOTAL / 4,
+        move || {
+            kill.kill();
+            kill.start_again();
+        },
+    )
+    .await
+    .check(&received[1])
+    .await;
+
+    tokio::time::timeout(Duration::from_secs(60), async {
+        client.shutdown().await;
+        producer.shutdown().await;
+        consumer.shutdown().await;
+    })
+    .await
+    .expect("the runtimes stop after the faults");
+}
+
+/// A send while the broker is down fails within its send timeout (10 s by
+/// default) instead of hanging; then ten broker restarts in a row, each
+/// followed by a message that must get through: no hang, no lost consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_fail_during_an_outage_and_ten_restarts_do_not_hang() {
+    let Some(node) = node("faults-restarts") else {
+        return;
+    };
+    let url = format!("{}?durable=true", node.url());
+    let received = Received::default();
+    let consumer = sink(&url, "restart-sink", &received).await;
+    let producer = Runtime::from_url(&url).unwrap().start().await.unwrap();
+    let client = producer.client("restart-producer").await.unwrap();
+    client
+        .send("restart-sink", &Numbered { n: 0 })
+        .await
+        .expect("a send before the outage");
+
+    node.stop();
+    let started = Instant::now();
+    let during = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.send("restart-sink", &Numbered { n: 1 }),
+    )
+    .await
+    .expect("a send during the outage returns within its timeout");
+    let error = during.expect_err("a send while the broker is down fails");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "fault case send during outage           failed after {:.1} s: {error}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        matches!(
+            error,
+            munggoggo::Error::ConnectionLost(_) | munggoggo::Error::SendTimeout { .. }
+        ),
+        "{error:?}"
+    );
+    node.start_again();
+
+    let mut wanted = HashSet::from([0]);
+    for round in 1..=10u64 {
+        if round > 1 {
+            node.stop();
+            node.start_again();
+        }
+        let restarted = Instant::now();
+        loop {
+            let sent = tokio::time::timeout(
+                Duration::from_secs(30),
+                client.send("restart-sink", &Numbered { n: round }),
+            )
+            .await
+            .expect("a send never hangs past its timeout");
+            if sent.is_ok() {
+                break;
+            }
+            assert!(
+                restarted.elapsed() < Duration::from_secs(180),
+                "round {round}: no send got through: {sent:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        wanted.insert(round);
+        let missing = received.wait_for(&wanted).await;
+        assert!(
+            missing.is_empty(),
+            "round {round}: Ok'd but not received: {missing:?}"
+        );
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "fault case restart {round:>2}/10                  traffic again after {:.1} s",
+            restarted.elapsed().as_secs_f64()
+        );
+    }
+
+    tokio::time::timeout(Duration::from_secs(60), async {
+        client.shutdown().await;
+        producer.shutdown().await;
+        consumer.shutdown().await;
+    })
+    .await
+    .expect("the runtimes stop after ten restarts");
+}
