@@ -261,8 +261,7 @@ async fn stores_the_traffic_of_a_04_agent() {
     let (historian, h) = start(&rt, &dir.path().join("04.db"), &prefix, None).await;
     let client = rt.client(unique("asker")).await.unwrap();
 
-    let url =
-        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
+    let url = common::buses::test_url();
     let conn = Connection::connect(&url, ConnectionProperties::default())
         .await
         .unwrap();

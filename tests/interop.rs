@@ -132,7 +132,7 @@ async fn rust_side(prefix: &str) -> Option<(RuntimeHandle, AgentHandle, mpsc::Un
 // The raw 0.4 peer
 
 fn broker_url() -> String {
-    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
+    common::buses::test_url()
 }
 
 /// Random bits without a random-number crate.

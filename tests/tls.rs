@@ -114,7 +114,9 @@ async fn agents_talk_over_tls_with_a_private_ca() {
     )
     .await
     .expect("an untrusted certificate fails at once, not after the connect timeout");
-    let error = untrusted.err().expect("the connection is refused without the CA");
+    let Err(error) = untrusted else {
+        panic!("the connection is refused without the CA")
+    };
     assert!(matches!(error, Error::ConnectionLost(_)), "{error:?}");
     assert!(
         error.to_string().to_lowercase().contains("certificate"),
@@ -129,7 +131,9 @@ async fn agents_talk_over_tls_with_a_private_ca() {
     )
     .await
     .expect("TLS against a plain port fails at once");
-    let error = wrong_port.err().expect("TLS against a plain port fails");
+    let Err(error) = wrong_port else {
+        panic!("TLS against a plain port fails")
+    };
     assert!(matches!(error, Error::ConnectionLost(_)), "{error:?}");
     assert!(error.to_string().contains("TLS port"), "{error}");
     assert!(

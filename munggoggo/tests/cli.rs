@@ -69,8 +69,13 @@ impl Worker {
     }
 }
 
+/// The test broker, without dead letters (the other tests share its
+/// default vhost; `dead_letters.rs` checks them in a vhost of its own).
 fn url() -> String {
-    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
+    let url =
+        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}dead_letters=false")
 }
 
 /// A runtime on RabbitMQ, or `None` (skipped) when no broker answers outside CI.

@@ -17,8 +17,15 @@ pub async fn amqp() -> Option<RuntimeHandle> {
 
 /// The broker URL of the tests: `MUNGGOGGO_TEST_URL`, or the local broker.
 #[cfg(feature = "amqp")]
+///
+/// Dead letters are off: the tests share the broker's default vhost, whose
+/// dead-letter queue they would fill; `munggoggo/tests/dead_letters.rs`
+/// checks them in a vhost of its own.
 pub fn test_url() -> String {
-    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
+    let url =
+        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}dead_letters=false")
 }
 
 /// [`amqp`] at another URL.

@@ -195,7 +195,7 @@ impl AmqpBus {
                 return Err(e);
             }
         };
-        let dead_letters = declare_dead_letters(&consuming).await;
+        let dead_letters = options.keeps_dead_letters() && declare_dead_letters(&consuming).await;
         tracing::info!(url = %shown, user = %user, durable = options.is_durable(), "connected to RabbitMQ");
         Ok(AmqpBus {
             inner: Arc::new(BusInner {

@@ -7,6 +7,7 @@
 //! | `durable=true` | durable queues and persistent messages: queued messages survive a broker restart | `false` |
 //! | `queue_expiry=30m` | how long an agent's queues outlive it unused (`never`: kept until deleted) | `30m` |
 //! | `cacertfile=/path/ca.pem` | PEM certificates trusted for `amqps://`, beside the system's | none |
+//! | `dead_letters=false` | reject what agents cannot handle without keeping it in `munggoggo.dead-letters` | `true` |
 //!
 //! The parameters are taken off the URL before lapin parses it; lapin's
 //! own (`heartbeat`, `frame_max`, ...) pass through.
@@ -34,6 +35,7 @@ pub struct AmqpOptions {
     durable: bool,
     queue_expiry: Option<Duration>,
     ca_file: Option<PathBuf>,
+    dead_letters: bool,
 }
 
 impl Default for AmqpOptions {
@@ -42,6 +44,7 @@ impl Default for AmqpOptions {
             durable: false,
             queue_expiry: Some(DEFAULT_QUEUE_EXPIRY),
             ca_file: None,
+            dead_letters: true,
         }
     }
 }
@@ -74,6 +77,18 @@ impl AmqpOptions {
         self
     }
 
+    /// Whether agents keep what they reject as dead letters (see
+    /// [`crate::dead_letter`]); on by default.
+    pub fn dead_letters(mut self, keep: bool) -> Self {
+        self.dead_letters = keep;
+        self
+    }
+
+    /// Whether dead letters are kept.
+    pub fn keeps_dead_letters(&self) -> bool {
+        self.dead_letters
+    }
+
     /// Whether durable mode is on.
     pub fn is_durable(&self) -> bool {
         self.durable
@@ -104,14 +119,14 @@ impl AmqpOptions {
                     "invalid broker URL `{shown}`: query parameter `{key}={value}`: {what}"
                 ))
             };
+            let flag = || match value {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
             match key {
-                "durable" => {
-                    self.durable = match value {
-                        "true" | "1" | "yes" => true,
-                        "false" | "0" | "no" => false,
-                        _ => return Err(bad("expected true or false")),
-                    }
-                }
+                "durable" => self.durable = flag()?,
+                "dead_letters" => self.dead_letters = flag()?,
                 "queue_expiry" => {
                     self.queue_expiry = match value {
                         "never" => None,
@@ -162,10 +177,11 @@ mod tests {
     #[test]
     fn query_parameters_set_options_and_are_taken_off() {
         let (options, url) = take(
-            "amqps://u:p@h:5671/%2f?heartbeat=10&durable=true&queue_expiry=2h&cacertfile=%2Ftmp%2Fca.pem",
+            "amqps://u:p@h:5671/%2f?heartbeat=10&durable=true&queue_expiry=2h&cacertfile=%2Ftmp%2Fca.pem&dead_letters=false",
         )
         .unwrap();
         assert!(options.is_durable());
+        assert!(!options.keeps_dead_letters());
         assert_eq!(options.expiry(), Some(Duration::from_secs(7200)));
         assert_eq!(options.ca(), Some(std::path::Path::new("/tmp/ca.pem")));
         assert_eq!(url, "amqps://u:p@h:5671/%2f?heartbeat=10");
@@ -180,6 +196,7 @@ mod tests {
     fn bad_values_are_config_errors_naming_the_parameter() {
         for url in [
             "amqp://h/?durable=maybe",
+            "amqp://h/?dead_letters=2",
             "amqp://h/?queue_expiry=soon",
             "amqp://h/?cacertfile=",
         ] {
