@@ -9,7 +9,6 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 mod context;
-pub mod dead_letter;
 mod error;
 pub mod future;
 mod introspect;

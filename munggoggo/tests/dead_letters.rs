@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use munggoggo::bus::amqp::AmqpBus;
-use munggoggo::dead_letter::DeadLetter;
+use munggoggo::bus::dead_letter::DeadLetter;
 use munggoggo::prelude::*;
 use munggoggo::Runtime;
 use serde::{Deserialize, Serialize};

@@ -31,6 +31,7 @@ use crate::message::{Properties, Received};
 #[cfg(feature = "amqp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
 pub mod amqp;
+pub mod dead_letter;
 pub mod memory;
 mod topic;
 
@@ -331,7 +332,7 @@ pub trait Endpoint: Send + Sync + 'static {
     }
 
     /// Whether the bus keeps dead letters in
-    /// [`crate::dead_letter::DEAD_LETTER_QUEUE`] (RabbitMQ does; on the
+    /// [`crate::bus::dead_letter::DEAD_LETTER_QUEUE`] (RabbitMQ does; on the
     /// embedded bus a rejected message stays in the trace store only).
     fn keeps_dead_letters(&self) -> bool {
         false

@@ -1,5 +1,5 @@
 //! `munggoggo dead-letters`: list, show, replay and purge the messages
-//! agents could not handle (see [`crate::dead_letter`]).
+//! agents could not handle (see [`crate::bus::dead_letter`]).
 
 use serde_json::{json, Value};
 
@@ -7,7 +7,7 @@ use super::args::{DeadLetterCommand, GlobalArgs};
 use super::error::CliError;
 use super::output::{self, Cell};
 use crate::bus::amqp::AmqpBus;
-use crate::dead_letter::{DeadLetter, DEAD_LETTER_LIMIT};
+use crate::bus::dead_letter::{DeadLetter, DEAD_LETTER_LIMIT};
 
 const HEADERS: [&str; 7] = ["#", "AGENT", "HANDLER", "TYPE", "FROM", "ATTEMPTS", "ERROR"];
 

@@ -315,7 +315,7 @@ impl Core {
 
     /// Rejects a message `handler` (if one took it) could not handle: a log
     /// line, a trace entry, and on RabbitMQ a dead letter (see
-    /// [`crate::dead_letter`]) before the original is settled.
+    /// [`crate::bus::dead_letter`]) before the original is settled.
     pub(crate) async fn reject_from(
         &self,
         msg: &Arc<Received>,
@@ -332,7 +332,7 @@ impl Core {
             "message rejected"
         );
         if self.endpoint.keeps_dead_letters() {
-            let letter = crate::dead_letter::DeadLetter::of(msg, &self.identity, handler, &reason);
+            let letter = crate::bus::dead_letter::DeadLetter::of(msg, &self.identity, handler, &reason);
             let kept = match self.endpoint.publish(letter.outgoing(&msg.properties)).await {
                 Ok(confirm) => confirm.wait().await,
                 Err(e) => Err(e),

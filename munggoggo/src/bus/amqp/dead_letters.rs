@@ -1,5 +1,5 @@
 //! The dead-letter queue on RabbitMQ: declared once per bus, filled by the
-//! agents' publishers (see [`crate::dead_letter`]), browsed, replayed and
+//! agents' publishers (see [`crate::bus::dead_letter`]), browsed, replayed and
 //! purged by the command line through [`AmqpBus`].
 
 use lapin::options::{
@@ -10,7 +10,7 @@ use lapin::Channel;
 
 use super::convert::{from_amqp, short, to_amqp};
 use super::{lapin_error, AmqpBus};
-use crate::dead_letter::{DeadLetter, DEAD_LETTER_LIMIT, DEAD_LETTER_QUEUE};
+use crate::bus::dead_letter::{DeadLetter, DEAD_LETTER_LIMIT, DEAD_LETTER_QUEUE};
 use crate::error::{Error, Result};
 use crate::message::{DeliveryInfo, Received};
 

@@ -242,7 +242,7 @@ async fn declare_dead_letters(link: &Link) -> bool {
     .await;
     if let Err(e) = &declared {
         tracing::warn!(
-            queue = crate::dead_letter::DEAD_LETTER_QUEUE,
+            queue = crate::bus::dead_letter::DEAD_LETTER_QUEUE,
             error = %e,
             "cannot declare the dead-letter queue; rejected messages are dropped (still logged and traced)"
         );

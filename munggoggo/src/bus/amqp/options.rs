@@ -78,7 +78,7 @@ impl AmqpOptions {
     }
 
     /// Whether agents keep what they reject as dead letters (see
-    /// [`crate::dead_letter`]); on by default.
+    /// [`crate::bus::dead_letter`]); on by default.
     pub fn dead_letters(mut self, keep: bool) -> Self {
         self.dead_letters = keep;
         self

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::bus::{Outgoing, Route};
+use super::{Outgoing, Route};
 use crate::message::{Properties, Received};
 
 /// The queue that keeps dead letters (durable, shared by every agent of a
@@ -152,8 +152,8 @@ impl DeadLetter {
             properties.headers.remove(name);
         }
         let route = match self.exchange.as_str() {
-            crate::bus::FANOUT_EXCHANGE => Route::Fanout,
-            crate::bus::TOPIC_EXCHANGE => Route::Topic(self.routing_key.clone()),
+            super::FANOUT_EXCHANGE => Route::Fanout,
+            super::TOPIC_EXCHANGE => Route::Topic(self.routing_key.clone()),
             _ => Route::Direct(self.routing_key.clone()),
         };
         Outgoing {
