@@ -86,6 +86,11 @@ fn discard(consumer: lapin::Consumer, channel: &Channel) {
 /// publisher gets a `basic.nack`.
 pub(super) struct QueueSpec {
     pub(super) name: ShortString,
+    /// The consumer tag (the queue's name for an agent's own queues).
+    pub(super) tag: ShortString,
+    /// Whether the consumer is exclusive (an agent's own queues), or
+    /// shares the queue round-robin (0.4's method queues).
+    pub(super) exclusive_consumer: bool,
     pub(super) durable: bool,
     pub(super) source: Source,
     /// (exchange, binding key) pairs.
@@ -109,7 +114,8 @@ pub(super) struct Spec {
     /// Whether this is the agent's mailbox (identity and fanout queues).
     pub(super) mailbox: bool,
     pub(super) prefetch: u16,
-    pub(super) exchanges: Vec<(&'static str, ExchangeKind)>,
+    /// (name, kind, auto-delete) of the exchanges to declare.
+    pub(super) exchanges: Vec<(&'static str, ExchangeKind, bool)>,
     pub(super) queues: Vec<QueueSpec>,
     /// The queues' `x-expires`, for messages.
     pub(super) expiry: Option<std::time::Duration>,
@@ -228,7 +234,7 @@ impl Unit {
         let state = StreamState {
             unit: Arc::clone(self),
             queue: queue.name.clone(),
-            tag: queue.name.to_string(),
+            tag: queue.tag.to_string(),
             source: queue.source.clone(),
             consumer,
             channel: self.channel(),
@@ -430,12 +436,12 @@ impl Unit {
         let status = channel.status();
         let mut result = Ok(());
         if status.connected() {
-            for queue in &names {
+            for queue in &self.spec.queues {
                 if let Err(e) = channel
-                    .basic_cancel(queue.clone(), BasicCancelOptions::default())
+                    .basic_cancel(queue.tag.clone(), BasicCancelOptions::default())
                     .await
                 {
-                    tracing::debug!(agent = %self.spec.identity, queue = %queue, error = %e, "cancelling the consumer failed");
+                    tracing::debug!(agent = %self.spec.identity, queue = %queue.name, error = %e, "cancelling the consumer failed");
                 }
             }
             close_quietly(&channel, &self.spec.identity).await;
@@ -557,14 +563,13 @@ impl Spec {
             channel.basic_qos(self.prefetch, BasicQosOptions { global: false }),
             None
         );
-        for (name, kind) in &self.exchanges {
+        for (name, kind, auto_delete) in &self.exchanges {
+            let options = ExchangeDeclareOptions {
+                auto_delete: *auto_delete,
+                ..ExchangeDeclareOptions::default()
+            };
             step!(
-                channel.exchange_declare(
-                    (*name).into(),
-                    kind.clone(),
-                    ExchangeDeclareOptions::default(),
-                    FieldTable::default()
-                ),
+                channel.exchange_declare((*name).into(), kind.clone(), options, FieldTable::default()),
                 None
             );
         }
@@ -596,9 +601,9 @@ impl Spec {
             let consumed = channel
                 .basic_consume(
                     queue.name.clone(),
-                    queue.name.clone(),
+                    queue.tag.clone(),
                     BasicConsumeOptions {
-                        exclusive: true,
+                        exclusive: queue.exclusive_consumer,
                         ..BasicConsumeOptions::default()
                     },
                     FieldTable::default(),
@@ -845,8 +850,11 @@ pub(super) fn queue_spec(
         let millis = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX).max(1);
         arguments.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
     }
+    let name = short("queue name", name)?;
     Ok(QueueSpec {
-        name: short("queue name", name)?,
+        tag: name.clone(),
+        name,
+        exclusive_consumer: true,
         durable: options.is_durable(),
         source,
         arguments,
@@ -854,5 +862,23 @@ pub(super) fn queue_spec(
             .iter()
             .map(|(exchange, key)| Ok((*exchange, short("binding key", key)?)))
             .collect::<Result<_>>()?,
+    })
+}
+
+/// A method queue of munggoggo 0.4's RPC pattern, declared exactly as
+/// aio-pika 6.8 declares it (non-durable, dead-lettered to `dlx`),
+/// consumed round-robin with the agents and Python processes that expose
+/// the same method.
+pub(super) fn method_queue_spec(method: &str, identity: &str, dlx: &str) -> Result<QueueSpec> {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+    Ok(QueueSpec {
+        name: short("method name", method)?,
+        tag: short("consumer tag", &format!("{identity}.{method}"))?,
+        exclusive_consumer: false,
+        durable: false,
+        source: Source::Direct,
+        bindings: Vec::new(),
+        arguments,
     })
 }

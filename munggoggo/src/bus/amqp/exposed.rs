@@ -8,28 +8,24 @@
 //! (auto-delete). Another flag or argument would make the broker refuse the
 //! declaration of whichever side comes second.
 //!
-//! The queues live on a channel of their own on the consuming connection,
-//! with the agent's prefetch. Dropping the stream closes the channel (calls
-//! not yet answered go back to the queue for another consumer) and deletes
-//! each method queue that no other consumer uses and that holds no call.
+//! The queues form a consumer unit of their own (`consumer.rs`): a channel
+//! on the consuming connection with the agent's prefetch, rebuilt after a
+//! lost connection like the agent's other queues. Dropping the stream
+//! closes the unit (calls not yet answered go back to the queue for another
+//! consumer) and deletes each method queue that no other consumer uses and
+//! that holds no call.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use bytes::Bytes;
 use futures_util::stream::{SelectAll, Stream, StreamExt};
-use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Connection, ExchangeKind};
+use lapin::ExchangeKind;
 
-use super::convert::{from_amqp, short};
-use super::{lapin_error, AmqpBus};
-use crate::bus::{Acker, Consumer, Delivery, Source};
+use super::consumer::{method_queue_spec, Closing, Spec, Unit};
+use super::AmqpBus;
+use crate::bus::{Consumer, Delivery};
 use crate::error::Result;
-use crate::message::{DeliveryInfo, Received};
 
 /// The dead-letter exchange of aio-pika's RPC pattern.
 pub(crate) const DLX: &str = "rpc.dlx";
@@ -42,106 +38,36 @@ impl AmqpBus {
         methods: &[String],
         prefetch: u16,
     ) -> Result<Consumer> {
-        let conn = self.inner.consuming.current();
-        let context = |what: &str| format!("exposing the methods of `{identity}`: {what}");
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| lapin_error(e, &context("opening a channel")))?;
-        let opened = declare(&channel, identity, methods, prefetch).await;
-        let streams = match opened {
-            Ok(streams) => streams,
-            Err(e) => {
-                let _ = channel.close(200, "OK".into()).await;
-                return Err(lapin_error(e, &context("declaring the method queues")));
-            }
-        };
+        let queues = methods
+            .iter()
+            .map(|method| method_queue_spec(method, identity, DLX))
+            .collect::<Result<Vec<_>>>()?;
+        let (unit, consumers) = Unit::open(Spec {
+            link: Arc::clone(&self.inner.consuming),
+            identity: identity.into(),
+            mailbox: false,
+            prefetch,
+            exchanges: vec![(DLX, ExchangeKind::Headers, true)],
+            queues,
+            expiry: None,
+        })
+        .await?;
         tracing::debug!(agent = %identity, ?methods, "methods exposed on 0.4's method queues");
+        let mut streams = SelectAll::new();
+        for consumer in consumers {
+            streams.push(consumer);
+        }
         Ok(Box::pin(Exposed {
             streams,
-            closer: Some(Closer {
-                conn,
-                channel,
-                queues: methods.to_vec(),
-                identity: identity.to_owned(),
-            }),
+            unit: Some(unit),
         }))
     }
 }
 
-type Deliveries = Pin<Box<dyn Stream<Item = Delivery> + Send>>;
-
-async fn declare(
-    channel: &Channel,
-    identity: &str,
-    methods: &[String],
-    prefetch: u16,
-) -> lapin::Result<SelectAll<Deliveries>> {
-    channel
-        .basic_qos(prefetch.max(1), BasicQosOptions { global: false })
-        .await?;
-    let dlx = ExchangeDeclareOptions {
-        auto_delete: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(DLX.into(), ExchangeKind::Headers, dlx, FieldTable::default())
-        .await?;
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(DLX.into()));
-    let mut streams = SelectAll::new();
-    for method in methods {
-        let queue: ShortString = method.as_str().into();
-        channel
-            .queue_declare(queue.clone(), QueueDeclareOptions::default(), arguments.clone())
-            .await?;
-        let tag: ShortString = format!("{identity}.{method}").into();
-        let consumer = channel
-            .basic_consume(
-                queue,
-                tag.clone(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let source = Source::Direct;
-        let stream: Deliveries = Box::pin(consumer.filter_map(move |delivery| {
-            let tag = tag.to_string();
-            let source = source.clone();
-            async move {
-                match delivery {
-                    Ok(delivery) => Some(map(delivery, tag, source)),
-                    Err(e) => {
-                        tracing::warn!(consumer = %tag, error = %e, "method queue consumer failed");
-                        None
-                    }
-                }
-            }
-        }));
-        streams.push(stream);
-    }
-    Ok(streams)
-}
-
-fn map(delivery: lapin::message::Delivery, consumer_tag: String, source: Source) -> Delivery {
-    let info = DeliveryInfo {
-        exchange: delivery.exchange.to_string(),
-        routing_key: delivery.routing_key.to_string(),
-        redelivered: delivery.redelivered,
-        consumer_tag,
-        delivery_tag: delivery.delivery_tag,
-    };
-    Delivery {
-        received: Received::new(from_amqp(&delivery.properties), info, Bytes::from(delivery.data)),
-        source,
-        acker: Acker::Amqp(delivery.acker),
-    }
-}
-
-/// The deliveries of the method queues; dropping it closes their channel.
+/// The deliveries of the method queues; dropping it closes their unit.
 struct Exposed {
-    streams: SelectAll<Deliveries>,
-    closer: Option<Closer>,
+    streams: SelectAll<Consumer>,
+    unit: Option<Arc<Unit>>,
 }
 
 impl Stream for Exposed {
@@ -154,46 +80,12 @@ impl Stream for Exposed {
 
 impl Drop for Exposed {
     fn drop(&mut self) {
-        if let (Some(closer), Ok(runtime)) = (self.closer.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(closer.close());
-        }
-    }
-}
-
-struct Closer {
-    conn: Arc<Connection>,
-    channel: Channel,
-    queues: Vec<String>,
-    identity: String,
-}
-
-impl Closer {
-    async fn close(self) {
-        let _ = self.channel.close(200, "OK".into()).await;
-        // A queue another consumer uses, or that holds calls, stays (0.4
-        // leaves its method queues behind for good). A refused delete
-        // closes its channel, so each delete gets a channel of its own.
-        for queue in &self.queues {
-            let Ok(name) = short("queue name", queue) else {
-                continue;
-            };
-            let Ok(channel) = self.conn.create_channel().await else {
-                return;
-            };
-            let unused = QueueDeleteOptions {
-                if_unused: true,
-                if_empty: true,
-                ..QueueDeleteOptions::default()
-            };
-            match channel.queue_delete(name, unused).await {
-                Ok(_) => {
-                    tracing::debug!(agent = %self.identity, queue, "method queue deleted");
-                    let _ = channel.close(200, "OK".into()).await;
-                }
-                Err(e) => {
-                    tracing::debug!(agent = %self.identity, queue, error = %e, "method queue kept (in use or not empty)")
-                }
-            }
+        if let (Some(unit), Ok(runtime)) = (self.unit.take(), tokio::runtime::Handle::try_current()) {
+            // A queue another consumer uses, or that holds calls, stays
+            // (0.4 leaves its method queues behind for good).
+            runtime.spawn(async move {
+                let _ = unit.close(Closing::KeepBacklog).await;
+            });
         }
     }
 }

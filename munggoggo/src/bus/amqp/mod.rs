@@ -333,8 +333,8 @@ async fn open_endpoint(
 ) -> Result<Opened> {
     let identity: Arc<str> = identity.into();
     let exchanges = vec![
-        (TOPIC_EXCHANGE, ExchangeKind::Topic),
-        (FANOUT_EXCHANGE, ExchangeKind::Fanout),
+        (TOPIC_EXCHANGE, ExchangeKind::Topic, false),
+        (FANOUT_EXCHANGE, ExchangeKind::Fanout, false),
     ];
     // The control queue first: once the identity queue exists, peers may
     // already send requests that are answered through it.
@@ -509,7 +509,7 @@ impl Endpoint for AmqpEndpoint {
                 identity: Arc::clone(&self.identity),
                 mailbox: false,
                 prefetch: self.prefetch,
-                exchanges: vec![(TOPIC_EXCHANGE, ExchangeKind::Topic)],
+                exchanges: vec![(TOPIC_EXCHANGE, ExchangeKind::Topic, false)],
                 queues: vec![spec],
                 expiry: self.bus.options.expiry(),
             })
