@@ -91,6 +91,8 @@ pub(super) struct QueueSpec {
     /// Whether the consumer is exclusive (an agent's own queues), or
     /// shares the queue round-robin (0.4's method queues).
     pub(super) exclusive_consumer: bool,
+    /// What an agent that stops does with the queue.
+    pub(super) on_stop: Closing,
     pub(super) durable: bool,
     pub(super) source: Source,
     /// (exchange, binding key) pairs.
@@ -673,12 +675,13 @@ impl Spec {
     /// are empty and unconsumed go; the others are logged with what they
     /// keep.
     async fn delete_queues(&self, queues: &[ShortString], closing: Closing) {
-        let options = QueueDeleteOptions {
-            if_empty: closing == Closing::KeepBacklog,
-            if_unused: closing == Closing::KeepBacklog,
-            ..QueueDeleteOptions::default()
-        };
         for queue in queues {
+            // A queue whose own rule is to go (the control and fanout
+            // queues: nobody waits for what they hold) is deleted outright.
+            let closing = match self.queues.iter().find(|q| q.name == *queue) {
+                Some(spec) if spec.on_stop == Closing::Delete => Closing::Delete,
+                _ => closing,
+            };
             let channel = match self.link.current().create_channel().await {
                 Ok(channel) => channel,
                 Err(e) => {
@@ -686,15 +689,45 @@ impl Spec {
                     return;
                 }
             };
+            if closing == Closing::KeepBacklog {
+                // Looked at first: a refused conditional delete would close
+                // the channel, which lapin logs as an error.
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                match channel
+                    .queue_declare(queue.clone(), passive, FieldTable::default())
+                    .await
+                {
+                    Ok(state) if state.message_count() > 0 || state.consumer_count() > 0 => {
+                        tracing::info!(
+                            agent = %self.identity,
+                            queue = %queue,
+                            messages = state.message_count(),
+                            consumers = state.consumer_count(),
+                            expires = %self.expiry.map_or("never".to_owned(), |d| humantime::format_duration(d).to_string()),
+                            "the queue stays, with its messages for the agent's next start"
+                        );
+                        close_quietly(&channel, &self.identity).await;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(agent = %self.identity, queue = %queue, error = %e, "the queue is gone already");
+                        continue;
+                    }
+                }
+            }
+            let options = QueueDeleteOptions {
+                if_empty: closing == Closing::KeepBacklog,
+                if_unused: closing == Closing::KeepBacklog,
+                ..QueueDeleteOptions::default()
+            };
             match channel.queue_delete(queue.clone(), options).await {
                 Ok(_) => {}
                 Err(e) if closing == Closing::KeepBacklog && is_reply_code(&e, PRECONDITION_FAILED) => {
-                    tracing::info!(
-                        agent = %self.identity,
-                        queue = %queue,
-                        expires = %self.expiry.map_or("never".to_owned(), |d| humantime::format_duration(d).to_string()),
-                        "the queue keeps its messages for the agent's next start"
-                    );
+                    tracing::info!(agent = %self.identity, queue = %queue, "the queue got a message or a consumer meanwhile; it stays");
                 }
                 Err(e) => {
                     tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue")
@@ -855,6 +888,12 @@ pub(super) fn queue_spec(
         tag: name.clone(),
         name,
         exclusive_consumer: true,
+        // Broadcasts, requests and replies are for a running agent: only
+        // direct messages and subscriptions wait for its return.
+        on_stop: match source {
+            Source::Fanout | Source::Control => Closing::Delete,
+            _ => Closing::KeepBacklog,
+        },
         durable: options.is_durable(),
         source,
         arguments,
@@ -876,6 +915,7 @@ pub(super) fn method_queue_spec(method: &str, identity: &str, dlx: &str) -> Resu
         name: short("method name", method)?,
         tag: short("consumer tag", &format!("{identity}.{method}"))?,
         exclusive_consumer: false,
+        on_stop: Closing::KeepBacklog,
         durable: false,
         source: Source::Direct,
         bindings: Vec::new(),
