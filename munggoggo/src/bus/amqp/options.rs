@@ -53,7 +53,7 @@ impl AmqpOptions {
     /// Durable mode: agents' queues are declared durable and every message
     /// is published persistent (`delivery_mode` 2), so what the broker
     /// confirmed survives a broker restart. Costs a disk write per message
-    /// (see the README's benchmark table). The exchanges stay as munggoggo
+    /// (the README says how to measure it). The exchanges stay as munggoggo
     /// 0.4 declares them (transient); bindings are declared again after a
     /// restart.
     pub fn durable(mut self, durable: bool) -> Self {
