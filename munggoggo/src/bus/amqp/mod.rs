@@ -607,31 +607,47 @@ impl Drop for AmqpEndpoint {
     }
 }
 
+/// How long settling a delivery may take. lapin 4.12 can leave the ack of
+/// a delivery whose connection died unanswered for good (its recovery is
+/// off, see `link.rs`), which would stall the agent's task; past this the
+/// delivery counts as unsettled, and the broker delivers it again. (The fix
+/// upstream: fail pending acks when their channel's connection is gone.)
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settles a delivery within [`SETTLE_TIMEOUT`].
+async fn settle(settling: impl std::future::Future<Output = lapin::Result<bool>>, what: &str) -> Result<()> {
+    match tokio::time::timeout(SETTLE_TIMEOUT, settling).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) | Err(_) => Err(unackable()),
+        Ok(Err(e)) => Err(lapin_error(e, what)),
+    }
+}
+
 /// Acknowledges a RabbitMQ delivery.
 pub(crate) async fn ack(acker: lapin::Acker) -> Result<()> {
-    match acker.ack(BasicAckOptions::default()).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(unackable()),
-        Err(e) => Err(lapin_error(e, "acknowledging a delivery failed")),
-    }
+    settle(
+        acker.ack(BasicAckOptions::default()),
+        "acknowledging a delivery failed",
+    )
+    .await
 }
 
 /// Rejects a RabbitMQ delivery without requeueing it.
 pub(crate) async fn reject(acker: lapin::Acker) -> Result<()> {
-    match acker.reject(BasicRejectOptions { requeue: false }).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(unackable()),
-        Err(e) => Err(lapin_error(e, "rejecting a delivery failed")),
-    }
+    settle(
+        acker.reject(BasicRejectOptions { requeue: false }),
+        "rejecting a delivery failed",
+    )
+    .await
 }
 
 /// Requeues a RabbitMQ delivery.
 pub(crate) async fn release(acker: lapin::Acker) -> Result<()> {
-    match acker.reject(BasicRejectOptions { requeue: true }).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(unackable()),
-        Err(e) => Err(lapin_error(e, "requeueing a delivery failed")),
-    }
+    settle(
+        acker.reject(BasicRejectOptions { requeue: true }),
+        "requeueing a delivery failed",
+    )
+    .await
 }
 
 fn unackable() -> Error {
