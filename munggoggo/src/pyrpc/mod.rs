@@ -5,7 +5,7 @@
 //!   publishes a pickled dict of keyword arguments to the queue named after
 //!   the method, with the caller's control queue as `reply_to`; the reply
 //!   (`result`, or `error` with the pickled exception) completes the
-//!   pending call there, in the dispatcher's control lane. [`Context::call`]
+//!   pending call there, in the agent's control lane. [`Context::call`]
 //!   takes this way by itself when the target is a 0.4 agent.
 //! - **Serving**: an agent whose [`AgentOptions::expose_methods`] is set
 //!   also consumes the method queue of each of its `#[rpc]` methods (on

@@ -1,6 +1,6 @@
 //! [`Core`]: the state of one running agent (identity, options, endpoint,
 //! behaviours, queues to its task, pending calls, peers, spawned tasks),
-//! shared by its task, its dispatcher, its handlers (through
+//! shared by its task, its handlers (through
 //! [`Context`](crate::Context)) and its [`AgentHandle`](crate::AgentHandle).
 
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,7 @@ pub(crate) enum Control {
 /// How many start/stop requests may wait for the agent's task.
 pub(crate) const CONTROL_QUEUE: usize = 64;
 
-/// The state of one running agent, shared by its task, its dispatcher, its
+/// The state of one running agent, shared by its task, its
 /// handlers (through [`Context`]) and its [`crate::AgentHandle`].
 pub(crate) struct Core {
     pub(crate) identity: Arc<str>,
@@ -53,7 +53,7 @@ pub(crate) struct Core {
     pub(crate) pending: Pending,
     /// The runtime's agents and the remote peers they heard from.
     pub(crate) peers: Arc<Neighbourhood>,
-    /// User deliveries the dispatcher holds (read ahead or in the window).
+    /// User deliveries the agent's task holds, read ahead of its handlers.
     pub(crate) buffered: std::sync::atomic::AtomicUsize,
     /// Woken whenever the agent handled something (for tests that wait).
     pub(crate) activity: tokio::sync::Notify,
@@ -166,7 +166,9 @@ impl Core {
     /// Fails with [`Error::AgentStopped`] once the agent is stopping.
     fn check_running(&self) -> Result<()> {
         match self.state.get() {
-            State::Stopping | State::Shutdown => Err(Error::AgentStopped(self.identity.to_string())),
+            State::Stopping | State::Shutdown | State::Crashed => {
+                Err(Error::AgentStopped(self.identity.to_string()))
+            }
             _ => Ok(()),
         }
     }
@@ -414,6 +416,6 @@ impl Neighbour for Core {
     }
 
     fn is_up(&self) -> bool {
-        self.state.get() != crate::State::Shutdown
+        !matches!(self.state.get(), State::Shutdown | State::Crashed)
     }
 }

@@ -79,7 +79,7 @@ impl RuntimeHandle {
         .await?;
         let handle = AgentHandle { ctx, done };
         let mut agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents.retain(|a| a.state() != State::Shutdown);
+        agents.retain(AgentHandle::is_up);
         agents.push(handle.clone());
         Ok(handle)
     }
@@ -87,11 +87,7 @@ impl RuntimeHandle {
     /// The agents started by this runtime that are still running.
     pub fn agents(&self) -> Vec<AgentHandle> {
         let agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents
-            .iter()
-            .filter(|a| a.state() != State::Shutdown)
-            .cloned()
-            .collect()
+        agents.iter().filter(|a| a.is_up()).cloned().collect()
     }
 
     /// The running agent with this identity.
@@ -146,9 +142,15 @@ impl AgentHandle {
         &self.ctx
     }
 
-    /// The agent's state.
+    /// The agent's state: `crashed` when its task ended by a panic outside
+    /// its handlers (logged as an error; the agent is stopped).
     pub fn state(&self) -> State {
         self.ctx.state()
+    }
+
+    /// Whether the agent has not stopped (nor crashed).
+    fn is_up(&self) -> bool {
+        !matches!(self.state(), State::Shutdown | State::Crashed)
     }
 
     /// The status of every behaviour and handler.
@@ -195,7 +197,8 @@ impl AgentHandle {
     /// # Ok(()) }
     /// ```
     ///
-    /// Fails with [`Error::AgentStopped`] when the agent stops first.
+    /// Fails with [`Error::AgentStopped`] when the agent stops (or crashes)
+    /// first.
     pub async fn wait_until(&self, mut condition: impl FnMut(&AgentHandle) -> bool) -> Result<()> {
         loop {
             let activity = self.ctx.core.activity.notified();
@@ -204,7 +207,7 @@ impl AgentHandle {
             if condition(self) {
                 return Ok(());
             }
-            if self.state() == State::Shutdown {
+            if !self.is_up() {
                 return Err(Error::AgentStopped(self.identity().to_owned()));
             }
             activity.await;

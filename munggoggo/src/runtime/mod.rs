@@ -2,8 +2,8 @@
 //!
 //! The rooms of the runtime: the builder here; [`RuntimeHandle`] and
 //! [`AgentHandle`] in `handle.rs`; starting one agent in `start.rs`; per
-//! agent its state (`core.rs`), its task (`task.rs`, the actor loop), its
-//! dispatcher (`dispatch.rs`), the system requests it answers
+//! agent its state (`core.rs`), its task (`task.rs`, the actor loop), the
+//! lanes from the bus it reads (`lanes.rs`), the system requests it answers
 //! (`system.rs`), its calls in both directions (`calls.rs`) and the
 //! invocation of a handler (`invocation.rs`).
 
@@ -19,9 +19,9 @@ use crate::future::BoxFuture;
 pub(crate) mod calls;
 mod client;
 pub(crate) mod core;
-pub(crate) mod dispatch;
 mod handle;
 pub(crate) mod invocation;
+pub(crate) mod lanes;
 #[cfg(any(feature = "cli", feature = "web"))]
 pub(crate) mod observer;
 mod start;

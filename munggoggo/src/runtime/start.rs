@@ -1,5 +1,5 @@
 //! Starting one agent: its endpoint, setup, topic subscriptions, then its
-//! dispatcher, its task and its keepalive pings.
+//! task (watched: see [`supervise`]) and its keepalive pings.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::core::{Core, CONTROL_QUEUE};
-use super::{dispatch, invocation, task};
+use super::{invocation, lanes, task};
 use crate::agent::{Agent, AgentOptions, BehaviourKind, HandlerRoute};
 use crate::behaviour::State;
 use crate::bus::{Bus, EndpointOptions};
@@ -19,11 +19,11 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 
 /// Deliveries in flight on an agent's control queue: requests and replies
-/// are answered by the dispatcher at once, so this only covers bursts.
+/// are answered at once (see `lanes`), so this only covers bursts.
 const CONTROL_PREFETCH: u16 = 256;
 
 /// Opens the agent's endpoint, runs its setup, subscribes its topic
-/// handlers and spawns its dispatcher and task. Returns the agent's
+/// handlers and spawns its task. Returns the agent's
 /// context and the flag its task sets when it has finished.
 pub(crate) async fn start_agent<A: Agent>(
     bus: Arc<dyn Bus>,
@@ -35,8 +35,8 @@ pub(crate) async fn start_agent<A: Agent>(
     let identity = options.identity.clone();
     let prefetch = options.prefetch.max(1);
     let endpoint_options = EndpointOptions {
-        // The broker may deliver the window plus the read-ahead; the
-        // dispatcher holds the read-ahead (see `dispatch`).
+        // The broker may deliver the window plus the read-ahead, which
+        // the agent's task holds (see `lanes`).
         prefetch: prefetch.saturating_add(options.readahead),
         control_prefetch: CONTROL_PREFETCH,
         max_queue: options.max_queue,
@@ -96,28 +96,21 @@ pub(crate) async fn start_agent<A: Agent>(
     core.state.set(State::Running);
     let neighbour: std::sync::Weak<Core> = Arc::downgrade(&core);
     neighbourhood.join(Arc::clone(&core.identity), neighbour);
-    let (window_tx, window_rx) = mpsc::channel(usize::from(prefetch));
-    let (subscriptions_tx, subscriptions_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = watch::channel(false);
-    let lanes = dispatch::Lanes {
-        control: opened.control,
-        users: consumers,
-        added: subscriptions_rx,
-        window: window_tx,
-    };
-    tokio::spawn(dispatch::run(Arc::clone(&core), lanes).instrument(span.clone()));
+    let limit = usize::from(prefetch) + usize::from(core.options.readahead);
     let task = task::Task {
         agent,
         ctx: ctx.clone(),
-        mailbox: window_rx,
+        lanes: lanes::Lanes {
+            control: lanes::ControlLane::new(opened.control),
+            users: lanes::UserLanes::new(consumers, limit),
+        },
         control: control_rx,
         calls: calls_rx,
         shutdown: core.shutdown.subscribe(),
         invocation: Arc::default(),
-        subscriptions: subscriptions_tx,
-        done: done_tx,
     };
-    tokio::spawn(task.run().instrument(span.clone()));
+    tokio::spawn(supervise(Arc::clone(&core), task.run(), done_tx).instrument(span.clone()));
     if let Err(e) = crate::pyrpc::serve(&bus, &core).instrument(span.clone()).await {
         core.request_shutdown();
         return Err(e);
@@ -154,5 +147,130 @@ async fn keepalive(ctx: Context, announce: bool, interval: Option<Duration>) {
         if let Err(e) = core.send_ping().await {
             tracing::warn!(agent = %core.identity, error = %e, "cannot ping peers");
         }
+    }
+}
+
+/// Runs the agent's task and notices its end: `done` is set however it
+/// ends, and a task that panicked outside the handlers (which catch their
+/// own panics) leaves the agent `crashed`, its queues deleted, rather than
+/// `running` and deaf.
+pub(crate) async fn supervise(
+    core: Arc<Core>,
+    task: impl std::future::Future<Output = ()>,
+    done: watch::Sender<bool>,
+) {
+    if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+        let reason = invocation::panic_message(&*panic);
+        tracing::error!(agent = %core.identity, "the agent's task panicked outside its handlers: {reason}; the agent is stopped");
+        core.abort_tasks();
+        core.pending.clear();
+        if let Err(e) = core.endpoint.close().await {
+            tracing::warn!(agent = %core.identity, error = %e, "cannot delete the agent's queues");
+        }
+        core.buffered.store(0, std::sync::atomic::Ordering::Relaxed);
+        for b in &core.behaviours {
+            b.state.set(State::Shutdown);
+        }
+        core.state.set(State::Crashed);
+        core.activity.notify_waiters();
+    }
+    let _ = done.send(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::agent::{
+        Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, HandlerRoute,
+    };
+    use crate::behaviour::{Next, State};
+    use crate::context::Context;
+    use crate::error::{BoxError, Error};
+    use crate::future::BoxFuture;
+    use crate::message::Received;
+    use crate::rpc::CallError;
+
+    /// An agent written by hand whose `handle` panics before it returns
+    /// its future, outside the catch_unwind around every handler run.
+    struct Faulty;
+
+    static FAULTY: AgentSpec = AgentSpec {
+        name: "Faulty",
+        behaviours: &[BehaviourSpec {
+            method: "any",
+            kind: BehaviourKind::Handler(HandlerRoute::Fallback),
+        }],
+        rpcs: &[],
+    };
+
+    impl AgentDefaults for Faulty {
+        fn options() -> AgentOptions {
+            AgentOptions::new("faulty")
+        }
+
+        fn construct() -> Option<Self> {
+            None
+        }
+    }
+
+    impl Agent for Faulty {
+        fn spec() -> &'static AgentSpec {
+            &FAULTY
+        }
+
+        fn setup<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn teardown<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn run<'a>(&'a mut self, _: &'a Context, _: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
+            Box::pin(async { Ok(Next::Stop) })
+        }
+
+        fn handle<'a>(
+            &'a mut self,
+            _: &'a Context,
+            _: usize,
+            _: &'a Arc<Received>,
+        ) -> BoxFuture<'a, Result<(), crate::agent::HandlerError>> {
+            panic!("broken by hand")
+        }
+
+        fn call<'a>(
+            &'a mut self,
+            _: &'a Context,
+            _: usize,
+            _: serde_json::Value,
+        ) -> BoxFuture<'a, Result<serde_json::Value, CallError>> {
+            Box::pin(async { Ok(serde_json::Value::Null) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_outside_its_handlers_leaves_the_agent_crashed() {
+        let rt = crate::Runtime::memory().start().await.unwrap();
+        let agent = rt.spawn(Faulty).await.unwrap();
+        let client = rt.client("prober").await.unwrap();
+        client.send_raw("faulty", "Anything", "{}").await.unwrap();
+        agent.stopped().await;
+        assert_eq!(agent.state(), State::Crashed);
+        assert!(
+            rt.agent("faulty").is_none(),
+            "a crashed agent is not listed as running"
+        );
+        assert!(matches!(
+            agent.wait_until(|_| false).await,
+            Err(Error::AgentStopped(_))
+        ));
+        let gone = client.send_raw("faulty", "Anything", "{}").await;
+        assert!(
+            matches!(gone, Err(Error::UnknownTarget(_))),
+            "its queues are deleted: {gone:?}"
+        );
+        rt.shutdown().await;
     }
 }

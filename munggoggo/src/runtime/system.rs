@@ -1,4 +1,4 @@
-//! System messages (CONTROL and RPC), answered by the dispatcher from
+//! System messages (CONTROL and RPC), answered by the agent's task from
 //! shared status without waiting for the agent's handlers.
 //!
 //! A request is answered to its `reply_to` when it has one (Rust callers
@@ -224,7 +224,8 @@ fn manage(core: &Core, behav: &str, command: &str) -> String {
     };
     let name = &core.behaviours[i].name;
     match command {
-        // Answered at once (the dispatcher never waits for the agent's task).
+        // Answered at once: this runs in the agent's task, which must not
+        // wait for itself.
         "start" => match core.start_behaviour(i) {
             Ok(Some(_)) => format!("{name} started."),
             Ok(None) => format!("{name} already running."),

@@ -1,5 +1,6 @@
-//! The agent's task: owns the agent value and runs its handlers and
-//! behaviours one at a time with `&mut self`.
+//! The agent's task: owns the agent value, reads its lanes from the bus
+//! (see `lanes.rs`) and runs its handlers and behaviours one at a time
+//! with `&mut self`.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -12,9 +13,10 @@ use tracing::Instrument;
 use super::calls::IncomingCall;
 use super::core::{Control, Core};
 use super::invocation::{self, wait_all, Invocation};
+use super::lanes::{self, serve_while, Lanes};
 use crate::agent::{Agent, BehaviourKind, HandlerError, HandlerRoute};
 use crate::behaviour::{AfterFailure, Schedule, State};
-use crate::bus::{Consumer, Delivery, Source};
+use crate::bus::{Delivery, Source};
 use crate::context::Context;
 use crate::message::Received;
 use crate::rpc::CallError;
@@ -70,13 +72,11 @@ impl Routes {
 pub(crate) struct Task<A> {
     pub(crate) agent: A,
     pub(crate) ctx: Context,
-    pub(crate) mailbox: mpsc::Receiver<Box<Delivery>>,
+    pub(crate) lanes: Lanes,
     pub(crate) control: mpsc::Receiver<Control>,
     pub(crate) calls: mpsc::Receiver<Box<IncomingCall>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) invocation: Arc<Invocation>,
-    pub(crate) subscriptions: mpsc::UnboundedSender<Consumer>,
-    pub(crate) done: watch::Sender<bool>,
 }
 
 impl<A: Agent> Task<A> {
@@ -87,15 +87,26 @@ impl<A: Agent> Task<A> {
         for (i, b) in core.behaviours.iter().enumerate() {
             schedule.start(i, b.spec.kind);
         }
-        // The lanes in order of precedence: the stop request, start/stop of
-        // behaviours, `#[rpc]` calls, due behaviours, then user messages, so
-        // a call never waits behind the backlog of the mailbox.
+        // The lanes in order of precedence: the control queue (system
+        // requests, replies), the stop request, start/stop of behaviours,
+        // `#[rpc]` calls, due behaviours, then user messages, so a call
+        // never waits behind the backlog of the user queues.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut armed = None;
         loop {
             let due = schedule.next_due();
-            let mut shutdown = self.shutdown.clone();
+            if let Some((_, at)) = due {
+                // The timer is reset only when the next due time changes.
+                if armed != Some(at) {
+                    timer.as_mut().reset(at);
+                    armed = Some(at);
+                }
+            }
             tokio::select! {
                 biased;
-                () = stop_requested(&mut shutdown) => break,
+                delivery = self.lanes.control.next() => lanes::on_control(&core, delivery).await,
+                () = stop_requested(&mut self.shutdown) => break,
                 // The rarer lanes' futures are boxed: inline, they would
                 // make every agent's task kilobytes larger.
                 control = self.control.recv() => match control {
@@ -112,14 +123,24 @@ impl<A: Agent> Task<A> {
                 Some(mut incoming) = self.calls.recv() => {
                     let params = std::mem::take(&mut incoming.call.params);
                     let result = Box::pin(self.call(incoming.index, params)).await;
-                    Box::pin(incoming.answer(&core, result)).await;
+                    let answer = Box::pin(incoming.answer(&core, result));
+                    serve_while(&mut self.lanes, &core, answer).await;
                 }
-                () = sleep_until(due), if due.is_some() => {
+                () = &mut timer, if due.is_some() => {
+                    armed = None;
                     if let Some((i, _)) = due {
                         Box::pin(self.step(&mut schedule, i)).await;
                     }
                 }
-                Some(delivery) = self.mailbox.recv() => self.deliver(&routes, *delivery).await,
+                delivery = self.lanes.users.next() => {
+                    core.buffered.store(self.lanes.users.buffered(), std::sync::atomic::Ordering::Relaxed);
+                    lanes::trace_incoming(&core, &delivery);
+                    if lanes::is_system(&delivery) {
+                        Box::pin(super::system::handle(&core, delivery)).await;
+                    } else {
+                        self.deliver(&routes, delivery).await;
+                    }
+                }
             }
             core.activity.notify_waiters();
         }
@@ -135,7 +156,7 @@ impl<A: Agent> Task<A> {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             match core.endpoint.subscribe(&queue, &keys).await {
                 Ok(consumer) => {
-                    let _ = self.subscriptions.send(consumer);
+                    self.lanes.users.add(consumer);
                     Ok(())
                 }
                 Err(e) => {
@@ -167,10 +188,10 @@ impl<A: Agent> Task<A> {
         let core = Arc::clone(&self.ctx.core);
         let b = &core.behaviours[i];
         let span = tracing::debug_span!("behaviour", agent = %core.identity, behaviour = b.spec.method);
-        let outcome = AssertUnwindSafe(self.invocation.scope(self.agent.run(&self.ctx, i)))
+        let run = AssertUnwindSafe(self.invocation.scope(self.agent.run(&self.ctx, i)))
             .catch_unwind()
-            .instrument(span)
-            .await;
+            .instrument(span);
+        let outcome = serve_while(&mut self.lanes, &core, run).await;
         let confirms = self.invocation.take();
         if !confirms.is_empty() {
             tokio::spawn(settle_step(Arc::clone(&core), i, confirms));
@@ -206,15 +227,15 @@ impl<A: Agent> Task<A> {
         index: usize,
         params: serde_json::Value,
     ) -> Result<serde_json::Value, CallError> {
-        let core = &self.ctx.core;
+        let core = Arc::clone(&self.ctx.core);
         let method = core.spec.rpcs[index].method;
         let span = tracing::debug_span!("rpc", agent = %core.identity, method);
-        let outcome = AssertUnwindSafe(self.invocation.scope(self.agent.call(&self.ctx, index, params)))
+        let call = AssertUnwindSafe(self.invocation.scope(self.agent.call(&self.ctx, index, params)))
             .catch_unwind()
-            .instrument(span)
-            .await;
+            .instrument(span);
+        let outcome = serve_while(&mut self.lanes, &core, call).await;
         // The reply waits for the confirms of what the method sent.
-        let sent = wait_all(self.invocation.take()).await;
+        let sent = serve_while(&mut self.lanes, &core, wait_all(self.invocation.take())).await;
         match outcome {
             Ok(Ok(value)) => match sent {
                 Ok(()) => Ok(value),
@@ -246,12 +267,12 @@ impl<A: Agent> Task<A> {
                 // The agent's own broadcast came back and it has no handler
                 // for it: nothing went wrong (it stays traced as incoming).
                 tracing::debug!(agent = %core.identity, kind = msg.message_type(), "own broadcast without a handler skipped");
-                if let Err(e) = acker.ack().await {
-                    tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
-                }
-                return;
+                return serve_while(&mut self.lanes, &core, ack(&core, acker)).await;
             }
-            Err(reason) => return core.reject_with(&msg, acker, reason.to_owned()).await,
+            Err(reason) => {
+                let reject = core.reject_with(&msg, acker, reason.to_owned());
+                return serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+            }
         };
         let mut failure = None;
         let mut ran = Vec::new();
@@ -272,10 +293,10 @@ impl<A: Agent> Task<A> {
                 kind = msg.message_type(),
                 sender = msg.sender(),
             );
-            let outcome = AssertUnwindSafe(self.invocation.scope(self.agent.handle(&self.ctx, i, &msg)))
+            let handler = AssertUnwindSafe(self.invocation.scope(self.agent.handle(&self.ctx, i, &msg)))
                 .catch_unwind()
-                .instrument(span)
-                .await;
+                .instrument(span);
+            let outcome = serve_while(&mut self.lanes, &core, handler).await;
             let reason = match outcome {
                 Ok(Ok(())) => {
                     b.record_run();
@@ -297,12 +318,18 @@ impl<A: Agent> Task<A> {
         // Confirms of a failed invocation do not matter: its input is rejected.
         let confirms = self.invocation.take();
         match failure {
-            None if ran.is_empty() => core.reject_with(&msg, acker, "handler stopped".to_owned()).await,
-            None if confirms.is_empty() => ack(&core, acker).await,
+            None if ran.is_empty() => {
+                let reject = core.reject_with(&msg, acker, "handler stopped".to_owned());
+                serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+            }
+            None if confirms.is_empty() => serve_while(&mut self.lanes, &core, ack(&core, acker)).await,
             None => {
                 tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
             }
-            Some((handler, reason)) => core.reject_from(&msg, acker, Some(handler), reason).await,
+            Some((handler, reason)) => {
+                let reject = core.reject_from(&msg, acker, Some(handler), reason);
+                serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+            }
         }
     }
 
@@ -321,9 +348,9 @@ impl<A: Agent> Task<A> {
                 b.state.set(State::Stopping);
             }
         }
-        let teardown = AssertUnwindSafe(self.agent.teardown(&self.ctx))
-            .catch_unwind()
-            .await;
+        // System requests are still answered while teardown runs.
+        let teardown = AssertUnwindSafe(self.agent.teardown(&self.ctx)).catch_unwind();
+        let teardown = serve_while(&mut self.lanes, &core, teardown).await;
         match teardown {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(agent = %core.identity, error = %e, "teardown failed"),
@@ -336,19 +363,13 @@ impl<A: Agent> Task<A> {
         if let Err(e) = core.endpoint.close().await {
             tracing::warn!(agent = %core.identity, error = %e, "cannot delete the agent's queues");
         }
-        self.mailbox.close();
-        let mut pending = Vec::new();
-        while let Ok(delivery) = self.mailbox.try_recv() {
-            pending.push(*delivery);
-        }
-        core.release(pending).await;
+        core.release(self.lanes.users.take_buffer()).await;
+        core.buffered.store(0, std::sync::atomic::Ordering::Relaxed);
         for b in &core.behaviours {
             b.state.set(State::Shutdown);
         }
         core.state.set(State::Shutdown);
         core.activity.notify_waiters();
-        drop(self.subscriptions);
-        let _ = self.done.send(true);
         tracing::info!(agent = %core.identity, "agent stopped");
     }
 }
@@ -402,12 +423,5 @@ async fn settle_step(core: Arc<Core>, i: usize, confirms: Vec<crate::bus::Confir
 async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-async fn sleep_until(due: Option<(usize, tokio::time::Instant)>) {
-    match due {
-        Some((_, at)) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -1,0 +1,231 @@
+//! The agent's lanes from the bus, read by its task (see `task.rs`): one
+//! task per agent takes the deliveries of its queues, answers system
+//! messages at once from shared status, and runs its handlers.
+//!
+//! Two lanes, so that nothing the runtime must answer waits behind user
+//! messages: the control queue (requests from Rust callers, replies to
+//! this agent's own requests) is always read first, also while a handler,
+//! behaviour step, `#[rpc]` method or teardown runs ([`serve_while`] polls
+//! the lanes beside it); the identity, fanout and topic queues are read
+//! ahead of the handlers only up to
+//! [`AgentOptions::prefetch`](crate::agent::AgentOptions::prefetch) +
+//! [`AgentOptions::readahead`](crate::agent::AgentOptions::readahead)
+//! deliveries, the rest waits in its queue (on RabbitMQ, in the broker).
+//! System requests among them (munggoggo 0.4 peers send theirs to the
+//! identity queue) are answered as soon as they are read.
+//!
+//! Reading the lanes in the agent's own task (rather than in a dispatcher
+//! task of its own) saves a task hop per delivery and a task per agent.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::stream::SelectAll;
+use futures_util::StreamExt;
+
+use super::core::Core;
+use crate::bus::{Consumer, Delivery, Source};
+use crate::message;
+use crate::trace::{Category, TraceRecord};
+
+/// The control lane: the control queue's consumer, `None` once it ended.
+pub(crate) struct ControlLane {
+    consumer: Option<Consumer>,
+}
+
+impl ControlLane {
+    pub(crate) fn new(consumer: Consumer) -> Self {
+        ControlLane {
+            consumer: Some(consumer),
+        }
+    }
+
+    /// The next delivery; `Some(None)` once when the queue ended (then
+    /// never ready again).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let Some(consumer) = self.consumer.as_mut() else {
+            return Poll::Pending;
+        };
+        match consumer.poll_next_unpin(cx) {
+            Poll::Ready(Some(delivery)) => Poll::Ready(Some(delivery)),
+            Poll::Ready(None) => {
+                self.consumer = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The next delivery, or `None` once when the queue ended.
+    pub(crate) async fn next(&mut self) -> Option<Delivery> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+/// The user lanes: the identity, fanout and topic queues' consumers and
+/// the deliveries read ahead of the handlers.
+pub(crate) struct UserLanes {
+    consumers: SelectAll<Consumer>,
+    /// Grows when needed: most agents never read ahead.
+    buffer: VecDeque<Delivery>,
+    /// How many deliveries the buffer may hold.
+    limit: usize,
+}
+
+impl UserLanes {
+    pub(crate) fn new(consumers: Vec<Consumer>, limit: usize) -> Self {
+        UserLanes {
+            consumers: consumers.into_iter().collect(),
+            buffer: VecDeque::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// Adds the consumer of a topic subscription started later.
+    pub(crate) fn add(&mut self, consumer: Consumer) {
+        self.consumers.push(consumer);
+    }
+
+    /// How many deliveries are read ahead.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Takes the deliveries read ahead (the agent stops).
+    pub(crate) fn take_buffer(&mut self) -> VecDeque<Delivery> {
+        std::mem::take(&mut self.buffer)
+    }
+
+    /// The next delivery: the oldest read ahead, else a new one.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
+        if let Some(delivery) = self.buffer.pop_front() {
+            return Poll::Ready(delivery);
+        }
+        self.poll_consumers(cx)
+    }
+
+    /// The next delivery (see [`Self::poll_next`]).
+    pub(crate) async fn next(&mut self) -> Delivery {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Reads ahead while the handlers are busy: user deliveries go to the
+    /// buffer (up to its limit), system messages are returned.
+    fn poll_read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
+        while self.buffer.len() < self.limit {
+            match self.poll_consumers(cx) {
+                Poll::Ready(delivery) if is_system(&delivery) => return Poll::Ready(delivery),
+                Poll::Ready(delivery) => self.buffer.push_back(delivery),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Pending
+    }
+
+    fn poll_consumers(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
+        match self.consumers.poll_next_unpin(cx) {
+            Poll::Ready(Some(delivery)) => Poll::Ready(delivery),
+            // Every queue ended (the agent is stopping, or the connection
+            // is gone and the control lane ends too).
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The agent's lanes from the bus.
+pub(crate) struct Lanes {
+    pub(crate) control: ControlLane,
+    pub(crate) users: UserLanes,
+}
+
+/// What arrived while work was running.
+enum Arrived<T> {
+    Done(T),
+    Control(Option<Delivery>),
+    System(Delivery),
+}
+
+/// Runs `work` (a handler, behaviour step, `#[rpc]` method, teardown or
+/// acknowledgement) while serving the lanes beside it: system messages
+/// are answered, user deliveries read ahead. The work is polled first, so
+/// that work that is ready at once costs nothing more.
+pub(crate) async fn serve_while<F: Future>(lanes: &mut Lanes, core: &Arc<Core>, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    loop {
+        let arrived = std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = work.as_mut().poll(cx) {
+                return Poll::Ready(Arrived::Done(output));
+            }
+            if let Poll::Ready(delivery) = lanes.control.poll_next(cx) {
+                return Poll::Ready(Arrived::Control(delivery));
+            }
+            match lanes.users.poll_read_ahead(cx) {
+                Poll::Ready(delivery) => Poll::Ready(Arrived::System(delivery)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        core.buffered.store(lanes.users.buffered(), Ordering::Relaxed);
+        match arrived {
+            Arrived::Done(output) => return output,
+            Arrived::Control(delivery) => on_control(core, delivery).await,
+            Arrived::System(delivery) => {
+                trace_incoming(core, &delivery);
+                Box::pin(super::system::handle(core, delivery)).await;
+                core.activity.notify_waiters();
+            }
+        }
+    }
+}
+
+/// Handles a delivery of the control lane; `None`: the lane ended.
+pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
+    match delivery {
+        Some(delivery) => {
+            trace_incoming(core, &delivery);
+            // Boxed: inline, these futures would make every agent's task
+            // kilobytes larger.
+            if is_system(&delivery) {
+                Box::pin(super::system::handle(core, delivery)).await;
+            } else if crate::pyrpc::is_reply(&delivery) {
+                Box::pin(crate::pyrpc::complete(core, delivery)).await;
+            } else {
+                Box::pin(core.reject(delivery, "not a system message (control queue)")).await;
+            }
+            core.activity.notify_waiters();
+        }
+        None => {
+            if core.state.get() == crate::State::Running {
+                // The bus gave the queues up (the connection is gone for
+                // good, or another connection took the identity): a deaf
+                // agent must not go on reporting `running`.
+                tracing::error!(agent = %core.identity, "the agent's queues are gone; stopping it");
+                core.request_shutdown();
+            }
+        }
+    }
+}
+
+/// Records a delivery as incoming, unless it is system traffic of a CLI
+/// observer (see [`crate::protocol::is_observer_traffic`]).
+pub(crate) fn trace_incoming(core: &Core, delivery: &Delivery) {
+    let received = &delivery.received;
+    if !crate::protocol::is_observer_traffic(received.properties.kind.as_deref(), received.sender()) {
+        core.traces
+            .append(Category::Incoming, TraceRecord::incoming(received));
+    }
+}
+
+/// CONTROL and RPC messages on the direct, fanout and control queues go to
+/// the system handlers; on a topic subscription everything goes to its
+/// handler.
+pub(crate) fn is_system(delivery: &Delivery) -> bool {
+    !matches!(delivery.source, Source::Topic(_))
+        && matches!(
+            delivery.received.properties.kind.as_deref(),
+            Some(message::CONTROL | message::RPC)
+        )
+}
