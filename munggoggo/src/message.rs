@@ -117,7 +117,7 @@ pub struct Properties {
     pub app_id: Option<String>,
     /// Correlation id (set on CONTROL and RPC messages).
     pub correlation_id: Option<String>,
-    /// A random id per publish.
+    /// A unique id per publish (32 hex digits).
     pub message_id: Option<String>,
     /// UTC seconds since the epoch when the message was sent.
     pub timestamp: Option<u64>,
@@ -152,11 +152,23 @@ impl Properties {
     }
 }
 
-/// A fresh random message id: 32 lower-case hex digits, as aiormq sends
-/// (encoded without the formatting machinery: this runs for every send).
+/// A fresh message id: 32 lower-case hex digits, as aiormq sends. Unique
+/// without a random number per send: a random half drawn once per
+/// process, then a counter (this runs for every send).
 fn message_id() -> String {
-    let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
-    uuid::Uuid::new_v4().simple().encode_lower(&mut buf).to_owned()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = (u128::from(process) << 64) | u128::from(n);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(32);
+    for shift in (0..32).rev() {
+        text.push(char::from(HEX[((id >> (shift * 4)) & 0xf) as usize]));
+    }
+    text
 }
 
 /// Where and how a message was delivered.
@@ -376,6 +388,17 @@ pub(crate) fn unwrap_envelope(body: &Bytes) -> Option<(String, Bytes)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_are_32_hex_digits_and_differ() {
+        let (a, b) = (message_id(), message_id());
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+        assert_eq!(a[..16], b[..16], "one random half per process");
+    }
 
     #[test]
     fn envelope_is_unwrapped_only_when_both_fields_are_strings() {

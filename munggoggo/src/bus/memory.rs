@@ -325,6 +325,10 @@ impl Endpoint for MemoryEndpoint {
         Box::pin(std::future::ready(result))
     }
 
+    fn publish_now(&self, msg: Outgoing) -> std::result::Result<Result<Confirm>, Outgoing> {
+        Ok(self.bus.publish(&msg).map(|()| Confirm::done()))
+    }
+
     fn subscribe<'a>(
         &'a self,
         queue: &'a str,

@@ -311,6 +311,14 @@ pub trait Endpoint: Send + Sync + 'static {
     /// [`crate::Error::UnknownTarget`], at once or through its confirm.
     fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<Confirm>>;
 
+    /// Publishes at once when the bus never waits (the embedded bus), as
+    /// [`Endpoint::publish`] would, without a boxed future per message;
+    /// `Err` gives the message back to be published with
+    /// [`Endpoint::publish`].
+    fn publish_now(&self, msg: Outgoing) -> std::result::Result<Result<Confirm>, Outgoing> {
+        Err(msg)
+    }
+
     /// Declares a topic subscription queue with its binding keys and starts
     /// consuming it.
     fn subscribe<'a>(

@@ -225,13 +225,15 @@ impl Core {
                 TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
             );
         }
-        self.endpoint
-            .publish(Outgoing {
-                route,
-                properties,
-                body,
-            })
-            .await
+        let msg = Outgoing {
+            route,
+            properties,
+            body,
+        };
+        match self.endpoint.publish_now(msg) {
+            Ok(published) => published,
+            Err(msg) => self.endpoint.publish(msg).await,
+        }
     }
 
     /// Publishes a message nobody waits for (a reply, a pong): a failure

@@ -23,7 +23,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::stream::SelectAll;
 use futures_util::StreamExt;
 
 use super::core::Core;
@@ -68,7 +67,10 @@ impl ControlLane {
 /// The user lanes: the identity, fanout and topic queues' consumers and
 /// the deliveries read ahead of the handlers.
 pub(crate) struct UserLanes {
-    consumers: SelectAll<Consumer>,
+    /// Polled in turn, starting after the one that gave the last delivery
+    /// (a `SelectAll` would allocate a node per delivery).
+    consumers: Vec<Consumer>,
+    turn: usize,
     /// Grows when needed: most agents never read ahead.
     buffer: VecDeque<Delivery>,
     /// How many deliveries the buffer may hold.
@@ -78,7 +80,8 @@ pub(crate) struct UserLanes {
 impl UserLanes {
     pub(crate) fn new(consumers: Vec<Consumer>, limit: usize) -> Self {
         UserLanes {
-            consumers: consumers.into_iter().collect(),
+            consumers,
+            turn: 0,
             buffer: VecDeque::new(),
             limit: limit.max(1),
         }
@@ -126,12 +129,23 @@ impl UserLanes {
     }
 
     fn poll_consumers(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
-        match self.consumers.poll_next_unpin(cx) {
-            Poll::Ready(Some(delivery)) => Poll::Ready(delivery),
-            // Every queue ended (the agent is stopping, or the connection
-            // is gone and the control lane ends too).
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        let mut polled = 0;
+        while polled < self.consumers.len() {
+            let i = (self.turn + polled) % self.consumers.len();
+            match self.consumers[i].poll_next_unpin(cx) {
+                Poll::Ready(Some(delivery)) => {
+                    self.turn = i + 1;
+                    return Poll::Ready(delivery);
+                }
+                // The queue ended (deleted: unsubscribed, or the agent
+                // stops); the others are still polled.
+                Poll::Ready(None) => {
+                    drop(self.consumers.remove(i));
+                }
+                Poll::Pending => polled += 1,
+            }
         }
+        Poll::Pending
     }
 }
 
@@ -173,7 +187,7 @@ pub(crate) async fn serve_while<F: Future>(lanes: &mut Lanes, core: &Arc<Core>, 
             Arrived::Done(output) => return output,
             Arrived::Control(delivery) => on_control(core, delivery).await,
             Arrived::System(delivery) => {
-                trace_incoming(core, &delivery);
+                let _ = trace_incoming(core, &delivery);
                 Box::pin(super::system::handle(core, delivery)).await;
                 core.activity.notify_waiters();
             }
@@ -185,7 +199,7 @@ pub(crate) async fn serve_while<F: Future>(lanes: &mut Lanes, core: &Arc<Core>, 
 pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
     match delivery {
         Some(delivery) => {
-            trace_incoming(core, &delivery);
+            let _ = trace_incoming(core, &delivery);
             // Boxed: inline, these futures would make every agent's task
             // kilobytes larger.
             if is_system(&delivery) {
@@ -210,13 +224,18 @@ pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
 }
 
 /// Records a delivery as incoming, unless it is system traffic of a CLI
-/// observer (see [`crate::protocol::is_observer_traffic`]).
-pub(crate) fn trace_incoming(core: &Core, delivery: &Delivery) {
+/// observer (see [`crate::protocol::is_observer_traffic`]); returns the
+/// record, which the handler's trace entry shares.
+pub(crate) fn trace_incoming(core: &Core, delivery: &Delivery) -> Option<Arc<TraceRecord>> {
     let received = &delivery.received;
-    if !crate::protocol::is_observer_traffic(received.properties.kind.as_deref(), received.sender()) {
-        core.traces
-            .append(Category::Incoming, TraceRecord::incoming(received));
+    if core.traces.capacity() == 0
+        || crate::protocol::is_observer_traffic(received.properties.kind.as_deref(), received.sender())
+    {
+        return None;
     }
+    let record = Arc::new(TraceRecord::incoming(received));
+    core.traces.append(Category::Incoming, Arc::clone(&record));
+    Some(record)
 }
 
 /// CONTROL and RPC messages on the direct, fanout and control queues go to

@@ -134,11 +134,11 @@ impl<A: Agent> Task<A> {
                 }
                 delivery = self.lanes.users.next() => {
                     core.buffered.store(self.lanes.users.buffered(), std::sync::atomic::Ordering::Relaxed);
-                    lanes::trace_incoming(&core, &delivery);
+                    let traced = lanes::trace_incoming(&core, &delivery);
                     if lanes::is_system(&delivery) {
                         Box::pin(super::system::handle(&core, delivery)).await;
                     } else {
-                        self.deliver(&routes, delivery).await;
+                        self.deliver(&routes, delivery, traced).await;
                     }
                 }
             }
@@ -253,7 +253,8 @@ impl<A: Agent> Task<A> {
     }
 
     /// Hands a message to its handlers; acks after them, rejects on failure.
-    async fn deliver(&mut self, routes: &Routes, delivery: Delivery) {
+    /// `traced`: its incoming trace record, which the handlers' entries share.
+    async fn deliver(&mut self, routes: &Routes, delivery: Delivery, traced: Option<Arc<TraceRecord>>) {
         let core = Arc::clone(&self.ctx.core);
         let Delivery {
             received,
@@ -275,17 +276,19 @@ impl<A: Agent> Task<A> {
             }
         };
         let mut failure = None;
-        let mut ran = Vec::new();
-        for &i in handlers {
+        let mut ran = Ran::default();
+        for (n, &i) in handlers.iter().enumerate() {
             let b = &core.behaviours[i];
             if b.state.get() != State::Running {
                 continue;
             }
-            ran.push(i);
-            core.traces.append(
-                Category::Behaviour(Arc::clone(&b.name)),
-                TraceRecord::incoming(&msg),
-            );
+            ran.mark(n);
+            let record = match &traced {
+                Some(record) => Arc::clone(record),
+                None => Arc::new(TraceRecord::incoming(&msg)),
+            };
+            core.traces
+                .append(Category::Behaviour(Arc::clone(&b.name)), record);
             let span = tracing::debug_span!(
                 "handler",
                 agent = %core.identity,
@@ -324,6 +327,7 @@ impl<A: Agent> Task<A> {
             }
             None if confirms.is_empty() => serve_while(&mut self.lanes, &core, ack(&core, acker)).await,
             None => {
+                let ran = ran.of(handlers);
                 tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
             }
             Some((handler, reason)) => {
@@ -371,6 +375,36 @@ impl<A: Agent> Task<A> {
         core.state.set(State::Shutdown);
         core.activity.notify_waiters();
         tracing::info!(agent = %core.identity, "agent stopped");
+    }
+}
+
+/// Which of a message's handlers ran, by position (without an allocation
+/// per message: a message has one handler or a few).
+#[derive(Default)]
+struct Ran {
+    first: u64,
+    more: Vec<usize>,
+}
+
+impl Ran {
+    fn mark(&mut self, n: usize) {
+        match u32::try_from(n) {
+            Ok(bit) if bit < u64::BITS => self.first |= 1 << bit,
+            _ => self.more.push(n),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first == 0 && self.more.is_empty()
+    }
+
+    /// The behaviour indices of the handlers that ran.
+    fn of(&self, handlers: &[usize]) -> Vec<usize> {
+        let first = (0..handlers.len().min(64)).filter(|&n| self.first & (1 << n) != 0);
+        first
+            .chain(self.more.iter().copied())
+            .map(|n| handlers[n])
+            .collect()
     }
 }
 
