@@ -253,19 +253,23 @@ impl Context {
             .hyphenated()
             .encode_lower(&mut buf)
             .to_owned();
-        let mut properties = Properties::new(message::RPC, self.identity());
-        properties.correlation_id = Some(id.clone());
-        properties.reply_to = Some(control_queue(self.identity()));
-        let mut waiting = self.core.pending.insert(id);
+        let properties = || {
+            let mut properties = Properties::new(message::RPC, self.identity());
+            properties.correlation_id = Some(id.clone());
+            properties.reply_to = Some(control_queue(self.identity()));
+            properties
+        };
+        let first = properties();
+        let mut waiting = self.core.pending.insert(id.clone());
         // A Rust agent takes requests on its control queue, apart from its
         // user traffic; a munggoggo 0.4 agent has none, so the request then
         // goes to its identity queue.
         let sent = match self
-            .send_request(control_queue(target), properties.clone(), body.clone())
+            .send_request(control_queue(target), first, body.clone())
             .await
         {
             Err(Error::UnknownTarget(_)) if identity_queue => {
-                self.send_request(target.to_owned(), properties, body).await
+                self.send_request(target.to_owned(), properties(), body).await
             }
             sent => sent,
         };

@@ -71,9 +71,16 @@ pub(crate) struct RpcCall {
 
 /// Encodes an RpcMessage envelope.
 pub(crate) fn rpc_body(c_type: &str, c_data: String, request_type: i64) -> Result<Bytes> {
-    let msg = RpcMessage {
-        c_type: c_type.to_owned(),
-        c_data,
+    /// [`RpcMessage`], borrowed.
+    #[derive(Serialize)]
+    struct Outgoing<'a> {
+        c_type: &'a str,
+        c_data: &'a str,
+        request_type: i64,
+    }
+    let msg = Outgoing {
+        c_type,
+        c_data: &c_data,
         request_type,
     };
     serde_json::to_vec(&msg)

@@ -409,7 +409,14 @@ impl Ran {
 }
 
 async fn ack(core: &Core, acker: crate::bus::Acker) {
-    if let Err(e) = acker.ack().await {
+    // The embedded bus acknowledges at once; the others' futures are
+    // boxed, as inline they would make every agent's task larger.
+    let acked: crate::Result<()> = match acker {
+        crate::bus::Acker::None | crate::bus::Acker::Memory(_) => Ok(()),
+        #[cfg(feature = "amqp")]
+        acker => Box::pin(acker.ack()).await,
+    };
+    if let Err(e) = acked {
         tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
     }
 }
