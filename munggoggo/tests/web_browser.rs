@@ -224,12 +224,45 @@ async fn click(client: &Client, css: &str) {
 }
 
 async fn expect(client: &Client, css: &str) {
-    client
+    if let Err(e) = client
         .wait()
         .at_most(Duration::from_secs(180))
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("the page shows {css}: {e}"));
+    {
+        panic!(
+            "the page shows {css}: {e}\nthe page's state: {}",
+            page_state(client).await
+        );
+    }
+}
+
+/// The text of the first element `css`, found anew each time.
+async fn cell_text(client: &Client, css: &str) -> String {
+    loop {
+        let cell = client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("the page shows {css}: {e}"));
+        match cell.text().await {
+            Ok(text) => return text,
+            Err(CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+            Err(e) => panic!("cannot read {css}: {e}"),
+        }
+    }
+}
+
+/// What the page knows, for a failure message.
+async fn page_state(client: &Client) -> serde_json::Value {
+    const STATE: &str = "return { selected: app.selected, peers: [...app.peers.keys()], \
+        feed: app.feed.length, seen: app.seen, \
+        newest: app.feed.slice(-12).map((t) => `${t.time} ${t.from} -> ${t.to} ${t.type}`), \
+        shown: [...document.querySelectorAll('#messages li')].slice(0, 12).map((li) => li.textContent) };";
+    client
+        .execute(STATE, Vec::new())
+        .await
+        .unwrap_or_else(|e| json!(format!("unknown ({e})")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,6 +428,30 @@ async fn scenario(client: Client) {
         .await
         .expect("the call is answered");
     assert_eq!(result.text().await.expect("text"), "42");
+
+    step("a busy row keeps its node");
+    // The pinger's run count changes every 300 ms; its row must stay the
+    // same node (only changed cells are redrawn), or a click on its button
+    // could fall between two redraws and be lost.
+    let row_css = "tr.behaviour-row[data-behaviour='pinger.ping']";
+    let row = client
+        .find(Locator::Css(row_css))
+        .await
+        .expect("the pinger's row");
+    let runs_css = format!("{row_css} td.num");
+    let runs = cell_text(&client, &runs_css).await;
+    within("the pinger's run count changes on the page", async {
+        while cell_text(&client, &runs_css).await == runs {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        row.attr("data-behaviour")
+            .await
+            .expect("the row found before the redraw is still on the page"),
+        Some("pinger.ping".to_owned())
+    );
 
     step("stopping a behaviour");
     // Stop the ponger's handler with a click: the page and the agent agree.

@@ -1,11 +1,14 @@
 // The munggoggo dashboard: a WebSocket feed keeps `peers` and `feed` up to
-// date; every change re-renders the graph, the table and the messages.
+// date; changes re-render the graph, the table and the messages, at most
+// every RENDER_GAP ms (a busy bus sends dozens of events a second: drawing
+// each one would keep a slow machine's page forever behind the feed).
 // Plain DOM and SVG, no library. Everything from the bus goes in through
 // textContent, never as HTML.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
 const FEED_MAX = 300;
+const RENDER_GAP = 150;
 
 const app = {
   peers: new Map(), // name -> AgentView
@@ -142,12 +145,26 @@ function apply(event) {
     default:
       return;
   }
-  render();
+  scheduleRender();
+}
+
+let renderTimer = null;
+let lastRender = 0;
+
+// One render for all the events that arrive within RENDER_GAP ms.
+function scheduleRender() {
+  if (renderTimer !== null) return;
+  const wait = Math.max(0, lastRender + RENDER_GAP - performance.now());
+  renderTimer = setTimeout(() => {
+    renderTimer = null;
+    render();
+  }, wait);
 }
 
 // ---------------------------------------------------------------- render
 
 function render() {
+  lastRender = performance.now();
   const peers = [...app.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
   renderStats(peers);
   renderGraph(peers);
@@ -275,12 +292,52 @@ function renderGraph(peers) {
   }
 }
 
+// Rows drawn last time, by key. A row keeps its node and a cell is
+// replaced only when it changed, so that a click on a button is not lost
+// to a redraw between the press and the release (the run counts of a busy
+// agent change several times a second).
+const rowCache = new Map();
+
+function cachedRow(key, content, make) {
+  const signature = JSON.stringify(content);
+  const cached = rowCache.get(key);
+  if (cached && cached.signature === signature) return cached.node;
+  const fresh = make();
+  const node = cached && cached.node.cells.length === fresh.cells.length ? patchRow(cached.node, fresh) : fresh;
+  rowCache.set(key, { signature, node });
+  return node;
+}
+
+function patchRow(row, fresh) {
+  row.className = fresh.className;
+  // A copy: a cell moved into `row` leaves `fresh.cells`.
+  const cells = [...fresh.cells];
+  cells.forEach((cell, i) => {
+    if (row.cells[i].outerHTML !== cell.outerHTML) row.replaceChild(cell, row.cells[i]);
+  });
+  return row;
+}
+
 function renderTable(peers) {
   const body = $("agents").tBodies[0];
   const rows = [];
+  const keys = new Set();
   for (const p of peers) {
+    keys.add("a:" + p.name);
+    rows.push(cachedRow("a:" + p.name, [app.selected === p.name, p.name, p.agent_type, p.flavour, p.state, p.methods, p.behaviours], () => agentRow(p)));
+    for (const b of p.behaviours) {
+      keys.add("b:" + p.name + ":" + b.name);
+      rows.push(cachedRow("b:" + p.name + ":" + b.name, b, () => behaviourRow(p, b)));
+    }
+  }
+  for (const key of [...rowCache.keys()]) if (!keys.has(key)) rowCache.delete(key);
+  const same = rows.length === body.children.length && rows.every((row, i) => body.children[i] === row);
+  if (!same) body.replaceChildren(...rows);
+}
+
+function agentRow(p) {
     const chip = p.flavour === "0.4" ? el("span", { class: "chip legacy", text: "0.4" }) : null;
-    rows.push(el("tr", { class: "agent-row" + (app.selected === p.name ? " selected" : ""), "data-agent": p.name, onclick: () => select(p.name) },
+    return el("tr", { class: "agent-row" + (app.selected === p.name ? " selected" : ""), "data-agent": p.name, onclick: () => select(p.name) },
       el("td", { colspan: "2" },
         el("span", { class: "agent-name", text: p.name }),
         el("span", { class: "agent-type", text: p.agent_type || "munggoggo 0.4" }), chip),
@@ -291,8 +348,10 @@ function renderTable(peers) {
       el("td", { class: "num" }, el("button", {
         class: "shutdown", "data-action": "shutdown", text: "Shut down", title: "Shut down " + p.name,
         onclick: (e) => { e.stopPropagation(); shutdown(p.name, e.currentTarget); },
-      }))));
-    for (const b of p.behaviours) {
+      })));
+}
+
+function behaviourRow(p, b) {
       const running = b.state === "running";
       const finished = b.state === "shutdown";
       const button = el("button", {
@@ -304,17 +363,14 @@ function renderTable(peers) {
       });
       if (finished) button.textContent = "Restart";
       const errors = b.errors == null ? "\u2013" : String(b.errors);
-      rows.push(el("tr", { class: "behaviour-row", "data-behaviour": b.name, "data-agent-of": p.name },
+      return el("tr", { class: "behaviour-row", "data-behaviour": b.name, "data-agent-of": p.name },
         el("td", { text: b.method }),
         el("td", { class: "kind", text: b.detail || b.kind || "" }),
         el("td", { class: "state" }, el("span", { class: "badge " + stateClass(b.state), "data-state": b.state, text: stateWord(b.state) })),
         el("td", { class: "num", text: b.runs == null ? "\u2013" : String(b.runs) }),
         el("td", { class: "num" + (b.errors ? " errors-some" : ""), text: errors }),
         el("td", { class: "last-error", text: b.last_error || "", title: b.last_error || "" }),
-        el("td", { class: "num" }, button)));
-    }
-  }
-  body.replaceChildren(...rows);
+        el("td", { class: "num" }, button));
 }
 
 function sum(behaviours, field) {
