@@ -455,6 +455,27 @@ async fn a_second_instance_without_its_own_identity_fails_before_any_setup() {
     rt.shutdown().await;
 }
 
+/// A broker that cannot be reached is `ConnectionLost`, with the I/O error
+/// as its source; the message still names the cause.
+#[cfg(feature = "amqp")]
+#[tokio::test]
+async fn an_unreachable_broker_is_connection_lost_with_its_source() {
+    let err = munggoggo::Runtime::from_url("amqp://guest:guest@127.0.0.1:1/%2f")
+        .unwrap()
+        .start()
+        .await
+        .unwrap_err();
+    let munggoggo::Error::ConnectionLost {
+        source: Some(source), ..
+    } = &err
+    else {
+        panic!("a lost connection with a source: {err:?}");
+    };
+    assert!(source.downcast_ref::<std::io::Error>().is_some(), "{source:?}");
+    assert!(std::error::Error::source(&err).is_some());
+    assert!(err.to_string().ends_with(&source.to_string()), "{err}");
+}
+
 /// Without a broker (and without `CI`), a broker test prints its skip
 /// where `cargo test` shows it, not only with `--nocapture`.
 #[cfg(feature = "amqp")]

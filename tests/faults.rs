@@ -456,7 +456,7 @@ async fn sends_fail_during_an_outage_and_ten_restarts_do_not_hang() {
     assert!(
         matches!(
             error,
-            munggoggo::Error::ConnectionLost(_) | munggoggo::Error::SendTimeout { .. }
+            munggoggo::Error::ConnectionLost { .. } | munggoggo::Error::SendTimeout { .. }
         ),
         "{error:?}"
     );

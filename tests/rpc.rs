@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{eventually, next, unique, Events};
 use munggoggo::prelude::*;
-use munggoggo::{Error, State, TraceQuery};
+use munggoggo::{Error, ErrorCode, State, TraceQuery};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Barrier, Notify};
 
@@ -150,11 +150,18 @@ on_both_buses! {
 
         let err = client.call::<i64>(to, "divide", (1, 0)).await.unwrap_err();
         assert!(matches!(&err, Error::Remote { error, .. } if error.contains("division by zero")), "{err}");
+        assert!(matches!(&err, Error::Remote { code: Some(ErrorCode::Failed), .. }), "{err:?}");
         let err = client.call::<i64>(to, "power", (1, 0)).await.unwrap_err();
         let text = err.to_string();
         assert!(text.contains("power") && text.contains("multiply") && text.contains("divide"), "{text}");
+        // The kind of error comes in the reply's `code`, not only in its text.
+        let Error::Remote { code: Some(ErrorCode::UnknownMethod { known }), .. } = &err else {
+            panic!("an unknown method has its code: {err:?}");
+        };
+        assert!(known.iter().any(|m| m == "multiply") && known.iter().any(|m| m == "divide"), "{known:?}");
         let err = client.call::<i64>(to, "multiply", (3, "two")).await.unwrap_err();
         assert!(err.to_string().contains("`y`"), "{err}");
+        assert!(matches!(&err, Error::Remote { code: Some(ErrorCode::BadParams), .. }), "{err:?}");
         let err = client.call::<String>(to, "multiply", (3, 2)).await.unwrap_err();
         assert!(matches!(err, Error::BadReply { .. }), "{err}");
         client.shutdown().await;

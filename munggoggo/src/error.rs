@@ -120,6 +120,10 @@ pub enum Error {
         target: String,
         /// What it said.
         error: String,
+        /// What kind of error it is, when the reply says so (a call of an
+        /// `#[rpc]` method of a munggoggo for Rust agent); `None` for
+        /// system requests and munggoggo 0.4 agents.
+        code: Option<ErrorCode>,
     },
     /// A handler called an `#[rpc]` method of its own agent, which would
     /// wait for itself.
@@ -144,11 +148,50 @@ pub enum Error {
         reason: String,
     },
     /// The message bus failed.
-    #[error("bus error: {0}")]
-    Bus(String),
-    /// The connection to the broker was lost.
-    #[error("connection lost: {0}")]
-    ConnectionLost(String),
+    #[error("bus error: {reason}{}", cause(.source))]
+    Bus {
+        /// What failed, naming the queue, agent or message involved.
+        reason: String,
+        /// The underlying error, such as a `lapin::Error` (its message
+        /// ends the reason, so that logs and the CLI show it).
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The connection to the broker was lost (or could not be made).
+    #[error("connection lost: {reason}{}", cause(.source))]
+    ConnectionLost {
+        /// What could not be done, naming the broker or agent.
+        reason: String,
+        /// The underlying error, such as a `lapin::Error` or an I/O error
+        /// (its message ends the reason).
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// `": <source>"`, so that a message stays readable where only it is shown.
+fn cause(source: &Option<BoxError>) -> String {
+    source.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+}
+
+// Only the RabbitMQ bus makes these errors.
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))]
+impl Error {
+    /// [`Error::Bus`] without an underlying error.
+    pub(crate) fn bus(reason: impl Into<String>) -> Self {
+        Error::Bus {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::ConnectionLost`] without an underlying error.
+    pub(crate) fn connection_lost(reason: impl Into<String>) -> Self {
+        Error::ConnectionLost {
+            reason: reason.into(),
+            source: None,
+        }
+    }
 }
 
 /// Why a call of an `#[rpc]` method failed on the callee's side.
@@ -177,6 +220,68 @@ pub enum CallError {
         /// How many calls wait.
         waiting: usize,
     },
+}
+
+impl CallError {
+    /// The word for this kind of error in a reply's `code` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::UnknownMethod { .. } => ErrorCode::UNKNOWN_METHOD,
+            CallError::BadParams(_) => ErrorCode::BAD_PARAMS,
+            CallError::Failed(_) => ErrorCode::FAILED,
+            CallError::Busy { .. } => ErrorCode::BUSY,
+        }
+    }
+}
+
+/// What kind of error the callee of an `#[rpc]` method answered with
+/// ([`Error::Remote`]), read from the `code` field of its reply rather
+/// than from its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The agent has no method of that name.
+    UnknownMethod {
+        /// The agent's methods.
+        known: Vec<String>,
+    },
+    /// A parameter is missing or has the wrong type.
+    BadParams,
+    /// The method returned an error or panicked.
+    Failed,
+    /// The agent had too many calls waiting; try again later.
+    Busy,
+}
+
+impl ErrorCode {
+    const UNKNOWN_METHOD: &'static str = "unknown_method";
+    const BAD_PARAMS: &'static str = "bad_params";
+    const FAILED: &'static str = "failed";
+    const BUSY: &'static str = "busy";
+
+    /// The word on the wire.
+    pub fn word(&self) -> &'static str {
+        match self {
+            ErrorCode::UnknownMethod { .. } => Self::UNKNOWN_METHOD,
+            ErrorCode::BadParams => Self::BAD_PARAMS,
+            ErrorCode::Failed => Self::FAILED,
+            ErrorCode::Busy => Self::BUSY,
+        }
+    }
+
+    /// The code of a reply's `code` word (and `known` methods); `None` for
+    /// a word this version does not know.
+    pub(crate) fn from_word(word: &str, known: Option<Vec<String>>) -> Option<Self> {
+        match word {
+            Self::UNKNOWN_METHOD => Some(ErrorCode::UnknownMethod {
+                known: known.unwrap_or_default(),
+            }),
+            Self::BAD_PARAMS => Some(ErrorCode::BadParams),
+            Self::FAILED => Some(ErrorCode::Failed),
+            Self::BUSY => Some(ErrorCode::Busy),
+            _ => None,
+        }
+    }
 }
 
 impl From<BoxError> for CallError {

@@ -31,7 +31,7 @@ pub use agent::{Agent, AgentDefaults, AgentOptions};
 pub use behaviour::{BehaviourStatus, FailurePolicy, Next, State};
 pub use config::{Config, ConfigError};
 pub use context::Context;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ErrorCode, Result};
 pub use introspect::{AgentDescription, BehaviourDescription, MethodDescription};
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]

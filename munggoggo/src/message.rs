@@ -350,7 +350,10 @@ pub(crate) fn encode_as<M: Message + Serialize + ?Sized>(msg: &M, in_envelope: b
     if !in_envelope {
         return Ok(Bytes::from(json));
     }
-    let c_data = String::from_utf8(json).map_err(|e| Error::Bus(e.to_string()))?;
+    let c_data = String::from_utf8(json).map_err(|e| Error::Bus {
+        reason: format!("the JSON of a `{}` message is not UTF-8", M::TYPE),
+        source: Some(Box::new(e)),
+    })?;
     envelope(M::TYPE, &c_data)
 }
 

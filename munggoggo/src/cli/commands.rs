@@ -162,8 +162,10 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             };
             let result: Value = match called {
                 Ok(result) => result,
-                Err(crate::Error::Remote { error, .. }) if error.starts_with("unknown method") => {
-                    let known = known_methods(&error);
+                Err(crate::Error::Remote {
+                    code: Some(crate::ErrorCode::UnknownMethod { known }),
+                    ..
+                }) => {
                     return Err(CliError::not_found(
                         format!(
                             "agent `{agent}` has no method `{method}`; it has: {}",
@@ -295,21 +297,6 @@ async fn behaviour_rows(session: &Session, peer: &PeerStatus) -> Result<Vec<Valu
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The method names of an "unknown method `m` (methods: a, b)" reply.
-fn known_methods(error: &str) -> Vec<String> {
-    error
-        .split_once("(methods:")
-        .map(|(_, rest)| rest.trim_end_matches(')'))
-        .map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Reports a sent message.

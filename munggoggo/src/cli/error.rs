@@ -136,7 +136,13 @@ impl From<crate::Error> for CliError {
                 ),
                 known,
             ),
-            Error::ConnectionLost(reason) => CliError::new(ErrorKind::Connect, reason),
+            Error::ConnectionLost { reason, source } => CliError::new(
+                ErrorKind::Connect,
+                match source {
+                    Some(source) => format!("{reason}: {source}"),
+                    None => reason,
+                },
+            ),
             other => CliError::failed(other.to_string()),
         }
     }

@@ -168,7 +168,12 @@ fn connect_error(shown: &str, url: &str, e: &crate::Error) -> CliError {
         _ => ErrorKind::Connect,
     };
     let text = match e {
-        crate::Error::ConnectionLost(reason) | crate::Error::Bus(reason) => reason.clone(),
+        crate::Error::ConnectionLost { reason, source } | crate::Error::Bus { reason, source } => {
+            match source {
+                Some(source) => format!("{reason}: {source}"),
+                None => reason.clone(),
+            }
+        }
         other => other.to_string(),
     };
     let text = scrub(&text, url, shown);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Context;
 use crate::bus::{control_queue, Route};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::introspect::{AgentDescription, DESCRIBE_AGENT};
 use crate::message::{self, Properties};
 use crate::protocol::{rpc_body, ListTraceStore, ManageBehav, RpcCall, REQUEST};
@@ -57,6 +57,8 @@ impl Context {
             params,
             result: serde_json::Value::Null,
             error: None,
+            code: None,
+            known: None,
         };
         // Only a Rust agent has a control queue and knows `RpcCall`; a
         // munggoggo 0.4 agent is called through its exposed methods.
@@ -70,6 +72,10 @@ impl Context {
             return Err(Error::Remote {
                 target: target.to_owned(),
                 error,
+                code: reply
+                    .code
+                    .as_deref()
+                    .and_then(|word| ErrorCode::from_word(word, reply.known)),
             });
         }
         serde_json::from_value(reply.result).map_err(|e| Error::BadReply {
@@ -227,6 +233,7 @@ impl Context {
                 Err(Error::Remote {
                     target: target.to_owned(),
                     error: format!("`{target}` is a munggoggo 0.4 agent, which does not know `{c_type}`"),
+                    code: None,
                 })
             }
             reply => reply,
@@ -299,6 +306,7 @@ impl Context {
             return Err(Error::Remote {
                 target: target.to_owned(),
                 error,
+                code: None,
             });
         }
         serde_json::from_str(&reply.c_data).map_err(|e| Error::BadReply {

@@ -67,6 +67,14 @@ pub(crate) struct RpcCall {
     pub(crate) result: serde_json::Value,
     #[serde(default)]
     pub(crate) error: Option<String>,
+    /// What kind of error `error` is ([`crate::ErrorCode::word`]), so that
+    /// a caller need not read the text. Added by munggoggo for Rust; 0.4
+    /// does not know `RpcCall`, and older callers ignore the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) code: Option<String>,
+    /// With code `unknown_method`: the methods the agent has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) known: Option<Vec<String>>,
 }
 
 /// Encodes an RpcMessage envelope.

@@ -40,4 +40,28 @@ mod tests {
         let err = validate_binding_key("news.a#").unwrap_err();
         assert!(err.contains("`a#`"), "{err}");
     }
+
+    /// A call's request is as before (no `code`, no `known`), and a reply
+    /// without them, from an older agent, still reads.
+    #[test]
+    fn rpc_call_fields_are_additive() {
+        let call = super::RpcCall {
+            method: "m".to_owned(),
+            params: serde_json::json!([1]),
+            result: serde_json::Value::Null,
+            error: None,
+            code: None,
+            known: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&call).unwrap(),
+            r#"{"method":"m","params":[1],"result":null,"error":null}"#
+        );
+        let old: super::RpcCall =
+            serde_json::from_str(r#"{"method":"m","params":[],"result":null,"error":"boom"}"#).unwrap();
+        assert_eq!(
+            (old.error.as_deref(), old.code, old.known),
+            (Some("boom"), None, None)
+        );
+    }
 }

@@ -136,6 +136,7 @@ impl Context {
             ERROR => Err(Error::Remote {
                 target: method.to_owned(),
                 error: reply.c_data,
+                code: None,
             }),
             CALL => Err(Error::Timeout {
                 target: method.to_owned(),
@@ -336,6 +337,8 @@ async fn run(
         params,
         result: serde_json::Value::Null,
         error: None,
+        code: None,
+        known: None,
     };
     let (incoming, result) = IncomingCall::local(index, call);
     let refused = match core.calls.try_send(Box::new(incoming)) {

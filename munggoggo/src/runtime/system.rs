@@ -175,7 +175,13 @@ impl IncomingCall {
         }
         match result {
             Ok(value) => self.call.result = value,
-            Err(e) => self.call.error = Some(e.to_string()),
+            Err(e) => {
+                self.call.error = Some(e.to_string());
+                self.call.code = Some(e.code().to_owned());
+                if let CallError::UnknownMethod { known, .. } = e {
+                    self.call.known = Some(known);
+                }
+            }
         }
         reply(core, &self.to, &self.correlation_id, "RpcCall", json(&self.call)).await;
     }

@@ -50,17 +50,21 @@ impl ApiError {
 
     /// The error of a failed request to agent `agent`.
     pub(crate) fn from_error(shared: &Shared, agent: &str, e: crate::Error) -> Self {
-        use crate::Error;
+        use crate::{Error, ErrorCode};
         match e {
             Error::UnknownTarget(_) => Self::unknown_agent(agent, shared.monitor.names()),
             Error::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string()),
-            Error::Remote { ref error, .. } if error.starts_with("unknown method") => {
-                Self::new(StatusCode::NOT_FOUND, "unknown_method", e.to_string())
-                    .with_known(known_methods(error))
+            Error::Remote {
+                code: Some(ErrorCode::UnknownMethod { ref known }),
+                ..
+            } => {
+                let known = known.clone();
+                Self::new(StatusCode::NOT_FOUND, "unknown_method", e.to_string()).with_known(known)
             }
-            Error::Remote { ref error, .. } if error.starts_with("bad parameters") => {
-                Self::new(StatusCode::BAD_REQUEST, "bad_params", e.to_string())
-            }
+            Error::Remote {
+                code: Some(ErrorCode::BadParams),
+                ..
+            } => Self::new(StatusCode::BAD_REQUEST, "bad_params", e.to_string()),
             Error::Remote { .. } | Error::BadReply { .. } => {
                 Self::new(StatusCode::BAD_GATEWAY, "call_failed", e.to_string())
             }
@@ -92,21 +96,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// The method names of an "unknown method `m` (methods: a, b)" reply.
-pub(crate) fn known_methods(error: &str) -> Vec<String> {
-    error
-        .split_once("(methods:")
-        .map(|(_, rest)| rest.trim_end_matches(')'))
-        .map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A body that has to be JSON of type `T`; anything else is a JSON 4xx.

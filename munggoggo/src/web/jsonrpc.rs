@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::api::call_agent;
-use super::error::{known_methods, read_body, ApiError};
+use super::error::{read_body, ApiError};
 use super::Shared;
 
 /// Invalid JSON.
@@ -185,7 +185,7 @@ async fn run(shared: &Shared, agent: &str, method: &str, params: Value) -> Resul
         };
         let data = match api.code {
             "unknown_agent" => Some(json!({ "agents": api.known })),
-            "unknown_method" => Some(json!({ "methods": known_methods(&api.message) })),
+            "unknown_method" => Some(json!({ "methods": api.known })),
             _ => None,
         };
         RpcError {

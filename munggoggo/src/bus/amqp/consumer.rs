@@ -454,7 +454,7 @@ impl Unit {
             // A channel-level error closed it.
             self.spec.delete_queues(&names, closing).await;
         } else {
-            result = Err(Error::ConnectionLost(format!(
+            result = Err(Error::connection_lost(format!(
                 "cannot delete queues {} of agent `{}`: the connection is down (they expire unused{})",
                 self.spec.queue_names(),
                 self.spec.identity,
@@ -648,21 +648,23 @@ impl Spec {
         self.delete_queues(&declared, Closing::KeepBacklog).await;
         match queue {
             Some(_) if held && self.mailbox => Error::IdentityInUse(self.identity.to_string()),
-            Some((queue, Step::Declare)) if held => Error::Bus(format!(
+            Some((queue, Step::Declare)) if held => Error::bus(format!(
                 "queue `{queue}` of agent `{}` is held by another connection (RESOURCE_LOCKED); \
                  a munggoggo 0.4 agent may have left it behind: delete it with `rabbitmqctl delete_queue {queue}`",
                 self.identity
             )),
-            Some((queue, Step::Consume)) if held => Error::Bus(format!(
+            Some((queue, Step::Consume)) if held => Error::bus(format!(
                 "queue `{queue}` of agent `{}` is consumed by another connection",
                 self.identity
             )),
-            Some((queue, Step::Declare)) if is_reply_code(&error, PRECONDITION_FAILED) => Error::Bus(format!(
-                "queue `{queue}` of agent `{}` exists with other settings (durable mode, maximum length \
-                 or expiry changed?); it keeps its messages until deleted: `rabbitmqctl delete_queue {queue}` \
-                 ({error})",
-                self.identity
-            )),
+            Some((queue, Step::Declare)) if is_reply_code(&error, PRECONDITION_FAILED) => Error::Bus {
+                reason: format!(
+                    "queue `{queue}` of agent `{}` exists with other settings (durable mode, maximum length \
+                     or expiry changed?); it keeps its messages until deleted: `rabbitmqctl delete_queue {queue}`",
+                    self.identity
+                ),
+                source: Some(Box::new(error)),
+            },
             _ => lapin_error(
                 error,
                 &format!("cannot set up queues {} of agent `{}`", self.queue_names(), self.identity),

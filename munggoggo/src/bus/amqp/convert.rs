@@ -21,7 +21,7 @@ pub(super) fn short(what: &str, value: &str) -> Result<ShortString> {
         while !value.is_char_boundary(end) {
             end -= 1;
         }
-        Error::Bus(format!(
+        Error::bus(format!(
             "{what} `{}…` is {} bytes long; AMQP allows at most 255",
             &value[..end],
             value.len()
@@ -148,7 +148,7 @@ fn json_to_value(value: &Value) -> Result<AMQPValue> {
             (Some(i), _) => AMQPValue::LongLongInt(i),
             (None, Some(f)) => AMQPValue::Double(f),
             (None, None) => {
-                return Err(Error::Bus(format!(
+                return Err(Error::bus(format!(
                     "header value {n} is not representable in AMQP"
                 )))
             }

@@ -142,7 +142,7 @@ impl AmqpBus {
                     .await
                     .map_err(|e| lapin_error(e, "cannot replay a dead letter"))?;
                 if confirmation.is_nack() {
-                    return Err(Error::Bus(format!(
+                    return Err(Error::bus(format!(
                         "the broker refused the replayed message to `{}`",
                         again.route.routing_key()
                     )));

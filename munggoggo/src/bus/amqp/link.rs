@@ -154,7 +154,7 @@ async fn connect(uri: &AMQPUri, shown: &str, role: &'static str, tls: &OwnedTLSC
             } else {
                 ""
             };
-            return Err(Error::ConnectionLost(format!(
+            return Err(Error::connection_lost(format!(
                 "cannot connect to the broker at `{shown}`: {error}{hint}"
             )));
         }
@@ -165,7 +165,7 @@ async fn connect(uri: &AMQPUri, shown: &str, role: &'static str, tls: &OwnedTLSC
             Ok(conn)
         }
         Ok(Err(e)) => Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`"))),
-        Err(_) => Err(Error::ConnectionLost(format!(
+        Err(_) => Err(Error::connection_lost(format!(
             "the broker at `{shown}` did not complete the connection within {CONNECT_TIMEOUT:?} (wrong credentials or vhost?)"
         ))),
     }

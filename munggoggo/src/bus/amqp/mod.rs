@@ -186,7 +186,10 @@ impl AmqpBus {
         let user = uri.authority.userinfo.username.clone();
         reachable(&uri.authority.host, uri.authority.port)
             .await
-            .map_err(|e| Error::ConnectionLost(format!("cannot reach the broker at `{shown}`: {e}")))?;
+            .map_err(|e| Error::ConnectionLost {
+                reason: format!("cannot reach the broker at `{shown}`"),
+                source: Some(Box::new(e)),
+            })?;
         let publishing = Link::open(&uri, &shown, "publish", &tls).await?;
         let consuming = match Link::open(&uri, &shown, "consume", &tls).await {
             Ok(link) => link,
@@ -382,7 +385,7 @@ async fn open_endpoint(
     tracing::debug!(agent = %identity, "endpoint open");
     let control = control_consumers
         .pop()
-        .ok_or_else(|| Error::Bus(format!("no consumer for the control queue of `{identity}`")))?;
+        .ok_or_else(|| Error::bus(format!("no consumer for the control queue of `{identity}`")))?;
     let endpoint = AmqpEndpoint {
         bus: Arc::clone(bus),
         identity,
@@ -439,7 +442,7 @@ impl AmqpEndpoint {
         } = msg;
         if let Some(user_id) = &properties.user_id {
             if *user_id != self.bus.user {
-                return Err(Error::Bus(format!(
+                return Err(Error::bus(format!(
                     "user_id `{user_id}` is not the login user `{}`; RabbitMQ would refuse the message",
                     self.bus.user
                 )));
@@ -500,7 +503,7 @@ impl Endpoint for AmqpEndpoint {
                 &self.bus.options,
             )?;
             if !self.bus.claim(&[queue]) {
-                return Err(Error::Bus(format!(
+                return Err(Error::bus(format!(
                     "queue `{queue}` is already in use by an agent of this process"
                 )));
             }
@@ -532,7 +535,7 @@ impl Endpoint for AmqpEndpoint {
             tracing::debug!(agent = %self.identity, queue, keys = ?binding_keys, "subscribed");
             consumers
                 .pop()
-                .ok_or_else(|| Error::Bus(format!("no consumer for queue `{queue}`")))
+                .ok_or_else(|| Error::bus(format!("no consumer for queue `{queue}`")))
         })
     }
 
@@ -651,8 +654,8 @@ pub(crate) async fn release(acker: lapin::Acker) -> Result<()> {
 }
 
 fn unackable() -> Error {
-    Error::ConnectionLost(
-        "the delivery's channel closed before it was settled; the broker delivers it again".to_owned(),
+    Error::connection_lost(
+        "the delivery's channel closed before it was settled; the broker delivers it again",
     )
 }
 
@@ -661,16 +664,23 @@ fn is_reply_code(error: &lapin::Error, code: u16) -> bool {
     matches!(error.kind(), ErrorKind::ProtocolError(e) if e.get_id() == code)
 }
 
-/// Maps a lapin error: a lost connection or channel is
-/// [`Error::ConnectionLost`], anything else [`Error::Bus`].
+/// Maps a lapin error, kept as the source: a lost connection or channel
+/// is [`Error::ConnectionLost`], anything else [`Error::Bus`].
 fn lapin_error(error: lapin::Error, context: &str) -> Error {
-    match error.kind() {
+    let lost = matches!(
+        error.kind(),
         ErrorKind::IOError(_)
-        | ErrorKind::RuntimeShutdownError(_)
-        | ErrorKind::InvalidConnectionState(_)
-        | ErrorKind::InvalidChannelState(..)
-        | ErrorKind::InvalidChannel(_)
-        | ErrorKind::MissingHeartbeatError => Error::ConnectionLost(format!("{context}: {error}")),
-        _ => Error::Bus(format!("{context}: {error}")),
+            | ErrorKind::RuntimeShutdownError(_)
+            | ErrorKind::InvalidConnectionState(_)
+            | ErrorKind::InvalidChannelState(..)
+            | ErrorKind::InvalidChannel(_)
+            | ErrorKind::MissingHeartbeatError
+    );
+    let reason = context.to_owned();
+    let source = Some(Box::new(error) as crate::error::BoxError);
+    if lost {
+        Error::ConnectionLost { reason, source }
+    } else {
+        Error::Bus { reason, source }
     }
 }

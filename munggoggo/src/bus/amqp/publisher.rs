@@ -370,7 +370,7 @@ impl Task {
             } else {
                 "the publishing connection is down; the bus is reconnecting"
             };
-            reply.send(Err(Error::ConnectionLost(format!(
+            reply.send(Err(Error::connection_lost(format!(
                 "agent `{}` cannot publish: {why}",
                 self.identity
             ))));
