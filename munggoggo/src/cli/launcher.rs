@@ -312,28 +312,6 @@ async fn launch(args: &LauncherArgs) -> Result<(), CliError> {
         handle.shutdown().await;
         return outcome;
     }
-    tokio::select! {
-        () = handle.wait() => {}
-        () = signal() => {
-            tracing::info!("signal received, stopping agents");
-            handle.shutdown().await;
-        }
-    }
+    handle.run_until_signal().await;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

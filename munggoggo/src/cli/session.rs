@@ -1,14 +1,14 @@
-//! The CLI's presence on the bus: an observer agent with a unique identity,
-//! no handlers, and the user's `--timeout` for its requests.
+//! The CLI's presence on the bus: a [`Client`] with a unique observer
+//! identity and the user's `--timeout` for its requests.
 
 use std::time::Duration;
 
 use super::args::GlobalArgs;
 use super::error::{CliError, ErrorKind};
-use crate::agent::AgentOptions;
 use crate::bus::redact;
 use crate::peers::{PeerBehaviour, PeerStatus};
-use crate::{AgentHandle, Context, Runtime, RuntimeHandle};
+use crate::runtime::Client;
+use crate::{Context, Runtime, RuntimeHandle};
 
 /// Identities of CLI observers start with this; they are left out of peer lists.
 pub(crate) const CLI_PREFIX: &str = crate::protocol::OBSERVER_PREFIX;
@@ -19,10 +19,10 @@ pub(crate) const UNKNOWN: &str = "unknown";
 /// How often discovery looks at the peer table.
 const POLL: Duration = Duration::from_millis(20);
 
-/// A joined bus: the runtime and the observer agent.
+/// A joined bus: the runtime and the observer client.
 pub(crate) struct Session {
     runtime: RuntimeHandle,
-    observer: AgentHandle,
+    observer: Client,
     /// The user's timeout.
     pub(crate) timeout: Duration,
 }
@@ -47,15 +47,11 @@ impl Session {
                 ))
             }
         };
-        let mut options = AgentOptions::new(unique_identity());
-        options.announce = false;
+        let mut options = Client::options(unique_identity());
         options.call_timeout = args.timeout;
         options.trace_size = 64;
         options.prefetch = 16;
-        let observer = match runtime
-            .spawn_with(crate::runtime::observer::Observer, options)
-            .await
-        {
+        let observer = match runtime.client_with(options).await {
             Ok(observer) => observer,
             Err(e) => {
                 return Err(CliError::new(
@@ -77,7 +73,7 @@ impl Session {
 
     /// The observer's context: send, call, ping as the CLI.
     pub(crate) fn ctx(&self) -> &Context {
-        self.observer.context()
+        &self.observer
     }
 
     /// How long discovery waits for pongs: half the timeout, at most 1 s.

@@ -43,16 +43,22 @@ pub struct Client {
 pub const CLIENT_INBOX: usize = 1024;
 
 impl Client {
-    pub(super) async fn start(runtime: &RuntimeHandle, identity: String) -> Result<Client> {
+    pub(super) async fn start(runtime: &RuntimeHandle, options: AgentOptions) -> Result<Client> {
         let (tx, rx) = mpsc::channel(CLIENT_INBOX);
-        let mut options = Inbox::options();
-        options.identity = identity;
-        options.announce = false;
         let handle = runtime.spawn_with(Inbox { tx }, options).await?;
         Ok(Client {
             handle,
             inbox: Mutex::new(rx),
         })
+    }
+
+    /// A client's default options: identity `identity`, no ping at start
+    /// (`announce` off), the default call timeout.
+    pub fn options(identity: impl Into<String>) -> AgentOptions {
+        let mut options = Inbox::options();
+        options.identity = identity.into();
+        options.announce = false;
+        options
     }
 
     /// The next message received, or `None` once the client has stopped.
@@ -80,7 +86,25 @@ impl RuntimeHandle {
     /// Joins the bus as a client without handlers: it can send, and it
     /// receives what is sent to its identity (see [`Client::recv`]).
     pub async fn client(&self, identity: impl Into<String>) -> Result<Client> {
-        Client::start(self, identity.into()).await
+        self.client_with(Client::options(identity)).await
+    }
+
+    /// [`RuntimeHandle::client`] with options of its own, such as the
+    /// timeout of its calls; start from [`Client::options`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> munggoggo::Result<()> {
+    /// let rt = munggoggo::Runtime::memory().start().await?;
+    /// let mut options = munggoggo::runtime::Client::options("tool");
+    /// options.call_timeout = std::time::Duration::from_secs(10);
+    /// let client = rt.client_with(options).await?;
+    /// assert_eq!(client.options().call_timeout, std::time::Duration::from_secs(10));
+    /// rt.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn client_with(&self, options: AgentOptions) -> Result<Client> {
+        Client::start(self, options).await
     }
 }
 

@@ -112,6 +112,19 @@ impl RuntimeHandle {
             agent.stopped().await;
         }
     }
+
+    /// Runs until Ctrl-C or SIGTERM (then stops the agents gracefully:
+    /// running handlers finish, teardown runs) or until every agent has
+    /// stopped. [`crate::Runtime::run_until_signal`] starts and does this.
+    pub async fn run_until_signal(&self) {
+        tokio::select! {
+            () = self.wait() => {}
+            () = super::shutdown_signal() => {
+                tracing::info!("signal received, stopping agents");
+                self.shutdown().await;
+            }
+        }
+    }
 }
 
 /// A handle on one running agent.

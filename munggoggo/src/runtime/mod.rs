@@ -310,14 +310,7 @@ impl Runtime {
     pub async fn run_until_signal(self) -> Result<()> {
         #[cfg(feature = "logging")]
         crate::logging::init_logging();
-        let handle = self.start().await?;
-        tokio::select! {
-            () = handle.wait() => {}
-            () = shutdown_signal() => {
-                tracing::info!("signal received, stopping agents");
-                handle.shutdown().await;
-            }
-        }
+        self.start().await?.run_until_signal().await;
         Ok(())
     }
 }
@@ -347,7 +340,8 @@ fn check_identities(launches: &[Launch]) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

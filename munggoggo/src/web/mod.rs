@@ -256,7 +256,7 @@ pub async fn serve(runtime: &RuntimeHandle, addr: SocketAddr, options: Dashboard
     let listener = bind(addr).await?;
     Dashboard::start(runtime, options)
         .await?
-        .serve(listener, shutdown_signal())
+        .serve(listener, crate::runtime::shutdown_signal())
         .await
 }
 
@@ -265,20 +265,4 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Config(format!("the dashboard cannot listen on {addr}: {e}")))
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
