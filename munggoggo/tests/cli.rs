@@ -581,17 +581,32 @@ on_broker! {
 
     async fn watch_stops_on_ctrl_c(rt) {
         let (_agent, _events) = worker(&rt).await;
-        let child = command(&url(), &["watch", "--interval", "200ms"])
+        let mut child = command(&url(), &["watch", "--interval", "200ms"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the binary runs");
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
-        assert!(status.success());
-        let run = tokio::task::spawn_blocking(move || finished(child.wait_with_output().expect("waits")))
-            .await
-            .unwrap();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let run = tokio::task::spawn_blocking(move || {
+            use std::io::{BufRead, Read};
+            // Interrupted once it has reported a peer: watching, with its
+            // Ctrl-C handler in place (polled before the first look ends).
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut seen = String::new();
+            while !seen.contains("joined") {
+                if reader.read_line(&mut seen).expect("reads stdout") == 0 {
+                    break;
+                }
+            }
+            let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+            assert!(status.success());
+            reader.read_to_string(&mut seen).expect("reads stdout");
+            let mut run = finished(child.wait_with_output().expect("waits"));
+            run.stdout = seen;
+            run
+        })
+        .await
+        .unwrap();
         assert!(run.ok().contains("joined"), "{}", run.stdout);
     }
 
