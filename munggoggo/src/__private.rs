@@ -138,14 +138,107 @@ impl<T: Serialize, E: std::fmt::Display> RpcResult for Result<T, E> {
     }
 }
 
-/// The value of an `#[rpc]` method that returns a plain value.
-pub fn rpc_value<T: RpcValue>(value: T) -> Result<serde_json::Value, CallError> {
-    value.into_value()
+/// The shape of an `#[rpc]` method's return type, proven by the type
+/// itself rather than by how it is spelled: a `Result` under another name
+/// (`type Res<T> = Result<T, MyError>`) is still a `Result`.
+///
+/// Autoref specialisation: `(&Shape::of(&value)).rpc_shape()` finds
+/// [`ResultShape::rpc_shape`] on `&Shape<Result<T, E>>` before it takes the
+/// reference that [`ValueShape::rpc_shape`] needs, so it returns
+/// [`ResultOut`] for a `Result` and [`ValueOut`] for anything else.
+pub struct Shape<R>(PhantomData<fn() -> R>);
+
+impl<R> Shape<R> {
+    /// The shape of `value`'s type.
+    pub fn of(_value: &R) -> Self {
+        Shape(PhantomData)
+    }
+
+    /// The shape of `R`.
+    pub fn new() -> Self {
+        Shape(PhantomData)
+    }
 }
 
-/// The value of an `#[rpc]` method that returns a `Result`.
-pub fn rpc_result<R: RpcResult>(result: R) -> Result<serde_json::Value, CallError> {
-    result.into_value()
+impl<R> Default for Shape<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Picks [`ResultOut`] for a return type that is a `Result` (see [`Shape`]).
+pub trait ResultShape {
+    /// The return type is a `Result`.
+    fn rpc_shape(&self) -> ResultOut {
+        ResultOut
+    }
+}
+
+impl<T, E> ResultShape for Shape<Result<T, E>> {}
+
+/// Picks [`ValueOut`] for any other return type (see [`Shape`]).
+pub trait ValueShape {
+    /// The return type is a plain value.
+    fn rpc_shape(&self) -> ValueOut {
+        ValueOut
+    }
+}
+
+impl<R> ValueShape for &Shape<R> {}
+
+/// An `#[rpc]` method returns a `Result`: its value goes out, its error as
+/// the error's message.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultOut;
+
+impl ResultOut {
+    /// The method's outcome as JSON.
+    pub fn into_value<R: RpcResult>(self, result: R) -> Result<serde_json::Value, CallError> {
+        result.into_value()
+    }
+
+    /// What the typed client returns: the return type itself, always `Ok`
+    /// (an error comes back as [`crate::Error::Remote`]).
+    pub fn client_decode<T: DeserializeOwned, E>(
+        self,
+        target: &str,
+        method: &str,
+        value: serde_json::Value,
+    ) -> crate::Result<Result<T, E>> {
+        client_decode(target, method, value).map(Ok)
+    }
+}
+
+/// An `#[rpc]` method returns a plain value.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueOut;
+
+impl ValueOut {
+    /// The method's value as JSON.
+    pub fn into_value<R: RpcValue>(self, value: R) -> Result<serde_json::Value, CallError> {
+        value.into_value()
+    }
+
+    /// What the typed client returns: the value.
+    pub fn client_decode<R: ClientOutput>(
+        self,
+        target: &str,
+        method: &str,
+        value: serde_json::Value,
+    ) -> crate::Result<R> {
+        client_decode(target, method, value)
+    }
+}
+
+fn client_decode<R: DeserializeOwned>(
+    target: &str,
+    method: &str,
+    value: serde_json::Value,
+) -> crate::Result<R> {
+    serde_json::from_value(value).map_err(|e| crate::Error::BadReply {
+        target: target.to_owned(),
+        reason: format!("the result of `{method}` does not decode: {e}"),
+    })
 }
 
 /// Types an `#[rpc]` parameter can have: anything `serde` can deserialize.

@@ -100,6 +100,22 @@ fn method(method: &Method, item: &ItemImpl) -> Option<TokenStream> {
     });
     let ret_bound = quote_spanned!(ret.span()=> for<'__munggoggo> #ret: ::munggoggo::__private::ClientOutput);
     let doc = format!("Calls `#[rpc]` method `{wire}` of the agent and decodes its result.");
+    let call = quote! {
+        ::munggoggo::__private::Context::call(self.ctx, &self.identity, #wire, (#(#names,)*)).await
+    };
+    let body = if method.ret.as_ref().is_some_and(is_result) {
+        quote!(#call)
+    } else {
+        // Not spelled `Result`, but it may be one under another name: its
+        // shape decides, as in the agent's dispatch (an alias of
+        // `Result<T, E>` comes back as itself, always `Ok`).
+        quote! {
+            #[allow(unused_imports)]
+            use ::munggoggo::__private::{ResultShape as _, ValueShape as _};
+            let value: ::munggoggo::__private::serde_json::Value = #call?;
+            (&::munggoggo::__private::Shape::<#ret>::new()).rpc_shape().client_decode(&self.identity, #wire, value)
+        }
+    };
     Some(quote! {
         #[doc = #doc]
         #vis async fn #ident(&self, #(#decls),*) -> ::munggoggo::Result<#ret>
@@ -107,13 +123,7 @@ fn method(method: &Method, item: &ItemImpl) -> Option<TokenStream> {
             #(#bounds,)*
             #ret_bound,
         {
-            ::munggoggo::__private::Context::call::<#ret>(
-                self.ctx,
-                &self.identity,
-                #wire,
-                (#(#names,)*),
-            )
-            .await
+            #body
         }
     })
 }

@@ -267,16 +267,28 @@ fn call_body(self_ty: &Type, method: &Method) -> TokenStream {
         args.push(var.into_token_stream());
     }
     let call = call_expr(self_ty, method, &args);
+    // The return type's shape (a `Result` or a plain value) is proven by
+    // the type, not by its name: an alias of `Result` is still one.
     let value = match &method.ret {
-        Some(ret) if nameable(ret) && is_result(ret) => {
-            quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_result::<#ret>(#call))
+        Some(ret) => {
+            // Named in the turbofish (when it can be), so that a type that
+            // does not fit is reported on all of the user's return type.
+            let (annotated, turbofish) = if nameable(ret) {
+                (Some(quote!(: #ret)), Some(quote!(::<#ret>)))
+            } else {
+                (None, None)
+            };
+            let convert = quote_spanned!(ret.span()=>
+                (&::munggoggo::__private::Shape::of(&ret)).rpc_shape().into_value #turbofish (ret)
+            );
+            quote! {{
+                #[allow(unused_imports)]
+                use ::munggoggo::__private::{ResultShape as _, ValueShape as _};
+                let ret #annotated = #call;
+                #convert
+            }}
         }
-        Some(ret) if is_result(ret) => quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_result(#call)),
-        Some(ret) if nameable(ret) => {
-            quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_value::<#ret>(#call))
-        }
-        Some(ret) => quote_spanned!(ret.span()=> ::munggoggo::__private::rpc_value(#call)),
-        None => quote!(::munggoggo::__private::rpc_value::<()>(#call)),
+        None => quote!(::munggoggo::__private::ValueOut.into_value::<()>(#call)),
     };
     boxed(
         method,
