@@ -1,6 +1,6 @@
 //! Helpers shared by the attribute parsers: key bookkeeping (unknown and
 //! duplicate keys), values (strings, durations, integers) and recognising
-//! munggoggo's attributes by their last path segment.
+//! munggoggo's attributes by their whole path.
 
 use std::time::Duration;
 
@@ -176,15 +176,20 @@ pub(crate) fn strings(
     match expr {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(Some(vec![s])),
         Expr::Array(array) => {
+            // Every element that is not a string is reported, not only the first.
             let mut all = Vec::new();
+            let mut bad = false;
             for elem in &array.elems {
                 match elem {
                     Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => all.push(s.clone()),
                     other => {
                         wrong(errors, other);
-                        return Ok(None);
+                        bad = true;
                     }
                 }
+            }
+            if bad {
+                return Ok(None);
             }
             if all.is_empty() {
                 errors.spanned(

@@ -65,7 +65,10 @@ pub(crate) struct RpcParam {
 /// Checks the parsed impl block into the model; `None` when the block as a
 /// whole cannot be an agent.
 pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) -> Option<AgentModel> {
+    // Every check runs, so that one compile shows every mistake; the block
+    // is an agent only if none of those about the block as a whole failed.
     let item = &parsed.item;
+    let mut whole = true;
     if !args.is_empty() {
         errors.spanned(
             args,
@@ -77,14 +80,14 @@ pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) ->
             path,
             "`#[agent]` goes on the agent's inherent impl block (`impl MyAgent { ... }`), not on a trait impl",
         );
-        return None;
+        whole = false;
     }
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.spanned(
             &item.generics,
             "`#[agent]` impl blocks cannot be generic: an agent type is registered and started by its name; implement a concrete struct",
         );
-        return None;
+        whole = false;
     }
     let name = match &*item.self_ty {
         Type::Path(path) if path.qself.is_none() => {
@@ -92,19 +95,18 @@ pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) ->
         }
         _ => None,
     };
-    let Some(name) = name else {
+    if name.is_none() {
         errors.spanned(
             &item.self_ty,
             "`#[agent]` goes on the impl block of a struct marked `#[agent]`: `impl MyAgent { ... }`",
         );
-        return None;
-    };
+    }
 
     let mut methods: Vec<Method> = Vec::new();
     for marked in &parsed.methods {
         let Some(args) = &marked.args else {
             // The attribute had errors; still check the signature.
-            let _ = signature(marked, &format!("#[{}]", marked.role.name()), errors);
+            signature(marked, &format!("#[{}]", marked.role.name()), errors);
             continue;
         };
         if let Some(method) = method(marked, args, errors) {
@@ -112,6 +114,7 @@ pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) ->
             methods.push(method);
         }
     }
+    let name = name.filter(|_| whole)?;
     Some(AgentModel {
         self_ty: (*item.self_ty).clone(),
         name,
@@ -205,8 +208,10 @@ fn method(marked: &Marked, args: &Args, errors: &mut Errors) -> Option<Method> {
         Args::OnMessage(_) => ("#[on_message]", ""),
         Args::Rpc => ("#[rpc]", ""),
     };
-    let sig = signature(marked, attr, errors)?;
+    // The parameters are checked even when the signature has mistakes of
+    // its own (not `async`, no `&mut self`), so that all are reported.
     let before = errors.count();
+    let sig = signature(marked, attr, errors);
     let kind = match args {
         Args::Setup | Args::Teardown | Args::Behaviour(_) => {
             for param in &sig.rest {

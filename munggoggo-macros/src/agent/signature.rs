@@ -18,10 +18,11 @@ pub(super) struct Signature<'a> {
 }
 
 /// Checks what every marked method needs: `async`, `&mut self`, no type
-/// parameters, and an optional `ctx: &Context` first.
-pub(super) fn signature<'a>(marked: &'a Marked, attr: &str, errors: &mut Errors) -> Option<Signature<'a>> {
+/// parameters, and an optional `ctx: &Context` first. Returns the parts
+/// even when some are wrong (the mistakes are recorded), so that the
+/// parameters can be checked too.
+pub(super) fn signature<'a>(marked: &'a Marked, attr: &str, errors: &mut Errors) -> Signature<'a> {
     let sig = &marked.sig;
-    let before = errors.count();
     let ident = &sig.ident;
     if sig.asyncness.is_none() {
         errors.spanned(
@@ -48,8 +49,10 @@ pub(super) fn signature<'a>(marked: &'a Marked, attr: &str, errors: &mut Errors)
             ),
         );
     }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
+    // A missing receiver leaves the other parameters where they are, so
+    // that they are checked as written rather than reported again.
+    let mut inputs = sig.inputs.iter().peekable();
+    match inputs.next_if(|arg| matches!(arg, FnArg::Receiver(_))) {
         Some(FnArg::Receiver(receiver)) => {
             let ok = match &*receiver.ty {
                 Type::Reference(r) => r.mutability.is_some() && is_self(&r.elem),
@@ -83,7 +86,7 @@ pub(super) fn signature<'a>(marked: &'a Marked, attr: &str, errors: &mut Errors)
             None => rest.push(param),
         }
     }
-    (errors.count() == before).then_some(Signature { takes_ctx, rest })
+    Signature { takes_ctx, rest }
 }
 
 fn is_self(ty: &Type) -> bool {
