@@ -343,11 +343,11 @@ async fn run(
     let (incoming, result) = IncomingCall::local(index, call);
     let refused = match core.calls.try_send(Box::new(incoming)) {
         Ok(()) => None,
-        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Some(CallError::Busy {
+        Err(crate::runtime::inbox::Refused::Full(_)) => Some(CallError::Busy {
             agent: core.identity.to_string(),
             waiting: core.options.call_queue,
         }),
-        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Some(CallError::Failed(format!(
+        Err(crate::runtime::inbox::Refused::Closed(_)) => Some(CallError::Failed(format!(
             "agent `{}` is stopping",
             core.identity
         ))),

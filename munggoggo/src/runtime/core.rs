@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
 use super::calls::{IncomingCall, Pending};
+use super::inbox::{Inbox, Refused};
 use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, HandlerRoute};
 use crate::behaviour::{AtomicState, Behaviour, State};
 use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route};
@@ -45,9 +46,10 @@ pub(crate) struct Core {
     pub(crate) traces: TraceStore,
     pub(crate) behaviours: Vec<Behaviour>,
     pub(crate) state: AtomicState,
-    pub(crate) control: mpsc::Sender<Control>,
+    /// Start/stop requests waiting for the agent's task.
+    pub(crate) control: Inbox<Control>,
     /// Calls of `#[rpc]` methods waiting for the agent's task (bounded).
-    pub(crate) calls: mpsc::Sender<Box<IncomingCall>>,
+    pub(crate) calls: Inbox<Box<IncomingCall>>,
     /// Set when the agent is asked to stop.
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) pending: Pending,
@@ -69,10 +71,9 @@ impl Core {
         options: AgentOptions,
         spec: &'static AgentSpec,
         endpoint: Arc<dyn Endpoint>,
-        control: mpsc::Sender<Control>,
-        calls: mpsc::Sender<Box<IncomingCall>>,
         peers: Arc<Neighbourhood>,
     ) -> Self {
+        let call_queue = options.call_queue;
         Core {
             identity: identity.into(),
             traces: TraceStore::with_body_limit(options.trace_size, options.trace_body_limit),
@@ -85,8 +86,8 @@ impl Core {
             spec,
             endpoint,
             state: AtomicState::new(State::Init),
-            control,
-            calls,
+            control: Inbox::new(CONTROL_QUEUE),
+            calls: Inbox::new(call_queue),
             shutdown: watch::channel(false).0,
             pending: Pending::default(),
             peers,
@@ -175,11 +176,11 @@ impl Core {
 
     fn send_control(&self, control: Control) -> Result<()> {
         self.control.try_send(control).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Busy(format!(
+            Refused::Full(_) => Error::Busy(format!(
                 "agent `{}` has {CONTROL_QUEUE} start/stop requests waiting",
                 self.identity
             )),
-            mpsc::error::TrySendError::Closed(_) => Error::AgentStopped(self.identity.to_string()),
+            Refused::Closed(_) => Error::AgentStopped(self.identity.to_string()),
         })
     }
 

@@ -20,6 +20,7 @@ pub(crate) mod calls;
 mod client;
 pub(crate) mod core;
 mod handle;
+pub(crate) mod inbox;
 pub(crate) mod invocation;
 pub(crate) mod lanes;
 #[cfg(any(feature = "cli", feature = "web"))]

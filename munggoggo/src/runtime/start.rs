@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::core::{Core, CONTROL_QUEUE};
+use super::core::Core;
 use super::{invocation, lanes, task};
 use crate::agent::{Agent, AgentOptions, BehaviourKind, HandlerRoute};
 use crate::behaviour::State;
@@ -44,15 +44,11 @@ pub(crate) async fn start_agent<A: Agent>(
         send_timeout: options.send_timeout,
     };
     let opened = bus.open(&identity, &endpoint_options).await?;
-    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
-    let (calls_tx, calls_rx) = mpsc::channel(options.call_queue.max(1));
     let core = Arc::new(Core::new(
         &identity,
         options,
         A::spec(),
         opened.endpoint,
-        control_tx,
-        calls_tx,
         Arc::clone(&neighbourhood),
     ));
     let mut consumers = opened.mailbox;
@@ -105,8 +101,6 @@ pub(crate) async fn start_agent<A: Agent>(
             control: lanes::ControlLane::new(opened.control),
             users: lanes::UserLanes::new(consumers, limit),
         },
-        control: control_rx,
-        calls: calls_rx,
         shutdown: core.shutdown.subscribe(),
         invocation: Arc::default(),
     };
@@ -159,7 +153,12 @@ pub(crate) async fn supervise(
     task: impl std::future::Future<Output = ()>,
     done: watch::Sender<bool>,
 ) {
-    if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+    let outcome = AssertUnwindSafe(task).catch_unwind().await;
+    if let Err(panic) = outcome {
+        // Requests that will not be taken any more are dropped: their
+        // senders learn that the agent stopped.
+        drop(core.control.close());
+        drop(core.calls.close());
         let reason = invocation::panic_message(&*panic);
         tracing::error!(agent = %core.identity, "the agent's task panicked outside its handlers: {reason}; the agent is stopped");
         core.abort_tasks();

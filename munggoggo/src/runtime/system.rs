@@ -205,10 +205,10 @@ async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcC
             .answer(core, Err(CallError::UnknownMethod { method, known }))
             .await;
     };
-    // Boxed: the channel allocates room for 32 calls at once, per agent.
+    // Boxed: the inbox keeps small entries.
     match core.calls.try_send(Box::new(incoming)) {
         Ok(()) => {}
-        Err(tokio::sync::mpsc::error::TrySendError::Full(incoming)) => {
+        Err(super::inbox::Refused::Full(incoming)) => {
             let busy = CallError::Busy {
                 agent: core.identity.to_string(),
                 waiting: core.options.call_queue,
@@ -216,7 +216,7 @@ async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcC
             tracing::debug!(agent = %core.identity, method = %incoming.call.method, "call refused: too many calls waiting");
             incoming.answer(core, Err(busy)).await;
         }
-        Err(tokio::sync::mpsc::error::TrySendError::Closed(incoming)) => {
+        Err(super::inbox::Refused::Closed(incoming)) => {
             let stopped = CallError::Failed(format!("agent `{}` is stopping", core.identity));
             incoming.answer(core, Err(stopped)).await;
         }

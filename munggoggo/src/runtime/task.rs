@@ -7,10 +7,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::calls::IncomingCall;
 use super::core::{Control, Core};
 use super::invocation::{self, wait_all, Invocation};
 use super::lanes::{self, serve_while, Lanes};
@@ -73,8 +72,6 @@ pub(crate) struct Task<A> {
     pub(crate) agent: A,
     pub(crate) ctx: Context,
     pub(crate) lanes: Lanes,
-    pub(crate) control: mpsc::Receiver<Control>,
-    pub(crate) calls: mpsc::Receiver<Box<IncomingCall>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) invocation: Arc<Invocation>,
 }
@@ -109,7 +106,7 @@ impl<A: Agent> Task<A> {
                 () = stop_requested(&mut self.shutdown) => break,
                 // The rarer lanes' futures are boxed: inline, they would
                 // make every agent's task kilobytes larger.
-                control = self.control.recv() => match control {
+                control = core.control.recv() => match control {
                     Some(Control::Start(i, answer)) => {
                         let started = Box::pin(self.start(&mut schedule, i)).await;
                         let _ = answer.send(started);
@@ -120,7 +117,7 @@ impl<A: Agent> Task<A> {
                     }
                     None => break,
                 },
-                Some(mut incoming) = self.calls.recv() => {
+                Some(mut incoming) = core.calls.recv() => {
                     let params = std::mem::take(&mut incoming.call.params);
                     let result = Box::pin(self.call(incoming.index, params)).await;
                     let answer = Box::pin(incoming.answer(&core, result));
@@ -341,12 +338,11 @@ impl<A: Agent> Task<A> {
         let core = Arc::clone(&self.ctx.core);
         core.state.set(State::Stopping);
         // Calls that will not run any more get an answer rather than a timeout.
-        self.calls.close();
-        while let Ok(incoming) = self.calls.try_recv() {
+        for incoming in core.calls.close() {
             let stopped = CallError::Failed(format!("agent `{}` stopped", core.identity));
             incoming.answer(&core, Err(stopped)).await;
         }
-        self.control.close();
+        drop(core.control.close());
         for b in &core.behaviours {
             if b.state.get() == State::Running {
                 b.state.set(State::Stopping);
