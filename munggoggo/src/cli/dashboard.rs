@@ -74,7 +74,7 @@ pub(crate) async fn serve(
         tracing::warn!(%address, "the dashboard listens beyond this machine without a token");
     }
     dashboard
-        .serve(listener, crate::runtime::shutdown_signal())
+        .serve(listener, crate::runtime::signal::shutdown_signal())
         .await
         .map_err(|e| CliError::failed(e.to_string()))
 }

@@ -119,7 +119,7 @@ impl RuntimeHandle {
     pub async fn run_until_signal(&self) {
         tokio::select! {
             () = self.wait() => {}
-            () = super::shutdown_signal() => {
+            () = super::signal::shutdown_signal() => {
                 tracing::info!("signal received, stopping agents");
                 self.shutdown().await;
             }

@@ -25,6 +25,7 @@ pub(crate) mod invocation;
 pub(crate) mod lanes;
 #[cfg(any(feature = "cli", feature = "web"))]
 pub(crate) mod observer;
+pub(crate) mod signal;
 mod start;
 pub(crate) mod system;
 pub(crate) mod task;
@@ -339,27 +340,4 @@ fn check_identities(launches: &[Launch]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

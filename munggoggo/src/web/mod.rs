@@ -256,7 +256,7 @@ pub async fn serve(runtime: &RuntimeHandle, addr: SocketAddr, options: Dashboard
     let listener = bind(addr).await?;
     Dashboard::start(runtime, options)
         .await?
-        .serve(listener, crate::runtime::shutdown_signal())
+        .serve(listener, crate::runtime::signal::shutdown_signal())
         .await
 }
 
