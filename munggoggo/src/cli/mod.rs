@@ -35,6 +35,7 @@ mod error;
 mod launcher;
 mod output;
 mod session;
+mod tables;
 mod watch;
 
 pub use args::{Command, ControlArgs, DeadLetterCommand, GlobalArgs, LauncherArgs, LauncherCommand};

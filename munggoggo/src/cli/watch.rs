@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::commands::{behaviour_summary, TraceLine, TRACE_HEADERS};
 use super::error::CliError;
 use super::output::{self, Cell, Colour};
 use super::session::Session;
+use super::tables::{behaviour_summary, TraceLine, TRACE_HEADERS};
 use crate::peers::PeerStatus;
 use crate::TraceQuery;
 

@@ -46,20 +46,14 @@
 //! bad input instead of killing the connection or the process
 //! ([`repaired_frames`] counts them).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::uri::AMQPUri;
-use lapin::{ErrorKind, ExchangeKind};
 
-use super::{
-    control_queue, redact, Bus, Confirm, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source,
-};
-use super::{FANOUT_EXCHANGE, TOPIC_EXCHANGE};
+use super::{control_queue, redact, Bus, Consumer, EndpointOptions, Opened, Source, FANOUT_EXCHANGE};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
 
@@ -67,6 +61,8 @@ mod connect;
 mod consumer;
 mod convert;
 mod dead_letters;
+mod endpoint;
+mod error;
 mod exposed;
 mod guard;
 mod link;
@@ -74,11 +70,13 @@ mod options;
 mod publisher;
 mod quiet;
 mod rounds;
+mod settle;
 
-use consumer::{queue_spec, Closing, Spec, Unit};
-use convert::short;
+use consumer::queue_spec;
+use endpoint::open_endpoint;
+use error::{is_reply_code, lapin_error};
 use link::Link;
-use publisher::{Publish, Publisher, ReturnKey};
+pub(crate) use settle::{ack, reject, release};
 
 pub use guard::repaired_frames;
 pub use options::{AmqpOptions, DEFAULT_QUEUE_EXPIRY};
@@ -324,363 +322,5 @@ impl Bus for AmqpBus {
         prefetch: u16,
     ) -> BoxFuture<'a, Result<Option<Consumer>>> {
         Box::pin(async move { self.expose_methods(identity, methods, prefetch).await.map(Some) })
-    }
-}
-
-async fn open_endpoint(
-    bus: &Arc<BusInner>,
-    identity: &str,
-    options: &EndpointOptions,
-    queues: Vec<consumer::QueueSpec>,
-    control: consumer::QueueSpec,
-) -> Result<Opened> {
-    let identity: Arc<str> = identity.into();
-    let exchanges = vec![
-        (TOPIC_EXCHANGE, ExchangeKind::Topic, false),
-        (FANOUT_EXCHANGE, ExchangeKind::Fanout, false),
-    ];
-    // The control queue first: once the identity queue exists, peers may
-    // already send requests that are answered through it.
-    let (control_unit, mut control_consumers) = Unit::open(Spec {
-        link: Arc::clone(&bus.consuming),
-        identity: Arc::clone(&identity),
-        mailbox: true,
-        prefetch: options.control_prefetch,
-        exchanges: Vec::new(),
-        queues: vec![control],
-        expiry: bus.options.expiry(),
-    })
-    .await?;
-    let spec = Spec {
-        link: Arc::clone(&bus.consuming),
-        identity: Arc::clone(&identity),
-        mailbox: true,
-        prefetch: options.prefetch,
-        exchanges,
-        queues,
-        expiry: bus.options.expiry(),
-    };
-    let (mailbox, consumers) = match Unit::open(spec).await {
-        Ok(opened) => opened,
-        Err(e) => {
-            let _ = control_unit.close(Closing::KeepBacklog).await;
-            return Err(e);
-        }
-    };
-    let publisher = match Publisher::open(
-        Arc::clone(&bus.publishing),
-        Arc::clone(&identity),
-        options.publish_window,
-        options.send_timeout,
-    )
-    .await
-    {
-        Ok(publisher) => publisher,
-        Err(e) => {
-            let _ = mailbox.close(Closing::KeepBacklog).await;
-            let _ = control_unit.close(Closing::KeepBacklog).await;
-            return Err(e);
-        }
-    };
-    tracing::debug!(agent = %identity, "endpoint open");
-    let control = control_consumers
-        .pop()
-        .ok_or_else(|| Error::bus(format!("no consumer for the control queue of `{identity}`")))?;
-    let endpoint = AmqpEndpoint {
-        bus: Arc::clone(bus),
-        identity,
-        prefetch: options.prefetch,
-        max_queue: options.max_queue,
-        publisher,
-        mailbox,
-        control: control_unit,
-        subscriptions: Mutex::new(HashMap::new()),
-        closed: AtomicBool::new(false),
-    };
-    Ok(Opened {
-        endpoint: Arc::new(endpoint),
-        control,
-        mailbox: consumers,
-    })
-}
-
-/// One agent's channels and queues.
-struct AmqpEndpoint {
-    bus: Arc<BusInner>,
-    identity: Arc<str>,
-    prefetch: u16,
-    max_queue: Option<usize>,
-    publisher: Publisher,
-    mailbox: Arc<Unit>,
-    control: Arc<Unit>,
-    subscriptions: Mutex<HashMap<String, Arc<Unit>>>,
-    closed: AtomicBool,
-}
-
-impl AmqpEndpoint {
-    fn subscriptions(&self) -> MutexGuard<'_, HashMap<String, Arc<Unit>>> {
-        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn stopped(&self) -> Error {
-        Error::AgentStopped(self.identity.to_string())
-    }
-
-    fn mailbox_names(&self) -> [String; 3] {
-        [
-            self.identity.to_string(),
-            format!("{}.fanout", self.identity),
-            control_queue(&self.identity),
-        ]
-    }
-
-    fn prepare(&self, msg: Outgoing) -> Result<Publish> {
-        let Outgoing {
-            route,
-            mut properties,
-            body,
-        } = msg;
-        if let Some(user_id) = &properties.user_id {
-            if *user_id != self.bus.user {
-                return Err(Error::bus(format!(
-                    "user_id `{user_id}` is not the login user `{}`; RabbitMQ would refuse the message",
-                    self.bus.user
-                )));
-            }
-        }
-        let direct = match &route {
-            Route::Direct(target) => {
-                if properties.message_id.is_none() {
-                    // Needed to recognise the message if the broker returns it.
-                    Arc::make_mut(&mut properties).message_id =
-                        Some(uuid::Uuid::new_v4().simple().to_string());
-                }
-                let message_id = properties.message_id.as_deref().unwrap_or_default();
-                Some(ReturnKey {
-                    target: short("identity", target)?,
-                    message_id: short("message_id", message_id)?,
-                })
-            }
-            Route::Fanout | Route::Topic(_) => None,
-        };
-        Ok(Publish {
-            exchange: route.exchange().into(),
-            routing_key: short("routing key", route.routing_key())?,
-            properties: if self.bus.options.is_durable() {
-                // Persistent, so that a durable queue keeps it through a broker restart.
-                convert::to_amqp(&properties)?.with_delivery_mode(2)
-            } else {
-                convert::to_amqp(&properties)?
-            },
-            body,
-            direct,
-        })
-    }
-}
-
-impl Endpoint for AmqpEndpoint {
-    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<Confirm>> {
-        let prepared = self.prepare(msg);
-        Box::pin(async move { self.publisher.publish(prepared?).await })
-    }
-
-    fn subscribe<'a>(
-        &'a self,
-        queue: &'a str,
-        binding_keys: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<Consumer>> {
-        Box::pin(async move {
-            if self.closed.load(Ordering::SeqCst) {
-                return Err(self.stopped());
-            }
-            let bindings: Vec<(&'static str, &str)> =
-                binding_keys.iter().map(|k| (TOPIC_EXCHANGE, *k)).collect();
-            let spec = queue_spec(
-                queue,
-                Source::Topic(queue.into()),
-                &bindings,
-                self.max_queue,
-                &self.bus.options,
-            )?;
-            if !self.bus.claim(&[queue]) {
-                return Err(Error::bus(format!(
-                    "queue `{queue}` is already in use by an agent of this process"
-                )));
-            }
-            let opened = Unit::open(Spec {
-                link: Arc::clone(&self.bus.consuming),
-                identity: Arc::clone(&self.identity),
-                mailbox: false,
-                prefetch: self.prefetch,
-                exchanges: vec![(TOPIC_EXCHANGE, ExchangeKind::Topic, false)],
-                queues: vec![spec],
-                expiry: self.bus.options.expiry(),
-            })
-            .await;
-            let (unit, mut consumers) = match opened {
-                Ok(opened) => opened,
-                Err(e) => {
-                    self.bus.release(&[queue]);
-                    return Err(e);
-                }
-            };
-            self.subscriptions().insert(queue.to_owned(), Arc::clone(&unit));
-            if self.closed.load(Ordering::SeqCst) {
-                // close() ran meanwhile and did not see this subscription.
-                self.subscriptions().remove(queue);
-                let _ = unit.close(Closing::KeepBacklog).await;
-                self.bus.release(&[queue]);
-                return Err(self.stopped());
-            }
-            tracing::debug!(agent = %self.identity, queue, keys = ?binding_keys, "subscribed");
-            consumers
-                .pop()
-                .ok_or_else(|| Error::bus(format!("no consumer for queue `{queue}`")))
-        })
-    }
-
-    fn keeps_dead_letters(&self) -> bool {
-        self.bus.dead_letters
-    }
-
-    fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let unit = self.subscriptions().remove(queue);
-            let Some(unit) = unit else {
-                return Ok(());
-            };
-            let result = unit.close(Closing::Delete).await;
-            self.bus.release(&[queue]);
-            tracing::debug!(agent = %self.identity, queue, "unsubscribed");
-            result
-        })
-    }
-
-    fn close(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            if self.closed.swap(true, Ordering::SeqCst) {
-                return Ok(());
-            }
-            self.publisher.close().await;
-            let subscriptions: Vec<(String, Arc<Unit>)> = self.subscriptions().drain().collect();
-            let mut result = self.mailbox.close(Closing::KeepBacklog).await;
-            result = result.and(self.control.close(Closing::KeepBacklog).await);
-            let [identity, fanout, control] = self.mailbox_names();
-            self.bus.release(&[&identity, &fanout, &control]);
-            for (queue, unit) in subscriptions {
-                let closed = unit.close(Closing::KeepBacklog).await;
-                self.bus.release(&[&queue]);
-                result = result.and(closed);
-            }
-            tracing::debug!(agent = %self.identity, "endpoint closed");
-            result
-        })
-    }
-
-    fn user(&self) -> Option<&str> {
-        Some(&self.bus.user)
-    }
-}
-
-impl Drop for AmqpEndpoint {
-    fn drop(&mut self) {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        // Dropped without close(): delete the queues in the background.
-        let mut units: Vec<(Option<String>, Arc<Unit>)> = vec![
-            (None, Arc::clone(&self.mailbox)),
-            (None, Arc::clone(&self.control)),
-        ];
-        units.extend(self.subscriptions().drain().map(|(q, u)| (Some(q), u)));
-        let bus = Arc::clone(&self.bus);
-        let [identity, fanout, control] = self.mailbox_names();
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            for (queue, unit) in units {
-                let _ = unit.close(Closing::KeepBacklog).await;
-                if let Some(queue) = queue {
-                    bus.release(&[&queue]);
-                }
-            }
-            bus.release(&[&identity, &fanout, &control]);
-        });
-    }
-}
-
-/// How long settling a delivery may take. lapin 4.12 can leave the ack of
-/// a delivery whose connection died unanswered for good (its recovery is
-/// off, see `link.rs`), which would stall the agent's task; past this the
-/// delivery counts as unsettled, and the broker delivers it again. (The fix
-/// upstream: fail pending acks when their channel's connection is gone.)
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Settles a delivery within [`SETTLE_TIMEOUT`].
-async fn settle(settling: impl std::future::Future<Output = lapin::Result<bool>>, what: &str) -> Result<()> {
-    match tokio::time::timeout(SETTLE_TIMEOUT, settling).await {
-        Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) | Err(_) => Err(unackable()),
-        Ok(Err(e)) => Err(lapin_error(e, what)),
-    }
-}
-
-/// Acknowledges a RabbitMQ delivery.
-pub(crate) async fn ack(acker: lapin::Acker) -> Result<()> {
-    settle(
-        acker.ack(BasicAckOptions::default()),
-        "acknowledging a delivery failed",
-    )
-    .await
-}
-
-/// Rejects a RabbitMQ delivery without requeueing it.
-pub(crate) async fn reject(acker: lapin::Acker) -> Result<()> {
-    settle(
-        acker.reject(BasicRejectOptions { requeue: false }),
-        "rejecting a delivery failed",
-    )
-    .await
-}
-
-/// Requeues a RabbitMQ delivery.
-pub(crate) async fn release(acker: lapin::Acker) -> Result<()> {
-    settle(
-        acker.reject(BasicRejectOptions { requeue: true }),
-        "requeueing a delivery failed",
-    )
-    .await
-}
-
-fn unackable() -> Error {
-    Error::connection_lost(
-        "the delivery's channel closed before it was settled; the broker delivers it again",
-    )
-}
-
-/// Whether `error` is the broker's reply `code` (such as 405 RESOURCE_LOCKED).
-fn is_reply_code(error: &lapin::Error, code: u16) -> bool {
-    matches!(error.kind(), ErrorKind::ProtocolError(e) if e.get_id() == code)
-}
-
-/// Maps a lapin error, kept as the source: a lost connection or channel
-/// is [`Error::ConnectionLost`], anything else [`Error::Bus`].
-fn lapin_error(error: lapin::Error, context: &str) -> Error {
-    let lost = matches!(
-        error.kind(),
-        ErrorKind::IOError(_)
-            | ErrorKind::RuntimeShutdownError(_)
-            | ErrorKind::InvalidConnectionState(_)
-            | ErrorKind::InvalidChannelState(..)
-            | ErrorKind::InvalidChannel(_)
-            | ErrorKind::MissingHeartbeatError
-    );
-    let reason = context.to_owned();
-    let source = Some(Box::new(error) as crate::error::BoxError);
-    if lost {
-        Error::ConnectionLost { reason, source }
-    } else {
-        Error::Bus { reason, source }
     }
 }

@@ -1,5 +1,7 @@
 //! The frame scanner on hand-made frames. Each output is checked with
 //! amq-protocol's own parser, the one lapin uses.
+//!
+//! (Long: one test per kind of frame the scanner repairs or lets through.)
 
 use amq_protocol::frame::{parse_frame, AMQPFrame};
 use amq_protocol::protocol::{basic, AMQPClass};

@@ -1,0 +1,298 @@
+//! Declaring a unit's queues: building a unit on a fresh channel (declare,
+//! bind, consume), what a failed first build says, deleting the queues a
+//! unit leaves, and the queue specs with their AMQP arguments.
+
+use std::collections::HashMap;
+
+use lapin::options::{
+    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::Channel;
+
+use super::{close_quietly, discard, BuildError, Closing, QueueSpec, Spec, Step, PRECONDITION_FAILED};
+use crate::bus::amqp::convert::short;
+use crate::bus::amqp::{is_reply_code, lapin_error};
+use crate::bus::Source;
+use crate::error::{Error, Result};
+
+impl Spec {
+    pub(super) fn queue_names(&self) -> String {
+        self.queues
+            .iter()
+            .map(|q| q.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Opens a channel and declares, binds and consumes everything.
+    pub(super) async fn build(
+        &self,
+    ) -> std::result::Result<(Channel, HashMap<ShortString, lapin::Consumer>), BuildError> {
+        let mut declared = Vec::new();
+        let channel = self
+            .link
+            .current()
+            .create_channel()
+            .await
+            .map_err(|error| BuildError {
+                error,
+                queue: None,
+                declared: Vec::new(),
+                channel: None,
+            })?;
+        macro_rules! step {
+            ($op:expr, $queue:expr) => {
+                match $op.await {
+                    Ok(value) => value,
+                    Err(error) => {
+                        return Err(BuildError {
+                            error,
+                            queue: $queue,
+                            declared,
+                            channel: Some(channel),
+                        })
+                    }
+                }
+            };
+        }
+        step!(
+            channel.basic_qos(self.prefetch, BasicQosOptions { global: false }),
+            None
+        );
+        for (name, kind, auto_delete) in &self.exchanges {
+            let options = ExchangeDeclareOptions {
+                auto_delete: *auto_delete,
+                ..ExchangeDeclareOptions::default()
+            };
+            step!(
+                channel.exchange_declare((*name).into(), kind.clone(), options, FieldTable::default()),
+                None
+            );
+        }
+        for queue in &self.queues {
+            let options = QueueDeclareOptions {
+                durable: queue.durable,
+                ..QueueDeclareOptions::default()
+            };
+            step!(
+                channel.queue_declare(queue.name.clone(), options, queue.arguments.clone()),
+                Some((queue.name.clone(), Step::Declare))
+            );
+            declared.push(queue.name.clone());
+            for (exchange, key) in &queue.bindings {
+                step!(
+                    channel.queue_bind(
+                        queue.name.clone(),
+                        (*exchange).into(),
+                        key.clone(),
+                        QueueBindOptions::default(),
+                        FieldTable::default()
+                    ),
+                    None
+                );
+            }
+        }
+        let mut consumers = HashMap::new();
+        for queue in &self.queues {
+            let consumed = channel
+                .basic_consume(
+                    queue.name.clone(),
+                    queue.tag.clone(),
+                    BasicConsumeOptions {
+                        exclusive: queue.exclusive_consumer,
+                        ..BasicConsumeOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            match consumed {
+                Ok(consumer) => {
+                    consumers.insert(queue.name.clone(), consumer);
+                }
+                Err(error) => {
+                    for (_, consumer) in consumers.drain() {
+                        discard(consumer, &channel);
+                    }
+                    return Err(BuildError {
+                        error,
+                        queue: Some((queue.name.clone(), Step::Consume)),
+                        declared,
+                        channel: Some(channel),
+                    });
+                }
+            }
+        }
+        Ok((channel, consumers))
+    }
+
+    /// Cleans up after a failed first build and says why it failed.
+    pub(super) async fn fail_open(&self, failure: BuildError) -> Error {
+        let held = failure.held_elsewhere();
+        let BuildError {
+            error,
+            queue,
+            declared,
+            channel,
+        } = failure;
+        if let Some(channel) = &channel {
+            close_quietly(channel, &self.identity).await;
+        }
+        // Only what this open left empty and unconsumed: the queues may be
+        // another process's, or hold messages for this identity.
+        self.delete_queues(&declared, Closing::KeepBacklog).await;
+        match queue {
+            Some(_) if held && self.mailbox => Error::IdentityInUse(self.identity.to_string()),
+            Some((queue, Step::Declare)) if held => Error::bus(format!(
+                "queue `{queue}` of agent `{}` is held by another connection (RESOURCE_LOCKED); \
+                 a munggoggo 0.4 agent may have left it behind: delete it with `rabbitmqctl delete_queue {queue}`",
+                self.identity
+            )),
+            Some((queue, Step::Consume)) if held => Error::bus(format!(
+                "queue `{queue}` of agent `{}` is consumed by another connection",
+                self.identity
+            )),
+            Some((queue, Step::Declare)) if is_reply_code(&error, PRECONDITION_FAILED) => Error::Bus {
+                reason: format!(
+                    "queue `{queue}` of agent `{}` exists with other settings (durable mode, maximum length \
+                     or expiry changed?); it keeps its messages until deleted: `rabbitmqctl delete_queue {queue}`",
+                    self.identity
+                ),
+                source: Some(Box::new(error)),
+            },
+            _ => lapin_error(
+                error,
+                &format!("cannot set up queues {} of agent `{}`", self.queue_names(), self.identity),
+            ),
+        }
+    }
+
+    /// Deletes queues on a short-lived channel each (a refused delete
+    /// closes its channel). With [`Closing::KeepBacklog`] only queues that
+    /// are empty and unconsumed go; the others are logged with what they
+    /// keep.
+    pub(super) async fn delete_queues(&self, queues: &[ShortString], closing: Closing) {
+        for queue in queues {
+            // A queue whose own rule is to go (the control and fanout
+            // queues: nobody waits for what they hold) is deleted outright.
+            let closing = match self.queues.iter().find(|q| q.name == *queue) {
+                Some(spec) if spec.on_stop == Closing::Delete => Closing::Delete,
+                _ => closing,
+            };
+            let channel = match self.link.current().create_channel().await {
+                Ok(channel) => channel,
+                Err(e) => {
+                    tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue; it expires unused");
+                    return;
+                }
+            };
+            if closing == Closing::KeepBacklog {
+                // Looked at first: a refused conditional delete would close
+                // the channel, which lapin logs as an error.
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                match channel
+                    .queue_declare(queue.clone(), passive, FieldTable::default())
+                    .await
+                {
+                    Ok(state) if state.message_count() > 0 || state.consumer_count() > 0 => {
+                        tracing::info!(
+                            agent = %self.identity,
+                            queue = %queue,
+                            messages = state.message_count(),
+                            consumers = state.consumer_count(),
+                            expires = %self.expiry.map_or("never".to_owned(), |d| humantime::format_duration(d).to_string()),
+                            "the queue stays, with its messages for the agent's next start"
+                        );
+                        close_quietly(&channel, &self.identity).await;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(agent = %self.identity, queue = %queue, error = %e, "the queue is gone already");
+                        continue;
+                    }
+                }
+            }
+            let options = QueueDeleteOptions {
+                if_empty: closing == Closing::KeepBacklog,
+                if_unused: closing == Closing::KeepBacklog,
+                ..QueueDeleteOptions::default()
+            };
+            match channel.queue_delete(queue.clone(), options).await {
+                Ok(_) => {}
+                Err(e) if closing == Closing::KeepBacklog && is_reply_code(&e, PRECONDITION_FAILED) => {
+                    tracing::info!(agent = %self.identity, queue = %queue, "the queue got a message or a consumer meanwhile; it stays");
+                }
+                Err(e) => {
+                    tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue")
+                }
+            }
+            close_quietly(&channel, &self.identity).await;
+        }
+    }
+}
+
+/// A queue spec, checking that its names fit AMQP.
+pub(in crate::bus::amqp) fn queue_spec(
+    name: &str,
+    source: Source,
+    bindings: &[(&'static str, &str)],
+    max_len: Option<usize>,
+    options: &crate::bus::amqp::AmqpOptions,
+) -> Result<QueueSpec> {
+    let mut arguments = FieldTable::default();
+    if let Some(max_len) = max_len {
+        let max_len = i64::try_from(max_len).unwrap_or(i64::MAX);
+        arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(max_len));
+        arguments.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+    }
+    if let Some(expiry) = options.expiry() {
+        let millis = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX).max(1);
+        arguments.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+    }
+    let name = short("queue name", name)?;
+    Ok(QueueSpec {
+        tag: name.clone(),
+        name,
+        exclusive_consumer: true,
+        // Broadcasts, requests and replies are for a running agent: only
+        // direct messages and subscriptions wait for its return.
+        on_stop: match source {
+            Source::Fanout | Source::Control => Closing::Delete,
+            _ => Closing::KeepBacklog,
+        },
+        durable: options.is_durable(),
+        source,
+        arguments,
+        bindings: bindings
+            .iter()
+            .map(|(exchange, key)| Ok((*exchange, short("binding key", key)?)))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// A method queue of munggoggo 0.4's RPC pattern, declared exactly as
+/// aio-pika 6.8 declares it (non-durable, dead-lettered to `dlx`),
+/// consumed round-robin with the agents and Python processes that expose
+/// the same method.
+pub(in crate::bus::amqp) fn method_queue_spec(method: &str, identity: &str, dlx: &str) -> Result<QueueSpec> {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+    Ok(QueueSpec {
+        name: short("method name", method)?,
+        tag: short("consumer tag", &format!("{identity}.{method}"))?,
+        exclusive_consumer: false,
+        on_stop: Closing::KeepBacklog,
+        durable: false,
+        source: Source::Direct,
+        bindings: Vec::new(),
+        arguments,
+    })
+}

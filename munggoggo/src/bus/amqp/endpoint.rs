@@ -1,0 +1,303 @@
+//! One agent's endpoint on the RabbitMQ bus: its publish channel, its
+//! consumer units (identity, fanout and control queues; one per topic
+//! subscription) and what it does on close.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lapin::ExchangeKind;
+
+use super::consumer::{self, queue_spec, Closing, Spec, Unit};
+use super::convert::{self, short};
+use super::publisher::{Publish, Publisher, ReturnKey};
+use super::BusInner;
+use crate::bus::{
+    control_queue, Confirm, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source,
+    FANOUT_EXCHANGE, TOPIC_EXCHANGE,
+};
+use crate::error::{Error, Result};
+use crate::future::BoxFuture;
+
+pub(super) async fn open_endpoint(
+    bus: &Arc<BusInner>,
+    identity: &str,
+    options: &EndpointOptions,
+    queues: Vec<consumer::QueueSpec>,
+    control: consumer::QueueSpec,
+) -> Result<Opened> {
+    let identity: Arc<str> = identity.into();
+    let exchanges = vec![
+        (TOPIC_EXCHANGE, ExchangeKind::Topic, false),
+        (FANOUT_EXCHANGE, ExchangeKind::Fanout, false),
+    ];
+    // The control queue first: once the identity queue exists, peers may
+    // already send requests that are answered through it.
+    let (control_unit, mut control_consumers) = Unit::open(Spec {
+        link: Arc::clone(&bus.consuming),
+        identity: Arc::clone(&identity),
+        mailbox: true,
+        prefetch: options.control_prefetch,
+        exchanges: Vec::new(),
+        queues: vec![control],
+        expiry: bus.options.expiry(),
+    })
+    .await?;
+    let spec = Spec {
+        link: Arc::clone(&bus.consuming),
+        identity: Arc::clone(&identity),
+        mailbox: true,
+        prefetch: options.prefetch,
+        exchanges,
+        queues,
+        expiry: bus.options.expiry(),
+    };
+    let (mailbox, consumers) = match Unit::open(spec).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            let _ = control_unit.close(Closing::KeepBacklog).await;
+            return Err(e);
+        }
+    };
+    let publisher = match Publisher::open(
+        Arc::clone(&bus.publishing),
+        Arc::clone(&identity),
+        options.publish_window,
+        options.send_timeout,
+    )
+    .await
+    {
+        Ok(publisher) => publisher,
+        Err(e) => {
+            let _ = mailbox.close(Closing::KeepBacklog).await;
+            let _ = control_unit.close(Closing::KeepBacklog).await;
+            return Err(e);
+        }
+    };
+    tracing::debug!(agent = %identity, "endpoint open");
+    let control = control_consumers
+        .pop()
+        .ok_or_else(|| Error::bus(format!("no consumer for the control queue of `{identity}`")))?;
+    let endpoint = AmqpEndpoint {
+        bus: Arc::clone(bus),
+        identity,
+        prefetch: options.prefetch,
+        max_queue: options.max_queue,
+        publisher,
+        mailbox,
+        control: control_unit,
+        subscriptions: Mutex::new(HashMap::new()),
+        closed: AtomicBool::new(false),
+    };
+    Ok(Opened {
+        endpoint: Arc::new(endpoint),
+        control,
+        mailbox: consumers,
+    })
+}
+
+/// One agent's channels and queues.
+struct AmqpEndpoint {
+    bus: Arc<BusInner>,
+    identity: Arc<str>,
+    prefetch: u16,
+    max_queue: Option<usize>,
+    publisher: Publisher,
+    mailbox: Arc<Unit>,
+    control: Arc<Unit>,
+    subscriptions: Mutex<HashMap<String, Arc<Unit>>>,
+    closed: AtomicBool,
+}
+
+impl AmqpEndpoint {
+    fn subscriptions(&self) -> MutexGuard<'_, HashMap<String, Arc<Unit>>> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stopped(&self) -> Error {
+        Error::AgentStopped(self.identity.to_string())
+    }
+
+    fn mailbox_names(&self) -> [String; 3] {
+        [
+            self.identity.to_string(),
+            format!("{}.fanout", self.identity),
+            control_queue(&self.identity),
+        ]
+    }
+
+    fn prepare(&self, msg: Outgoing) -> Result<Publish> {
+        let Outgoing {
+            route,
+            mut properties,
+            body,
+        } = msg;
+        if let Some(user_id) = &properties.user_id {
+            if *user_id != self.bus.user {
+                return Err(Error::bus(format!(
+                    "user_id `{user_id}` is not the login user `{}`; RabbitMQ would refuse the message",
+                    self.bus.user
+                )));
+            }
+        }
+        let direct = match &route {
+            Route::Direct(target) => {
+                if properties.message_id.is_none() {
+                    // Needed to recognise the message if the broker returns it.
+                    Arc::make_mut(&mut properties).message_id =
+                        Some(uuid::Uuid::new_v4().simple().to_string());
+                }
+                let message_id = properties.message_id.as_deref().unwrap_or_default();
+                Some(ReturnKey {
+                    target: short("identity", target)?,
+                    message_id: short("message_id", message_id)?,
+                })
+            }
+            Route::Fanout | Route::Topic(_) => None,
+        };
+        Ok(Publish {
+            exchange: route.exchange().into(),
+            routing_key: short("routing key", route.routing_key())?,
+            properties: if self.bus.options.is_durable() {
+                // Persistent, so that a durable queue keeps it through a broker restart.
+                convert::to_amqp(&properties)?.with_delivery_mode(2)
+            } else {
+                convert::to_amqp(&properties)?
+            },
+            body,
+            direct,
+        })
+    }
+}
+
+impl Endpoint for AmqpEndpoint {
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<Confirm>> {
+        let prepared = self.prepare(msg);
+        Box::pin(async move { self.publisher.publish(prepared?).await })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        queue: &'a str,
+        binding_keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Consumer>> {
+        Box::pin(async move {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(self.stopped());
+            }
+            let bindings: Vec<(&'static str, &str)> =
+                binding_keys.iter().map(|k| (TOPIC_EXCHANGE, *k)).collect();
+            let spec = queue_spec(
+                queue,
+                Source::Topic(queue.into()),
+                &bindings,
+                self.max_queue,
+                &self.bus.options,
+            )?;
+            if !self.bus.claim(&[queue]) {
+                return Err(Error::bus(format!(
+                    "queue `{queue}` is already in use by an agent of this process"
+                )));
+            }
+            let opened = Unit::open(Spec {
+                link: Arc::clone(&self.bus.consuming),
+                identity: Arc::clone(&self.identity),
+                mailbox: false,
+                prefetch: self.prefetch,
+                exchanges: vec![(TOPIC_EXCHANGE, ExchangeKind::Topic, false)],
+                queues: vec![spec],
+                expiry: self.bus.options.expiry(),
+            })
+            .await;
+            let (unit, mut consumers) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    self.bus.release(&[queue]);
+                    return Err(e);
+                }
+            };
+            self.subscriptions().insert(queue.to_owned(), Arc::clone(&unit));
+            if self.closed.load(Ordering::SeqCst) {
+                // close() ran meanwhile and did not see this subscription.
+                self.subscriptions().remove(queue);
+                let _ = unit.close(Closing::KeepBacklog).await;
+                self.bus.release(&[queue]);
+                return Err(self.stopped());
+            }
+            tracing::debug!(agent = %self.identity, queue, keys = ?binding_keys, "subscribed");
+            consumers
+                .pop()
+                .ok_or_else(|| Error::bus(format!("no consumer for queue `{queue}`")))
+        })
+    }
+
+    fn keeps_dead_letters(&self) -> bool {
+        self.bus.dead_letters
+    }
+
+    fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let unit = self.subscriptions().remove(queue);
+            let Some(unit) = unit else {
+                return Ok(());
+            };
+            let result = unit.close(Closing::Delete).await;
+            self.bus.release(&[queue]);
+            tracing::debug!(agent = %self.identity, queue, "unsubscribed");
+            result
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.closed.swap(true, Ordering::SeqCst) {
+                return Ok(());
+            }
+            self.publisher.close().await;
+            let subscriptions: Vec<(String, Arc<Unit>)> = self.subscriptions().drain().collect();
+            let mut result = self.mailbox.close(Closing::KeepBacklog).await;
+            result = result.and(self.control.close(Closing::KeepBacklog).await);
+            let [identity, fanout, control] = self.mailbox_names();
+            self.bus.release(&[&identity, &fanout, &control]);
+            for (queue, unit) in subscriptions {
+                let closed = unit.close(Closing::KeepBacklog).await;
+                self.bus.release(&[&queue]);
+                result = result.and(closed);
+            }
+            tracing::debug!(agent = %self.identity, "endpoint closed");
+            result
+        })
+    }
+
+    fn user(&self) -> Option<&str> {
+        Some(&self.bus.user)
+    }
+}
+
+impl Drop for AmqpEndpoint {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Dropped without close(): delete the queues in the background.
+        let mut units: Vec<(Option<String>, Arc<Unit>)> = vec![
+            (None, Arc::clone(&self.mailbox)),
+            (None, Arc::clone(&self.control)),
+        ];
+        units.extend(self.subscriptions().drain().map(|(q, u)| (Some(q), u)));
+        let bus = Arc::clone(&self.bus);
+        let [identity, fanout, control] = self.mailbox_names();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            for (queue, unit) in units {
+                let _ = unit.close(Closing::KeepBacklog).await;
+                if let Some(queue) = queue {
+                    bus.release(&[&queue]);
+                }
+            }
+            bus.release(&[&identity, &fanout, &control]);
+        });
+    }
+}

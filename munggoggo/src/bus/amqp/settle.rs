@@ -1,0 +1,57 @@
+//! Settling RabbitMQ deliveries (ack, reject, requeue) within a bounded time.
+
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+
+use std::time::Duration;
+
+use super::lapin_error;
+use crate::error::{Error, Result};
+
+/// How long settling a delivery may take. lapin 4.12 can leave the ack of
+/// a delivery whose connection died unanswered for good (its recovery is
+/// off, see `link.rs`), which would stall the agent's task; past this the
+/// delivery counts as unsettled, and the broker delivers it again. (The fix
+/// upstream: fail pending acks when their channel's connection is gone.)
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settles a delivery within [`SETTLE_TIMEOUT`].
+async fn settle(settling: impl std::future::Future<Output = lapin::Result<bool>>, what: &str) -> Result<()> {
+    match tokio::time::timeout(SETTLE_TIMEOUT, settling).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) | Err(_) => Err(unackable()),
+        Ok(Err(e)) => Err(lapin_error(e, what)),
+    }
+}
+
+/// Acknowledges a RabbitMQ delivery.
+pub(crate) async fn ack(acker: lapin::Acker) -> Result<()> {
+    settle(
+        acker.ack(BasicAckOptions::default()),
+        "acknowledging a delivery failed",
+    )
+    .await
+}
+
+/// Rejects a RabbitMQ delivery without requeueing it.
+pub(crate) async fn reject(acker: lapin::Acker) -> Result<()> {
+    settle(
+        acker.reject(BasicRejectOptions { requeue: false }),
+        "rejecting a delivery failed",
+    )
+    .await
+}
+
+/// Requeues a RabbitMQ delivery.
+pub(crate) async fn release(acker: lapin::Acker) -> Result<()> {
+    settle(
+        acker.reject(BasicRejectOptions { requeue: true }),
+        "requeueing a delivery failed",
+    )
+    .await
+}
+
+fn unackable() -> Error {
+    Error::connection_lost(
+        "the delivery's channel closed before it was settled; the broker delivers it again",
+    )
+}

@@ -1,0 +1,159 @@
+//! How the commands show what they found: the peers table, a peer's
+//! behaviours in one cell, the message graph and trace lines.
+
+use serde_json::{json, Value};
+
+use super::output::{self, short_name, Cell, Colour};
+use crate::peers::PeerStatus;
+
+/// The peers as a table: name, state, behaviours with their states.
+pub(crate) fn peers_table(peers: &[PeerStatus]) -> String {
+    let rows: Vec<Vec<Cell>> = peers
+        .iter()
+        .map(|p| {
+            vec![
+                Cell::coloured(&p.name, Some(Colour::Cyan)),
+                Cell::state(&p.state),
+                Cell::plain(behaviour_summary(p)),
+            ]
+        })
+        .collect();
+    output::table(&["AGENT", "STATE", "BEHAVIOURS"], &rows)
+}
+
+/// `ping (running), pong (init)`.
+pub(crate) fn behaviour_summary(peer: &PeerStatus) -> String {
+    let list: Vec<String> = peer
+        .behaviours
+        .iter()
+        .map(|b| format!("{} ({})", short_name(&peer.name, &b.name), b.state))
+        .collect();
+    if list.is_empty() {
+        "-".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// The agents and their behaviours as a Graphviz digraph.
+pub(crate) fn graph(peers: &[PeerStatus]) -> String {
+    fn fill(state: &str) -> &'static str {
+        match state {
+            "running" => "#c6efce",
+            "init" | "stopping" => "#ffeb9c",
+            "crashed" => "#ffc7ce",
+            _ => "#e0e0e0",
+        }
+    }
+    fn escape(text: &str) -> String {
+        text.replace('\\', "\\\\").replace('"', "\\\"")
+    }
+    fn quote(text: &str) -> String {
+        format!("\"{}\"", escape(text))
+    }
+    // Two lines: the name, then the state.
+    fn label(name: &str, state: &str) -> String {
+        format!("\"{}\\n{}\"", escape(name), escape(state))
+    }
+    let mut dot =
+        String::from("digraph munggoggo {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", style=filled];\n");
+    for peer in peers {
+        dot.push_str(&format!(
+            "  {} [shape=box, fillcolor={}, label={}];\n",
+            quote(&peer.name),
+            quote(fill(&peer.state)),
+            label(&peer.name, &peer.state),
+        ));
+        for b in &peer.behaviours {
+            dot.push_str(&format!(
+                "  {} [shape=ellipse, fillcolor={}, label={}];\n  {} -> {};\n",
+                quote(&b.name),
+                quote(fill(&b.state)),
+                label(short_name(&peer.name, &b.name), &b.state),
+                quote(&peer.name),
+                quote(&b.name),
+            ));
+        }
+    }
+    dot.push_str("}\n");
+    dot
+}
+
+/// Column headers of trace tables.
+pub(crate) const TRACE_HEADERS: [&str; 6] =
+    ["TIME (UTC)", "CATEGORY", "TYPE", "FROM/TO", "ROUTING KEY", "BODY"];
+
+/// One trace entry as 0.4 sends it: `[epoch seconds, record, category]`.
+pub(crate) struct TraceLine {
+    pub(crate) time: f64,
+    pub(crate) category: String,
+    pub(crate) record: Value,
+}
+
+impl TraceLine {
+    /// Reads a wire entry; `None` when it is not one.
+    pub(crate) fn parse(entry: &Value) -> Option<TraceLine> {
+        let entry = entry.as_array()?;
+        Some(TraceLine {
+            time: entry.first()?.as_f64()?,
+            record: entry.get(1)?.clone(),
+            category: entry.get(2)?.as_str()?.to_owned(),
+        })
+    }
+
+    fn field(&self, name: &str) -> &str {
+        self.record.get(name).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// Whether the record was sent by the agent (0.4 leaves `app_id` empty then).
+    fn outgoing(&self) -> bool {
+        self.field("app_id").is_empty() && !self.field("target").is_empty()
+    }
+
+    /// The other side: `<- sender` or `-> target`.
+    pub(crate) fn peer(&self) -> String {
+        if self.outgoing() {
+            format!("-> {}", self.field("target"))
+        } else {
+            format!("<- {}", self.field("app_id"))
+        }
+    }
+
+    /// Who sent it (empty for what the agent sent).
+    pub(crate) fn sender(&self) -> &str {
+        self.field("app_id")
+    }
+
+    /// Whether a CLI observer (this one or another) sent or receives it.
+    pub(crate) fn involves_cli(&self) -> bool {
+        let cli = |s: &str| s.starts_with(super::session::CLI_PREFIX);
+        cli(self.field("app_id")) || cli(self.field("target")) || cli(self.field("routing_key"))
+    }
+
+    /// The JSON form of `--json`.
+    pub(crate) fn to_json(&self) -> Value {
+        json!({ "time": self.time, "category": self.category, "record": self.record })
+    }
+
+    /// A row under [`TRACE_HEADERS`].
+    pub(crate) fn row(&self) -> Vec<Cell> {
+        // The body is shortened, the reason of a rejection never.
+        let mut body = output::shorten(self.field("body"), 72);
+        if let Some(reason) = self.record.get("reason").and_then(Value::as_str) {
+            body = format!("{body}  [{}]", reason.replace(['\n', '\r'], " "));
+        }
+        let category_colour = match self.category.as_str() {
+            "rejected" => Some(Colour::Red),
+            "incoming" | "outgoing" => None,
+            _ => Some(Colour::Cyan),
+        };
+        vec![
+            Cell::coloured(output::clock(self.time), Some(Colour::Dim)),
+            Cell::coloured(&self.category, category_colour),
+            Cell::plain(self.field("type")),
+            Cell::plain(self.peer()),
+            Cell::plain(self.field("routing_key")),
+            Cell::plain(body),
+        ]
+    }
+}
