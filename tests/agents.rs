@@ -274,6 +274,25 @@ on_both_buses! {
         publisher.shutdown().await;
     }
 
+    async fn runtime_binding_keys_follow_the_macros_rules(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
+        let ctx = router.context();
+        // What `#[on_message(topic = ...)]` refuses at compile time.
+        for bad in ["", "sensor.b*", "#x.temp"] {
+            let err = ctx.set_topics("temperature", &[bad]).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{bad:?}: {err}");
+        }
+        // Empty words match as RabbitMQ matches them.
+        ctx.set_topics("temperature", &["sensor..temp"]).unwrap();
+        ctx.stop_behaviour("temperature").await.unwrap();
+        assert!(ctx.start_behaviour("temperature").await.unwrap());
+        let publisher = rt.client(unique("pub")).await.unwrap();
+        publisher.publish_raw("sensor..temp", "3").await.unwrap();
+        assert_eq!(next(&mut rx).await, "topic sensor..temp 3");
+        publisher.shutdown().await;
+    }
+
     async fn a_stopped_agent_starts_and_stops_no_behaviour(rt) {
         let (tx, _rx) = mpsc::unbounded_channel();
         let router = rt.spawn_as(unique("router"), Router { events: tx }).await.unwrap();
