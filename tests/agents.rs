@@ -308,7 +308,7 @@ on_both_buses! {
         assert!(ctx.start_behaviour("temperature").await.unwrap());
         let publisher = rt.client(unique("pub")).await.unwrap();
         publisher.publish_raw("sensor..temp", "3").await.unwrap();
-        assert_eq!(next(&mut rx).await, "topic sensor..temp 3");
+        assert_eq!(next_own(&mut rx, &[publisher.identity()]).await, "topic sensor..temp 3");
         publisher.shutdown().await;
     }
 
