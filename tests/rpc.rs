@@ -126,6 +126,52 @@ on_both_buses! {
         client.shutdown().await;
     }
 
+    async fn a_call_is_traced_by_caller_and_callee(rt) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        assert_eq!(client.call::<i64>(agent.identity(), "multiply", (6, 7)).await.unwrap(), 42);
+        // The RPC entries of one store in one category: (peer, body).
+        let calls = |traces: &munggoggo::TraceStore, category: &str| -> Vec<(String, String)> {
+            traces
+                .filter(None, None, Some(category))
+                .iter()
+                .filter(|e| e.record.properties.kind.as_deref() == Some("RPC"))
+                .map(|e| {
+                    let peer = if e.record.outgoing {
+                        e.record.target.clone()
+                    } else {
+                        e.record.sender().to_owned()
+                    };
+                    (peer, String::from_utf8_lossy(&e.record.body).into_owned())
+                })
+                .collect()
+        };
+        let control = munggoggo::bus::control_queue;
+        let (caller, callee) = (client.identity(), agent.identity());
+        let request = calls(agent.traces(), "incoming");
+        assert!(
+            matches!(&request[..], [(from, body)] if from == caller && body.contains("RpcCall") && body.contains("multiply")),
+            "{request:?}"
+        );
+        assert_eq!(calls(client.handle().traces(), "outgoing"), [(control(callee), request[0].1.clone())]);
+        let reply = calls(agent.traces(), "outgoing");
+        assert!(
+            matches!(&reply[..], [(to, body)] if *to == control(caller) && body.contains("42")),
+            "{reply:?}"
+        );
+        assert_eq!(calls(client.handle().traces(), "incoming"), [(callee.to_owned(), reply[0].1.clone())]);
+        // Request and reply share their correlation id on both sides.
+        let ids: Vec<_> = [agent.traces(), client.handle().traces()]
+            .iter()
+            .flat_map(|t| t.filter(None, None, None))
+            .filter(|e| e.record.properties.kind.as_deref() == Some("RPC"))
+            .map(|e| e.record.properties.correlation_id.clone().expect("a correlation id"))
+            .collect();
+        assert!(ids.len() == 4 && ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        client.shutdown().await;
+    }
+
     async fn a_missing_parameter_is_named(rt) {
         let (tx, _rx) = mpsc::unbounded_channel();
         let agent = rt.spawn_as(unique("calc"), calc(tx)).await.unwrap();

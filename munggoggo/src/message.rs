@@ -156,7 +156,7 @@ impl Properties {
 /// A fresh message id: 32 lower-case hex digits, as aiormq sends. Unique
 /// without a random number per send: a random half drawn once per
 /// process, then a counter (this runs for every send).
-fn message_id() -> String {
+pub(crate) fn message_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PROCESS: OnceLock<u64> = OnceLock::new();

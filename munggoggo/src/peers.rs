@@ -78,32 +78,44 @@ pub(crate) trait Neighbour: Send + Sync {
     fn is_up(&self) -> bool;
 }
 
-/// The agents of one runtime and the remote peers they heard from.
-#[derive(Default)]
-pub(crate) struct Neighbourhood {
+/// The agents of one runtime (of type `A`, the runtime's agent state;
+/// generic so that this file need not know it) and the remote peers they
+/// heard from.
+pub(crate) struct Neighbourhood<A> {
     /// The runtime's agents by identity (stopped ones are skipped and
     /// pruned as agents join).
-    local: Mutex<Locals>,
+    local: Mutex<Locals<A>>,
     /// Peers outside the runtime, shared by its agents.
     pub(crate) remote: PeerTable,
 }
 
-#[derive(Default)]
-struct Locals {
-    agents: HashMap<Arc<str>, Weak<dyn Neighbour>>,
+struct Locals<A> {
+    agents: HashMap<Arc<str>, Weak<A>>,
     /// Prune stopped agents when the map reaches this size.
     prune_at: usize,
 }
 
-impl std::fmt::Debug for Neighbourhood {
+impl<A> Default for Neighbourhood<A> {
+    fn default() -> Self {
+        Neighbourhood {
+            local: Mutex::new(Locals {
+                agents: HashMap::new(),
+                prune_at: 0,
+            }),
+            remote: PeerTable::default(),
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for Neighbourhood<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Neighbourhood").finish_non_exhaustive()
     }
 }
 
-impl Neighbourhood {
+impl<A: Neighbour> Neighbourhood<A> {
     /// Adds a started agent.
-    pub(crate) fn join(&self, identity: Arc<str>, agent: Weak<dyn Neighbour>) {
+    pub(crate) fn join(&self, identity: Arc<str>, agent: Weak<A>) {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         if local.agents.len() >= local.prune_at {
             local.agents.retain(|_, a| a.upgrade().is_some_and(|a| a.is_up()));
@@ -114,12 +126,17 @@ impl Neighbourhood {
 
     /// Whether `identity` is a running agent of this runtime.
     pub(crate) fn is_local(&self, identity: &str) -> bool {
+        self.local(identity).is_some()
+    }
+
+    /// The running agent of this runtime with this identity.
+    pub(crate) fn local(&self, identity: &str) -> Option<Arc<A>> {
         let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         local
             .agents
             .get(identity)
             .and_then(Weak::upgrade)
-            .is_some_and(|a| a.is_up())
+            .filter(|a| a.is_up())
     }
 
     /// The runtime's running agents and the remote peers live within
@@ -127,7 +144,7 @@ impl Neighbourhood {
     /// this runtime is listed as it is now, whatever a pong with its name
     /// said.
     pub(crate) fn peers(&self, ttl: Duration) -> Vec<Peer> {
-        let agents: Vec<Arc<dyn Neighbour>> = {
+        let agents: Vec<Arc<A>> = {
             let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
             local.agents.values().filter_map(Weak::upgrade).collect()
         };

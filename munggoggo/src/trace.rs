@@ -105,10 +105,19 @@ pub struct TraceRecord {
 impl TraceRecord {
     /// The record of a received message.
     pub fn incoming(received: &Received) -> Self {
+        Self::delivered(
+            Arc::clone(&received.properties),
+            Arc::clone(&received.delivery),
+            received.body.clone(),
+        )
+    }
+
+    /// The record of a message delivered with these properties and body.
+    pub(crate) fn delivered(properties: Arc<Properties>, delivery: Arc<DeliveryInfo>, body: Bytes) -> Self {
         TraceRecord {
-            body: received.body.clone(),
-            properties: Arc::clone(&received.properties),
-            delivery: Arc::clone(&received.delivery),
+            body,
+            properties,
+            delivery,
             target: String::new(),
             outgoing: false,
             reason: None,

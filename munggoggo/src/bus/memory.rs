@@ -329,6 +329,10 @@ impl Endpoint for MemoryEndpoint {
         Ok(self.bus.publish(&msg).map(|()| Confirm::done()))
     }
 
+    fn in_process(&self) -> bool {
+        true
+    }
+
     fn subscribe<'a>(
         &'a self,
         queue: &'a str,

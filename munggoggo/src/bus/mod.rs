@@ -339,6 +339,13 @@ pub trait Endpoint: Send + Sync + 'static {
         None
     }
 
+    /// Whether every agent of the bus lives in this process (the embedded
+    /// bus): a call of another agent of the runtime then goes straight to
+    /// its task, without encoding it as a request and its reply.
+    fn in_process(&self) -> bool {
+        false
+    }
+
     /// Whether the bus keeps dead letters in
     /// [`crate::bus::dead_letter::DEAD_LETTER_QUEUE`] (RabbitMQ does; on the
     /// embedded bus a rejected message stays in the trace store only).

@@ -3,6 +3,7 @@
 //! routed by identity; the reply completes the pending call directly (see
 //! [`crate::rpc`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::Context;
 use crate::bus::{control_queue, Route};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{CallError, Error, ErrorCode, Result};
 use crate::introspect::{AgentDescription, DESCRIBE_AGENT};
 use crate::message::{self, Properties};
 use crate::protocol::{rpc_body, ListTraceStore, ManageBehav, RpcCall, REQUEST};
+use crate::runtime::calls::CallTrace;
+use crate::runtime::core::Core;
 use crate::trace::TraceQuery;
 
 impl Context {
@@ -52,21 +55,18 @@ impl Context {
             type_name: "RpcCall".to_owned(),
             source,
         })?;
-        let call = RpcCall {
-            method: method.to_owned(),
-            params,
-            result: serde_json::Value::Null,
-            error: None,
-            code: None,
-            known: None,
-        };
-        // Only a Rust agent has a control queue and knows `RpcCall`; a
-        // munggoggo 0.4 agent is called through its exposed methods.
-        let reply: RpcCall = match self.request_via(target, "RpcCall", &call, timeout, false).await {
-            Err(Error::UnknownTarget(_)) => {
-                return crate::pyrpc::call_py04(self, target, method, call.params, timeout).await;
-            }
-            reply => reply?,
+        let call = RpcCall::request(method, params);
+        let in_process = self.core.endpoint.in_process();
+        let reply: RpcCall = match in_process.then(|| self.core.peers.local(target)).flatten() {
+            Some(callee) => call_in_process(&self.core, &callee, call, timeout).await?,
+            // Only a Rust agent has a control queue and knows `RpcCall`; a
+            // munggoggo 0.4 agent is called through its exposed methods.
+            None => match self.request_via(target, "RpcCall", &call, timeout, false).await {
+                Err(Error::UnknownTarget(_)) => {
+                    return crate::pyrpc::call_py04(self, target, method, call.params, timeout).await;
+                }
+                reply => reply?,
+            },
         };
         if let Some(error) = reply.error {
             return Err(Error::Remote {
@@ -339,4 +339,49 @@ impl Context {
         )
         .await
     }
+}
+
+/// Calls an `#[rpc]` method of `callee`, an agent of the same runtime on
+/// the embedded bus (see [`crate::bus::Endpoint::in_process`]): the call
+/// goes to the callee's task and its answer comes back directly, with the
+/// checks, errors and timeout of a call over the bus, and without
+/// encoding the request and the reply as messages and decoding them
+/// again. What comes back is the reply a call over the bus would have got.
+async fn call_in_process(caller: &Core, callee: &Core, call: RpcCall, timeout: Duration) -> Result<RpcCall> {
+    let method = call.method.clone();
+    let correlation_id = crate::message::message_id();
+    // Listed among the caller's pending calls as a call over the bus is,
+    // so that it fails at once when the caller stops.
+    let mut waiting = caller.pending.insert(correlation_id.clone());
+    let trace = CallTrace::new(
+        Arc::clone(&caller.identity),
+        caller.traces.clone(),
+        correlation_id,
+    );
+    let answer = callee.take_call(call, Some(trace));
+    let answered = async {
+        tokio::select! {
+            answer = answer => Ok(answer),
+            // Nothing completes an in-process call's entry: it ends only
+            // when the caller stops.
+            _ = waiting.reply() => Err(Error::AgentStopped(caller.identity.to_string())),
+        }
+    };
+    let outcome = match tokio::time::timeout(timeout, answered).await {
+        Ok(Ok(Ok(outcome))) => outcome,
+        Ok(Ok(Err(_))) => Err(CallError::Failed(format!(
+            "agent `{}` stopped before it answered",
+            callee.identity
+        ))),
+        Ok(Err(stopped)) => return Err(stopped),
+        Err(_) => {
+            return Err(Error::Timeout {
+                target: callee.identity.to_string(),
+                timeout,
+            })
+        }
+    };
+    let mut reply = RpcCall::request(&method, serde_json::Value::Null);
+    reply.set_outcome(outcome);
+    Ok(reply)
 }

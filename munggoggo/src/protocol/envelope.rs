@@ -77,6 +77,34 @@ pub(crate) struct RpcCall {
     pub(crate) known: Option<Vec<String>>,
 }
 
+impl RpcCall {
+    /// A call of `method` with `params`, not answered yet.
+    pub(crate) fn request(method: &str, params: serde_json::Value) -> Self {
+        RpcCall {
+            method: method.to_owned(),
+            params,
+            result: serde_json::Value::Null,
+            error: None,
+            code: None,
+            known: None,
+        }
+    }
+
+    /// Fills in the method's result, or its error with the error's code.
+    pub(crate) fn set_outcome(&mut self, outcome: Result<serde_json::Value, crate::error::CallError>) {
+        match outcome {
+            Ok(value) => self.result = value,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                self.code = Some(e.code().to_owned());
+                if let crate::error::CallError::UnknownMethod { known, .. } = e {
+                    self.known = Some(known);
+                }
+            }
+        }
+    }
+}
+
 /// Encodes an RpcMessage envelope.
 pub(crate) fn rpc_body(c_type: &str, c_data: String, request_type: i64) -> Result<Bytes> {
     /// [`RpcMessage`], borrowed.

@@ -45,14 +45,7 @@ mod tests {
     /// without them, from an older agent, still reads.
     #[test]
     fn rpc_call_fields_are_additive() {
-        let call = super::RpcCall {
-            method: "m".to_owned(),
-            params: serde_json::json!([1]),
-            result: serde_json::Value::Null,
-            error: None,
-            code: None,
-            known: None,
-        };
+        let call = super::RpcCall::request("m", serde_json::json!([1]));
         assert_eq!(
             serde_json::to_string(&call).unwrap(),
             r#"{"method":"m","params":[1],"result":null,"error":null}"#

@@ -28,7 +28,7 @@ use crate::error::CallError;
 use crate::error::{Error, Result};
 use crate::message::Properties;
 use crate::protocol::RpcCall;
-use crate::runtime::calls::{IncomingCall, Reply};
+use crate::runtime::calls::Reply;
 use crate::runtime::core::Core;
 use crate::trace::{Category, TraceRecord};
 
@@ -325,38 +325,10 @@ async fn run(
     method: &str,
     params: serde_json::Value,
 ) -> std::result::Result<serde_json::Value, Failure> {
-    let Some(index) = core.spec.rpcs.iter().position(|r| r.method == method) else {
-        let known = core.spec.rpcs.iter().map(|r| r.method.to_owned()).collect();
-        return Err(Failure::Method(CallError::UnknownMethod {
-            method: method.to_owned(),
-            known,
-        }));
-    };
-    let call = RpcCall {
-        method: method.to_owned(),
-        params,
-        result: serde_json::Value::Null,
-        error: None,
-        code: None,
-        known: None,
-    };
-    let (incoming, result) = IncomingCall::local(index, call);
-    let refused = match core.calls.try_send(Box::new(incoming)) {
-        Ok(()) => None,
-        Err(crate::runtime::inbox::Refused::Full(_)) => Some(CallError::Busy {
-            agent: core.identity.to_string(),
-            waiting: core.options.call_queue,
-        }),
-        Err(crate::runtime::inbox::Refused::Closed(_)) => Some(CallError::Failed(format!(
-            "agent `{}` is stopping",
-            core.identity
-        ))),
-    };
-    let outcome = match refused {
-        Some(e) => Err(e),
-        None => result
-            .await
-            .unwrap_or_else(|_| Err(CallError::Failed(format!("agent `{}` stopped", core.identity)))),
-    };
+    let call = RpcCall::request(method, params);
+    let outcome = core
+        .take_call(call, None)
+        .await
+        .unwrap_or_else(|_| Err(CallError::Failed(format!("agent `{}` stopped", core.identity))));
     outcome.map_err(Failure::Method)
 }

@@ -3,18 +3,46 @@
 //! agent's task.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::error::CallError;
-use crate::protocol::RpcCall;
+use crate::bus::control_queue;
+use crate::error::{CallError, Error};
+use crate::message::{self, DeliveryInfo, Properties};
+use crate::protocol::{is_observer_traffic, rpc_body, RpcCall, REPLY, REQUEST};
+use crate::trace::{Category, TraceRecord, TraceStore};
 
 /// A reply, as the pending call receives it.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) c_type: String,
     pub(crate) c_data: String,
+}
+
+impl IncomingCall {
+    /// Records the request of an in-process call in both trace stores;
+    /// `callee`: the called agent's identity and trace store.
+    pub(crate) fn trace_request(&self, callee: (&str, &TraceStore)) {
+        if let Some(trace) = &self.trace {
+            trace.request(callee, &self.call);
+        }
+    }
+
+    /// Hands the result of a call from inside the process to its caller
+    /// (recording the reply in both trace stores first).
+    pub(crate) fn answer_local(
+        mut self,
+        callee: (&str, &TraceStore),
+        result: std::result::Result<serde_json::Value, CallError>,
+    ) {
+        if let Some(trace) = self.trace.take() {
+            trace.reply(callee, &self.call.method, &result);
+        }
+        if let Some(local) = self.local.take() {
+            let _ = local.send(result);
+        }
+    }
 }
 
 /// Calls waiting for their reply, by correlation id.
@@ -95,25 +123,120 @@ pub(crate) struct IncomingCall {
     /// Where the answer goes.
     pub(crate) to: String,
     pub(crate) correlation_id: String,
-    /// Where a call from a method queue (see [`crate::pyrpc`]) takes its result.
-    pub(crate) local: Option<oneshot::Sender<Result<serde_json::Value, CallError>>>,
+    /// Where a call from inside the process (another agent of an
+    /// embedded-bus runtime, a method queue of [`crate::pyrpc`]) takes its
+    /// result.
+    pub(crate) local: Option<oneshot::Sender<std::result::Result<serde_json::Value, CallError>>>,
+    /// The caller of an in-process call, for the trace stores.
+    pub(crate) trace: Option<CallTrace>,
 }
 
 /// What a local call's answer arrives on.
-pub(crate) type LocalAnswer = oneshot::Receiver<Result<serde_json::Value, CallError>>;
+pub(crate) type LocalAnswer = oneshot::Receiver<std::result::Result<serde_json::Value, CallError>>;
 
 impl IncomingCall {
-    /// A call of the `index`th method whose result comes back here instead
-    /// of going out as a reply.
-    pub(crate) fn local(index: usize, call: RpcCall) -> (Self, LocalAnswer) {
+    /// A call whose result comes back on the receiver instead of going out
+    /// as a reply.
+    pub(crate) fn local(call: RpcCall, trace: Option<CallTrace>) -> (Box<Self>, LocalAnswer) {
         let (tx, rx) = oneshot::channel();
-        let incoming = IncomingCall {
-            index,
+        let incoming = Box::new(IncomingCall {
+            index: usize::MAX,
             call,
             to: String::new(),
             correlation_id: String::new(),
             local: Some(tx),
-        };
+            trace,
+        });
         (incoming, rx)
+    }
+}
+
+/// The caller's side of an in-process call, so that the callee's task can
+/// record the request and the reply in both trace stores as the bus would
+/// have carried them (the caller waits meanwhile, so the work costs it
+/// nothing).
+pub(crate) struct CallTrace {
+    caller: Arc<str>,
+    traces: TraceStore,
+    correlation_id: String,
+}
+
+impl std::fmt::Debug for CallTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallTrace")
+            .field("caller", &self.caller)
+            .field("correlation_id", &self.correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallTrace {
+    /// The trace of a call from the agent `caller` with this trace store.
+    pub(crate) fn new(caller: Arc<str>, traces: TraceStore, correlation_id: String) -> Self {
+        CallTrace {
+            caller,
+            traces,
+            correlation_id,
+        }
+    }
+
+    /// Records the request (before its parameters are taken); `callee`:
+    /// the called agent's identity and trace store.
+    pub(crate) fn request(&self, callee: (&str, &TraceStore), call: &RpcCall) {
+        let caller = (&*self.caller, &self.traces);
+        self.record(caller, callee, REQUEST, call);
+    }
+
+    /// Records the reply.
+    pub(crate) fn reply(
+        &self,
+        callee: (&str, &TraceStore),
+        method: &str,
+        outcome: &std::result::Result<serde_json::Value, CallError>,
+    ) {
+        let mut reply = RpcCall::request(method, serde_json::Value::Null);
+        reply.set_outcome(outcome.clone());
+        let caller = (&*self.caller, &self.traces);
+        self.record(callee, caller, REPLY, &reply);
+    }
+
+    /// Records one message: outgoing in the store of `from`, incoming in
+    /// that of `to` (except the traffic of a CLI observer, as on the bus).
+    fn record(&self, from: (&str, &TraceStore), to: (&str, &TraceStore), request_type: i64, call: &RpcCall) {
+        let traced_by = |traces: &TraceStore, peer: &str| {
+            traces.capacity() > 0 && !is_observer_traffic(Some(message::RPC), peer)
+        };
+        let (outgoing, incoming) = (traced_by(from.1, to.0), traced_by(to.1, from.0));
+        if !outgoing && !incoming {
+            return;
+        }
+        let encoded = serde_json::to_string(call).map_err(|source| Error::Encode {
+            type_name: "RpcCall".to_owned(),
+            source,
+        });
+        let body = match encoded.and_then(|c_data| rpc_body("RpcCall", c_data, request_type)) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::warn!(agent = %from.0, error = %e, "cannot trace a call");
+                return;
+            }
+        };
+        let mut properties = Properties::new(message::RPC, from.0);
+        properties.correlation_id = Some(self.correlation_id.clone());
+        let properties = Arc::new(properties);
+        let queue = control_queue(to.0);
+        if outgoing {
+            let record = TraceRecord::outgoing(&queue, &queue, &properties, body.clone());
+            from.1.append(Category::Outgoing, record);
+        }
+        if incoming {
+            let delivery = DeliveryInfo {
+                routing_key: queue.clone(),
+                consumer_tag: queue,
+                ..DeliveryInfo::default()
+            };
+            let record = TraceRecord::delivered(properties, Arc::new(delivery), body);
+            to.1.append(Category::Incoming, record);
+        }
     }
 }

@@ -14,12 +14,12 @@ use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
-use super::calls::{IncomingCall, Pending};
+use super::calls::{CallTrace, IncomingCall, LocalAnswer, Pending};
 use super::inbox::{Inbox, Refused};
 use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, HandlerRoute};
 use crate::behaviour::{AtomicState, Behaviour, State};
 use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route};
-use crate::error::{Error, Result};
+use crate::error::{CallError, Error, Result};
 use crate::message::{self, Message, Properties, Received};
 use crate::peers::{Neighbour, Neighbourhood, PeerBehaviour, PeerStatus};
 use crate::protocol;
@@ -58,7 +58,7 @@ pub(crate) struct Core {
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) pending: Pending,
     /// The runtime's agents and the remote peers they heard from.
-    pub(crate) peers: Arc<Neighbourhood>,
+    pub(crate) peers: Arc<Neighbourhood<Core>>,
     /// User deliveries the agent's task holds, read ahead of its handlers.
     pub(crate) buffered: std::sync::atomic::AtomicUsize,
     /// Woken whenever the agent handled something (for tests that wait).
@@ -75,7 +75,7 @@ impl Core {
         options: AgentOptions,
         spec: &'static AgentSpec,
         endpoint: Arc<dyn Endpoint>,
-        peers: Arc<Neighbourhood>,
+        peers: Arc<Neighbourhood<Core>>,
     ) -> Self {
         let call_queue = options.call_queue;
         Core {
@@ -204,6 +204,10 @@ impl Core {
     /// [`crate::runtime::invocation`]), elsewhere it is waited for.
     pub(crate) async fn emit(&self, route: Route, properties: Properties, body: Bytes) -> Result<()> {
         let confirm = self.publish(route, properties, body.clone(), body).await?;
+        // A send on the embedded bus is never pending: without this, a
+        // loop of sends would keep its worker thread from the receivers
+        // it wakes (tokio's channels take part in the budget the same way).
+        tokio::task::coop::consume_budget().await;
         super::invocation::settle(confirm).await
     }
 
@@ -424,5 +428,50 @@ impl Neighbour for Core {
 
     fn is_up(&self) -> bool {
         !matches!(self.state.get(), State::Shutdown | State::Crashed)
+    }
+}
+
+impl Core {
+    /// Finds the called method and queues the call for the agent's task; an
+    /// unknown method, or an agent that is stopping or has too many calls
+    /// waiting, gives the call back with the error to answer.
+    pub(crate) fn offer_call(
+        &self,
+        mut incoming: Box<IncomingCall>,
+    ) -> std::result::Result<(), (Box<IncomingCall>, CallError)> {
+        let method = &incoming.call.method;
+        let Some(index) = self.spec.rpcs.iter().position(|r| r.method == *method) else {
+            let known = self.spec.rpcs.iter().map(|r| r.method.to_owned()).collect();
+            let method = method.clone();
+            return Err((incoming, CallError::UnknownMethod { method, known }));
+        };
+        incoming.index = index;
+        match self.calls.try_send(incoming) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(incoming)) => {
+                tracing::debug!(agent = %self.identity, method = %incoming.call.method, "call refused: too many calls waiting");
+                let busy = CallError::Busy {
+                    agent: self.identity.to_string(),
+                    waiting: self.options.call_queue,
+                };
+                Err((incoming, busy))
+            }
+            Err(Refused::Closed(incoming)) => {
+                let stopped = CallError::Failed(format!("agent `{}` is stopping", self.identity));
+                Err((incoming, stopped))
+            }
+        }
+    }
+
+    /// Takes a call of one of the agent's `#[rpc]` methods from inside the
+    /// process (an agent of the same embedded-bus runtime, or a call from a
+    /// method queue); the answer arrives on the receiver.
+    pub(crate) fn take_call(&self, call: crate::protocol::RpcCall, trace: Option<CallTrace>) -> LocalAnswer {
+        let (incoming, answer) = IncomingCall::local(call, trace);
+        if let Err((incoming, refused)) = self.offer_call(incoming) {
+            incoming.trace_request((&self.identity, &self.traces));
+            incoming.answer_local((&self.identity, &self.traces), Err(refused));
+        }
+        answer
     }
 }

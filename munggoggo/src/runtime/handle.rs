@@ -18,7 +18,7 @@ struct RuntimeInner {
     /// The wire mode every agent gets, when the builder set one.
     wire: Option<crate::WireMode>,
     /// Its agents know each other without messages (see [`crate::peers`]).
-    neighbourhood: Arc<crate::peers::Neighbourhood>,
+    neighbourhood: Arc<crate::peers::Neighbourhood<super::core::Core>>,
 }
 
 /// A started runtime: start more agents, find them, stop them all.

@@ -27,7 +27,7 @@ const CONTROL_PREFETCH: u16 = 256;
 /// context and the flag its task sets when it has finished.
 pub(crate) async fn start_agent<A: Agent>(
     bus: Arc<dyn Bus>,
-    neighbourhood: Arc<crate::peers::Neighbourhood>,
+    neighbourhood: Arc<crate::peers::Neighbourhood<super::core::Core>>,
     mut agent: A,
     options: AgentOptions,
 ) -> Result<(Context, watch::Receiver<bool>)> {

@@ -169,57 +169,28 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
 impl IncomingCall {
     /// Sends the method's result (or error) to the caller.
     pub(crate) async fn answer(mut self, core: &Core, result: Result<serde_json::Value, CallError>) {
-        if let Some(local) = self.local.take() {
-            let _ = local.send(result);
-            return;
+        if self.local.is_some() {
+            return self.answer_local((&core.identity, &core.traces), result);
         }
-        match result {
-            Ok(value) => self.call.result = value,
-            Err(e) => {
-                self.call.error = Some(e.to_string());
-                self.call.code = Some(e.code().to_owned());
-                if let CallError::UnknownMethod { known, .. } = e {
-                    self.call.known = Some(known);
-                }
-            }
-        }
+        self.call.set_outcome(result);
         reply(core, &self.to, &self.correlation_id, "RpcCall", json(&self.call)).await;
     }
 }
 
 /// Hands an `#[rpc]` call to the agent's task without waiting for it;
-/// an unknown method or a stopping agent is answered at once.
+/// an unknown method or a stopping or busy agent is answered at once.
 async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcCall) {
-    let index = core.spec.rpcs.iter().position(|r| r.method == call.method);
-    let incoming = IncomingCall {
-        index: index.unwrap_or(usize::MAX),
+    // Boxed: the inbox keeps small entries.
+    let incoming = Box::new(IncomingCall {
+        index: usize::MAX,
         call,
         to,
         correlation_id,
         local: None,
-    };
-    let Some(_) = index else {
-        let known = core.spec.rpcs.iter().map(|r| r.method.to_owned()).collect();
-        let method = incoming.call.method.clone();
-        return incoming
-            .answer(core, Err(CallError::UnknownMethod { method, known }))
-            .await;
-    };
-    // Boxed: the inbox keeps small entries.
-    match core.calls.try_send(Box::new(incoming)) {
-        Ok(()) => {}
-        Err(super::inbox::Refused::Full(incoming)) => {
-            let busy = CallError::Busy {
-                agent: core.identity.to_string(),
-                waiting: core.options.call_queue,
-            };
-            tracing::debug!(agent = %core.identity, method = %incoming.call.method, "call refused: too many calls waiting");
-            incoming.answer(core, Err(busy)).await;
-        }
-        Err(super::inbox::Refused::Closed(incoming)) => {
-            let stopped = CallError::Failed(format!("agent `{}` is stopping", core.identity));
-            incoming.answer(core, Err(stopped)).await;
-        }
+        trace: None,
+    });
+    if let Err((incoming, refused)) = core.offer_call(incoming) {
+        incoming.answer(core, Err(refused)).await;
     }
 }
 

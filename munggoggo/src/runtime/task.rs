@@ -123,6 +123,7 @@ impl<A: Agent> Task<A> {
                     None => break,
                 },
                 Some(mut incoming) = core.calls.recv() => {
+                    incoming.trace_request((&core.identity, &core.traces));
                     let params = std::mem::take(&mut incoming.call.params);
                     let result = Box::pin(self.call(incoming.index, params)).await;
                     let answer = Box::pin(incoming.answer(&core, result));
