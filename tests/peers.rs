@@ -64,33 +64,39 @@ async fn agents_of_one_runtime_list_each_other_without_pongs() {
             .collect();
         assert_eq!(listed, names, "every agent lists all of its runtime at once");
     }
-    // A ping now reaches every agent; a second one follows it through
-    // the same queues, so once every agent has seen the second, it has
-    // handled the first.
+    // A ping now reaches every agent, and a note broadcast after it
+    // follows it through the same queue, so once every agent has handled
+    // the note, it has handled the ping. Neither answers nor traces it:
+    // a neighbour's ping carries nothing the runtime does not know.
     let pinger = &agents[0];
     pinger.context().ping_peers().await.unwrap();
-    pinger.context().ping_peers().await.unwrap();
+    pinger
+        .context()
+        .broadcast_raw("Note", &b"after the ping"[..])
+        .await
+        .unwrap();
     for agent in &agents {
-        until(agent, "both pings seen", |a| {
-            let seen = a.traces().all(None);
-            seen.iter()
-                .filter(|e| {
-                    !e.record.outgoing
-                        && e.record.sender() == pinger.identity()
-                        && String::from_utf8_lossy(&e.record.body).contains("PingControl")
-                })
-                .count()
-                >= 2
+        until(agent, "the note after the ping handled", |a| {
+            a.behaviour("note").is_some_and(|b| b.runs == 1)
         })
         .await;
-        let sent = agent.traces().all(None);
+        let seen = agent.traces().all(None);
+        let pings = seen
+            .iter()
+            .filter(|e| !e.record.outgoing && String::from_utf8_lossy(&e.record.body).contains("PingControl"))
+            .count();
+        assert_eq!(pings, 0, "{} traced a neighbour's ping", agent.identity());
         assert_eq!(
-            sent_control(&sent, "PongControl"),
+            sent_control(&seen, "PongControl"),
             0,
             "{} answered a neighbour",
             agent.identity()
         );
     }
+    assert!(
+        sent_control(&pinger.traces().all(None), "PingControl") >= 1,
+        "the ping is traced as sent"
+    );
     // A stopped agent leaves the listing at once.
     let gone = agents.pop().unwrap();
     gone.shutdown().await;

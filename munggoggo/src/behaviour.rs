@@ -115,7 +115,7 @@ impl AtomicState {
 #[derive(Debug)]
 pub(crate) struct Behaviour {
     pub(crate) name: Arc<str>,
-    pub(crate) spec: BehaviourSpec,
+    pub(crate) spec: &'static BehaviourSpec,
     pub(crate) state: AtomicState,
     runs: AtomicU64,
     errors: AtomicU64,
@@ -123,7 +123,7 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub(crate) fn new(identity: &str, spec: BehaviourSpec) -> Self {
+    pub(crate) fn new(identity: &str, spec: &'static BehaviourSpec) -> Self {
         Behaviour {
             name: format!("{identity}.{}", spec.method).into(),
             spec,
@@ -311,7 +311,7 @@ mod tests {
     fn suffix_matching_needs_a_dot() {
         let b = Behaviour::new(
             "agent1",
-            BehaviourSpec {
+            &BehaviourSpec {
                 method: "keep_ping",
                 kind: BehaviourKind::Oneshot,
             },

@@ -8,9 +8,9 @@
 //! past which a direct send fails with [`Error::QueueFull`] naming it (a
 //! broadcast or publication skips that queue with a warning).
 //!
-//! A queue is a FIFO under a short lock with its consumer's waker
-//! (`Fifo`): it allocates nothing until its first message, so that ten
-//! thousand idle agents cost little, and needs no allocation per message.
+//! A queue is a FIFO under a short lock with its consumer's waker, in one
+//! allocation shared by the bus, the consumer and the slots of its
+//! deliveries (`Queue`).
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -48,35 +48,36 @@ struct Topology {
     topic: Vec<(String, Arc<Queue>)>,
 }
 
+impl Drop for Topology {
+    /// The bus is gone: every consumer ends once it took the rest.
+    fn drop(&mut self) {
+        for queue in self.queues.values() {
+            queue.delete();
+        }
+    }
+}
+
+/// One queue, shared by the bus (which pushes), its consumer (which pops)
+/// and the slots of its deliveries (which count them): one allocation, so
+/// that ten thousand idle agents cost little; its FIFO allocates nothing
+/// until its first message and nothing per message.
 struct Queue {
     name: Arc<str>,
     source: Source,
-    fifo: Arc<Fifo>,
-    len: Arc<AtomicUsize>,
     max_len: Option<usize>,
     next_tag: AtomicU64,
-}
-
-/// The deliveries waiting in one queue, shared by the bus (which pushes)
-/// and the queue's consumer (which pops).
-#[derive(Default)]
-struct Fifo {
     items: Mutex<VecDeque<Delivery>>,
     waker: AtomicWaker,
+    /// Deliveries queued or in the consumer's hands (see [`Slot`]).
+    len: AtomicUsize,
     /// The queue was deleted: the consumer ends once it took the rest.
     deleted: AtomicBool,
     /// The consumer is gone: nothing can be delivered any more.
     abandoned: AtomicBool,
 }
 
-impl Fifo {
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Delivery>> {
-        self.items.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// The consumer of one queue: a stream of its deliveries.
-struct Receiver(Arc<Fifo>);
+struct Receiver(Arc<Queue>);
 
 impl Stream for Receiver {
     type Item = Delivery;
@@ -85,20 +86,20 @@ impl Stream for Receiver {
         // Take part in tokio's cooperative budget, as its channels do, so
         // that a busy queue cannot starve the consumer's other work.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let fifo = &self.0;
-        if let Some(delivery) = fifo.items().pop_front() {
+        let queue = &self.0;
+        if let Some(delivery) = queue.pop() {
             coop.made_progress();
             return Poll::Ready(Some(delivery));
         }
-        fifo.waker.register(cx.waker());
+        queue.waker.register(cx.waker());
         // A delivery pushed between the first look and the registration.
-        if let Some(delivery) = fifo.items().pop_front() {
+        if let Some(delivery) = queue.pop() {
             coop.made_progress();
             return Poll::Ready(Some(delivery));
         }
-        if fifo.deleted.load(Ordering::Acquire) {
+        if queue.deleted.load(Ordering::Acquire) {
             // Deleted after the last push: take what it still held.
-            return Poll::Ready(fifo.items().pop_front());
+            return Poll::Ready(queue.items().pop_front());
         }
         Poll::Pending
     }
@@ -115,19 +116,45 @@ impl Drop for Receiver {
 
 impl Queue {
     fn new(name: Arc<str>, source: Source, max_len: Option<usize>) -> (Arc<Queue>, Consumer) {
-        let fifo = Arc::new(Fifo::default());
         let queue = Arc::new(Queue {
             name,
             source,
-            fifo: Arc::clone(&fifo),
-            len: Arc::new(AtomicUsize::new(0)),
             max_len,
             next_tag: AtomicU64::new(1),
+            items: Mutex::default(),
+            waker: AtomicWaker::new(),
+            len: AtomicUsize::new(0),
+            deleted: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
         });
-        (queue, Receiver(fifo).boxed())
+        (Arc::clone(&queue), Receiver(queue).boxed())
     }
 
-    fn enqueue(&self, msg: &Outgoing) -> Result<()> {
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Delivery>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The oldest delivery. A fanout queue gives its buffer back once it
+    /// is drained: broadcasts are rare (a peer's ping, an announcement),
+    /// and every agent keeping the room of the last one costs a runtime of
+    /// ten thousand agents megabytes; the other queues keep theirs, so
+    /// that steady traffic allocates nothing per message.
+    fn pop(&self) -> Option<Delivery> {
+        let mut items = self.items();
+        let delivery = items.pop_front();
+        if items.is_empty() && self.source == Source::Fanout && items.capacity() > 0 {
+            *items = VecDeque::new();
+        }
+        delivery
+    }
+
+    /// Deleted from the bus: its consumer ends once it took the rest.
+    fn delete(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn enqueue(self: &Arc<Self>, msg: &Outgoing) -> Result<()> {
         if let Some(max_len) = self.max_len {
             if self.len.load(Ordering::Relaxed) >= max_len {
                 return Err(Error::QueueFull {
@@ -145,41 +172,42 @@ impl Queue {
         };
         self.len.fetch_add(1, Ordering::Relaxed);
         let delivery = Delivery {
-            received: Received::new(Arc::clone(&msg.properties), delivery, msg.body.clone()),
+            received: Arc::new(Received::new(
+                Arc::clone(&msg.properties),
+                delivery,
+                msg.body.clone(),
+            )),
             source: self.source.clone(),
-            acker: Acker::Memory(Slot(Arc::clone(&self.len))),
+            acker: Acker::Memory(Slot(Arc::clone(self))),
         };
         {
-            let mut items = self.fifo.items();
-            if self.fifo.abandoned.load(Ordering::Acquire) {
+            let mut items = self.items();
+            if self.abandoned.load(Ordering::Acquire) {
                 drop(items);
                 // The consumer is gone: the queue is being deleted.
                 return Err(Error::UnknownTarget(self.name.to_string()));
             }
             items.push_back(delivery);
         }
-        self.fifo.waker.wake();
+        self.waker.wake();
         Ok(())
-    }
-}
-
-impl Drop for Queue {
-    /// Deleted from the bus: its consumer ends once it took the rest.
-    fn drop(&mut self) {
-        self.fifo.deleted.store(true, Ordering::Release);
-        self.fifo.waker.wake();
     }
 }
 
 /// A message's place in its queue: the queue counts it until the message
 /// is acknowledged, rejected or dropped, so its maximum length bounds what
 /// waits for a slow consumer as well as what it is handling.
-#[derive(Debug)]
-pub struct Slot(Arc<AtomicUsize>);
+pub struct Slot(Arc<Queue>);
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Slot").field(&self.0.name).finish()
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.len.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -218,7 +246,9 @@ impl MemoryBus {
 
     fn delete(&self, name: &str) {
         let mut topology = self.write();
-        topology.queues.remove(name);
+        if let Some(queue) = topology.queues.remove(name) {
+            queue.delete();
+        }
         topology.fanout.retain(|q| &*q.name != name);
         topology.topic.retain(|(_, q)| &*q.name != name);
     }
@@ -264,8 +294,9 @@ impl Bus for MemoryBus {
         Box::pin(async move {
             let fanout_name = format!("{identity}.fanout");
             let control_name = control_queue(identity);
-            let mut declared: Vec<String> = Vec::new();
-            let mut consumers = Vec::new();
+            // The names the queues keep, shared rather than copied.
+            let mut declared: Vec<Arc<str>> = Vec::with_capacity(3);
+            let mut consumers = Vec::with_capacity(3);
             let names = [
                 (identity.to_owned(), Source::Direct),
                 (fanout_name.clone(), Source::Fanout),
@@ -274,10 +305,10 @@ impl Bus for MemoryBus {
             for (name, source) in names {
                 match self.declare(&name, source, options.max_queue) {
                     Ok((queue, consumer)) => {
+                        declared.push(Arc::clone(&queue.name));
                         if name == fanout_name {
                             self.write().fanout.push(queue);
                         }
-                        declared.push(name);
                         consumers.push(consumer);
                     }
                     Err(e) => {
@@ -309,12 +340,12 @@ impl Bus for MemoryBus {
 
 struct MemoryEndpoint {
     bus: MemoryBus,
-    owned: Mutex<Vec<String>>,
+    owned: Mutex<Vec<Arc<str>>>,
     max_queue: Option<usize>,
 }
 
 impl MemoryEndpoint {
-    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<Arc<str>>> {
         self.owned.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -347,13 +378,13 @@ impl Endpoint for MemoryEndpoint {
                 topology.topic.push(((*key).to_owned(), Arc::clone(&declared)));
             }
             drop(topology);
-            self.owned().push(queue.to_owned());
+            self.owned().push(Arc::clone(&declared.name));
             Ok(consumer)
         })
     }
 
     fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
-        self.owned().retain(|q| q != queue);
+        self.owned().retain(|q| &**q != queue);
         self.bus.delete(queue);
         Box::pin(std::future::ready(Ok(())))
     }

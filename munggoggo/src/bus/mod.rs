@@ -107,8 +107,10 @@ pub enum Source {
 
 /// A message delivered to one of an agent's queues.
 pub struct Delivery {
-    /// What was received.
-    pub received: Received,
+    /// What was received (shared: the handlers, the trace store and a
+    /// dead letter take it without a copy, and a queued delivery stays
+    /// small).
+    pub received: Arc<Received>,
     /// Which queue it came from.
     pub source: Source,
     /// Its acknowledgement handle.

@@ -207,7 +207,7 @@ pub(crate) async fn complete(core: &Core, delivery: Delivery) {
         tracing::warn!(agent = %core.identity, correlation_id = %id, "exposed-method reply for no waiting call (late or unknown) dropped");
     }
     match failure {
-        Some(reason) => core.reject_with(&Arc::new(received), acker, reason).await,
+        Some(reason) => core.reject_with(&received, acker, reason).await,
         None => {
             if let Err(e) = acker.ack().await {
                 tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a reply");
@@ -232,7 +232,6 @@ pub(crate) async fn serve(bus: &Arc<dyn Bus>, core: &Arc<Core>) -> Result<()> {
         return Ok(());
     };
     tracing::info!(agent = %core.identity, ?methods, "methods exposed to munggoggo 0.4 (aio-pika RPC)");
-    let mut shutdown = core.shutdown.subscribe();
     let core = Arc::clone(core);
     tokio::spawn(async move {
         loop {
@@ -241,7 +240,7 @@ pub(crate) async fn serve(bus: &Arc<dyn Bus>, core: &Arc<Core>) -> Result<()> {
                     Some(call) => { tokio::spawn(answer(Arc::clone(&core), call)); }
                     None => break,
                 },
-                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
+                () = core.shutdown.wait() => break,
             }
         }
     });

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use super::calls::{CallTrace, IncomingCall, LocalAnswer, Pending};
+use super::flag::Flag;
 use super::inbox::{Inbox, Refused};
 use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, HandlerRoute};
 use crate::behaviour::{AtomicState, Behaviour, State};
@@ -55,7 +56,9 @@ pub(crate) struct Core {
     /// Calls of `#[rpc]` methods waiting for the agent's task (bounded).
     pub(crate) calls: Inbox<Box<IncomingCall>>,
     /// Set when the agent is asked to stop.
-    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) shutdown: Flag,
+    /// Set once the agent's task has ended (see `start::supervise`).
+    pub(crate) done: Flag,
     pub(crate) pending: Pending,
     /// The runtime's agents and the remote peers they heard from.
     pub(crate) peers: Arc<Neighbourhood<Core>>,
@@ -65,7 +68,8 @@ pub(crate) struct Core {
     pub(crate) activity: tokio::sync::Notify,
     /// Tasks spawned with [`crate::Context::spawn`], aborted when the agent stops.
     tasks: Mutex<Vec<AbortHandle>>,
-    /// Binding keys set with [`crate::Context::set_topics`], by behaviour index.
+    /// Binding keys set with [`crate::Context::set_topics`], by behaviour
+    /// index (empty until the first is set).
     topics: Mutex<Vec<Option<Vec<String>>>>,
 }
 
@@ -84,7 +88,7 @@ impl Core {
             behaviours: spec
                 .behaviours
                 .iter()
-                .map(|b| Behaviour::new(identity, *b))
+                .map(|b| Behaviour::new(identity, b))
                 .collect(),
             options,
             spec,
@@ -92,13 +96,14 @@ impl Core {
             state: AtomicState::new(State::Init),
             control: Inbox::new(CONTROL_QUEUE),
             calls: Inbox::new(call_queue),
-            shutdown: watch::channel(false).0,
+            shutdown: Flag::default(),
+            done: Flag::default(),
             pending: Pending::default(),
             peers,
             buffered: std::sync::atomic::AtomicUsize::new(0),
             activity: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
-            topics: Mutex::new(vec![None; spec.behaviours.len()]),
+            topics: Mutex::new(Vec::new()),
         }
     }
 
@@ -190,7 +195,7 @@ impl Core {
 
     /// Asks the agent's task to stop.
     pub(crate) fn request_shutdown(&self) {
-        self.shutdown.send_replace(true);
+        self.shutdown.set();
     }
 
     pub(crate) fn abort_tasks(&self) {
@@ -273,7 +278,11 @@ impl Core {
 
     /// Replaces the binding keys of topic handler `i` (validated already).
     pub(crate) fn set_binding_keys(&self, i: usize, keys: Vec<String>) {
-        self.topics.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(keys);
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if topics.len() <= i {
+            topics.resize(self.behaviours.len().max(i + 1), None);
+        }
+        topics[i] = Some(keys);
     }
 
     /// Keeps `task` to abort it when the agent stops.

@@ -3,8 +3,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
-
 use crate::agent::{Agent, AgentOptions};
 use crate::behaviour::{BehaviourStatus, State};
 use crate::bus::Bus;
@@ -70,14 +68,14 @@ impl RuntimeHandle {
         if let Some(wire) = self.inner.wire {
             options.wire = wire;
         }
-        let (ctx, done) = super::start::start_agent(
+        let ctx = super::start::start_agent(
             Arc::clone(&self.inner.bus),
             Arc::clone(&self.inner.neighbourhood),
             agent,
             options,
         )
         .await?;
-        let handle = AgentHandle { ctx, done };
+        let handle = AgentHandle { ctx };
         let mut agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
         agents.retain(AgentHandle::is_up);
         agents.push(handle.clone());
@@ -131,8 +129,6 @@ impl RuntimeHandle {
 #[derive(Clone)]
 pub struct AgentHandle {
     ctx: Context,
-    /// Set once the agent's task has finished.
-    done: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -196,8 +192,7 @@ impl AgentHandle {
 
     /// Waits until the agent has stopped.
     pub async fn stopped(&self) {
-        let mut done = self.done.clone();
-        let _ = done.wait_for(|done| *done).await;
+        self.ctx.core.done.wait().await;
     }
 
     /// Waits until `condition` holds, checking it again whenever the agent

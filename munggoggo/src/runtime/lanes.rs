@@ -27,6 +27,7 @@ use futures_util::StreamExt;
 
 use super::core::Core;
 use crate::bus::{Consumer, Delivery, Source};
+use crate::future::BoxFuture;
 use crate::message;
 use crate::trace::{Category, TraceRecord};
 
@@ -155,42 +156,70 @@ pub(crate) struct Lanes {
     pub(crate) users: UserLanes,
 }
 
-/// What arrived while work was running.
-enum Arrived<T> {
-    Done(T),
-    Control(Option<Delivery>),
-    System(Delivery),
-}
-
 /// Runs `work` (a handler, behaviour step, `#[rpc]` method, teardown or
 /// acknowledgement) while serving the lanes beside it: system messages
 /// are answered, user deliveries read ahead. The work is polled first, so
 /// that work that is ready at once costs nothing more.
-pub(crate) async fn serve_while<F: Future>(lanes: &mut Lanes, core: &Arc<Core>, work: F) -> F::Output {
-    let mut work = std::pin::pin!(work);
-    loop {
-        let arrived = std::future::poll_fn(|cx| {
-            if let Poll::Ready(output) = work.as_mut().poll(cx) {
-                return Poll::Ready(Arrived::Done(output));
+pub(crate) fn serve_while<'a, F: Future>(
+    lanes: &'a mut Lanes,
+    core: &'a Arc<Core>,
+    work: F,
+) -> ServeWhile<'a, F> {
+    ServeWhile {
+        work,
+        lanes,
+        core,
+        serving: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`serve_while`]. Written out rather than an `async
+    /// fn`, which would hold `work` twice (as its argument and pinned) and
+    /// the deliveries it serves inline: it is part of every agent's task.
+    pub(crate) struct ServeWhile<'a, F> {
+        #[pin]
+        work: F,
+        lanes: &'a mut Lanes,
+        core: &'a Arc<Core>,
+        // The answer to a system message or control-lane delivery that
+        // arrived meanwhile (boxed: they are few); the work waits for it.
+        serving: Option<BoxFuture<'a, ()>>,
+    }
+}
+
+impl<F: Future> Future for ServeWhile<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        loop {
+            if let Some(serving) = this.serving.as_mut() {
+                std::task::ready!(serving.as_mut().poll(cx));
+                *this.serving = None;
             }
-            if let Poll::Ready(delivery) = lanes.control.poll_next(cx) {
-                return Poll::Ready(Arrived::Control(delivery));
+            let core: &'_ Arc<Core> = this.core;
+            if let Poll::Ready(output) = this.work.as_mut().poll(cx) {
+                core.buffered
+                    .store(this.lanes.users.buffered(), Ordering::Relaxed);
+                return Poll::Ready(output);
             }
-            match lanes.users.poll_read_ahead(cx) {
-                Poll::Ready(delivery) => Poll::Ready(Arrived::System(delivery)),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await;
-        core.buffered.store(lanes.users.buffered(), Ordering::Relaxed);
-        match arrived {
-            Arrived::Done(output) => return output,
-            Arrived::Control(delivery) => on_control(core, delivery).await,
-            Arrived::System(delivery) => {
-                let _ = trace_incoming(core, &delivery);
-                Box::pin(super::system::handle(core, delivery)).await;
-                core.activity.notify_waiters();
-            }
+            let serving: BoxFuture<'_, ()> = if let Poll::Ready(delivery) = this.lanes.control.poll_next(cx) {
+                Box::pin(on_control(core, delivery))
+            } else if let Poll::Ready(delivery) = this.lanes.users.poll_read_ahead(cx) {
+                Box::pin(async move {
+                    let _ = trace_incoming(core, &delivery);
+                    super::system::handle(core, delivery).await;
+                    core.activity.notify_waiters();
+                })
+            } else {
+                core.buffered
+                    .store(this.lanes.users.buffered(), Ordering::Relaxed);
+                return Poll::Pending;
+            };
+            core.buffered
+                .store(this.lanes.users.buffered(), Ordering::Relaxed);
+            *this.serving = Some(serving);
         }
     }
 }
@@ -224,12 +253,17 @@ pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
 }
 
 /// Records a delivery as incoming, unless it is system traffic of a CLI
-/// observer (see [`crate::protocol::is_observer_traffic`]); returns the
-/// record, which the handler's trace entry shares.
+/// observer (see [`crate::protocol::is_observer_traffic`]) or a ping of an
+/// agent of the same runtime (which is neither answered nor needed: the
+/// runtime knows its agents without messages, see [`crate::peers`]; traced,
+/// the announcement of one agent cost every other one an entry); returns
+/// the record, which the handler's trace entry shares.
 pub(crate) fn trace_incoming(core: &Core, delivery: &Delivery) -> Option<Arc<TraceRecord>> {
     let received = &delivery.received;
+    let kind = received.properties.kind.as_deref();
     if core.traces.capacity() == 0
-        || crate::protocol::is_observer_traffic(received.properties.kind.as_deref(), received.sender())
+        || crate::protocol::is_observer_traffic(kind, received.sender())
+        || (kind == Some(message::CONTROL) && core.peers.is_local(received.sender()))
     {
         return None;
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -30,7 +29,7 @@ pub(crate) async fn start_agent<A: Agent>(
     neighbourhood: Arc<crate::peers::Neighbourhood<super::core::Core>>,
     mut agent: A,
     options: AgentOptions,
-) -> Result<(Context, watch::Receiver<bool>)> {
+) -> Result<Context> {
     invocation::install_panic_hook();
     let identity = options.identity.clone();
     let prefetch = options.prefetch.max(1);
@@ -92,7 +91,6 @@ pub(crate) async fn start_agent<A: Agent>(
     core.state.set(State::Running);
     let neighbour: std::sync::Weak<Core> = Arc::downgrade(&core);
     neighbourhood.join(Arc::clone(&core.identity), neighbour);
-    let (done_tx, done_rx) = watch::channel(false);
     let limit = usize::from(prefetch) + usize::from(core.options.readahead);
     let task = task::Task {
         agent,
@@ -101,10 +99,9 @@ pub(crate) async fn start_agent<A: Agent>(
             control: lanes::ControlLane::new(opened.control),
             users: lanes::UserLanes::new(consumers, limit),
         },
-        shutdown: core.shutdown.subscribe(),
         invocation: Arc::default(),
     };
-    tokio::spawn(supervise(Arc::clone(&core), task.run(), done_tx).instrument(span.clone()));
+    tokio::spawn(supervise(Arc::clone(&core), task.run()).instrument(span.clone()));
     if let Err(e) = crate::pyrpc::serve(&bus, &core).instrument(span.clone()).await {
         core.request_shutdown();
         return Err(e);
@@ -117,7 +114,7 @@ pub(crate) async fn start_agent<A: Agent>(
         ctx.spawn(keepalive(ctx.clone(), announce, peer_interval).instrument(span));
     }
     tracing::info!(agent = %identity, "agent started");
-    Ok((ctx, done_rx))
+    Ok(ctx)
 }
 
 /// Pings the peers at once when `announce` (its round is claimed), then
@@ -144,36 +141,51 @@ async fn keepalive(ctx: Context, announce: bool, interval: Option<Duration>) {
     }
 }
 
-/// Runs the agent's task and notices its end: `done` is set however it
-/// ends, and a task that panicked outside the handlers (which catch their
+/// Runs the agent's task and notices its end: the agent's `done` flag is
+/// set however it ends (also when the runtime drops the task unfinished), and a task that panicked outside the handlers (which catch their
 /// own panics) leaves the agent `crashed`, its queues deleted, rather than
 /// `running` and deaf.
-pub(crate) async fn supervise(
+///
+/// A combinator rather than an `async fn`: an `async fn` would hold the
+/// task's future twice (as its argument and as what it awaits), which made
+/// every agent kilobytes larger; `then` holds one or the other.
+pub(crate) fn supervise(
     core: Arc<Core>,
     task: impl std::future::Future<Output = ()>,
-    done: watch::Sender<bool>,
-) {
-    let outcome = AssertUnwindSafe(task).catch_unwind().await;
-    if let Err(panic) = outcome {
-        // Requests that will not be taken any more are dropped: their
-        // senders learn that the agent stopped.
-        drop(core.control.close());
-        drop(core.calls.close());
-        let reason = invocation::panic_message(&*panic);
-        tracing::error!(agent = %core.identity, "the agent's task panicked outside its handlers: {reason}; the agent is stopped");
-        core.abort_tasks();
-        core.pending.clear();
-        if let Err(e) = core.endpoint.close().await {
-            tracing::warn!(agent = %core.identity, error = %e, "cannot delete the agent's queues");
+) -> impl std::future::Future<Output = ()> {
+    let done = SetsDone(Arc::clone(&core));
+    AssertUnwindSafe(task).catch_unwind().then(move |outcome| async move {
+        let _done = done;
+        if let Err(panic) = outcome {
+            // Requests that will not be taken any more are dropped: their
+            // senders learn that the agent stopped.
+            drop(core.control.close());
+            drop(core.calls.close());
+            let reason = invocation::panic_message(&*panic);
+            tracing::error!(agent = %core.identity, "the agent's task panicked outside its handlers: {reason}; the agent is stopped");
+            core.abort_tasks();
+            core.pending.clear();
+            if let Err(e) = core.endpoint.close().await {
+                tracing::warn!(agent = %core.identity, error = %e, "cannot delete the agent's queues");
+            }
+            core.buffered.store(0, std::sync::atomic::Ordering::Relaxed);
+            for b in &core.behaviours {
+                b.state.set(State::Shutdown);
+            }
+            core.state.set(State::Crashed);
+            core.activity.notify_waiters();
         }
-        core.buffered.store(0, std::sync::atomic::Ordering::Relaxed);
-        for b in &core.behaviours {
-            b.state.set(State::Shutdown);
-        }
-        core.state.set(State::Crashed);
-        core.activity.notify_waiters();
+    })
+}
+
+/// Sets the agent's `done` flag when dropped: when its supervision ends,
+/// or is dropped unfinished.
+struct SetsDone(Arc<Core>);
+
+impl Drop for SetsDone {
+    fn drop(&mut self) {
+        self.0.done.set();
     }
-    let _ = done.send(true);
 }
 
 #[cfg(test)]

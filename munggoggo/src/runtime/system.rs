@@ -31,8 +31,7 @@ pub(crate) async fn handle(core: &std::sync::Arc<Core>, delivery: Delivery) {
             }
         }
         Err(reason) => {
-            core.reject_with(&std::sync::Arc::new(received), acker, reason)
-                .await;
+            core.reject_with(&received, acker, reason).await;
         }
     }
 }

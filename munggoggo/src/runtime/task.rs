@@ -7,12 +7,10 @@
 //! share the task's state and its order of lanes, which is easier to check
 //! in one file than across several.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::core::{Control, Core};
@@ -26,30 +24,38 @@ use crate::message::Received;
 use crate::rpc::CallError;
 use crate::trace::{Category, TraceRecord};
 
-/// Which handlers take which messages.
+/// Which handlers take which messages. Small vectors searched in turn
+/// rather than hash maps: an agent has a few handlers, and a map would
+/// cost every agent an allocation of its own and every message a hash.
 struct Routes {
-    by_type: HashMap<&'static str, Vec<usize>>,
-    by_queue: HashMap<String, usize>,
+    /// By message type, in the order of the agent's handlers.
+    by_type: Vec<(&'static str, Vec<usize>)>,
+    /// By subscription queue.
+    by_queue: Vec<(String, usize)>,
     fallback: Option<usize>,
 }
 
 impl Routes {
     fn new(core: &Core) -> Self {
         let mut routes = Routes {
-            by_type: HashMap::new(),
-            by_queue: HashMap::new(),
+            by_type: Vec::new(),
+            by_queue: Vec::new(),
             fallback: None,
         };
         for (i, b) in core.behaviours.iter().enumerate() {
             match b.route() {
-                Some(HandlerRoute::Type(t)) => routes.by_type.entry(t).or_default().push(i),
-                Some(HandlerRoute::Topic(_)) => {
-                    routes.by_queue.insert(core.subscription_queue(i), i);
-                }
+                Some(HandlerRoute::Type(t)) => match routes.by_type.iter_mut().find(|(kind, _)| *kind == t) {
+                    Some((_, handlers)) => handlers.push(i),
+                    None => routes.by_type.push((t, vec![i])),
+                },
+                Some(HandlerRoute::Topic(_)) => routes.by_queue.push((core.subscription_queue(i), i)),
                 Some(HandlerRoute::Fallback) => routes.fallback = Some(i),
                 None => {}
             }
         }
+        // Kept for the agent's life: no room to grow.
+        routes.by_type.shrink_to_fit();
+        routes.by_queue.shrink_to_fit();
         routes
     }
 
@@ -58,17 +64,21 @@ impl Routes {
         match source {
             Source::Topic(queue) => self
                 .by_queue
-                .get(&**queue)
-                .map(std::slice::from_ref)
+                .iter()
+                .find(|(name, _)| name.as_str() == &**queue)
+                .map(|(_, i)| std::slice::from_ref(i))
                 .ok_or("no subscription"),
-            Source::Direct | Source::Fanout | Source::Control => match self.by_type.get(msg.message_type()) {
-                Some(handlers) => Ok(handlers),
-                None => self
-                    .fallback
-                    .as_ref()
-                    .map(std::slice::from_ref)
-                    .ok_or("no handler"),
-            },
+            Source::Direct | Source::Fanout | Source::Control => {
+                let kind = msg.message_type();
+                match self.by_type.iter().find(|(t, _)| *t == kind) {
+                    Some((_, handlers)) => Ok(handlers),
+                    None => self
+                        .fallback
+                        .as_ref()
+                        .map(std::slice::from_ref)
+                        .ok_or("no handler"),
+                }
+            }
         }
     }
 }
@@ -77,12 +87,23 @@ pub(crate) struct Task<A> {
     pub(crate) agent: A,
     pub(crate) ctx: Context,
     pub(crate) lanes: Lanes,
-    pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) invocation: Arc<Invocation>,
 }
 
 impl<A: Agent> Task<A> {
-    pub(crate) async fn run(mut self) {
+    /// Runs the agent until it is asked to stop, then its teardown. Not an
+    /// `async fn`, which would hold the task's state twice (its argument
+    /// and a copy): this future is most of an idle agent's memory.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
+    pub(crate) fn run(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            self.serve().await;
+            Box::pin(self.shutdown()).await;
+        }
+    }
+
+    /// Serves the lanes until the agent is asked to stop.
+    async fn serve(&mut self) {
         let core = Arc::clone(&self.ctx.core);
         let routes = Routes::new(&core);
         let mut schedule = Schedule::new(core.behaviours.len(), core.options.failure_policy);
@@ -107,8 +128,8 @@ impl<A: Agent> Task<A> {
             }
             tokio::select! {
                 biased;
-                delivery = self.lanes.control.next() => lanes::on_control(&core, delivery).await,
-                () = stop_requested(&mut self.shutdown) => break,
+                delivery = self.lanes.control.next() => Box::pin(lanes::on_control(&core, delivery)).await,
+                () = core.shutdown.wait() => break,
                 // The rarer lanes' futures are boxed: inline, they would
                 // make every agent's task kilobytes larger.
                 control = core.control.recv() => match control {
@@ -147,7 +168,6 @@ impl<A: Agent> Task<A> {
             }
             core.activity.notify_waiters();
         }
-        Box::pin(self.shutdown()).await;
     }
 
     async fn start(&mut self, schedule: &mut Schedule, i: usize) -> crate::Result<()> {
@@ -264,7 +284,7 @@ impl<A: Agent> Task<A> {
             source,
             acker,
         } = delivery;
-        let msg = Arc::new(received);
+        let msg = received;
         let handlers = match routes.resolve(&msg, &source) {
             Ok(handlers) => handlers,
             Err(_) if matches!(source, Source::Fanout) && msg.sender() == &*core.identity => {
@@ -460,11 +480,5 @@ async fn settle_step(core: Arc<Core>, i: usize, confirms: Vec<crate::bus::Confir
         );
         b.record_error(reason);
         core.activity.notify_waiters();
-    }
-}
-
-async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }

@@ -123,7 +123,7 @@ impl StreamState {
             delivery_tag,
         };
         Delivery {
-            received: Received::new(from_amqp(&properties), info, Bytes::from(data)),
+            received: Arc::new(Received::new(from_amqp(&properties), info, Bytes::from(data))),
             source: self.source.clone(),
             acker: Acker::Amqp(acker),
         }
