@@ -256,6 +256,47 @@ on_both_buses! {
         caller.shutdown().await;
     }
 
+    async fn a_call_waiting_for_an_agent_that_stops_fails_at_once(rt) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let calc = calc(tx);
+        let release = Arc::clone(&calc.release);
+        let agent = rt.spawn_as(unique("calc"), calc).await.unwrap();
+        let client = rt.client(unique("caller")).await.unwrap();
+        // The agent's task is busy in a handler; a call waits behind it.
+        client.send(agent.identity(), &Hold).await.unwrap();
+        assert_eq!(next(&mut rx).await, "holding");
+        let ctx = client.handle().context().clone();
+        let target = agent.identity().to_owned();
+        let waiting = tokio::spawn(async move {
+            ctx.call_with_timeout::<i64>(&target, "multiply", (6, 7), Duration::from_secs(30)).await
+        });
+        // The callee holds the call: on the embedded bus it is handed over
+        // as the caller lists it pending; over RabbitMQ once the callee
+        // traced the request.
+        let in_process = rt.bus().describe().starts_with("memory");
+        eventually("the callee holds the call", || {
+            client.pending_calls() == 1
+                && (in_process
+                    || agent.traces().all(None).iter().any(|e| {
+                        !e.record.outgoing && String::from_utf8_lossy(&e.record.body).contains("multiply")
+                    }))
+        })
+        .await;
+        agent.stop();
+        release.notify_one();
+        let err = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("answered long before its own timeout")
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Remote { code: Some(ErrorCode::Failed), error, .. } if error.contains("stopped")),
+            "{err:?}"
+        );
+        assert_eq!(client.pending_calls(), 0);
+        client.shutdown().await;
+    }
+
     async fn control_requests_can_be_restricted(rt) {
         let (tx, _rx) = mpsc::unbounded_channel();
         let mut options = munggoggo::AgentOptions::new(unique("guarded"));
