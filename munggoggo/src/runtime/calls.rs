@@ -1,6 +1,7 @@
 //! Calls in both directions: [`Pending`], this agent's requests waiting for
-//! their reply, and [`IncomingCall`], an `#[rpc]` call on its way to the
-//! agent's task.
+//! their reply, [`IncomingCall`], an `#[rpc]` call on its way to the
+//! agent's task, and [`CallTrace`], the trace entries of a call between
+//! agents of one embedded-bus runtime (which no message carries).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

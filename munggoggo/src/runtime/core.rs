@@ -3,9 +3,9 @@
 //! shared by its task, its handlers (through
 //! [`Context`](crate::Context)) and its [`AgentHandle`](crate::AgentHandle).
 //!
-//! A little over 400 lines: the struct and the operations on it that all
-//! three share (reject, release, settle, request a stop), kept beside the
-//! fields they touch.
+//! Near 500 lines: the struct and the operations on it that all three
+//! share (reject, release, settle, request a stop, take a call), kept
+//! beside the fields they touch.
 
 use std::sync::{Arc, Mutex};
 

@@ -2,7 +2,7 @@
 //! (see `lanes.rs`) and runs its handlers and behaviours one at a time
 //! with `&mut self`.
 //!
-//! Long (about 460 lines) on purpose: the task's loop and the steps it
+//! Long (near 500 lines) on purpose: the task's loop and the steps it
 //! runs (a delivery, a control request, a behaviour's turn, the teardown)
 //! share the task's state and its order of lanes, which is easier to check
 //! in one file than across several.
