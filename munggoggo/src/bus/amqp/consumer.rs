@@ -13,13 +13,15 @@
 //! connection or a restart of the agent; durable mode adds a broker
 //! restart.
 //!
-//! lapin recovers a lost connection and re-declares what each channel
-//! declared, but it gives up on a channel error (such as ACCESS_REFUSED
-//! while the broker still holds the old connection's exclusive consumer)
-//! and never reopens a channel closed by one. So a supervisor task per unit watches its channel and
-//! rebuilds it (declare, bind, consume) on a new channel with its own
-//! backoff; the unit's consumer streams switch to the new consumers and
-//! only end when the unit is closed or the connection is gone for good.
+//! lapin's own connection recovery is not used: the bus replaces a lost
+//! connection itself (see `link.rs`), and a channel error (such as
+//! ACCESS_REFUSED while the broker still holds the old connection's
+//! exclusive consumer) closes a channel for good. So a supervisor task per
+//! unit watches its channel and rebuilds it (declare, bind, consume) on a
+//! channel of the current connection with its own backoff; the unit's
+//! consumer streams switch to the new consumers and only end when the unit
+//! is closed or the bus is closed. (The paths for a channel that lapin is
+//! still recovering are a guard, should its recovery be switched on.)
 //!
 //! (Longer than most files: a unit's life, from open through supervision
 //! and rebuilds to close and the reaping of left-behind channels, is one
