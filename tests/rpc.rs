@@ -105,6 +105,27 @@ fn calc(events: Events) -> Calc {
     }
 }
 
+/// A `Calc` whose task is busy in its `hold` handler, a client, what
+/// releases the handler and the agent's events.
+async fn held(
+    rt: &munggoggo::RuntimeHandle,
+    prefix: &str,
+) -> (
+    munggoggo::AgentHandle,
+    munggoggo::runtime::Client,
+    Arc<Notify>,
+    mpsc::UnboundedReceiver<String>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let calc = calc(tx);
+    let release = Arc::clone(&calc.release);
+    let agent = rt.spawn_as(unique(prefix), calc).await.unwrap();
+    let client = rt.client(unique("caller")).await.unwrap();
+    client.send(agent.identity(), &Hold).await.unwrap();
+    assert_eq!(next(&mut rx).await, "holding");
+    (agent, client, release, rx)
+}
+
 on_both_buses! {
     async fn the_typed_client_calls_with_checked_types(rt) {
         let (tx, _rx) = mpsc::unbounded_channel();
@@ -257,14 +278,8 @@ on_both_buses! {
     }
 
     async fn a_call_waiting_for_an_agent_that_stops_fails_at_once(rt) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let calc = calc(tx);
-        let release = Arc::clone(&calc.release);
-        let agent = rt.spawn_as(unique("calc"), calc).await.unwrap();
-        let client = rt.client(unique("caller")).await.unwrap();
         // The agent's task is busy in a handler; a call waits behind it.
-        client.send(agent.identity(), &Hold).await.unwrap();
-        assert_eq!(next(&mut rx).await, "holding");
+        let (agent, client, release, _rx) = held(&rt, "calc").await;
         let ctx = client.handle().context().clone();
         let target = agent.identity().to_owned();
         let waiting = tokio::spawn(async move {
@@ -366,13 +381,7 @@ on_both_buses! {
     }
 
     async fn a_busy_agent_still_answers_system_requests(rt) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let busy = calc(tx);
-        let release = Arc::clone(&busy.release);
-        let agent = rt.spawn_as(unique("busy"), busy).await.unwrap();
-        let client = rt.client(unique("caller")).await.unwrap();
-        client.send(agent.identity(), &Hold).await.unwrap();
-        assert_eq!(next(&mut rx).await, "holding");
+        let (agent, client, release, mut rx) = held(&rt, "busy").await;
         client.ping(agent.identity()).await.unwrap();
         assert_eq!(client.list_behaviours(agent.identity()).await.unwrap().len(), 3);
         // A call of an #[rpc] waits for the agent's task.
