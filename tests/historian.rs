@@ -95,8 +95,8 @@ on_both_buses! {
             .await
             .unwrap();
         let mut properties = Properties::new("Tagged", &sender);
-        properties.correlation_id = Some("corr-1".to_owned());
-        client.emit(Route::Direct(historian.clone()), properties, b"{}".to_vec().into()).await.unwrap();
+        properties.correlation_id = Some("corr-1".into());
+        client.emit(Route::Direct(historian.as_str().into()), properties, b"{}".to_vec().into()).await.unwrap();
         client.send_raw(&historian, "Huge", vec![b'x'; 1000]).await.unwrap();
         client.send_raw(&historian, "Binary", vec![0xff, 0xfe, 0x00, 0x01]).await.unwrap();
         // 63 ASCII bytes, then a two-byte character across the cut at 64.

@@ -160,7 +160,7 @@ on_both_buses! {
                 .filter(|e| e.record.properties.kind.as_deref() == Some("RPC"))
                 .map(|e| {
                     let peer = if e.record.outgoing {
-                        e.record.target.clone()
+                        e.record.target.to_string()
                     } else {
                         e.record.sender().to_owned()
                     };

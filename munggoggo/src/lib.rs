@@ -36,7 +36,7 @@ pub use introspect::{AgentDescription, BehaviourDescription, MethodDescription};
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub use logging::init_logging;
-pub use message::{Envelope, Message, Raw};
+pub use message::{Envelope, Message, Raw, SmolStr};
 pub use peers::{Peer, PeerBehaviour, PeerStatus};
 pub use rpc::TraceQuery;
 pub use runtime::{AgentHandle, Runtime, RuntimeHandle};

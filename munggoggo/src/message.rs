@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+pub use smol_str::SmolStr;
 
 use crate::error::{Error, Result};
 
@@ -113,39 +114,39 @@ impl Payload for Raw {
 #[non_exhaustive]
 pub struct Properties {
     /// The AMQP `type`: the message type name, or `CONTROL`, `RPC`, `PUBSUB`.
-    pub kind: Option<String>,
+    pub kind: Option<SmolStr>,
     /// The sender's identity (AMQP `app_id`).
-    pub app_id: Option<String>,
+    pub app_id: Option<SmolStr>,
     /// Correlation id (set on CONTROL and RPC messages).
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<SmolStr>,
     /// A unique id per publish (32 hex digits).
-    pub message_id: Option<String>,
+    pub message_id: Option<SmolStr>,
     /// UTC seconds since the epoch when the message was sent.
     pub timestamp: Option<u64>,
     /// User headers.
     pub headers: Headers,
     /// Always `application/json` from munggoggo.
-    pub content_type: Option<String>,
+    pub content_type: Option<SmolStr>,
     /// The authenticated user on the broker, when known.
-    pub user_id: Option<String>,
+    pub user_id: Option<SmolStr>,
     /// `reply_to`, unused by munggoggo (replies go to `app_id`).
-    pub reply_to: Option<String>,
+    pub reply_to: Option<SmolStr>,
     /// `expiration` in milliseconds (the calls of exposed methods expire
     /// with their caller's timeout).
-    pub expiration: Option<String>,
+    pub expiration: Option<SmolStr>,
 }
 
 impl Properties {
     /// The properties munggoggo puts on every message it sends.
-    pub fn new(kind: &str, sender: &str) -> Self {
+    pub fn new(kind: impl Into<SmolStr>, sender: impl Into<SmolStr>) -> Self {
         Properties {
-            kind: Some(kind.to_owned()),
-            app_id: Some(sender.to_owned()),
+            kind: Some(kind.into()),
+            app_id: Some(sender.into()),
             correlation_id: None,
             message_id: Some(message_id()),
             timestamp: Some(now_secs()),
             headers: Headers::new(),
-            content_type: Some("application/json".to_owned()),
+            content_type: Some(SmolStr::new_static(JSON_CONTENT_TYPE)),
             user_id: None,
             reply_to: None,
             expiration: None,
@@ -153,10 +154,13 @@ impl Properties {
     }
 }
 
+/// The content type of every message munggoggo sends.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
 /// A fresh message id: 32 lower-case hex digits, as aiormq sends. Unique
 /// without a random number per send: a random half drawn once per
 /// process, then a counter (this runs for every send).
-pub(crate) fn message_id() -> String {
+pub(crate) fn message_id() -> SmolStr {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PROCESS: OnceLock<u64> = OnceLock::new();
@@ -165,11 +169,11 @@ pub(crate) fn message_id() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let id = (u128::from(process) << 64) | u128::from(n);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(32);
-    for shift in (0..32).rev() {
-        text.push(char::from(HEX[((id >> (shift * 4)) & 0xf) as usize]));
+    let mut text = [0u8; 32];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((id >> ((31 - i) * 4)) & 0xf) as usize];
     }
-    text
+    SmolStr::new(std::str::from_utf8(&text).expect("hex digits are ASCII"))
 }
 
 /// Where and how a message was delivered.
@@ -177,13 +181,13 @@ pub(crate) fn message_id() -> String {
 #[non_exhaustive]
 pub struct DeliveryInfo {
     /// The exchange it was published to (`""` for direct sends).
-    pub exchange: String,
+    pub exchange: SmolStr,
     /// Its routing key (identity, `admin` or the topic).
-    pub routing_key: String,
+    pub routing_key: SmolStr,
     /// Whether the bus delivered it before.
     pub redelivered: bool,
     /// The consumer it was delivered to.
-    pub consumer_tag: String,
+    pub consumer_tag: SmolStr,
     /// The delivery's sequence number on its consumer.
     pub delivery_tag: u64,
 }
@@ -201,7 +205,7 @@ pub struct Received {
     /// The payload: the body, or `c_data` of a 0.4 envelope.
     pub payload: Bytes,
     /// `c_type` of a 0.4 envelope, which names the type instead of the AMQP `type`.
-    pub envelope_type: Option<String>,
+    pub envelope_type: Option<SmolStr>,
 }
 
 impl Received {
@@ -375,10 +379,10 @@ pub(crate) fn envelope(c_type: &str, c_data: &str) -> Result<Bytes> {
 
 /// Recognises munggoggo 0.4's envelope (an object with a string `c_type` and
 /// a string `c_data`) and returns the type and the inner payload.
-pub(crate) fn unwrap_envelope(body: &Bytes) -> Option<(String, Bytes)> {
+pub(crate) fn unwrap_envelope(body: &Bytes) -> Option<(SmolStr, Bytes)> {
     #[derive(Deserialize)]
     struct Envelope04 {
-        c_type: String,
+        c_type: SmolStr,
         c_data: String,
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;

@@ -15,7 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
-use crate::message::{DeliveryInfo, Headers, Properties, Received};
+use crate::bus::Route;
+use crate::message::{DeliveryInfo, Headers, Properties, Received, SmolStr};
 
 /// How many entries a store keeps by default, as in munggoggo 0.4.
 pub const DEFAULT_CAPACITY: usize = 1000;
@@ -92,7 +93,7 @@ pub struct TraceRecord {
     pub delivery: Arc<DeliveryInfo>,
     /// Where an outgoing message went: the identity for a direct send,
     /// `fanout` for a broadcast, `publish` for a topic; empty when incoming.
-    pub target: String,
+    pub target: SmolStr,
     /// Whether the agent sent it (rather than received it).
     pub outgoing: bool,
     /// Why the message was rejected or its handler failed.
@@ -118,7 +119,7 @@ impl TraceRecord {
             body,
             properties,
             delivery,
-            target: String::new(),
+            target: SmolStr::default(),
             outgoing: false,
             reason: None,
             cut_from: None,
@@ -127,15 +128,20 @@ impl TraceRecord {
 
     /// The record of a published message: `target` as in [`Self::target`],
     /// `routing_key` the identity, `admin` or the topic.
-    pub fn outgoing(target: &str, routing_key: &str, props: &Arc<Properties>, body: Bytes) -> Self {
+    pub fn outgoing(
+        target: impl Into<SmolStr>,
+        routing_key: impl Into<SmolStr>,
+        props: &Arc<Properties>,
+        body: Bytes,
+    ) -> Self {
         TraceRecord {
             body,
             properties: Arc::clone(props),
             delivery: Arc::new(DeliveryInfo {
-                routing_key: routing_key.to_owned(),
+                routing_key: routing_key.into(),
                 ..DeliveryInfo::default()
             }),
-            target: target.to_owned(),
+            target: target.into(),
             outgoing: true,
             reason: None,
             cut_from: None,
@@ -278,7 +284,8 @@ pub struct TraceEntry {
     pub time: SystemTime,
     /// Why it was traced.
     pub category: Category,
-    /// The message, shared by the entries of one message in several categories.
+    /// The message. Read from a store, it is made from what the store kept
+    /// of the message (see [`TraceStore`]); entries may share it.
     pub record: Arc<TraceRecord>,
 }
 
@@ -310,7 +317,9 @@ pub const SYSTEM_CAPACITY: usize = 100;
 /// A fixed-size ring of the latest trace entries of one agent.
 ///
 /// Appending is O(1) under one short lock, as it happens for every message;
-/// when the ring is full the oldest entry goes. CONTROL messages (peer
+/// when the ring is full the oldest entry goes. The runtime's own entries
+/// share the message they trace (its properties and body) rather than
+/// copying it, and become [`TraceRecord`]s only when read. CONTROL messages (peer
 /// discovery) go to a second, small ring ([`SYSTEM_CAPACITY`] entries), so
 /// that keepalive traffic never pushes user entries out. Queries see both
 /// rings merged in order and return entries oldest first, as 0.4 does.
@@ -327,28 +336,100 @@ struct Inner {
     rings: Mutex<Rings>,
 }
 
-/// The two rings, newest first; the numbers order entries across both.
+/// The two rings, newest first.
 #[derive(Default)]
 struct Rings {
     next: u64,
-    user: VecDeque<(u64, TraceEntry)>,
-    system: VecDeque<(u64, TraceEntry)>,
+    user: VecDeque<Slot>,
+    system: VecDeque<Slot>,
+}
+
+/// One entry as a ring keeps it; `seq` orders entries across both rings.
+struct Slot {
+    seq: u64,
+    time: SystemTime,
+    category: Category,
+    kept: Kept,
+}
+
+/// What a ring keeps of a message: a record, or the parts of the message
+/// that a record is made of when the entry is read. Tracing a message as
+/// it goes by then allocates nothing: it shares what the message holds.
+enum Kept {
+    Record(Arc<TraceRecord>),
+    /// A received message, as its handlers got it.
+    Received(Arc<Received>),
+    /// A published message.
+    Sent {
+        properties: Arc<Properties>,
+        route: Route,
+        body: Bytes,
+    },
+}
+
+impl Kept {
+    fn properties(&self) -> &Properties {
+        match self {
+            Kept::Record(record) => &record.properties,
+            Kept::Received(received) => &received.properties,
+            Kept::Sent { properties, .. } => properties,
+        }
+    }
+
+    /// As [`TraceRecord::sender`].
+    fn sender(&self) -> &str {
+        match self {
+            Kept::Record(record) => record.sender(),
+            Kept::Received(received) => received.sender(),
+            Kept::Sent { .. } => "",
+        }
+    }
+
+    fn record(&self) -> Arc<TraceRecord> {
+        match self {
+            Kept::Record(record) => Arc::clone(record),
+            Kept::Received(received) => Arc::new(TraceRecord::incoming(received)),
+            Kept::Sent {
+                properties,
+                route,
+                body,
+            } => Arc::new(TraceRecord::outgoing(
+                route.target(),
+                route.key(),
+                properties,
+                body.clone(),
+            )),
+        }
+    }
+}
+
+impl Slot {
+    fn entry(&self) -> TraceEntry {
+        TraceEntry {
+            time: self.time,
+            category: self.category.clone(),
+            record: self.kept.record(),
+        }
+    }
 }
 
 impl Rings {
     /// Every entry, newest first.
-    fn newest_first(&self) -> impl Iterator<Item = &TraceEntry> + '_ {
+    fn newest_first(&self) -> impl Iterator<Item = &Slot> + '_ {
         let mut user = self.user.iter().peekable();
         let mut system = self.system.iter().peekable();
         std::iter::from_fn(move || {
             let from_user = match (user.peek(), system.peek()) {
-                (Some(u), Some(s)) => u.0 > s.0,
+                (Some(u), Some(s)) => u.seq > s.seq,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => return None,
             };
-            let next = if from_user { user.next() } else { system.next() };
-            next.map(|(_, entry)| entry)
+            if from_user {
+                user.next()
+            } else {
+                system.next()
+            }
         })
     }
 }
@@ -386,24 +467,56 @@ impl TraceStore {
             return;
         }
         let mut record = record.into();
-        let limit = self.inner.body_limit;
-        if record.body.len() > limit {
-            // A copy, not a slice: a slice would keep the whole body alive.
-            let mut cut = (*record).clone();
-            cut.cut_from = Some(record.body.len());
-            cut.body = Bytes::copy_from_slice(&record.body[..limit]);
-            record = Arc::new(cut);
+        if record.body.len() > self.inner.body_limit {
+            record = Arc::new(self.cut(&record));
         }
-        let system = record.properties.kind.as_deref() == Some(crate::message::CONTROL);
-        let entry = TraceEntry {
-            time: SystemTime::now(),
-            category,
-            record,
+        self.keep(category, Kept::Record(record));
+    }
+
+    /// Records a received message under `category`, sharing it.
+    pub(crate) fn append_received(&self, category: Category, received: &Arc<Received>) {
+        if self.inner.capacity == 0 {
+            return;
+        }
+        if received.body.len() > self.inner.body_limit {
+            return self.append(category, TraceRecord::incoming(received));
+        }
+        self.keep(category, Kept::Received(Arc::clone(received)));
+    }
+
+    /// Records a published message as outgoing, sharing its properties and body.
+    pub(crate) fn append_sent(&self, route: &Route, properties: &Arc<Properties>, body: Bytes) {
+        if self.inner.capacity == 0 {
+            return;
+        }
+        if body.len() > self.inner.body_limit {
+            let record = TraceRecord::outgoing(route.target(), route.key(), properties, body);
+            return self.append(Category::Outgoing, record);
+        }
+        let kept = Kept::Sent {
+            properties: Arc::clone(properties),
+            route: route.clone(),
+            body,
         };
+        self.keep(Category::Outgoing, kept);
+    }
+
+    /// A copy of `record` with its body cut to the limit (a copy, not a
+    /// slice: a slice would keep the whole body alive).
+    fn cut(&self, record: &TraceRecord) -> TraceRecord {
+        let mut cut = record.clone();
+        cut.cut_from = Some(record.body.len());
+        cut.body = Bytes::copy_from_slice(&record.body[..self.inner.body_limit]);
+        cut
+    }
+
+    fn keep(&self, category: Category, kept: Kept) {
+        let system = kept.properties().kind.as_deref() == Some(crate::message::CONTROL);
+        let time = SystemTime::now();
         let (ring_capacity, evicted);
         {
             let mut rings = self.lock();
-            let n = rings.next;
+            let seq = rings.next;
             rings.next += 1;
             let ring = if system {
                 ring_capacity = self.inner.capacity.min(SYSTEM_CAPACITY);
@@ -417,7 +530,12 @@ impl TraceStore {
             } else {
                 None
             };
-            ring.push_front((n, entry));
+            ring.push_front(Slot {
+                seq,
+                time,
+                category,
+                kept,
+            });
         }
         // The evicted entry (and the message it may keep alive) is freed
         // after the lock is released.
@@ -426,17 +544,17 @@ impl TraceStore {
 
     /// The newest `limit` entries (all with `None`), oldest first.
     pub fn all(&self, limit: Option<usize>) -> Vec<TraceEntry> {
-        self.select(limit, |_| true)
+        self.select(limit, |_, _| true)
     }
 
     /// The newest `limit` entries of received messages, oldest first.
     pub fn received(&self, limit: Option<usize>) -> Vec<TraceEntry> {
-        self.select(limit, |e| e.category == Category::Incoming)
+        self.select(limit, |category, _| *category == Category::Incoming)
     }
 
     /// The newest `limit` entries of sent messages, oldest first.
     pub fn sent(&self, limit: Option<usize>) -> Vec<TraceEntry> {
-        self.select(limit, |e| e.category == Category::Outgoing)
+        self.select(limit, |category, _| *category == Category::Outgoing)
     }
 
     /// The newest `limit` entries matching a `ListTraceStore` filter, oldest
@@ -451,14 +569,14 @@ impl TraceStore {
     ) -> Vec<TraceEntry> {
         let sender = sender.filter(|s| !s.is_empty());
         let category = category.filter(|c| !c.is_empty());
-        self.select(limit, |e| {
-            sender.is_none_or(|s| e.record.sender() == s) && category.is_none_or(|c| e.category.as_str() == c)
+        self.select(limit, |kind, kept| {
+            sender.is_none_or(|s| kept.sender() == s) && category.is_none_or(|c| kind.as_str() == c)
         })
     }
 
     /// The newest entry.
     pub fn latest(&self) -> Option<TraceEntry> {
-        self.lock().newest_first().next().cloned()
+        self.lock().newest_first().next().map(Slot::entry)
     }
 
     /// How many entries the store holds.
@@ -486,13 +604,13 @@ impl TraceStore {
     }
 
     /// The newest `limit` entries that `keep` accepts, oldest first.
-    fn select(&self, limit: Option<usize>, keep: impl Fn(&TraceEntry) -> bool) -> Vec<TraceEntry> {
+    fn select(&self, limit: Option<usize>, keep: impl Fn(&Category, &Kept) -> bool) -> Vec<TraceEntry> {
         let mut picked: Vec<TraceEntry> = self
             .lock()
             .newest_first()
-            .filter(|e| keep(e))
+            .filter(|slot| keep(&slot.category, &slot.kept))
             .take(limit.unwrap_or(usize::MAX))
-            .cloned()
+            .map(Slot::entry)
             .collect();
         picked.reverse();
         picked
@@ -669,7 +787,7 @@ mod tests {
     #[test]
     fn outgoing_record_has_04_fields_in_04_order() {
         let mut props = Properties::new("RPC", "agent1");
-        props.correlation_id = Some("23d009aa".to_owned());
+        props.correlation_id = Some("23d009aa".into());
         let body = Bytes::from_static(br#"{"c_type": "Pong"}"#);
         let record = TraceRecord::outgoing("probe", "probe", &Arc::new(props.clone()), body);
         assert_eq!(
@@ -683,15 +801,15 @@ mod tests {
     #[test]
     fn incoming_entry_has_04_fields_in_04_order() {
         let mut props = Properties::new("RPC", "probe");
-        props.correlation_id = Some("4e6b461c".to_owned());
-        props.message_id = Some("d28a690d".to_owned());
+        props.correlation_id = Some("4e6b461c".into());
+        props.message_id = Some("d28a690d".into());
         props.timestamp = Some(1_795_544_513);
-        props.user_id = Some("guest".to_owned());
+        props.user_id = Some("guest".into());
         let delivery = DeliveryInfo {
-            exchange: String::new(),
-            routing_key: "agent1".to_owned(),
+            exchange: Default::default(),
+            routing_key: "agent1".into(),
             redelivered: false,
-            consumer_tag: "agent1".to_owned(),
+            consumer_tag: "agent1".into(),
             delivery_tag: 65,
         };
         let received = Received::new(props, delivery, Bytes::from_static(b"{\"x\": 1}"));
@@ -728,5 +846,59 @@ mod tests {
         assert_eq!(entries[0].record.to_wire()["body_size"], 10);
         assert_eq!(&entries[1].record.body[..], b"abc");
         assert_eq!(entries[1].record.cut_from, None);
+    }
+
+    #[test]
+    fn messages_kept_as_they_went_by_read_as_their_records() {
+        let store = TraceStore::with_body_limit(10, 4);
+        let received = Arc::new(Received::new(
+            Properties::new("Demo", "peer"),
+            DeliveryInfo {
+                routing_key: "me".into(),
+                consumer_tag: "me".into(),
+                delivery_tag: 7,
+                ..DeliveryInfo::default()
+            },
+            Bytes::from_static(b"{}"),
+        ));
+        let sent = Arc::new(Properties::new("Demo", "me"));
+        let topic = Route::Topic("sensors.kitchen".into());
+        store.append_received(Category::Incoming, &received);
+        store.append_received(Category::Behaviour("me.demo".into()), &received);
+        store.append_sent(&Route::Direct("peer".into()), &sent, Bytes::from_static(b"[]"));
+        store.append_sent(&topic, &sent, Bytes::from_static(b"0123456789"));
+        let long = Arc::new(Received::new(
+            Properties::new("Demo", "peer"),
+            DeliveryInfo::default(),
+            Bytes::from_static(b"abcdefgh"),
+        ));
+        store.append_received(Category::Incoming, &long);
+
+        let entries = store.all(None);
+        let categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
+        assert_eq!(
+            categories,
+            ["incoming", "me.demo", "outgoing", "outgoing", "incoming"]
+        );
+        assert_eq!(*entries[0].record, TraceRecord::incoming(&received));
+        assert_eq!(*entries[1].record, TraceRecord::incoming(&received));
+        let direct = TraceRecord::outgoing("peer", "peer", &sent, Bytes::from_static(b"[]"));
+        assert_eq!(*entries[2].record, direct);
+        // Long bodies are cut whichever way the message was kept.
+        assert_eq!(entries[3].record.target, "publish");
+        assert_eq!(entries[3].record.delivery.routing_key, "sensors.kitchen");
+        assert_eq!(
+            (&entries[3].record.body[..], entries[3].record.cut_from),
+            (&b"0123"[..], Some(10))
+        );
+        assert_eq!(
+            (&entries[4].record.body[..], entries[4].record.cut_from),
+            (&b"abcd"[..], Some(8))
+        );
+        assert_eq!(
+            store.filter(None, Some("peer"), None).len(),
+            3,
+            "sent entries have no sender"
+        );
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::{Outgoing, Route};
-use crate::message::{Properties, Received};
+use crate::message::{Properties, Received, SmolStr};
 
 /// The queue that keeps dead letters (durable, shared by every agent of a
 /// virtual host, bounded at [`DEAD_LETTER_LIMIT`] messages).
@@ -79,12 +79,12 @@ impl DeadLetter {
             handler: handler.map(str::to_owned),
             error: error.to_owned(),
             attempts: if msg.delivery.redelivered { 2 } else { 1 },
-            exchange: msg.delivery.exchange.clone(),
-            routing_key: msg.delivery.routing_key.clone(),
+            exchange: msg.delivery.exchange.to_string(),
+            routing_key: msg.delivery.routing_key.to_string(),
             dead_at: Some(crate::message::now_secs()),
-            kind: msg.properties.kind.clone(),
-            sender: msg.properties.app_id.clone(),
-            message_id: msg.properties.message_id.clone(),
+            kind: msg.properties.kind.as_ref().map(SmolStr::to_string),
+            sender: msg.properties.app_id.as_ref().map(SmolStr::to_string),
+            message_id: msg.properties.message_id.as_ref().map(SmolStr::to_string),
             body: msg.body.clone(),
         }
     }
@@ -106,7 +106,7 @@ impl DeadLetter {
             headers.insert(header::DEAD_AT.to_owned(), at.into());
         }
         Outgoing {
-            route: Route::Direct(DEAD_LETTER_QUEUE.to_owned()),
+            route: Route::Direct(SmolStr::new_static(DEAD_LETTER_QUEUE)),
             properties: std::sync::Arc::new(properties),
             body: self.body.clone(),
         }
@@ -129,9 +129,9 @@ impl DeadLetter {
             exchange: text(header::EXCHANGE).unwrap_or_default(),
             routing_key: text(header::ROUTING_KEY).unwrap_or_default(),
             dead_at: headers.get(header::DEAD_AT).and_then(|v| v.as_u64()),
-            kind: msg.properties.kind.clone(),
-            sender: msg.properties.app_id.clone(),
-            message_id: msg.properties.message_id.clone(),
+            kind: msg.properties.kind.as_ref().map(SmolStr::to_string),
+            sender: msg.properties.app_id.as_ref().map(SmolStr::to_string),
+            message_id: msg.properties.message_id.as_ref().map(SmolStr::to_string),
             body: msg.body.clone(),
         })
     }
@@ -153,8 +153,8 @@ impl DeadLetter {
         }
         let route = match self.exchange.as_str() {
             super::FANOUT_EXCHANGE => Route::Fanout,
-            super::TOPIC_EXCHANGE => Route::Topic(self.routing_key.clone()),
-            _ => Route::Direct(self.routing_key.clone()),
+            super::TOPIC_EXCHANGE => Route::Topic(self.routing_key.as_str().into()),
+            _ => Route::Direct(self.routing_key.as_str().into()),
         };
         Outgoing {
             route,

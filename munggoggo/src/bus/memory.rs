@@ -27,7 +27,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
-use crate::message::{DeliveryInfo, Received};
+use crate::message::{DeliveryInfo, Received, SmolStr};
 
 /// The embedded bus. Cloning it gives another handle to the same bus.
 #[derive(Clone, Default)]
@@ -43,7 +43,7 @@ impl std::fmt::Debug for MemoryBus {
 
 #[derive(Default)]
 struct Topology {
-    queues: HashMap<Arc<str>, Arc<Queue>>,
+    queues: HashMap<SmolStr, Arc<Queue>>,
     fanout: Vec<Arc<Queue>>,
     topic: Vec<(String, Arc<Queue>)>,
 }
@@ -62,7 +62,7 @@ impl Drop for Topology {
 /// that ten thousand idle agents cost little; its FIFO allocates nothing
 /// until its first message and nothing per message.
 struct Queue {
-    name: Arc<str>,
+    name: SmolStr,
     source: Source,
     max_len: Option<usize>,
     next_tag: AtomicU64,
@@ -115,7 +115,7 @@ impl Drop for Receiver {
 }
 
 impl Queue {
-    fn new(name: Arc<str>, source: Source, max_len: Option<usize>) -> (Arc<Queue>, Consumer) {
+    fn new(name: SmolStr, source: Source, max_len: Option<usize>) -> (Arc<Queue>, Consumer) {
         let queue = Arc::new(Queue {
             name,
             source,
@@ -164,10 +164,10 @@ impl Queue {
             }
         }
         let delivery = DeliveryInfo {
-            exchange: msg.route.exchange().to_owned(),
-            routing_key: msg.route.routing_key().to_owned(),
+            exchange: SmolStr::new_static(msg.route.exchange()),
+            routing_key: msg.route.key(),
             redelivered: false,
-            consumer_tag: self.name.to_string(),
+            consumer_tag: self.name.clone(),
             delivery_tag: self.next_tag.fetch_add(1, Ordering::Relaxed),
         };
         self.len.fetch_add(1, Ordering::Relaxed);
@@ -238,9 +238,7 @@ impl MemoryBus {
             return Err(Error::IdentityInUse(name.to_owned()));
         }
         let (queue, consumer) = Queue::new(name.into(), source, max_len);
-        topology
-            .queues
-            .insert(Arc::clone(&queue.name), Arc::clone(&queue));
+        topology.queues.insert(queue.name.clone(), Arc::clone(&queue));
         Ok((queue, consumer))
     }
 
@@ -258,7 +256,7 @@ impl MemoryBus {
         match &msg.route {
             Route::Direct(identity) => match topology.queues.get(identity.as_str()) {
                 Some(queue) => queue.enqueue(msg),
-                None => Err(Error::UnknownTarget(identity.clone())),
+                None => Err(Error::UnknownTarget(identity.to_string())),
             },
             Route::Fanout => {
                 for queue in &topology.fanout {
@@ -295,7 +293,7 @@ impl Bus for MemoryBus {
             let fanout_name = format!("{identity}.fanout");
             let control_name = control_queue(identity);
             // The names the queues keep, shared rather than copied.
-            let mut declared: Vec<Arc<str>> = Vec::with_capacity(3);
+            let mut declared: Vec<SmolStr> = Vec::with_capacity(3);
             let mut consumers = Vec::with_capacity(3);
             let names = [
                 (identity.to_owned(), Source::Direct),
@@ -305,7 +303,7 @@ impl Bus for MemoryBus {
             for (name, source) in names {
                 match self.declare(&name, source, options.max_queue) {
                     Ok((queue, consumer)) => {
-                        declared.push(Arc::clone(&queue.name));
+                        declared.push(queue.name.clone());
                         if name == fanout_name {
                             self.write().fanout.push(queue);
                         }
@@ -340,12 +338,12 @@ impl Bus for MemoryBus {
 
 struct MemoryEndpoint {
     bus: MemoryBus,
-    owned: Mutex<Vec<Arc<str>>>,
+    owned: Mutex<Vec<SmolStr>>,
     max_queue: Option<usize>,
 }
 
 impl MemoryEndpoint {
-    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<Arc<str>>> {
+    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<SmolStr>> {
         self.owned.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -378,7 +376,7 @@ impl Endpoint for MemoryEndpoint {
                 topology.topic.push(((*key).to_owned(), Arc::clone(&declared)));
             }
             drop(topology);
-            self.owned().push(Arc::clone(&declared.name));
+            self.owned().push(declared.name.clone());
             Ok(consumer)
         })
     }

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
-use crate::message::{Properties, Received};
+use crate::message::{Properties, Received, SmolStr};
 
 #[cfg(feature = "amqp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
@@ -54,16 +54,16 @@ pub fn control_queue(identity: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// To the agent with this identity (default exchange).
-    Direct(String),
+    Direct(SmolStr),
     /// To every agent (the `admin` fanout exchange), the sender included.
     Fanout,
     /// To every subscription whose binding key matches this topic.
-    Topic(String),
+    Topic(SmolStr),
 }
 
 impl Route {
     /// The exchange the route publishes to.
-    pub fn exchange(&self) -> &str {
+    pub fn exchange(&self) -> &'static str {
         match self {
             Route::Direct(_) => "",
             Route::Fanout => FANOUT_EXCHANGE,
@@ -77,6 +77,24 @@ impl Route {
             Route::Direct(id) => id,
             Route::Fanout => FANOUT_EXCHANGE,
             Route::Topic(t) => t,
+        }
+    }
+
+    /// Where a message on this route goes, as an outgoing trace record
+    /// names it: the identity, `fanout` or `publish`.
+    pub(crate) fn target(&self) -> SmolStr {
+        match self {
+            Route::Direct(identity) => identity.clone(),
+            Route::Fanout => SmolStr::new_static("fanout"),
+            Route::Topic(_) => SmolStr::new_static("publish"),
+        }
+    }
+
+    /// The routing key, shared rather than copied.
+    pub(crate) fn key(&self) -> SmolStr {
+        match self {
+            Route::Direct(key) | Route::Topic(key) => key.clone(),
+            Route::Fanout => SmolStr::new_static(FANOUT_EXCHANGE),
         }
     }
 }

@@ -130,7 +130,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
         Command::Publish { topic, body, kind } => {
             let kind = kind.as_deref().unwrap_or(crate::message::PUBSUB);
             ctx.emit(
-                Route::Topic(topic.clone()),
+                Route::Topic(topic.into()),
                 Properties::new(kind, ctx.identity()),
                 body.clone().into_bytes().into(),
             )

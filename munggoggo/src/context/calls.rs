@@ -3,7 +3,6 @@
 //! routed by identity; the reply completes the pending call directly (see
 //! [`crate::rpc`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -262,8 +261,8 @@ impl Context {
             .to_owned();
         let properties = || {
             let mut properties = Properties::new(message::RPC, self.identity());
-            properties.correlation_id = Some(id.clone());
-            properties.reply_to = Some(control_queue(self.identity()));
+            properties.correlation_id = Some(id.as_str().into());
+            properties.reply_to = Some(control_queue(self.identity()).into());
             properties
         };
         let first = properties();
@@ -319,7 +318,7 @@ impl Context {
     async fn send_request(&self, to: String, properties: Properties, body: Bytes) -> Result<()> {
         let traced = body.clone();
         self.core
-            .publish(Route::Direct(to), properties, body, traced)
+            .publish(Route::Direct(to.into()), properties, body, traced)
             .await?
             .wait()
             .await
@@ -352,12 +351,8 @@ async fn call_in_process(caller: &Core, callee: &Core, call: RpcCall, timeout: D
     let correlation_id = crate::message::message_id();
     // Listed among the caller's pending calls as a call over the bus is,
     // so that it fails at once when the caller stops.
-    let mut waiting = caller.pending.insert(correlation_id.clone());
-    let trace = CallTrace::new(
-        Arc::clone(&caller.identity),
-        caller.traces.clone(),
-        correlation_id,
-    );
+    let mut waiting = caller.pending.insert(correlation_id.to_string());
+    let trace = CallTrace::new(caller.identity.clone(), caller.traces.clone(), correlation_id);
     let answer = callee.take_call(call, Some(trace));
     let answered = async {
         tokio::select! {

@@ -58,7 +58,7 @@ impl Context {
     pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
         let body = self.core.encode(msg)?;
         self.emit(
-            Route::Topic(topic.to_owned()),
+            Route::Topic(topic.into()),
             Properties::new(self.core.publish_type::<M>(), self.identity()),
             body,
         )
@@ -68,7 +68,7 @@ impl Context {
     /// Sends a body of any type name to `to`, as 0.4's `direct_send` does.
     pub async fn send_raw(&self, to: &str, kind: &str, body: impl Into<Bytes>) -> Result<()> {
         self.emit(
-            Route::Direct(to.to_owned()),
+            Route::Direct(to.into()),
             Properties::new(kind, self.identity()),
             body.into(),
         )
@@ -84,7 +84,7 @@ impl Context {
     /// Publishes an untyped body on `topic` (type `PUBSUB`), as 0.4's `publish` does.
     pub async fn publish_raw(&self, topic: &str, body: impl Into<Bytes>) -> Result<()> {
         self.emit(
-            Route::Topic(topic.to_owned()),
+            Route::Topic(topic.into()),
             Properties::new(message::PUBSUB, self.identity()),
             body.into(),
         )
@@ -95,7 +95,7 @@ impl Context {
     /// `timestamp` are filled in when missing).
     pub async fn emit(&self, route: Route, mut properties: Properties, body: Bytes) -> Result<()> {
         if properties.app_id.is_none() {
-            properties.app_id = Some(self.identity().to_owned());
+            properties.app_id = Some(self.core.identity.clone());
         }
         if properties.timestamp.is_none() {
             properties.timestamp = Some(message::now_secs());

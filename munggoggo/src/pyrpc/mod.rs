@@ -21,12 +21,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use smol_str::ToSmolStr;
 
 use crate::bus::{control_queue, Bus, Delivery, Route};
 use crate::context::Context;
 use crate::error::CallError;
 use crate::error::{Error, Result};
-use crate::message::Properties;
+use crate::message::{Properties, SmolStr};
 use crate::protocol::RpcCall;
 use crate::runtime::calls::Reply;
 use crate::runtime::core::Core;
@@ -96,10 +97,10 @@ impl Context {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let reply_to = control_queue(self.identity());
         let mut properties = Properties::new(CALL, self.identity());
-        properties.content_type = Some(pickle::CONTENT_TYPE.to_owned());
-        properties.correlation_id = Some(id.clone());
-        properties.reply_to = Some(reply_to.clone());
-        properties.expiration = Some(timeout.as_millis().max(1).to_string());
+        properties.content_type = Some(SmolStr::new_static(pickle::CONTENT_TYPE));
+        properties.correlation_id = Some(id.as_str().into());
+        properties.reply_to = Some(reply_to.as_str().into());
+        properties.expiration = Some(timeout.as_millis().max(1).to_smolstr());
         properties
             .headers
             .insert("From".to_owned(), serde_json::Value::String(reply_to));
@@ -107,7 +108,7 @@ impl Context {
         let traced = Bytes::from(format!("{method}(**{kwargs})"));
         let sent = async {
             self.core
-                .publish(Route::Direct(method.to_owned()), properties, body, traced)
+                .publish(Route::Direct(method.into()), properties, body, traced)
                 .await?
                 .wait()
                 .await
@@ -193,7 +194,13 @@ pub(crate) async fn complete(core: &Core, delivery: Delivery) {
         _ => Ok(String::new()),
     };
     let (reply, failure) = match decoded {
-        Ok(c_data) => (Reply { c_type: kind, c_data }, None),
+        Ok(c_data) => (
+            Reply {
+                c_type: kind.to_string(),
+                c_data,
+            },
+            None,
+        ),
         Err(e) => {
             let reason = format!("unreadable `{kind}` reply: {e}");
             let reply = Reply {
@@ -268,7 +275,7 @@ async fn answer(core: Arc<Core>, delivery: Delivery) {
             let text = match failure {
                 Failure::Method(e) => e.to_string(),
                 Failure::BadInput(reason) => {
-                    tracing::warn!(agent = %core.identity, method, sender = received.sender(), reason = %reason, "exposed-method call refused");
+                    tracing::warn!(agent = %core.identity, %method, sender = received.sender(), reason = %reason, "exposed-method call refused");
                     core.traces.append(
                         Category::Rejected,
                         TraceRecord::incoming(&received).with_reason(reason.clone()),
@@ -285,8 +292,8 @@ async fn answer(core: Arc<Core>, delivery: Delivery) {
     let reply_to = received.properties.reply_to.clone().filter(|r| !r.is_empty());
     match (reply_to, body) {
         (Some(reply_to), Ok(body)) => {
-            let mut properties = Properties::new(kind, &core.identity);
-            properties.content_type = Some(pickle::CONTENT_TYPE.to_owned());
+            let mut properties = Properties::new(kind, core.identity.clone());
+            properties.content_type = Some(SmolStr::new_static(pickle::CONTENT_TYPE));
             properties.correlation_id = received.properties.correlation_id.clone();
             let traced = Bytes::from(format!("{kind} of {method}"));
             let sent = match core
@@ -297,13 +304,13 @@ async fn answer(core: Arc<Core>, delivery: Delivery) {
                 Err(e) => Err(e),
             };
             if let Err(e) = sent {
-                tracing::warn!(agent = %core.identity, method, error = %e, "cannot answer an exposed-method call");
+                tracing::warn!(agent = %core.identity, %method, error = %e, "cannot answer an exposed-method call");
             }
         }
         (None, _) => {
-            tracing::info!(agent = %core.identity, method, "exposed-method call without reply_to: result dropped")
+            tracing::info!(agent = %core.identity, %method, "exposed-method call without reply_to: result dropped")
         }
-        (_, Err(e)) => tracing::warn!(agent = %core.identity, method, error = %e, "cannot pickle the reply"),
+        (_, Err(e)) => tracing::warn!(agent = %core.identity, %method, error = %e, "cannot pickle the reply"),
     }
     if let Err(e) = acker.ack().await {
         tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge an exposed-method call");

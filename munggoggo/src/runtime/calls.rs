@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::bus::control_queue;
 use crate::error::{CallError, Error};
-use crate::message::{self, DeliveryInfo, Properties};
+use crate::message::{self, DeliveryInfo, Properties, SmolStr};
 use crate::protocol::{is_observer_traffic, rpc_body, RpcCall, REPLY, REQUEST};
 use crate::trace::{Category, TraceRecord, TraceStore};
 
@@ -157,9 +157,9 @@ impl IncomingCall {
 /// have carried them (the caller waits meanwhile, so the work costs it
 /// nothing).
 pub(crate) struct CallTrace {
-    caller: Arc<str>,
+    caller: SmolStr,
     traces: TraceStore,
-    correlation_id: String,
+    correlation_id: SmolStr,
 }
 
 impl std::fmt::Debug for CallTrace {
@@ -173,7 +173,7 @@ impl std::fmt::Debug for CallTrace {
 
 impl CallTrace {
     /// The trace of a call from the agent `caller` with this trace store.
-    pub(crate) fn new(caller: Arc<str>, traces: TraceStore, correlation_id: String) -> Self {
+    pub(crate) fn new(caller: SmolStr, traces: TraceStore, correlation_id: SmolStr) -> Self {
         CallTrace {
             caller,
             traces,
@@ -231,6 +231,7 @@ impl CallTrace {
             from.1.append(Category::Outgoing, record);
         }
         if incoming {
+            let queue = SmolStr::from(queue);
             let delivery = DeliveryInfo {
                 routing_key: queue.clone(),
                 consumer_tag: queue,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
+use smol_str::ToSmolStr;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
@@ -21,7 +22,7 @@ use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, HandlerRoute};
 use crate::behaviour::{AtomicState, Behaviour, State};
 use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route};
 use crate::error::{CallError, Error, Result};
-use crate::message::{self, Message, Properties, Received};
+use crate::message::{self, Message, Properties, Received, SmolStr};
 use crate::peers::{Neighbour, Neighbourhood, PeerBehaviour, PeerStatus};
 use crate::protocol;
 use crate::trace::{Category, TraceRecord, TraceStore};
@@ -44,7 +45,7 @@ pub(crate) const CONTROL_QUEUE: usize = 64;
 /// The state of one running agent, shared by its task, its
 /// handlers (through [`Context`]) and its [`crate::AgentHandle`].
 pub(crate) struct Core {
-    pub(crate) identity: Arc<str>,
+    pub(crate) identity: SmolStr,
     pub(crate) options: AgentOptions,
     pub(crate) spec: &'static AgentSpec,
     pub(crate) endpoint: Arc<dyn Endpoint>,
@@ -227,17 +228,11 @@ impl Core {
         body: Bytes,
         traced: Bytes,
     ) -> Result<Confirm> {
-        let target = match &route {
-            Route::Direct(identity) => identity.as_str(),
-            Route::Fanout => "fanout",
-            Route::Topic(_) => "publish",
-        };
         let properties = Arc::new(self.stamp_user(properties));
-        if !crate::protocol::is_observer_traffic(properties.kind.as_deref(), target) {
-            self.traces.append(
-                Category::Outgoing,
-                TraceRecord::outgoing(target, route.routing_key(), &properties, traced),
-            );
+        if self.traces.capacity() > 0
+            && !crate::protocol::is_observer_traffic(properties.kind.as_deref(), &route.target())
+        {
+            self.traces.append_sent(&route, &properties, traced);
         }
         let msg = Outgoing {
             route,
@@ -263,7 +258,7 @@ impl Core {
         match self.publish(route, properties, body, traced).await {
             Ok(confirm) if confirm.is_done() => {}
             Ok(confirm) => {
-                let identity = Arc::clone(&self.identity);
+                let identity = self.identity.clone();
                 tokio::spawn(async move {
                     if let Err(e) = confirm.wait().await {
                         tracing::debug!(agent = %identity, to, error = %e, "reply not delivered (the peer left?)");
@@ -318,9 +313,9 @@ impl Core {
     /// Broadcasts a PingControl without starting a round (the caller did).
     pub(crate) async fn send_ping(&self) -> Result<()> {
         let body = protocol::serialized("PingControl", "{}".to_owned())?;
-        let mut properties = Properties::new(message::CONTROL, &self.identity);
-        properties.correlation_id = Some(uuid::Uuid::new_v4().to_string());
-        properties.reply_to = Some(control_queue(&self.identity));
+        let mut properties = Properties::new(message::CONTROL, self.identity.clone());
+        properties.correlation_id = Some(uuid::Uuid::new_v4().hyphenated().to_smolstr());
+        properties.reply_to = Some(control_queue(&self.identity).into());
         self.emit(Route::Fanout, properties, body).await
     }
 
@@ -424,7 +419,7 @@ impl Core {
     /// In 0.4 wire mode, sets `user_id` to the broker login, as 0.4 does.
     pub(crate) fn stamp_user(&self, mut properties: Properties) -> Properties {
         if self.options.wire == WireMode::Py04 && properties.user_id.is_none() {
-            properties.user_id = self.endpoint.user().map(str::to_owned);
+            properties.user_id = self.endpoint.user().map(SmolStr::from);
         }
         properties
     }

@@ -29,7 +29,7 @@ use super::core::Core;
 use crate::bus::{Consumer, Delivery, Source};
 use crate::future::BoxFuture;
 use crate::message;
-use crate::trace::{Category, TraceRecord};
+use crate::trace::Category;
 
 /// The control lane: the control queue's consumer, `None` once it ended.
 pub(crate) struct ControlLane {
@@ -208,7 +208,7 @@ impl<F: Future> Future for ServeWhile<'_, F> {
                 Box::pin(on_control(core, delivery))
             } else if let Poll::Ready(delivery) = this.lanes.users.poll_read_ahead(cx) {
                 Box::pin(async move {
-                    let _ = trace_incoming(core, &delivery);
+                    trace_incoming(core, &delivery);
                     super::system::handle(core, delivery).await;
                     core.activity.notify_waiters();
                 })
@@ -228,7 +228,7 @@ impl<F: Future> Future for ServeWhile<'_, F> {
 pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
     match delivery {
         Some(delivery) => {
-            let _ = trace_incoming(core, &delivery);
+            trace_incoming(core, &delivery);
             // Boxed: inline, these futures would make every agent's task
             // kilobytes larger.
             if is_system(&delivery) {
@@ -258,18 +258,16 @@ pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
 /// runtime knows its agents without messages, see [`crate::peers`]; traced,
 /// the announcement of one agent cost every other one an entry); returns
 /// the record, which the handler's trace entry shares.
-pub(crate) fn trace_incoming(core: &Core, delivery: &Delivery) -> Option<Arc<TraceRecord>> {
+pub(crate) fn trace_incoming(core: &Core, delivery: &Delivery) {
     let received = &delivery.received;
     let kind = received.properties.kind.as_deref();
     if core.traces.capacity() == 0
         || crate::protocol::is_observer_traffic(kind, received.sender())
         || (kind == Some(message::CONTROL) && core.peers.is_local(received.sender()))
     {
-        return None;
+        return;
     }
-    let record = Arc::new(TraceRecord::incoming(received));
-    core.traces.append(Category::Incoming, Arc::clone(&record));
-    Some(record)
+    core.traces.append_received(Category::Incoming, received);
 }
 
 /// CONTROL and RPC messages on the direct, fanout and control queues go to

@@ -90,7 +90,7 @@ pub(crate) async fn start_agent<A: Agent>(
     }
     core.state.set(State::Running);
     let neighbour: std::sync::Weak<Core> = Arc::downgrade(&core);
-    neighbourhood.join(Arc::clone(&core.identity), neighbour);
+    neighbourhood.join(Arc::from(core.identity.as_str()), neighbour);
     let limit = usize::from(prefetch) + usize::from(core.options.readahead);
     let task = task::Task {
         agent,

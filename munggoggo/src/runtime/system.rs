@@ -54,9 +54,9 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
             };
             let c_data = serde_json::to_string(&pong).map_err(|e| e.to_string())?;
             let body = protocol::serialized("PongControl", c_data).map_err(|e| e.to_string())?;
-            let mut properties = Properties::new(message::CONTROL, &core.identity);
+            let mut properties = Properties::new(message::CONTROL, core.identity.clone());
             properties.correlation_id = msg.properties.correlation_id.clone();
-            core.publish_detached(Route::Direct(to), properties, body.clone(), body)
+            core.publish_detached(Route::Direct(to.into()), properties, body.clone(), body)
                 .await;
             Ok(())
         }
@@ -89,7 +89,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
             tracing::warn!(
                 agent = %core.identity,
                 sender = msg.sender(),
-                correlation_id,
+                %correlation_id,
                 "reply for no waiting call (late or unknown correlation id) dropped"
             );
         }
@@ -153,7 +153,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
         }
         "RpcCall" => {
             let call: RpcCall = decode(&env.c_data)?;
-            answer_call(core, to, correlation_id, call).await;
+            answer_call(core, to, correlation_id.to_string(), call).await;
             return Ok(());
         }
         other => (
@@ -238,8 +238,8 @@ async fn reply(core: &Core, to: &str, correlation_id: &str, c_type: &str, c_data
             return;
         }
     };
-    let mut properties = Properties::new(message::RPC, &core.identity);
-    properties.correlation_id = Some(correlation_id.to_owned());
+    let mut properties = Properties::new(message::RPC, core.identity.clone());
+    properties.correlation_id = Some(correlation_id.into());
     let traced = if c_type == "ListTraceStore" {
         Bytes::from_static(
             br#"{"c_type": "ListTraceStore", "c_data": "(trace listing omitted)", "request_type": 2}"#,
@@ -247,7 +247,7 @@ async fn reply(core: &Core, to: &str, correlation_id: &str, c_type: &str, c_data
     } else {
         body.clone()
     };
-    core.publish_detached(Route::Direct(to.to_owned()), properties, body, traced)
+    core.publish_detached(Route::Direct(to.into()), properties, body, traced)
         .await;
 }
 

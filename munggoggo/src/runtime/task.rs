@@ -158,11 +158,11 @@ impl<A: Agent> Task<A> {
                 }
                 delivery = self.lanes.users.next() => {
                     core.buffered.store(self.lanes.users.buffered(), std::sync::atomic::Ordering::Relaxed);
-                    let traced = lanes::trace_incoming(&core, &delivery);
+                    lanes::trace_incoming(&core, &delivery);
                     if lanes::is_system(&delivery) {
                         Box::pin(super::system::handle(&core, delivery)).await;
                     } else {
-                        self.deliver(&routes, delivery, traced).await;
+                        self.deliver(&routes, delivery).await;
                     }
                 }
             }
@@ -276,8 +276,7 @@ impl<A: Agent> Task<A> {
     }
 
     /// Hands a message to its handlers; acks after them, rejects on failure.
-    /// `traced`: its incoming trace record, which the handlers' entries share.
-    async fn deliver(&mut self, routes: &Routes, delivery: Delivery, traced: Option<Arc<TraceRecord>>) {
+    async fn deliver(&mut self, routes: &Routes, delivery: Delivery) {
         let core = Arc::clone(&self.ctx.core);
         let Delivery {
             received,
@@ -306,12 +305,8 @@ impl<A: Agent> Task<A> {
                 continue;
             }
             ran.mark(n);
-            let record = match &traced {
-                Some(record) => Arc::clone(record),
-                None => Arc::new(TraceRecord::incoming(&msg)),
-            };
             core.traces
-                .append(Category::Behaviour(Arc::clone(&b.name)), record);
+                .append_received(Category::Behaviour(Arc::clone(&b.name)), &msg);
             let span = tracing::debug_span!(
                 "handler",
                 agent = %core.identity,

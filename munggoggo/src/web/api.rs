@@ -305,7 +305,7 @@ pub(crate) async fn publish(
     let bytes = body.len();
     let ctx = shared.monitor.observer.context();
     ctx.emit(
-        Route::Topic(request.topic.clone()),
+        Route::Topic(request.topic.as_str().into()),
         Properties::new(&kind, ctx.identity()),
         body,
     )

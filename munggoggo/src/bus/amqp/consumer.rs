@@ -241,7 +241,7 @@ impl Unit {
         let state = StreamState {
             unit: Arc::clone(self),
             queue: queue.name.clone(),
-            tag: queue.tag.to_string(),
+            tag: queue.tag.as_str().into(),
             source: queue.source.clone(),
             consumer,
             channel: self.channel(),

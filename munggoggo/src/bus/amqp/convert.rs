@@ -8,7 +8,7 @@ use lapin::BasicProperties;
 use serde_json::{Number, Value};
 
 use crate::error::{Error, Result};
-use crate::message::{Headers, Properties};
+use crate::message::{Headers, Properties, SmolStr};
 
 /// Nested tables and arrays deeper than this become `null` (a hostile
 /// message must not exhaust the stack).
@@ -69,7 +69,7 @@ pub(super) fn to_amqp(props: &Properties) -> Result<BasicProperties> {
 
 /// munggoggo's view of received AMQP properties.
 pub(super) fn from_amqp(amqp: &BasicProperties) -> Properties {
-    let text = |s: &Option<ShortString>| s.as_ref().map(|s| s.as_str().to_owned());
+    let text = |s: &Option<ShortString>| s.as_ref().map(|s| SmolStr::from(s.as_str()));
     Properties {
         kind: text(amqp.kind()),
         app_id: text(amqp.app_id()),
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn overlong_short_strings_are_errors_not_panics() {
         let mut props = Properties::new("CUSTOM", "a");
-        props.kind = Some("é".repeat(200));
+        props.kind = Some("é".repeat(200).into());
         let err = to_amqp(&props).unwrap_err().to_string();
         assert!(err.contains("message type"), "{err}");
         assert!(err.contains("400 bytes"), "{err}");

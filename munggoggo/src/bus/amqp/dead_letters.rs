@@ -12,7 +12,7 @@ use super::convert::{from_amqp, short, to_amqp};
 use super::{lapin_error, AmqpBus};
 use crate::bus::dead_letter::{DeadLetter, DEAD_LETTER_LIMIT, DEAD_LETTER_QUEUE};
 use crate::error::{Error, Result};
-use crate::message::{DeliveryInfo, Received};
+use crate::message::{DeliveryInfo, Received, SmolStr};
 
 /// Declares the dead-letter queue: durable, bounded, refusing publishes
 /// past its limit (the agent then logs the loss).
@@ -66,10 +66,10 @@ impl AmqpBus {
             let Some(message) = got else { break };
             let delivery = message.delivery;
             let info = DeliveryInfo {
-                exchange: delivery.exchange.to_string(),
-                routing_key: delivery.routing_key.to_string(),
+                exchange: delivery.exchange.as_str().into(),
+                routing_key: delivery.routing_key.as_str().into(),
                 redelivered: delivery.redelivered,
-                consumer_tag: String::new(),
+                consumer_tag: SmolStr::default(),
                 delivery_tag: delivery.delivery_tag,
             };
             let received = Received::new(from_amqp(&delivery.properties), info, delivery.data.into());

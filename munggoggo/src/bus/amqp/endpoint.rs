@@ -145,7 +145,7 @@ impl AmqpEndpoint {
                 if properties.message_id.is_none() {
                     // Needed to recognise the message if the broker returns it.
                     Arc::make_mut(&mut properties).message_id =
-                        Some(uuid::Uuid::new_v4().simple().to_string());
+                        Some(smol_str::ToSmolStr::to_smolstr(&uuid::Uuid::new_v4().simple()));
                 }
                 let message_id = properties.message_id.as_deref().unwrap_or_default();
                 Some(ReturnKey {

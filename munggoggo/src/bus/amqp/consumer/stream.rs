@@ -13,12 +13,12 @@ use tokio::sync::watch;
 use super::{discard, Generation, Unit};
 use crate::bus::amqp::convert::from_amqp;
 use crate::bus::{Acker, Delivery, Source};
-use crate::message::{DeliveryInfo, Received};
+use crate::message::{DeliveryInfo, Received, SmolStr};
 
 pub(super) struct StreamState {
     pub(super) unit: Arc<Unit>,
     pub(super) queue: ShortString,
-    pub(super) tag: String,
+    pub(super) tag: SmolStr,
     pub(super) source: Source,
     pub(super) consumer: Option<lapin::Consumer>,
     /// The channel `consumer` belongs to.
@@ -116,8 +116,8 @@ impl StreamState {
             acker,
         } = delivery;
         let info = DeliveryInfo {
-            exchange: exchange.to_string(),
-            routing_key: routing_key.to_string(),
+            exchange: exchange.as_str().into(),
+            routing_key: routing_key.as_str().into(),
             redelivered,
             consumer_tag: self.tag.clone(),
             delivery_tag,
