@@ -1,12 +1,14 @@
 //! Sending: direct, broadcast and topic messages, typed and raw.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::Serialize;
 
 use super::Context;
 use crate::bus::Route;
 use crate::error::Result;
-use crate::message::{self, Message, Properties};
+use crate::message::{self, Message, Properties, SmolStr};
 
 impl Context {
     /// Sends `msg` to the agent with identity `to`. Fails with
@@ -33,13 +35,16 @@ impl Context {
     /// ```
     pub async fn send<M: Message + Serialize>(&self, to: &str, msg: &M) -> Result<()> {
         let body = self.core.encode(msg)?;
-        self.send_raw(to, M::TYPE, body).await
+        let route = Route::Direct(to.into());
+        let properties = self.core.properties(SmolStr::new_static(M::TYPE));
+        self.core.emit(route, properties, body).await
     }
 
     /// Sends `msg` to every agent (this one included).
     pub async fn broadcast<M: Message + Serialize>(&self, msg: &M) -> Result<()> {
         let body = self.core.encode(msg)?;
-        self.broadcast_raw(M::TYPE, body).await
+        let properties = self.core.properties(SmolStr::new_static(M::TYPE));
+        self.core.emit(Route::Fanout, properties, body).await
     }
 
     /// Publishes `msg` on `topic` to every matching subscription
@@ -57,38 +62,32 @@ impl Context {
     /// ```
     pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
         let body = self.core.encode(msg)?;
-        self.emit(
-            Route::Topic(topic.into()),
-            Properties::new(self.core.publish_type::<M>(), self.identity()),
-            body,
-        )
-        .await
+        let properties = self
+            .core
+            .properties(SmolStr::new_static(self.core.publish_type::<M>()));
+        self.core.emit(Route::Topic(topic.into()), properties, body).await
     }
 
     /// Sends a body of any type name to `to`, as 0.4's `direct_send` does.
     pub async fn send_raw(&self, to: &str, kind: &str, body: impl Into<Bytes>) -> Result<()> {
-        self.emit(
-            Route::Direct(to.into()),
-            Properties::new(kind, self.identity()),
-            body.into(),
-        )
-        .await
+        let properties = self.core.properties(kind);
+        self.core
+            .emit(Route::Direct(to.into()), properties, body.into())
+            .await
     }
 
     /// Broadcasts a body of any type name, as 0.4's `fanout_send` does.
     pub async fn broadcast_raw(&self, kind: &str, body: impl Into<Bytes>) -> Result<()> {
-        self.emit(Route::Fanout, Properties::new(kind, self.identity()), body.into())
-            .await
+        let properties = self.core.properties(kind);
+        self.core.emit(Route::Fanout, properties, body.into()).await
     }
 
     /// Publishes an untyped body on `topic` (type `PUBSUB`), as 0.4's `publish` does.
     pub async fn publish_raw(&self, topic: &str, body: impl Into<Bytes>) -> Result<()> {
-        self.emit(
-            Route::Topic(topic.into()),
-            Properties::new(message::PUBSUB, self.identity()),
-            body.into(),
-        )
-        .await
+        let properties = self.core.properties(SmolStr::new_static(message::PUBSUB));
+        self.core
+            .emit(Route::Topic(topic.into()), properties, body.into())
+            .await
     }
 
     /// Publishes a message with properties of your own (`app_id` and
@@ -100,7 +99,7 @@ impl Context {
         if properties.timestamp.is_none() {
             properties.timestamp = Some(message::now_secs());
         }
-        self.core.emit(route, properties, body).await
+        self.core.emit(route, Arc::new(properties), body).await
     }
 
     /// Waits for the confirms of every message this handler or behaviour

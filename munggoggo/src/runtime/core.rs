@@ -208,13 +208,24 @@ impl Core {
     /// Publishes and records the message as outgoing; inside a handler or
     /// behaviour run the confirm is left to the runtime (see
     /// [`crate::runtime::invocation`]), elsewhere it is waited for.
-    pub(crate) async fn emit(&self, route: Route, properties: Properties, body: Bytes) -> Result<()> {
-        let confirm = self.publish(route, properties, body.clone(), body).await?;
+    pub(crate) async fn emit(&self, route: Route, properties: Arc<Properties>, body: Bytes) -> Result<()> {
+        let confirm = match self.publish_now(route, properties, body.clone(), body) {
+            Ok(published) => published?,
+            Err(msg) => self.endpoint.publish(msg).await?,
+        };
         // A send on the embedded bus is never pending: without this, a
         // loop of sends would keep its worker thread from the receivers
         // it wakes (tokio's channels take part in the budget the same way).
         tokio::task::coop::consume_budget().await;
+        if confirm.is_done() {
+            return Ok(());
+        }
         super::invocation::settle(confirm).await
+    }
+
+    /// The properties of a message of type `kind` from this agent.
+    pub(crate) fn properties(&self, kind: impl Into<SmolStr>) -> Arc<Properties> {
+        Arc::new(Properties::new(kind, self.identity.clone()))
     }
 
     /// Publishes `body`, recording `traced` as its body in the trace store
@@ -224,25 +235,36 @@ impl Core {
     pub(crate) async fn publish(
         &self,
         route: Route,
-        properties: Properties,
+        properties: impl Into<Arc<Properties>>,
         body: Bytes,
         traced: Bytes,
     ) -> Result<Confirm> {
-        let properties = Arc::new(self.stamp_user(properties));
+        match self.publish_now(route, properties.into(), body, traced) {
+            Ok(published) => published,
+            Err(msg) => self.endpoint.publish(msg).await,
+        }
+    }
+
+    /// Records the message as outgoing and publishes it if the endpoint
+    /// can at once (see [`Endpoint::publish_now`]); gives it back if not.
+    fn publish_now(
+        &self,
+        route: Route,
+        mut properties: Arc<Properties>,
+        body: Bytes,
+        traced: Bytes,
+    ) -> std::result::Result<Result<Confirm>, Outgoing> {
+        self.stamp_user(&mut properties);
         if self.traces.capacity() > 0
             && !crate::protocol::is_observer_traffic(properties.kind.as_deref(), &route.target())
         {
             self.traces.append_sent(&route, &properties, traced);
         }
-        let msg = Outgoing {
+        self.endpoint.publish_now(Outgoing {
             route,
             properties,
             body,
-        };
-        match self.endpoint.publish_now(msg) {
-            Ok(published) => published,
-            Err(msg) => self.endpoint.publish(msg).await,
-        }
+        })
     }
 
     /// Publishes a message nobody waits for (a reply, a pong): a failure
@@ -250,7 +272,7 @@ impl Core {
     pub(crate) async fn publish_detached(
         &self,
         route: Route,
-        properties: Properties,
+        properties: impl Into<Arc<Properties>>,
         body: Bytes,
         traced: Bytes,
     ) {
@@ -316,7 +338,7 @@ impl Core {
         let mut properties = Properties::new(message::CONTROL, self.identity.clone());
         properties.correlation_id = Some(uuid::Uuid::new_v4().hyphenated().to_smolstr());
         properties.reply_to = Some(control_queue(&self.identity).into());
-        self.emit(Route::Fanout, properties, body).await
+        self.emit(Route::Fanout, Arc::new(properties), body).await
     }
 
     /// Rejects a delivery that no handler will see, with a log line and a trace entry.
@@ -417,11 +439,12 @@ impl Core {
     }
 
     /// In 0.4 wire mode, sets `user_id` to the broker login, as 0.4 does.
-    pub(crate) fn stamp_user(&self, mut properties: Properties) -> Properties {
+    pub(crate) fn stamp_user(&self, properties: &mut Arc<Properties>) {
         if self.options.wire == WireMode::Py04 && properties.user_id.is_none() {
-            properties.user_id = self.endpoint.user().map(SmolStr::from);
+            if let Some(user) = self.endpoint.user() {
+                Arc::make_mut(properties).user_id = Some(user.into());
+            }
         }
-        properties
     }
 }
 
