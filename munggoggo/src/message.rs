@@ -199,7 +199,7 @@ pub struct Received {
     /// The message's properties.
     pub properties: Arc<Properties>,
     /// How it was delivered.
-    pub delivery: Arc<DeliveryInfo>,
+    pub delivery: DeliveryInfo,
     /// The body as it came over the wire.
     pub body: Bytes,
     /// The payload: the body, or `c_data` of a 0.4 envelope.
@@ -210,18 +210,14 @@ pub struct Received {
 
 impl Received {
     /// Builds the receiver's view of a message, unwrapping a 0.4 envelope.
-    pub fn new(
-        properties: impl Into<Arc<Properties>>,
-        delivery: impl Into<Arc<DeliveryInfo>>,
-        body: Bytes,
-    ) -> Self {
+    pub fn new(properties: impl Into<Arc<Properties>>, delivery: DeliveryInfo, body: Bytes) -> Self {
         let (envelope_type, payload) = match unwrap_envelope(&body) {
             Some((c_type, c_data)) => (Some(c_type), c_data),
             None => (None, body.clone()),
         };
         Received {
             properties: properties.into(),
-            delivery: delivery.into(),
+            delivery,
             body,
             payload,
             envelope_type,
@@ -385,8 +381,11 @@ pub(crate) fn unwrap_envelope(body: &Bytes) -> Option<(SmolStr, Bytes)> {
         c_type: SmolStr,
         c_data: String,
     }
+    // Built once: a finder's set-up costs more than searching a small body.
+    static C_DATA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"c_data\""));
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' || memchr::memmem::find(body, b"\"c_data\"").is_none() {
+    if *first != b'{' || C_DATA.find(body).is_none() {
         return None;
     }
     let env: Envelope04 = serde_json::from_slice(body).ok()?;

@@ -108,7 +108,7 @@ impl TraceRecord {
     pub fn incoming(received: &Received) -> Self {
         Self::delivered(
             Arc::clone(&received.properties),
-            Arc::clone(&received.delivery),
+            Arc::new(received.delivery.clone()),
             received.body.clone(),
         )
     }
@@ -470,18 +470,29 @@ impl TraceStore {
         if record.body.len() > self.inner.body_limit {
             record = Arc::new(self.cut(&record));
         }
-        self.keep(category, Kept::Record(record));
+        self.keep([(category, Kept::Record(record))]);
     }
 
     /// Records a received message under `category`, sharing it.
     pub(crate) fn append_received(&self, category: Category, received: &Arc<Received>) {
+        self.append_received_as([category], received);
+    }
+
+    /// Records a received message under each of `categories` in turn (as
+    /// incoming and as handed to its handler), at one time and under one lock.
+    pub(crate) fn append_received_as<const N: usize>(
+        &self,
+        categories: [Category; N],
+        received: &Arc<Received>,
+    ) {
         if self.inner.capacity == 0 {
             return;
         }
         if received.body.len() > self.inner.body_limit {
-            return self.append(category, TraceRecord::incoming(received));
+            let record = Arc::new(self.cut(&TraceRecord::incoming(received)));
+            return self.keep(categories.map(|category| (category, Kept::Record(Arc::clone(&record)))));
         }
-        self.keep(category, Kept::Received(Arc::clone(received)));
+        self.keep(categories.map(|category| (category, Kept::Received(Arc::clone(received)))));
     }
 
     /// Records a published message as outgoing, sharing its properties and body.
@@ -498,7 +509,7 @@ impl TraceStore {
             route: route.clone(),
             body,
         };
-        self.keep(Category::Outgoing, kept);
+        self.keep([(Category::Outgoing, kept)]);
     }
 
     /// A copy of `record` with its body cut to the limit (a copy, not a
@@ -510,35 +521,34 @@ impl TraceStore {
         cut
     }
 
-    fn keep(&self, category: Category, kept: Kept) {
-        let system = kept.properties().kind.as_deref() == Some(crate::message::CONTROL);
+    /// Keeps `entries` in order, at one time and under one lock.
+    fn keep<const N: usize>(&self, entries: [(Category, Kept); N]) {
         let time = SystemTime::now();
-        let (ring_capacity, evicted);
+        let mut evicted: [Option<Slot>; N] = [const { None }; N];
         {
             let mut rings = self.lock();
-            let seq = rings.next;
-            rings.next += 1;
-            let ring = if system {
-                ring_capacity = self.inner.capacity.min(SYSTEM_CAPACITY);
-                &mut rings.system
-            } else {
-                ring_capacity = self.inner.capacity;
-                &mut rings.user
-            };
-            evicted = if ring.len() >= ring_capacity {
-                ring.pop_back()
-            } else {
-                None
-            };
-            ring.push_front(Slot {
-                seq,
-                time,
-                category,
-                kept,
-            });
+            for ((category, kept), evicted) in entries.into_iter().zip(&mut evicted) {
+                let seq = rings.next;
+                rings.next += 1;
+                let (ring, ring_capacity) =
+                    if kept.properties().kind.as_deref() == Some(crate::message::CONTROL) {
+                        (&mut rings.system, self.inner.capacity.min(SYSTEM_CAPACITY))
+                    } else {
+                        (&mut rings.user, self.inner.capacity)
+                    };
+                if ring.len() >= ring_capacity {
+                    *evicted = ring.pop_back();
+                }
+                ring.push_front(Slot {
+                    seq,
+                    time,
+                    category,
+                    kept,
+                });
+            }
         }
-        // The evicted entry (and the message it may keep alive) is freed
-        // after the lock is released.
+        // The evicted entries (and the messages they may keep alive) are
+        // freed after the lock is released.
         drop(evicted);
     }
 

@@ -12,12 +12,13 @@
 //! allocation shared by the bus, the consumer and the slots of its
 //! deliveries (`Queue`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use futures_util::{Stream, StreamExt};
 
@@ -27,7 +28,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
-use crate::message::{DeliveryInfo, Received, SmolStr};
+use crate::message::{DeliveryInfo, Properties, Received, SmolStr};
 
 /// The embedded bus. Cloning it gives another handle to the same bus.
 #[derive(Clone, Default)]
@@ -43,7 +44,9 @@ impl std::fmt::Debug for MemoryBus {
 
 #[derive(Default)]
 struct Topology {
-    queues: HashMap<SmolStr, Arc<Queue>>,
+    /// Looked up on every send, so hashed with foldhash rather than SipHash
+    /// (queue names come from the process itself, not from the network).
+    queues: foldhash::HashMap<SmolStr, Arc<Queue>>,
     fanout: Vec<Arc<Queue>>,
     topic: Vec<(String, Arc<Queue>)>,
 }
@@ -66,7 +69,7 @@ struct Queue {
     source: Source,
     max_len: Option<usize>,
     next_tag: AtomicU64,
-    items: Mutex<VecDeque<Delivery>>,
+    items: Mutex<VecDeque<Queued>>,
     waker: AtomicWaker,
     /// Deliveries queued or in the consumer's hands (see [`Slot`]).
     len: AtomicUsize,
@@ -74,6 +77,16 @@ struct Queue {
     deleted: AtomicBool,
     /// The consumer is gone: nothing can be delivered any more.
     abandoned: AtomicBool,
+}
+
+/// A message in a queue: what the sender published. The consumer makes
+/// the delivery of it (see [`Queue::pop`]), so that a sender in a loop
+/// does not do the receiver's share of the work.
+struct Queued {
+    properties: Arc<Properties>,
+    body: Bytes,
+    exchange: &'static str,
+    routing_key: SmolStr,
 }
 
 /// The consumer of one queue: a stream of its deliveries.
@@ -99,7 +112,7 @@ impl Stream for Receiver {
         }
         if queue.deleted.load(Ordering::Acquire) {
             // Deleted after the last push: take what it still held.
-            return Poll::Ready(queue.items().pop_front());
+            return Poll::Ready(queue.pop());
         }
         Poll::Pending
     }
@@ -108,8 +121,9 @@ impl Stream for Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.0.abandoned.store(true, Ordering::Release);
-        // Dropped outside the lock: each delivery's slot frees its place.
+        // Dropped outside the lock, each freeing its place.
         let left = std::mem::take(&mut *self.0.items());
+        self.0.len.fetch_sub(left.len(), Ordering::Relaxed);
         drop(left);
     }
 }
@@ -130,7 +144,7 @@ impl Queue {
         (Arc::clone(&queue), Receiver(queue).boxed())
     }
 
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Delivery>> {
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -139,13 +153,27 @@ impl Queue {
     /// and every agent keeping the room of the last one costs a runtime of
     /// ten thousand agents megabytes; the other queues keep theirs, so
     /// that steady traffic allocates nothing per message.
-    fn pop(&self) -> Option<Delivery> {
-        let mut items = self.items();
-        let delivery = items.pop_front();
-        if items.is_empty() && self.source == Source::Fanout && items.capacity() > 0 {
-            *items = VecDeque::new();
-        }
-        delivery
+    fn pop(self: &Arc<Self>) -> Option<Delivery> {
+        let queued = {
+            let mut items = self.items();
+            let queued = items.pop_front();
+            if items.is_empty() && self.source == Source::Fanout && items.capacity() > 0 {
+                *items = VecDeque::new();
+            }
+            queued?
+        };
+        let delivery = DeliveryInfo {
+            exchange: SmolStr::new_static(queued.exchange),
+            routing_key: queued.routing_key,
+            redelivered: false,
+            consumer_tag: self.name.clone(),
+            delivery_tag: self.next_tag.fetch_add(1, Ordering::Relaxed),
+        };
+        Some(Delivery {
+            received: Arc::new(Received::new(queued.properties, delivery, queued.body)),
+            source: self.source.clone(),
+            acker: Acker::Memory(Slot(Arc::clone(self))),
+        })
     }
 
     /// Deleted from the bus: its consumer ends once it took the rest.
@@ -163,22 +191,11 @@ impl Queue {
                 });
             }
         }
-        let delivery = DeliveryInfo {
-            exchange: SmolStr::new_static(msg.route.exchange()),
+        let queued = Queued {
+            properties: Arc::clone(&msg.properties),
+            body: msg.body.clone(),
+            exchange: msg.route.exchange(),
             routing_key: msg.route.key(),
-            redelivered: false,
-            consumer_tag: self.name.clone(),
-            delivery_tag: self.next_tag.fetch_add(1, Ordering::Relaxed),
-        };
-        self.len.fetch_add(1, Ordering::Relaxed);
-        let delivery = Delivery {
-            received: Arc::new(Received::new(
-                Arc::clone(&msg.properties),
-                delivery,
-                msg.body.clone(),
-            )),
-            source: self.source.clone(),
-            acker: Acker::Memory(Slot(Arc::clone(self))),
         };
         {
             let mut items = self.items();
@@ -187,7 +204,8 @@ impl Queue {
                 // The consumer is gone: the queue is being deleted.
                 return Err(Error::UnknownTarget(self.name.to_string()));
             }
-            items.push_back(delivery);
+            self.len.fetch_add(1, Ordering::Relaxed);
+            items.push_back(queued);
         }
         self.waker.wake();
         Ok(())

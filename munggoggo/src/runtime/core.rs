@@ -66,7 +66,7 @@ pub(crate) struct Core {
     /// User deliveries the agent's task holds, read ahead of its handlers.
     pub(crate) buffered: std::sync::atomic::AtomicUsize,
     /// Woken whenever the agent handled something (for tests that wait).
-    pub(crate) activity: tokio::sync::Notify,
+    pub(crate) activity: super::flag::Activity,
     /// Tasks spawned with [`crate::Context::spawn`], aborted when the agent stops.
     tasks: Mutex<Vec<AbortHandle>>,
     /// Binding keys set with [`crate::Context::set_topics`], by behaviour
@@ -102,7 +102,7 @@ impl Core {
             pending: Pending::default(),
             peers,
             buffered: std::sync::atomic::AtomicUsize::new(0),
-            activity: tokio::sync::Notify::new(),
+            activity: super::flag::Activity::default(),
             tasks: Mutex::new(Vec::new()),
             topics: Mutex::new(Vec::new()),
         }

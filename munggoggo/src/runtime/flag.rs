@@ -1,8 +1,9 @@
 //! [`Flag`]: a one-way signal, set once and awaited by any number of
-//! tasks, for an agent's stop request and its end. (A `watch<bool>` does
-//! the same in 344 bytes; an agent needs two.)
+//! tasks, for an agent's stop request and its end (a `watch<bool>` does
+//! the same in 344 bytes; an agent needs two); [`Activity`]: the signal
+//! of an agent's every step, for [`crate::AgentHandle::wait_until`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
@@ -39,11 +40,54 @@ impl Flag {
     }
 }
 
+/// Wakes the tasks that watch an agent's steps (a message handled, a
+/// behaviour step run, a system request answered). A step costs a fence
+/// and a load while nobody watches, rather than a lock.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    watchers: AtomicUsize,
+    notify: Notify,
+}
+
+/// Registers a watcher of an [`Activity`] while it lives.
+pub(crate) struct Watching<'a>(&'a Activity);
+
+impl Activity {
+    /// Signals a step to the watchers.
+    pub(crate) fn notify(&self) {
+        // Pairs with the fence in `watch`: a watcher counted after this
+        // load sees the state this step left.
+        fence(Ordering::SeqCst);
+        if self.watchers.load(Ordering::Relaxed) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Counts the caller as a watcher until the guard drops; take
+    /// [`Self::notified`] and enable it before each look at the state.
+    pub(crate) fn watch(&self) -> Watching<'_> {
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        Watching(self)
+    }
+
+    /// The next step's signal (see [`Notify::notified`]).
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use super::Flag;
+    use super::{Activity, Flag};
 
     #[tokio::test]
     async fn every_waiter_wakes_and_a_late_one_returns_at_once() {
@@ -63,5 +107,38 @@ mod tests {
         }
         flag.wait().await;
         assert!(flag.is_set());
+    }
+
+    #[tokio::test]
+    async fn a_watcher_wakes_at_the_next_step_and_unwatched_steps_are_free() {
+        let activity = Arc::new(Activity::default());
+        activity.notify(); // nobody watches: nothing to wake
+        let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let watcher = {
+            let (activity, steps) = (Arc::clone(&activity), Arc::clone(&steps));
+            tokio::spawn(async move {
+                let _watching = activity.watch();
+                loop {
+                    let next = activity.notified();
+                    tokio::pin!(next);
+                    next.as_mut().enable();
+                    if steps.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+                        return;
+                    }
+                    next.await;
+                }
+            })
+        };
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+            steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            activity.notify();
+        }
+        // A lost wake-up would leave the watcher waiting: fail instead of hanging.
+        tokio::time::timeout(std::time::Duration::from_secs(10), watcher)
+            .await
+            .expect("the watcher woke at the second step")
+            .unwrap();
+        assert_eq!(activity.watchers.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }

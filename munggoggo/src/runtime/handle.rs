@@ -208,6 +208,7 @@ impl AgentHandle {
     /// Fails with [`Error::AgentStopped`] when the agent stops (or crashes)
     /// first.
     pub async fn wait_until(&self, mut condition: impl FnMut(&AgentHandle) -> bool) -> Result<()> {
+        let _watching = self.ctx.core.activity.watch();
         loop {
             let activity = self.ctx.core.activity.notified();
             tokio::pin!(activity);

@@ -210,7 +210,7 @@ impl<F: Future> Future for ServeWhile<'_, F> {
                 Box::pin(async move {
                     trace_incoming(core, &delivery);
                     super::system::handle(core, delivery).await;
-                    core.activity.notify_waiters();
+                    core.activity.notify();
                 })
             } else {
                 core.buffered
@@ -238,7 +238,7 @@ pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
             } else {
                 Box::pin(core.reject(delivery, "not a system message (control queue)")).await;
             }
-            core.activity.notify_waiters();
+            core.activity.notify();
         }
         None => {
             if core.state.get() == crate::State::Running {
@@ -256,18 +256,21 @@ pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
 /// observer (see [`crate::protocol::is_observer_traffic`]) or a ping of an
 /// agent of the same runtime (which is neither answered nor needed: the
 /// runtime knows its agents without messages, see [`crate::peers`]; traced,
-/// the announcement of one agent cost every other one an entry); returns
-/// the record, which the handler's trace entry shares.
+/// the announcement of one agent cost every other one an entry).
 pub(crate) fn trace_incoming(core: &Core, delivery: &Delivery) {
+    if traces_incoming(core, delivery) {
+        core.traces
+            .append_received(Category::Incoming, &delivery.received);
+    }
+}
+
+/// Whether [`trace_incoming`] traces the delivery.
+pub(crate) fn traces_incoming(core: &Core, delivery: &Delivery) -> bool {
     let received = &delivery.received;
     let kind = received.properties.kind.as_deref();
-    if core.traces.capacity() == 0
+    !(core.traces.capacity() == 0
         || crate::protocol::is_observer_traffic(kind, received.sender())
-        || (kind == Some(message::CONTROL) && core.peers.is_local(received.sender()))
-    {
-        return;
-    }
-    core.traces.append_received(Category::Incoming, received);
+        || (kind == Some(message::CONTROL) && core.peers.is_local(received.sender())))
 }
 
 /// CONTROL and RPC messages on the direct, fanout and control queues go to

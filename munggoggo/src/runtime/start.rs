@@ -173,7 +173,7 @@ pub(crate) fn supervise(
                 b.state.set(State::Shutdown);
             }
             core.state.set(State::Crashed);
-            core.activity.notify_waiters();
+            core.activity.notify();
         }
     })
 }

@@ -158,15 +158,16 @@ impl<A: Agent> Task<A> {
                 }
                 delivery = self.lanes.users.next() => {
                     core.buffered.store(self.lanes.users.buffered(), std::sync::atomic::Ordering::Relaxed);
-                    lanes::trace_incoming(&core, &delivery);
                     if lanes::is_system(&delivery) {
+                        lanes::trace_incoming(&core, &delivery);
                         Box::pin(super::system::handle(&core, delivery)).await;
                     } else {
-                        self.deliver(&routes, delivery).await;
+                        let traced = lanes::traces_incoming(&core, &delivery);
+                        self.deliver(&routes, delivery, traced).await;
                     }
                 }
             }
-            core.activity.notify_waiters();
+            core.activity.notify();
         }
     }
 
@@ -276,7 +277,9 @@ impl<A: Agent> Task<A> {
     }
 
     /// Hands a message to its handlers; acks after them, rejects on failure.
-    async fn deliver(&mut self, routes: &Routes, delivery: Delivery) {
+    /// `incoming`: whether it is to be traced as incoming (with the entry
+    /// of its first handler, or on its own when no handler runs).
+    async fn deliver(&mut self, routes: &Routes, delivery: Delivery, mut incoming: bool) {
         let core = Arc::clone(&self.ctx.core);
         let Delivery {
             received,
@@ -284,7 +287,11 @@ impl<A: Agent> Task<A> {
             acker,
         } = delivery;
         let msg = received;
-        let handlers = match routes.resolve(&msg, &source) {
+        let resolved = routes.resolve(&msg, &source);
+        if incoming && resolved.is_err() {
+            core.traces.append_received(Category::Incoming, &msg);
+        }
+        let handlers = match resolved {
             Ok(handlers) => handlers,
             Err(_) if matches!(source, Source::Fanout) && msg.sender() == &*core.identity => {
                 // The agent's own broadcast came back and it has no handler
@@ -305,8 +312,12 @@ impl<A: Agent> Task<A> {
                 continue;
             }
             ran.mark(n);
-            core.traces
-                .append_received(Category::Behaviour(Arc::clone(&b.name)), &msg);
+            let handed = Category::Behaviour(Arc::clone(&b.name));
+            if std::mem::take(&mut incoming) {
+                core.traces.append_received_as([Category::Incoming, handed], &msg);
+            } else {
+                core.traces.append_received(handed, &msg);
+            }
             let span = tracing::debug_span!(
                 "handler",
                 agent = %core.identity,
@@ -335,6 +346,10 @@ impl<A: Agent> Task<A> {
             };
             b.record_error(reason.clone());
             failure = Some((b.spec.method, reason));
+        }
+        if incoming {
+            // No handler ran.
+            core.traces.append_received(Category::Incoming, &msg);
         }
         // Confirms of a failed invocation do not matter: its input is rejected.
         let confirms = self.invocation.take();
@@ -390,7 +405,7 @@ impl<A: Agent> Task<A> {
             b.state.set(State::Shutdown);
         }
         core.state.set(State::Shutdown);
-        core.activity.notify_waiters();
+        core.activity.notify();
         tracing::info!(agent = %core.identity, "agent stopped");
     }
 }
@@ -460,7 +475,7 @@ async fn settle_delivery(
             core.reject_with(&msg, acker, reason).await;
         }
     }
-    core.activity.notify_waiters();
+    core.activity.notify();
 }
 
 /// Counts a behaviour step as failed when the broker refused what it sent.
@@ -474,6 +489,6 @@ async fn settle_step(core: Arc<Core>, i: usize, confirms: Vec<crate::bus::Confir
             TraceRecord::default().with_reason(reason.clone()),
         );
         b.record_error(reason);
-        core.activity.notify_waiters();
+        core.activity.notify();
     }
 }
