@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
@@ -68,7 +68,10 @@ struct Queue {
     name: SmolStr,
     source: Source,
     max_len: Option<usize>,
-    next_tag: AtomicU64,
+    /// How many messages `items` holds: read without the lock, so that a
+    /// look at an empty queue (most looks, for an agent's idle queues)
+    /// costs one load.
+    queued: AtomicUsize,
     items: Mutex<VecDeque<Queued>>,
     waker: AtomicWaker,
     /// Deliveries queued or in the consumer's hands (see [`Slot`]).
@@ -90,7 +93,11 @@ struct Queued {
 }
 
 /// The consumer of one queue: a stream of its deliveries.
-struct Receiver(Arc<Queue>);
+struct Receiver {
+    queue: Arc<Queue>,
+    /// The delivery tag of the next delivery.
+    next_tag: u64,
+}
 
 impl Stream for Receiver {
     type Item = Delivery;
@@ -99,31 +106,69 @@ impl Stream for Receiver {
         // Take part in tokio's cooperative budget, as its channels do, so
         // that a busy queue cannot starve the consumer's other work.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let queue = &self.0;
-        if let Some(delivery) = queue.pop() {
+        let this = self.get_mut();
+        if let Some(delivery) = this.pop() {
             coop.made_progress();
             return Poll::Ready(Some(delivery));
         }
-        queue.waker.register(cx.waker());
+        this.queue.waker.register(cx.waker());
         // A delivery pushed between the first look and the registration.
-        if let Some(delivery) = queue.pop() {
+        if let Some(delivery) = this.pop() {
             coop.made_progress();
             return Poll::Ready(Some(delivery));
         }
-        if queue.deleted.load(Ordering::Acquire) {
+        if this.queue.deleted.load(Ordering::Acquire) {
             // Deleted after the last push: take what it still held.
-            return Poll::Ready(queue.pop());
+            return Poll::Ready(this.pop());
         }
         Poll::Pending
     }
 }
 
+impl Receiver {
+    /// The oldest message as a delivery. A fanout queue gives its buffer
+    /// back once it is drained: broadcasts are rare (a peer's ping, an
+    /// announcement), and every agent keeping the room of the last one
+    /// costs a runtime of ten thousand agents megabytes; the other queues
+    /// keep theirs, so that steady traffic allocates nothing per message.
+    fn pop(&mut self) -> Option<Delivery> {
+        let queue = &self.queue;
+        if queue.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let queued = {
+            let mut items = queue.items();
+            let queued = items.pop_front();
+            queue.queued.store(items.len(), Ordering::Relaxed);
+            if items.is_empty() && queue.source == Source::Fanout && items.capacity() > 0 {
+                *items = VecDeque::new();
+            }
+            queued?
+        };
+        let delivery = DeliveryInfo {
+            exchange: SmolStr::new_static(queued.exchange),
+            routing_key: queued.routing_key,
+            redelivered: false,
+            consumer_tag: queue.name.clone(),
+            delivery_tag: self.next_tag,
+        };
+        self.next_tag += 1;
+        Some(Delivery {
+            received: Arc::new(Received::new(queued.properties, delivery, queued.body)),
+            source: queue.source.clone(),
+            acker: Acker::Memory(Slot(Arc::clone(queue))),
+        })
+    }
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.0.abandoned.store(true, Ordering::Release);
+        let queue = &self.queue;
+        queue.abandoned.store(true, Ordering::Release);
         // Dropped outside the lock, each freeing its place.
-        let left = std::mem::take(&mut *self.0.items());
-        self.0.len.fetch_sub(left.len(), Ordering::Relaxed);
+        let left = std::mem::take(&mut *queue.items());
+        queue.queued.store(0, Ordering::Relaxed);
+        queue.len.fetch_sub(left.len(), Ordering::Relaxed);
         drop(left);
     }
 }
@@ -134,46 +179,18 @@ impl Queue {
             name,
             source,
             max_len,
-            next_tag: AtomicU64::new(1),
+            queued: AtomicUsize::new(0),
             items: Mutex::default(),
             waker: AtomicWaker::new(),
             len: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
         });
-        (Arc::clone(&queue), Receiver(queue).boxed())
+        (Arc::clone(&queue), Receiver { queue, next_tag: 1 }.boxed())
     }
 
     fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The oldest delivery. A fanout queue gives its buffer back once it
-    /// is drained: broadcasts are rare (a peer's ping, an announcement),
-    /// and every agent keeping the room of the last one costs a runtime of
-    /// ten thousand agents megabytes; the other queues keep theirs, so
-    /// that steady traffic allocates nothing per message.
-    fn pop(self: &Arc<Self>) -> Option<Delivery> {
-        let queued = {
-            let mut items = self.items();
-            let queued = items.pop_front();
-            if items.is_empty() && self.source == Source::Fanout && items.capacity() > 0 {
-                *items = VecDeque::new();
-            }
-            queued?
-        };
-        let delivery = DeliveryInfo {
-            exchange: SmolStr::new_static(queued.exchange),
-            routing_key: queued.routing_key,
-            redelivered: false,
-            consumer_tag: self.name.clone(),
-            delivery_tag: self.next_tag.fetch_add(1, Ordering::Relaxed),
-        };
-        Some(Delivery {
-            received: Arc::new(Received::new(queued.properties, delivery, queued.body)),
-            source: self.source.clone(),
-            acker: Acker::Memory(Slot(Arc::clone(self))),
-        })
     }
 
     /// Deleted from the bus: its consumer ends once it took the rest.
@@ -206,6 +223,7 @@ impl Queue {
             }
             self.len.fetch_add(1, Ordering::Relaxed);
             items.push_back(queued);
+            self.queued.store(items.len(), Ordering::Release);
         }
         self.waker.wake();
         Ok(())

@@ -67,6 +67,8 @@ pub(crate) struct Core {
     pub(crate) buffered: std::sync::atomic::AtomicUsize,
     /// Woken whenever the agent handled something (for tests that wait).
     pub(crate) activity: super::flag::Activity,
+    /// Wakes the agent's task for its quiet lanes (see [`super::lanes::Quiet`]).
+    pub(crate) quiet: Arc<super::lanes::Quiet>,
     /// Tasks spawned with [`crate::Context::spawn`], aborted when the agent stops.
     tasks: Mutex<Vec<AbortHandle>>,
     /// Binding keys set with [`crate::Context::set_topics`], by behaviour
@@ -103,6 +105,7 @@ impl Core {
             peers,
             buffered: std::sync::atomic::AtomicUsize::new(0),
             activity: super::flag::Activity::default(),
+            quiet: super::lanes::Quiet::new(),
             tasks: Mutex::new(Vec::new()),
             topics: Mutex::new(Vec::new()),
         }
@@ -197,6 +200,7 @@ impl Core {
     /// Asks the agent's task to stop.
     pub(crate) fn request_shutdown(&self) {
         self.shutdown.set();
+        std::task::Wake::wake_by_ref(&self.quiet);
     }
 
     pub(crate) fn abort_tasks(&self) {

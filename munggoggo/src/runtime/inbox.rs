@@ -59,11 +59,13 @@ impl<T> Inbox<T> {
     }
 
     /// The next item; `None` once the inbox is closed and empty.
+    #[cfg(test)]
     pub(crate) async fn recv(&self) -> Option<T> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    /// [`Self::recv`] as a poll.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         if let Some(item) = self.lock().items.pop_front() {
             return Poll::Ready(Some(item));
         }

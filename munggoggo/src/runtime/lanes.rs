@@ -19,10 +19,12 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
+use futures_util::task::AtomicWaker;
 use futures_util::StreamExt;
 
 use super::core::Core;
@@ -30,6 +32,63 @@ use crate::bus::{Consumer, Delivery, Source};
 use crate::future::BoxFuture;
 use crate::message;
 use crate::trace::Category;
+
+/// Wakes an agent's task for its quiet lanes (the control queue, the stop
+/// request, start/stop requests, calls, the behaviour timer) and
+/// remembers that one of them did, so that the task looks at them only
+/// then rather than at every message: a busy agent's messages otherwise
+/// pay a look (a lock, a waker) at each idle lane. The quiet lanes are
+/// polled with [`Quiet::waker`] only.
+#[derive(Debug)]
+pub(crate) struct Quiet {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for Quiet {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.task.wake();
+    }
+}
+
+impl Quiet {
+    /// Woken: the task looks at its quiet lanes first.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Quiet {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        })
+    }
+
+    /// Whether a quiet lane woke the task since the last call (which
+    /// clears it); the waker of `cx` is woken when one does next.
+    pub(crate) fn woke(&self, cx: &Context<'_>) -> bool {
+        self.task.register(cx.waker());
+        self.woken.swap(false, Ordering::SeqCst)
+    }
+
+    /// Has the waker of `cx` woken when a quiet lane wakes next (and
+    /// leaves the record of earlier wakes as it is).
+    pub(crate) fn listen(&self, cx: &Context<'_>) {
+        self.task.register(cx.waker());
+    }
+
+    /// Has the task look at its quiet lanes next time (one was ready
+    /// and may hold more, or a lane changed).
+    pub(crate) fn look_again(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+    }
+
+    /// The waker to poll quiet lanes with.
+    pub(crate) fn waker(self: &Arc<Self>) -> Waker {
+        Waker::from(Arc::clone(self))
+    }
+}
 
 /// The control lane: the control queue's consumer, `None` once it ended.
 pub(crate) struct ControlLane {
@@ -45,7 +104,7 @@ impl ControlLane {
 
     /// The next delivery; `Some(None)` once when the queue ended (then
     /// never ready again).
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let Some(consumer) = self.consumer.as_mut() else {
             return Poll::Pending;
         };
@@ -57,11 +116,6 @@ impl ControlLane {
             }
             Poll::Pending => Poll::Pending,
         }
-    }
-
-    /// The next delivery, or `None` once when the queue ended.
-    pub(crate) async fn next(&mut self) -> Option<Delivery> {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
 
@@ -104,16 +158,11 @@ impl UserLanes {
     }
 
     /// The next delivery: the oldest read ahead, else a new one.
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
         if let Some(delivery) = self.buffer.pop_front() {
             return Poll::Ready(delivery);
         }
         self.poll_consumers(cx)
-    }
-
-    /// The next delivery (see [`Self::poll_next`]).
-    pub(crate) async fn next(&mut self) -> Delivery {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 
     /// Reads ahead while the handlers are busy: user deliveries go to the
@@ -204,7 +253,13 @@ impl<F: Future> Future for ServeWhile<'_, F> {
                     .store(this.lanes.users.buffered(), Ordering::Relaxed);
                 return Poll::Ready(output);
             }
-            let serving: BoxFuture<'_, ()> = if let Poll::Ready(delivery) = this.lanes.control.poll_next(cx) {
+            let control = {
+                // The control lane is a quiet lane (see `Quiet`).
+                core.quiet.listen(cx);
+                let waker = core.quiet.waker();
+                this.lanes.control.poll_next(&mut Context::from_waker(&waker))
+            };
+            let serving: BoxFuture<'_, ()> = if let Poll::Ready(delivery) = control {
                 Box::pin(on_control(core, delivery))
             } else if let Poll::Ready(delivery) = this.lanes.users.poll_read_ahead(cx) {
                 Box::pin(async move {

@@ -7,8 +7,10 @@
 //! share the task's state and its order of lanes, which is easier to check
 //! in one file than across several.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::FutureExt;
 use tracing::Instrument;
@@ -83,6 +85,22 @@ impl Routes {
     }
 }
 
+/// What the agent's task does next (see [`Task::serve`]).
+enum Next {
+    /// A delivery of the control queue, `None` once it ended.
+    Control(Option<Delivery>),
+    /// The agent was asked to stop.
+    Stop,
+    /// A start/stop request for a behaviour.
+    Request(Control),
+    /// An `#[rpc]` call.
+    Call(Box<super::calls::IncomingCall>),
+    /// A behaviour is due.
+    Due,
+    /// A delivery of the user lanes.
+    User(Delivery),
+}
+
 pub(crate) struct Task<A> {
     pub(crate) agent: A,
     pub(crate) ctx: Context,
@@ -110,10 +128,6 @@ impl<A: Agent> Task<A> {
         for (i, b) in core.behaviours.iter().enumerate() {
             schedule.start(i, b.spec.kind);
         }
-        // The lanes in order of precedence: the control queue (system
-        // requests, replies), the stop request, start/stop of behaviours,
-        // `#[rpc]` calls, due behaviours, then user messages, so a call
-        // never waits behind the backlog of the user queues.
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
         let mut armed = None;
@@ -124,40 +138,71 @@ impl<A: Agent> Task<A> {
                 if armed != Some(at) {
                     timer.as_mut().reset(at);
                     armed = Some(at);
+                    core.quiet.look_again();
                 }
             }
-            tokio::select! {
-                biased;
-                delivery = self.lanes.control.next() => Box::pin(lanes::on_control(&core, delivery)).await,
-                () = core.shutdown.wait() => break,
-                // The rarer lanes' futures are boxed: inline, they would
-                // make every agent's task kilobytes larger.
-                control = core.control.recv() => match control {
-                    Some(Control::Start(i, answer)) => {
-                        let started = Box::pin(self.start(&mut schedule, i)).await;
-                        let _ = answer.send(started);
+            // The lanes in order of precedence: the control queue (system
+            // requests, replies), the stop request, start/stop of
+            // behaviours, `#[rpc]` calls, due behaviours, then user
+            // messages, so a call never waits behind the backlog of the
+            // user queues. All but the last are quiet lanes, looked at
+            // only after one of them woke the task (see `lanes::Quiet`).
+            let next = std::future::poll_fn(|cx| {
+                if core.quiet.woke(cx) {
+                    let waker = core.quiet.waker();
+                    let mut quiet = std::task::Context::from_waker(&waker);
+                    let ready = if let Poll::Ready(delivery) = self.lanes.control.poll_next(&mut quiet) {
+                        Some(Next::Control(delivery))
+                    } else if core.shutdown.is_set() {
+                        Some(Next::Stop)
+                    } else if let Poll::Ready(control) = core.control.poll_recv(&mut quiet) {
+                        Some(control.map_or(Next::Stop, Next::Request))
+                    } else if let Poll::Ready(Some(incoming)) = core.calls.poll_recv(&mut quiet) {
+                        Some(Next::Call(incoming))
+                    } else if due.is_some() && timer.as_mut().poll(&mut quiet).is_ready() {
+                        Some(Next::Due)
+                    } else {
+                        None
+                    };
+                    if let Some(next) = ready {
+                        // The lane may hold more, and the lanes after it
+                        // were not looked at.
+                        core.quiet.look_again();
+                        return Poll::Ready(next);
                     }
-                    Some(Control::Stop(i, answer)) => {
-                        Box::pin(self.stop(&mut schedule, i)).await;
-                        let _ = answer.send(());
-                    }
-                    None => break,
-                },
-                Some(mut incoming) = core.calls.recv() => {
+                }
+                self.lanes.users.poll_next(cx).map(Next::User)
+            })
+            .await;
+            // The rarer lanes' futures are boxed: inline, they would make
+            // every agent's task kilobytes larger.
+            match next {
+                Next::Control(delivery) => Box::pin(lanes::on_control(&core, delivery)).await,
+                Next::Stop => break,
+                Next::Request(Control::Start(i, answer)) => {
+                    let started = Box::pin(self.start(&mut schedule, i)).await;
+                    let _ = answer.send(started);
+                }
+                Next::Request(Control::Stop(i, answer)) => {
+                    Box::pin(self.stop(&mut schedule, i)).await;
+                    let _ = answer.send(());
+                }
+                Next::Call(mut incoming) => {
                     incoming.trace_request((&core.identity, &core.traces));
                     let params = std::mem::take(&mut incoming.call.params);
                     let result = Box::pin(self.call(incoming.index, params)).await;
                     let answer = Box::pin(incoming.answer(&core, result));
                     serve_while(&mut self.lanes, &core, answer).await;
                 }
-                () = &mut timer, if due.is_some() => {
+                Next::Due => {
                     armed = None;
                     if let Some((i, _)) = due {
                         Box::pin(self.step(&mut schedule, i)).await;
                     }
                 }
-                delivery = self.lanes.users.next() => {
-                    core.buffered.store(self.lanes.users.buffered(), std::sync::atomic::Ordering::Relaxed);
+                Next::User(delivery) => {
+                    core.buffered
+                        .store(self.lanes.users.buffered(), std::sync::atomic::Ordering::Relaxed);
                     if lanes::is_system(&delivery) {
                         lanes::trace_incoming(&core, &delivery);
                         Box::pin(super::system::handle(&core, delivery)).await;
