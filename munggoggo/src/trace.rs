@@ -365,6 +365,22 @@ enum Kept {
         route: Route,
         body: Bytes,
     },
+    /// A message whose record is made when it is read.
+    Deferred {
+        message: Arc<dyn Deferred>,
+        outgoing: bool,
+    },
+}
+
+/// A message traced as it goes by and encoded only if its entry is read
+/// (a call between agents of one runtime, which travels without being
+/// encoded at all: see `runtime::calls`).
+pub(crate) trait Deferred: Send + Sync {
+    fn properties(&self) -> &Properties;
+
+    /// The record of the message as its sender (`outgoing`) or its
+    /// receiver traces it.
+    fn record(&self, outgoing: bool) -> TraceRecord;
 }
 
 impl Kept {
@@ -373,6 +389,7 @@ impl Kept {
             Kept::Record(record) => &record.properties,
             Kept::Received(received) => &received.properties,
             Kept::Sent { properties, .. } => properties,
+            Kept::Deferred { message, .. } => message.properties(),
         }
     }
 
@@ -381,11 +398,13 @@ impl Kept {
         match self {
             Kept::Record(record) => record.sender(),
             Kept::Received(received) => received.sender(),
-            Kept::Sent { .. } => "",
+            Kept::Sent { .. } | Kept::Deferred { outgoing: true, .. } => "",
+            Kept::Deferred { message, .. } => message.properties().app_id.as_deref().unwrap_or(""),
         }
     }
 
-    fn record(&self) -> Arc<TraceRecord> {
+    /// The record, with a body cut to `body_limit` (see [`TraceStore::with_body_limit`]).
+    fn record(&self, body_limit: usize) -> Arc<TraceRecord> {
         match self {
             Kept::Record(record) => Arc::clone(record),
             Kept::Received(received) => Arc::new(TraceRecord::incoming(received)),
@@ -399,16 +418,32 @@ impl Kept {
                 properties,
                 body.clone(),
             )),
+            Kept::Deferred { message, outgoing } => {
+                let record = message.record(*outgoing);
+                Arc::new(if record.body.len() > body_limit {
+                    cut(record, body_limit)
+                } else {
+                    record
+                })
+            }
         }
     }
 }
 
+/// `record` with its body cut to its first `limit` bytes (a copy, not a
+/// slice: a slice would keep the whole body alive).
+fn cut(mut record: TraceRecord, limit: usize) -> TraceRecord {
+    record.cut_from = Some(record.body.len());
+    record.body = Bytes::copy_from_slice(&record.body[..limit]);
+    record
+}
+
 impl Slot {
-    fn entry(&self) -> TraceEntry {
+    fn entry(&self, body_limit: usize) -> TraceEntry {
         TraceEntry {
             time: self.time,
             category: self.category.clone(),
-            record: self.kept.record(),
+            record: self.kept.record(body_limit),
         }
     }
 }
@@ -468,7 +503,7 @@ impl TraceStore {
         }
         let mut record = record.into();
         if record.body.len() > self.inner.body_limit {
-            record = Arc::new(self.cut(&record));
+            record = Arc::new(cut((*record).clone(), self.inner.body_limit));
         }
         self.keep([(category, Kept::Record(record))]);
     }
@@ -489,7 +524,7 @@ impl TraceStore {
             return;
         }
         if received.body.len() > self.inner.body_limit {
-            let record = Arc::new(self.cut(&TraceRecord::incoming(received)));
+            let record = Arc::new(cut(TraceRecord::incoming(received), self.inner.body_limit));
             return self.keep(categories.map(|category| (category, Kept::Record(Arc::clone(&record)))));
         }
         self.keep(categories.map(|category| (category, Kept::Received(Arc::clone(received)))));
@@ -512,13 +547,19 @@ impl TraceStore {
         self.keep([(Category::Outgoing, kept)]);
     }
 
-    /// A copy of `record` with its body cut to the limit (a copy, not a
-    /// slice: a slice would keep the whole body alive).
-    fn cut(&self, record: &TraceRecord) -> TraceRecord {
-        let mut cut = record.clone();
-        cut.cut_from = Some(record.body.len());
-        cut.body = Bytes::copy_from_slice(&record.body[..self.inner.body_limit]);
-        cut
+    /// Records a message whose record is made when its entry is read, as
+    /// sent (`outgoing`) or received.
+    pub(crate) fn append_deferred(&self, message: &Arc<dyn Deferred>, outgoing: bool) {
+        if self.inner.capacity == 0 {
+            return;
+        }
+        let category = if outgoing {
+            Category::Outgoing
+        } else {
+            Category::Incoming
+        };
+        let message = Arc::clone(message);
+        self.keep([(category, Kept::Deferred { message, outgoing })]);
     }
 
     /// Keeps `entries` in order, at one time and under one lock.
@@ -586,7 +627,8 @@ impl TraceStore {
 
     /// The newest entry.
     pub fn latest(&self) -> Option<TraceEntry> {
-        self.lock().newest_first().next().map(Slot::entry)
+        let limit = self.inner.body_limit;
+        self.lock().newest_first().next().map(|slot| slot.entry(limit))
     }
 
     /// How many entries the store holds.
@@ -620,7 +662,7 @@ impl TraceStore {
             .newest_first()
             .filter(|slot| keep(&slot.category, &slot.kept))
             .take(limit.unwrap_or(usize::MAX))
-            .map(Slot::entry)
+            .map(|slot| slot.entry(self.inner.body_limit))
             .collect();
         picked.reverse();
         picked
@@ -910,5 +952,58 @@ mod tests {
             3,
             "sent entries have no sender"
         );
+    }
+
+    /// Counts how often its record is made.
+    struct Counted(Properties, std::sync::atomic::AtomicUsize);
+
+    impl Deferred for Counted {
+        fn properties(&self) -> &Properties {
+            &self.0
+        }
+
+        fn record(&self, outgoing: bool) -> TraceRecord {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let props = Arc::new(self.0.clone());
+            let body = Bytes::from_static(b"0123456789");
+            if outgoing {
+                TraceRecord::outgoing("peer.control", "peer.control", &props, body)
+            } else {
+                TraceRecord::delivered(props, Arc::default(), body)
+            }
+        }
+    }
+
+    #[test]
+    fn deferred_entries_are_made_only_when_read_and_cut_then() {
+        let store = TraceStore::with_body_limit(10, 4);
+        let counted = Arc::new(Counted(
+            Properties::new("RPC", "caller"),
+            std::sync::atomic::AtomicUsize::new(0),
+        ));
+        let message: Arc<dyn Deferred> = counted.clone();
+        store.append_deferred(&message, true);
+        store.append_deferred(&message, false);
+        assert_eq!(
+            counted.1.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "not made while kept"
+        );
+        assert_eq!(
+            store.filter(None, Some("caller"), None).len(),
+            1,
+            "only the received entry has a sender"
+        );
+        let entries = store.all(None);
+        assert_eq!(counted.1.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(entries[0].category, Category::Outgoing);
+        assert_eq!(entries[0].record.target, "peer.control");
+        assert_eq!(entries[1].category, Category::Incoming);
+        for entry in &entries {
+            assert_eq!(
+                (&entry.record.body[..], entry.record.cut_from),
+                (&b"0123"[..], Some(10))
+            );
+        }
     }
 }

@@ -6,13 +6,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::bus::control_queue;
 use crate::error::{CallError, Error};
 use crate::message::{self, DeliveryInfo, Properties, SmolStr};
 use crate::protocol::{is_observer_traffic, rpc_body, RpcCall, REPLY, REQUEST};
-use crate::trace::{Category, TraceRecord, TraceStore};
+use crate::trace::{Deferred, TraceRecord, TraceStore};
 
 /// A reply, as the pending call receives it.
 #[derive(Debug)]
@@ -185,7 +186,7 @@ impl CallTrace {
     /// the called agent's identity and trace store.
     pub(crate) fn request(&self, callee: (&str, &TraceStore), call: &RpcCall) {
         let caller = (&*self.caller, &self.traces);
-        self.record(caller, callee, REQUEST, call);
+        self.record(caller, callee, REQUEST, call.clone());
     }
 
     /// Records the reply.
@@ -198,12 +199,13 @@ impl CallTrace {
         let mut reply = RpcCall::request(method, serde_json::Value::Null);
         reply.set_outcome(outcome.clone());
         let caller = (&*self.caller, &self.traces);
-        self.record(callee, caller, REPLY, &reply);
+        self.record(callee, caller, REPLY, reply);
     }
 
     /// Records one message: outgoing in the store of `from`, incoming in
     /// that of `to` (except the traffic of a CLI observer, as on the bus).
-    fn record(&self, from: (&str, &TraceStore), to: (&str, &TraceStore), request_type: i64, call: &RpcCall) {
+    /// Both entries keep the call and encode it only if they are read.
+    fn record(&self, from: (&str, &TraceStore), to: (&str, &TraceStore), request_type: i64, call: RpcCall) {
         let traced_by = |traces: &TraceStore, peer: &str| {
             traces.capacity() > 0 && !is_observer_traffic(Some(message::RPC), peer)
         };
@@ -211,34 +213,56 @@ impl CallTrace {
         if !outgoing && !incoming {
             return;
         }
-        let encoded = serde_json::to_string(call).map_err(|source| Error::Encode {
+        let mut properties = Properties::new(message::RPC, from.0);
+        properties.correlation_id = Some(self.correlation_id.clone());
+        let message: Arc<dyn Deferred> = Arc::new(TracedCall {
+            properties: Arc::new(properties),
+            call,
+            request_type,
+            queue: control_queue(to.0).into(),
+        });
+        if outgoing {
+            from.1.append_deferred(&message, true);
+        }
+        if incoming {
+            to.1.append_deferred(&message, false);
+        }
+    }
+}
+
+/// A request or reply of an in-process call, as the trace keeps it.
+struct TracedCall {
+    properties: Arc<Properties>,
+    call: RpcCall,
+    request_type: i64,
+    /// The receiver's control queue, where the bus would have carried it.
+    queue: SmolStr,
+}
+
+impl Deferred for TracedCall {
+    fn properties(&self) -> &Properties {
+        &self.properties
+    }
+
+    fn record(&self, outgoing: bool) -> TraceRecord {
+        let encoded = serde_json::to_string(&self.call).map_err(|source| Error::Encode {
             type_name: "RpcCall".to_owned(),
             source,
         });
-        let body = match encoded.and_then(|c_data| rpc_body("RpcCall", c_data, request_type)) {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::warn!(agent = %from.0, error = %e, "cannot trace a call");
-                return;
-            }
-        };
-        let mut properties = Properties::new(message::RPC, from.0);
-        properties.correlation_id = Some(self.correlation_id.clone());
-        let properties = Arc::new(properties);
-        let queue = control_queue(to.0);
+        let body = encoded
+            .and_then(|c_data| rpc_body("RpcCall", c_data, self.request_type))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot encode a traced call");
+                Bytes::new()
+            });
         if outgoing {
-            let record = TraceRecord::outgoing(&queue, &queue, &properties, body.clone());
-            from.1.append(Category::Outgoing, record);
+            return TraceRecord::outgoing(self.queue.clone(), self.queue.clone(), &self.properties, body);
         }
-        if incoming {
-            let queue = SmolStr::from(queue);
-            let delivery = DeliveryInfo {
-                routing_key: queue.clone(),
-                consumer_tag: queue,
-                ..DeliveryInfo::default()
-            };
-            let record = TraceRecord::delivered(properties, Arc::new(delivery), body);
-            to.1.append(Category::Incoming, record);
-        }
+        let delivery = DeliveryInfo {
+            routing_key: self.queue.clone(),
+            consumer_tag: self.queue.clone(),
+            ..DeliveryInfo::default()
+        };
+        TraceRecord::delivered(Arc::clone(&self.properties), Arc::new(delivery), body)
     }
 }
