@@ -55,11 +55,68 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
         }
     }
 
-    let setup = once_body(self_ty, setup);
-    let teardown = once_body(self_ty, teardown);
-    let run = dispatch(quote!(index), run_arms, "behaviour");
-    let handle = dispatch(quote!(index), handle_arms, "handler");
-    let call = dispatch(quote!(index), call_arms, "rpc method");
+    // What the agent lacks is left to the trait's defaults (no setup or
+    // teardown; no behaviour, handler or method at any index).
+    let setup = setup.map(|method| {
+        let body = once_body(self_ty, method);
+        quote! {
+            fn setup<'a>(
+                &'a mut self,
+                ctx: &'a ::munggoggo::__private::Context,
+            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
+                #body
+            }
+        }
+    });
+    let teardown = teardown.map(|method| {
+        let body = once_body(self_ty, method);
+        quote! {
+            fn teardown<'a>(
+                &'a mut self,
+                ctx: &'a ::munggoggo::__private::Context,
+            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
+                #body
+            }
+        }
+    });
+    let run = (!run_arms.is_empty()).then(|| {
+        let body = dispatch(quote!(index), run_arms, "behaviour");
+        quote! {
+            fn run<'a>(
+                &'a mut self,
+                ctx: &'a ::munggoggo::__private::Context,
+                index: usize,
+            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::Next, ::munggoggo::__private::BoxError>> {
+                #body
+            }
+        }
+    });
+    let handle = (!handle_arms.is_empty()).then(|| {
+        let body = dispatch(quote!(index), handle_arms, "handler");
+        quote! {
+            fn handle<'a>(
+                &'a mut self,
+                ctx: &'a ::munggoggo::__private::Context,
+                index: usize,
+                msg: &'a ::std::sync::Arc<::munggoggo::__private::Received>,
+            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::HandlerError>> {
+                #body
+            }
+        }
+    });
+    let call = (!call_arms.is_empty()).then(|| {
+        let body = dispatch(quote!(index), call_arms, "rpc method");
+        quote! {
+            fn call<'a>(
+                &'a mut self,
+                ctx: &'a ::munggoggo::__private::Context,
+                index: usize,
+                params: ::munggoggo::__private::serde_json::Value,
+            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::serde_json::Value, ::munggoggo::__private::CallError>> {
+                #body
+            }
+        }
+    });
 
     quote! {
         const _: () = {
@@ -75,45 +132,11 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
                     &SPEC
                 }
 
-                fn setup<'a>(
-                    &'a mut self,
-                    ctx: &'a ::munggoggo::__private::Context,
-                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
-                    #setup
-                }
-
-                fn teardown<'a>(
-                    &'a mut self,
-                    ctx: &'a ::munggoggo::__private::Context,
-                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
-                    #teardown
-                }
-
-                fn run<'a>(
-                    &'a mut self,
-                    ctx: &'a ::munggoggo::__private::Context,
-                    index: usize,
-                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::Next, ::munggoggo::__private::BoxError>> {
-                    #run
-                }
-
-                fn handle<'a>(
-                    &'a mut self,
-                    ctx: &'a ::munggoggo::__private::Context,
-                    index: usize,
-                    msg: &'a ::std::sync::Arc<::munggoggo::__private::Received>,
-                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::HandlerError>> {
-                    #handle
-                }
-
-                fn call<'a>(
-                    &'a mut self,
-                    ctx: &'a ::munggoggo::__private::Context,
-                    index: usize,
-                    params: ::munggoggo::__private::serde_json::Value,
-                ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::serde_json::Value, ::munggoggo::__private::CallError>> {
-                    #call
-                }
+                #setup
+                #teardown
+                #run
+                #handle
+                #call
             }
 
             ::munggoggo::__private::inventory::submit! {
@@ -123,12 +146,10 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
     }
 }
 
-/// `match index { arms, _ => unknown }`, or just `unknown` without arms.
+/// `match index { arms, _ => unknown }` (never reached with an index the
+/// spec does not have).
 fn dispatch(index: TokenStream, arms: Vec<TokenStream>, what: &str) -> TokenStream {
     let unknown = quote!(::munggoggo::__private::unknown_index(#what, #index));
-    if arms.is_empty() {
-        return unknown;
-    }
     quote! {
         match #index {
             #(#arms)*
@@ -198,12 +219,7 @@ fn boxed(method: &Method, body: TokenStream) -> TokenStream {
     quote_spanned!(method.ident.span()=> ::std::boxed::Box::pin(async move { #body }))
 }
 
-fn once_body(self_ty: &Type, method: Option<&Method>) -> TokenStream {
-    let Some(method) = method else {
-        return quote!(::std::boxed::Box::pin(::core::future::ready(
-            ::core::result::Result::Ok(())
-        )));
-    };
+fn once_body(self_ty: &Type, method: &Method) -> TokenStream {
     let value = convert(
         method,
         quote!(::munggoggo::__private::HandlerReturn),

@@ -49,28 +49,46 @@ pub trait Agent: AgentDefaults + Send + 'static {
     /// The static description of this agent type.
     fn spec() -> &'static AgentSpec;
 
-    /// The `#[setup]` method.
-    fn setup<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), BoxError>>;
+    /// The `#[setup]` method; none by default.
+    fn setup<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
+        let _ = ctx;
+        Box::pin(std::future::ready(Ok(())))
+    }
 
-    /// The `#[teardown]` method.
-    fn teardown<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), BoxError>>;
+    /// The `#[teardown]` method; none by default.
+    fn teardown<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
+        let _ = ctx;
+        Box::pin(std::future::ready(Ok(())))
+    }
 
-    /// Runs one step of the behaviour at `index` of [`AgentSpec::behaviours`].
-    fn run<'a>(&'a mut self, ctx: &'a Context, index: usize) -> BoxFuture<'a, Result<Next, BoxError>>;
+    /// Runs one step of the behaviour at `index` of [`AgentSpec::behaviours`]
+    /// (an error by default: no behaviours).
+    fn run<'a>(&'a mut self, ctx: &'a Context, index: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
+        let _ = ctx;
+        crate::__private::unknown_index("behaviour", index)
+    }
 
-    /// Hands a message to the handler at `index` of [`AgentSpec::behaviours`].
+    /// Hands a message to the handler at `index` of [`AgentSpec::behaviours`]
+    /// (an error by default: no handlers).
     fn handle<'a>(
         &'a mut self,
         ctx: &'a Context,
         index: usize,
         msg: &'a std::sync::Arc<Received>,
-    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        let _ = (ctx, msg);
+        crate::__private::unknown_index("handler", index)
+    }
 
-    /// Calls the `#[rpc]` method at `index` of [`AgentSpec::rpcs`] with JSON parameters.
+    /// Calls the `#[rpc]` method at `index` of [`AgentSpec::rpcs`] with JSON
+    /// parameters (an error by default: no methods).
     fn call<'a>(
         &'a mut self,
         ctx: &'a Context,
         index: usize,
         params: serde_json::Value,
-    ) -> BoxFuture<'a, Result<serde_json::Value, crate::rpc::CallError>>;
+    ) -> BoxFuture<'a, Result<serde_json::Value, crate::rpc::CallError>> {
+        let _ = (ctx, params);
+        crate::__private::unknown_index("rpc method", index)
+    }
 }

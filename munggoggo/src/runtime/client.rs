@@ -10,11 +10,9 @@ use crate::agent::{
     Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
     HandlerRoute,
 };
-use crate::behaviour::Next;
 use crate::context::Context;
-use crate::error::{BoxError, Result};
+use crate::error::Result;
 use crate::message::Received;
-use crate::rpc::CallError;
 
 /// Joins the bus with an identity of its own but no handlers: it sends as
 /// any agent does (it derefs to [`Context`]) and receives whatever is sent
@@ -150,18 +148,6 @@ impl Agent for Inbox {
         &INBOX_SPEC
     }
 
-    fn setup<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn teardown<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn run<'a>(&'a mut self, _: &'a Context, _: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
-        Box::pin(async { Ok(Next::Stop) })
-    }
-
     fn handle<'a>(
         &'a mut self,
         _: &'a Context,
@@ -173,20 +159,6 @@ impl Agent for Inbox {
                 .send(Arc::clone(msg))
                 .await
                 .map_err(|_| HandlerError::Failed("the client is gone".into()))
-        })
-    }
-
-    fn call<'a>(
-        &'a mut self,
-        _: &'a Context,
-        _: usize,
-        _: serde_json::Value,
-    ) -> BoxFuture<'a, Result<serde_json::Value, CallError>> {
-        Box::pin(async {
-            Err(CallError::UnknownMethod {
-                method: String::new(),
-                known: Vec::new(),
-            })
         })
     }
 }

@@ -195,12 +195,11 @@ mod tests {
     use crate::agent::{
         Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, HandlerRoute,
     };
-    use crate::behaviour::{Next, State};
+    use crate::behaviour::State;
     use crate::context::Context;
-    use crate::error::{BoxError, Error};
+    use crate::error::Error;
     use crate::future::BoxFuture;
     use crate::message::Received;
-    use crate::rpc::CallError;
 
     /// An agent written by hand whose `handle` panics before it returns
     /// its future, outside the catch_unwind around every handler run.
@@ -230,18 +229,6 @@ mod tests {
             &FAULTY
         }
 
-        fn setup<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-            Box::pin(async { Ok(()) })
-        }
-
-        fn teardown<'a>(&'a mut self, _: &'a Context) -> BoxFuture<'a, Result<(), BoxError>> {
-            Box::pin(async { Ok(()) })
-        }
-
-        fn run<'a>(&'a mut self, _: &'a Context, _: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
-            Box::pin(async { Ok(Next::Stop) })
-        }
-
         fn handle<'a>(
             &'a mut self,
             _: &'a Context,
@@ -249,15 +236,6 @@ mod tests {
             _: &'a Arc<Received>,
         ) -> BoxFuture<'a, Result<(), crate::agent::HandlerError>> {
             panic!("broken by hand")
-        }
-
-        fn call<'a>(
-            &'a mut self,
-            _: &'a Context,
-            _: usize,
-            _: serde_json::Value,
-        ) -> BoxFuture<'a, Result<serde_json::Value, CallError>> {
-            Box::pin(async { Ok(serde_json::Value::Null) })
         }
     }
 
