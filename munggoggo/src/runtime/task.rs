@@ -324,32 +324,60 @@ impl<A: Agent> Task<A> {
     /// Hands a message to its handlers; acks after them, rejects on failure.
     /// `incoming`: whether it is to be traced as incoming (with the entry
     /// of its first handler, or on its own when no handler runs).
-    async fn deliver(&mut self, routes: &Routes, delivery: Delivery, mut incoming: bool) {
-        let core = Arc::clone(&self.ctx.core);
+    ///
+    /// Not an `async fn`: its state is part of every agent's task, and an
+    /// `async fn` would keep the delivery twice (as its argument and
+    /// taken apart) and the routing details past their use.
+    fn deliver<'a>(
+        &'a mut self,
+        routes: &'a Routes,
+        delivery: Delivery,
+        incoming: bool,
+    ) -> impl std::future::Future<Output = ()> + 'a {
         let Delivery {
-            received,
+            received: msg,
             source,
             acker,
         } = delivery;
-        let msg = received;
-        let resolved = routes.resolve(&msg, &source);
-        if incoming && resolved.is_err() {
-            core.traces.append_received(Category::Incoming, &msg);
+        let core = Arc::clone(&self.ctx.core);
+        let resolved = routes.resolve(&msg, &source).map_err(|reason| {
+            if incoming {
+                core.traces.append_received(Category::Incoming, &msg);
+            }
+            let own_broadcast = matches!(source, Source::Fanout) && msg.sender() == &*core.identity;
+            (reason, own_broadcast)
+        });
+        async move {
+            let handlers = match resolved {
+                Ok(handlers) => handlers,
+                Err((_, true)) => {
+                    // The agent's own broadcast came back and it has no
+                    // handler for it: nothing went wrong (it stays traced
+                    // as incoming).
+                    tracing::debug!(agent = %core.identity, kind = msg.message_type(), "own broadcast without a handler skipped");
+                    return serve_while(&mut self.lanes, &core, ack(&core, acker)).await;
+                }
+                Err((reason, false)) => {
+                    let reject = core.reject_with(&msg, acker, reason.to_owned());
+                    return serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+                }
+            };
+            self.run_handlers(core, handlers, msg, acker, incoming).await;
         }
-        let handlers = match resolved {
-            Ok(handlers) => handlers,
-            Err(_) if matches!(source, Source::Fanout) && msg.sender() == &*core.identity => {
-                // The agent's own broadcast came back and it has no handler
-                // for it: nothing went wrong (it stays traced as incoming).
-                tracing::debug!(agent = %core.identity, kind = msg.message_type(), "own broadcast without a handler skipped");
-                return serve_while(&mut self.lanes, &core, ack(&core, acker)).await;
-            }
-            Err(reason) => {
-                let reject = core.reject_with(&msg, acker, reason.to_owned());
-                return serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
-            }
-        };
-        let mut failure = None;
+    }
+
+    /// Runs the handlers of a delivery in turn (see [`Self::deliver`]).
+    async fn run_handlers(
+        &mut self,
+        core: Arc<Core>,
+        handlers: &[usize],
+        msg: Arc<Received>,
+        acker: crate::bus::Acker,
+        mut incoming: bool,
+    ) {
+        // Boxed: a failure is rare, and inline it would make every agent's
+        // task larger.
+        let mut failure: Option<Box<(&'static str, String)>> = None;
         let mut ran = Ran::default();
         for (n, &i) in handlers.iter().enumerate() {
             let b = &core.behaviours[i];
@@ -390,7 +418,7 @@ impl<A: Agent> Task<A> {
                 ),
             };
             b.record_error(reason.clone());
-            failure = Some((b.spec.method, reason));
+            failure = Some(Box::new((b.spec.method, reason)));
         }
         if incoming {
             // No handler ran.
@@ -408,7 +436,8 @@ impl<A: Agent> Task<A> {
                 let ran = ran.of(handlers);
                 tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
             }
-            Some((handler, reason)) => {
+            Some(failed) => {
+                let (handler, reason) = *failed;
                 let reject = core.reject_from(&msg, acker, Some(handler), reason);
                 serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
             }
@@ -456,30 +485,33 @@ impl<A: Agent> Task<A> {
 }
 
 /// Which of a message's handlers ran, by position (without an allocation
-/// per message: a message has one handler or a few).
+/// per message: a message has one handler or a few; the rest, boxed, as it
+/// is part of every agent's task).
 #[derive(Default)]
 struct Ran {
     first: u64,
-    more: Vec<usize>,
+    // Eight bytes rather than a Vec's 24 while it is not needed.
+    #[allow(clippy::box_collection)]
+    more: Option<Box<Vec<usize>>>,
 }
 
 impl Ran {
     fn mark(&mut self, n: usize) {
         match u32::try_from(n) {
             Ok(bit) if bit < u64::BITS => self.first |= 1 << bit,
-            _ => self.more.push(n),
+            _ => self.more.get_or_insert_default().push(n),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.first == 0 && self.more.is_empty()
+        self.first == 0 && self.more.is_none()
     }
 
     /// The behaviour indices of the handlers that ran.
     fn of(&self, handlers: &[usize]) -> Vec<usize> {
         let first = (0..handlers.len().min(64)).filter(|&n| self.first & (1 << n) != 0);
         first
-            .chain(self.more.iter().copied())
+            .chain(self.more.iter().flat_map(|more| more.iter().copied()))
             .map(|n| handlers[n])
             .collect()
     }
