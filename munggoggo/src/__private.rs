@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use crate::agent::{
-    Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture, HandlerError,
-    HandlerRoute, Registration, RpcSpec,
+    unknown_index, Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture,
+    HandlerError, HandlerRoute, Registration, RpcSpec,
 };
 pub use crate::behaviour::Next;
 pub use crate::config::{Config, ConfigError};
@@ -319,14 +319,6 @@ pub fn check_payload<T: Payload>() {}
 
 /// Asserts at the user's span that `T` can be an `#[rpc]` parameter.
 pub fn check_rpc_param<T: RpcParam>() {}
-
-/// The future for an index no method has (never reached from generated code).
-pub fn unknown_index<'a, T: Send + 'a, E: From<BoxError> + Send + 'a>(
-    what: &'static str,
-    index: usize,
-) -> BoxFuture<'a, Result<T, E>> {
-    Box::pin(async move { Err(E::from(format!("no {what} with index {index}").into())) })
-}
 
 impl From<BoxError> for HandlerError {
     fn from(e: BoxError) -> Self {

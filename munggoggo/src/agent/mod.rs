@@ -15,7 +15,7 @@ pub use options::{
 };
 pub use registry::{registered, Registration};
 pub use spec::{AgentSpec, BehaviourKind, BehaviourSpec, HandlerError, HandlerRoute, RpcSpec};
-pub use traits::{Agent, AgentDefaults};
+pub use traits::{unknown_index, Agent, AgentDefaults};
 
 /// The old name of [`HandlerRoute`] (it clashed with [`crate::bus::Route`],
 /// where a message goes).

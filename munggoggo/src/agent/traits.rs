@@ -65,7 +65,7 @@ pub trait Agent: AgentDefaults + Send + 'static {
     /// (an error by default: no behaviours).
     fn run<'a>(&'a mut self, ctx: &'a Context, index: usize) -> BoxFuture<'a, Result<Next, BoxError>> {
         let _ = ctx;
-        crate::__private::unknown_index("behaviour", index)
+        unknown_index("behaviour", index)
     }
 
     /// Hands a message to the handler at `index` of [`AgentSpec::behaviours`]
@@ -77,7 +77,7 @@ pub trait Agent: AgentDefaults + Send + 'static {
         msg: &'a std::sync::Arc<Received>,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         let _ = (ctx, msg);
-        crate::__private::unknown_index("handler", index)
+        unknown_index("handler", index)
     }
 
     /// Calls the `#[rpc]` method at `index` of [`AgentSpec::rpcs`] with JSON
@@ -89,6 +89,16 @@ pub trait Agent: AgentDefaults + Send + 'static {
         params: serde_json::Value,
     ) -> BoxFuture<'a, Result<serde_json::Value, crate::rpc::CallError>> {
         let _ = (ctx, params);
-        crate::__private::unknown_index("rpc method", index)
+        unknown_index("rpc method", index)
     }
+}
+
+/// The future for an index no method has (never reached from generated
+/// code: the runtime calls only the indices of the agent's spec).
+#[doc(hidden)]
+pub fn unknown_index<'a, T: Send + 'a, E: From<BoxError> + Send + 'a>(
+    what: &'static str,
+    index: usize,
+) -> BoxFuture<'a, Result<T, E>> {
+    Box::pin(async move { Err(E::from(format!("no {what} with index {index}").into())) })
 }

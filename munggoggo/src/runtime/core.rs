@@ -67,8 +67,8 @@ pub(crate) struct Core {
     pub(crate) buffered: std::sync::atomic::AtomicUsize,
     /// Woken whenever the agent handled something (for tests that wait).
     pub(crate) activity: super::flag::Activity,
-    /// Wakes the agent's task for its quiet lanes (see [`super::lanes::Quiet`]).
-    pub(crate) quiet: Arc<super::lanes::Quiet>,
+    /// Wakes the agent's task for its quiet lanes (see [`super::flag::Quiet`]).
+    pub(crate) quiet: Arc<super::flag::Quiet>,
     /// Tasks spawned with [`crate::Context::spawn`], aborted when the agent stops.
     tasks: Mutex<Vec<AbortHandle>>,
     /// Binding keys set with [`crate::Context::set_topics`], by behaviour
@@ -105,7 +105,7 @@ impl Core {
             peers,
             buffered: std::sync::atomic::AtomicUsize::new(0),
             activity: super::flag::Activity::default(),
-            quiet: super::lanes::Quiet::new(),
+            quiet: super::flag::Quiet::new(),
             tasks: Mutex::new(Vec::new()),
             topics: Mutex::new(Vec::new()),
         }

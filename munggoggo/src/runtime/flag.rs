@@ -1,10 +1,14 @@
 //! [`Flag`]: a one-way signal, set once and awaited by any number of
 //! tasks, for an agent's stop request and its end (a `watch<bool>` does
 //! the same in 344 bytes; an agent needs two); [`Activity`]: the signal
-//! of an agent's every step, for [`crate::AgentHandle::wait_until`].
+//! of an agent's every step, for [`crate::AgentHandle::wait_until`];
+//! [`Quiet`]: the wake-up of an agent's task by its quiet lanes.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Waker};
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 /// A signal that is set once and stays set.
@@ -80,6 +84,63 @@ impl Activity {
 impl Drop for Watching<'_> {
     fn drop(&mut self) {
         self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Wakes an agent's task for its quiet lanes (the control queue, the stop
+/// request, start/stop requests, calls, the behaviour timer) and
+/// remembers that one of them did, so that the task looks at them only
+/// then rather than at every message: a busy agent's messages otherwise
+/// pay a look (a lock, a waker) at each idle lane. The quiet lanes are
+/// polled with [`Quiet::waker`] only.
+#[derive(Debug)]
+pub(crate) struct Quiet {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for Quiet {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.task.wake();
+    }
+}
+
+impl Quiet {
+    /// Woken: the task looks at its quiet lanes first.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Quiet {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        })
+    }
+
+    /// Whether a quiet lane woke the task since the last call (which
+    /// clears it); the waker of `cx` is woken when one does next.
+    pub(crate) fn woke(&self, cx: &Context<'_>) -> bool {
+        self.task.register(cx.waker());
+        self.woken.swap(false, Ordering::SeqCst)
+    }
+
+    /// Has the waker of `cx` woken when a quiet lane wakes next (and
+    /// leaves the record of earlier wakes as it is).
+    pub(crate) fn listen(&self, cx: &Context<'_>) {
+        self.task.register(cx.waker());
+    }
+
+    /// Has the task look at its quiet lanes next time (one was ready
+    /// and may hold more, or a lane changed).
+    pub(crate) fn look_again(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+    }
+
+    /// The waker to poll quiet lanes with.
+    pub(crate) fn waker(self: &Arc<Self>) -> Waker {
+        Waker::from(Arc::clone(self))
     }
 }
 

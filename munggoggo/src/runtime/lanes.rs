@@ -19,12 +19,10 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use futures_util::task::AtomicWaker;
 use futures_util::StreamExt;
 
 use super::core::Core;
@@ -32,63 +30,6 @@ use crate::bus::{Consumer, Delivery, Source};
 use crate::future::BoxFuture;
 use crate::message;
 use crate::trace::Category;
-
-/// Wakes an agent's task for its quiet lanes (the control queue, the stop
-/// request, start/stop requests, calls, the behaviour timer) and
-/// remembers that one of them did, so that the task looks at them only
-/// then rather than at every message: a busy agent's messages otherwise
-/// pay a look (a lock, a waker) at each idle lane. The quiet lanes are
-/// polled with [`Quiet::waker`] only.
-#[derive(Debug)]
-pub(crate) struct Quiet {
-    woken: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl std::task::Wake for Quiet {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::SeqCst);
-        self.task.wake();
-    }
-}
-
-impl Quiet {
-    /// Woken: the task looks at its quiet lanes first.
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Quiet {
-            woken: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        })
-    }
-
-    /// Whether a quiet lane woke the task since the last call (which
-    /// clears it); the waker of `cx` is woken when one does next.
-    pub(crate) fn woke(&self, cx: &Context<'_>) -> bool {
-        self.task.register(cx.waker());
-        self.woken.swap(false, Ordering::SeqCst)
-    }
-
-    /// Has the waker of `cx` woken when a quiet lane wakes next (and
-    /// leaves the record of earlier wakes as it is).
-    pub(crate) fn listen(&self, cx: &Context<'_>) {
-        self.task.register(cx.waker());
-    }
-
-    /// Has the task look at its quiet lanes next time (one was ready
-    /// and may hold more, or a lane changed).
-    pub(crate) fn look_again(&self) {
-        self.woken.store(true, Ordering::SeqCst);
-    }
-
-    /// The waker to poll quiet lanes with.
-    pub(crate) fn waker(self: &Arc<Self>) -> Waker {
-        Waker::from(Arc::clone(self))
-    }
-}
 
 /// The control lane: the control queue's consumer, `None` once it ended.
 pub(crate) struct ControlLane {
@@ -254,7 +195,7 @@ impl<F: Future> Future for ServeWhile<'_, F> {
                 return Poll::Ready(output);
             }
             let control = {
-                // The control lane is a quiet lane (see `Quiet`).
+                // The control lane is a quiet lane (see `flag::Quiet`).
                 core.quiet.listen(cx);
                 let waker = core.quiet.waker();
                 this.lanes.control.poll_next(&mut Context::from_waker(&waker))

@@ -146,7 +146,7 @@ impl<A: Agent> Task<A> {
             // behaviours, `#[rpc]` calls, due behaviours, then user
             // messages, so a call never waits behind the backlog of the
             // user queues. All but the last are quiet lanes, looked at
-            // only after one of them woke the task (see `lanes::Quiet`).
+            // only after one of them woke the task (see `flag::Quiet`).
             let next = std::future::poll_fn(|cx| {
                 if core.quiet.woke(cx) {
                     let waker = core.quiet.waker();
