@@ -33,19 +33,21 @@ async fn mpsc_round(n: u64) -> Duration {
     consumer.await.expect("consumer") - start
 }
 
+/// One round of [`one_way`] on a runtime of its own.
+async fn one_way_round(n: u64, run: usize) -> Duration {
+    let handle = munggoggo::Runtime::memory().start().await.expect("runtime");
+    let d = agents_round(&handle, n, &run.to_string()).await;
+    handle.shutdown().await;
+    d
+}
+
 /// `embedded-one-way`: typed JSON samples through the whole path (encode,
 /// queue, dispatcher, window, type routing, decode, handler, ack).
 pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
     let rt = crate::tokio();
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for run in 0..runs {
-        let d = rt.block_on(async {
-            let handle = munggoggo::Runtime::memory().start().await.expect("runtime");
-            let d = agents_round(&handle, n, &run.to_string()).await;
-            handle.shutdown().await;
-            d
-        });
-        ours.push(rate(n, d));
+        ours.push(rate(n, rt.block_on(one_way_round(n, run))));
         raw.push(rate(n, rt.block_on(mpsc_round(n))));
         println!(
             "run {}: munggoggo {:>10.0} msg/s   tokio mpsc + JSON {:>10.0} msg/s",
@@ -62,6 +64,23 @@ pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
         "tokio mpsc + JSON",
         raw,
     )]
+}
+
+/// `embedded-one-way --profile`: the rounds of [`one_way`] without the
+/// baseline, for a profiler; the cost of one message is the difference of
+/// two runs with different counts (`valgrind --tool=callgrind` counts
+/// instructions, which the machine's noise does not change).
+pub fn profile_one_way(n: u64, runs: usize) -> Vec<Figure> {
+    let rt = crate::tokio();
+    for run in 0..runs {
+        let d = rt.block_on(one_way_round(n, run));
+        println!(
+            "run {}: munggoggo {:>10.0} msg/s (profiling: no baseline)",
+            run + 1,
+            rate(n, d)
+        );
+    }
+    Vec::new()
 }
 
 /// Counts what its topic handler gets; notifies when all arrived.

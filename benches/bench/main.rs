@@ -56,6 +56,10 @@ enum Command {
         /// Messages per run.
         #[arg(default_value_t = 200_000)]
         messages: u64,
+        /// Runs munggoggo alone, for a profiler (`perf`, `valgrind
+        /// --tool=callgrind`); no figure is printed.
+        #[arg(long)]
+        profile: bool,
     },
     /// Embedded bus, `#[rpc]` p50/p99 and calls/s at 1/10/100 callers (vs tokio mpsc + oneshot).
     EmbeddedRpc,
@@ -161,7 +165,11 @@ fn main() {
 
 fn one(command: Command, runs: usize) -> Vec<Figure> {
     let figures = match command {
-        Command::EmbeddedOneWay { messages } => embedded::one_way(messages, runs),
+        Command::EmbeddedOneWay {
+            messages,
+            profile: true,
+        } => return embedded::profile_one_way(messages, runs),
+        Command::EmbeddedOneWay { messages, .. } => embedded::one_way(messages, runs),
         Command::EmbeddedRpc => rpc::embedded(runs),
         Command::Fanout {
             subscribers,
@@ -191,7 +199,10 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
 fn all(runs: usize) -> Vec<Figure> {
     #[allow(unused_mut)] // extended with the RabbitMQ and historian figures
     let mut commands = vec![
-        Command::EmbeddedOneWay { messages: 200_000 },
+        Command::EmbeddedOneWay {
+            messages: 200_000,
+            profile: false,
+        },
         Command::EmbeddedRpc,
         Command::Fanout {
             subscribers: 100,
