@@ -351,7 +351,7 @@ async fn call_in_process(caller: &Core, callee: &Core, call: RpcCall, timeout: D
     let correlation_id = crate::message::message_id();
     // Listed among the caller's pending calls as a call over the bus is,
     // so that it fails at once when the caller stops.
-    let mut waiting = caller.pending.insert(correlation_id.to_string());
+    let mut waiting = caller.pending.insert(correlation_id.clone());
     let trace = CallTrace::new(caller.identity.clone(), caller.traces.clone(), correlation_id);
     let answer = callee.take_call(call, Some(trace));
     let answered = async {

@@ -3,7 +3,6 @@
 //! agent's task, and [`CallTrace`], the trace entries of a call between
 //! agents of one embedded-bus runtime (which no message carries).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -50,14 +49,14 @@ impl IncomingCall {
 /// Calls waiting for their reply, by correlation id.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    calls: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    calls: Mutex<foldhash::HashMap<SmolStr, oneshot::Sender<Reply>>>,
 }
 
 /// A call's place in [`Pending`]: removed when dropped, so a caller that
 /// gives up (timeout, dropped future) leaves no entry behind.
 pub(crate) struct Waiting<'a> {
     pending: &'a Pending,
-    id: String,
+    id: SmolStr,
     reply: Option<oneshot::Receiver<Reply>>,
 }
 
@@ -79,7 +78,8 @@ impl Drop for Waiting<'_> {
 
 impl Pending {
     /// Registers a call waiting for the reply with correlation id `id`.
-    pub(crate) fn insert(&self, id: String) -> Waiting<'_> {
+    pub(crate) fn insert(&self, id: impl Into<SmolStr>) -> Waiting<'_> {
+        let id = id.into();
         let (tx, rx) = oneshot::channel();
         self.lock().insert(id.clone(), tx);
         Waiting {
@@ -111,7 +111,7 @@ impl Pending {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Reply>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, foldhash::HashMap<SmolStr, oneshot::Sender<Reply>>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
