@@ -376,7 +376,11 @@ enum Kept {
 /// (a call between agents of one runtime, which travels without being
 /// encoded at all: see `runtime::calls`).
 pub(crate) trait Deferred: Send + Sync {
-    fn properties(&self) -> &Properties;
+    /// The sender's identity (the `app_id` of its record).
+    fn sender(&self) -> &str;
+
+    /// Whether it is CONTROL traffic (kept in the system ring).
+    fn is_control(&self) -> bool;
 
     /// The record of the message as its sender (`outgoing`) or its
     /// receiver traces it.
@@ -384,13 +388,15 @@ pub(crate) trait Deferred: Send + Sync {
 }
 
 impl Kept {
-    fn properties(&self) -> &Properties {
-        match self {
+    /// Whether it is CONTROL traffic (peer discovery), kept in the system ring.
+    fn is_control(&self) -> bool {
+        let properties = match self {
             Kept::Record(record) => &record.properties,
             Kept::Received(received) => &received.properties,
             Kept::Sent { properties, .. } => properties,
-            Kept::Deferred { message, .. } => message.properties(),
-        }
+            Kept::Deferred { message, .. } => return message.is_control(),
+        };
+        properties.kind.as_deref() == Some(crate::message::CONTROL)
     }
 
     /// As [`TraceRecord::sender`].
@@ -399,7 +405,7 @@ impl Kept {
             Kept::Record(record) => record.sender(),
             Kept::Received(received) => received.sender(),
             Kept::Sent { .. } | Kept::Deferred { outgoing: true, .. } => "",
-            Kept::Deferred { message, .. } => message.properties().app_id.as_deref().unwrap_or(""),
+            Kept::Deferred { message, .. } => message.sender(),
         }
     }
 
@@ -571,12 +577,11 @@ impl TraceStore {
             for ((category, kept), evicted) in entries.into_iter().zip(&mut evicted) {
                 let seq = rings.next;
                 rings.next += 1;
-                let (ring, ring_capacity) =
-                    if kept.properties().kind.as_deref() == Some(crate::message::CONTROL) {
-                        (&mut rings.system, self.inner.capacity.min(SYSTEM_CAPACITY))
-                    } else {
-                        (&mut rings.user, self.inner.capacity)
-                    };
+                let (ring, ring_capacity) = if kept.is_control() {
+                    (&mut rings.system, self.inner.capacity.min(SYSTEM_CAPACITY))
+                } else {
+                    (&mut rings.user, self.inner.capacity)
+                };
                 if ring.len() >= ring_capacity {
                     *evicted = ring.pop_back();
                 }
@@ -958,8 +963,12 @@ mod tests {
     struct Counted(Properties, std::sync::atomic::AtomicUsize);
 
     impl Deferred for Counted {
-        fn properties(&self) -> &Properties {
-            &self.0
+        fn sender(&self) -> &str {
+            self.0.app_id.as_deref().unwrap_or("")
+        }
+
+        fn is_control(&self) -> bool {
+            false
         }
 
         fn record(&self, outgoing: bool) -> TraceRecord {

@@ -24,7 +24,7 @@ pub(crate) struct Reply {
 impl IncomingCall {
     /// Records the request of an in-process call in both trace stores;
     /// `callee`: the called agent's identity and trace store.
-    pub(crate) fn trace_request(&self, callee: (&str, &TraceStore)) {
+    pub(crate) fn trace_request(&self, callee: (&SmolStr, &TraceStore)) {
         if let Some(trace) = &self.trace {
             trace.request(callee, &self.call);
         }
@@ -34,7 +34,7 @@ impl IncomingCall {
     /// (recording the reply in both trace stores first).
     pub(crate) fn answer_local(
         mut self,
-        callee: (&str, &TraceStore),
+        callee: (&SmolStr, &TraceStore),
         result: std::result::Result<serde_json::Value, CallError>,
     ) {
         if let Some(trace) = self.trace.take() {
@@ -184,28 +184,34 @@ impl CallTrace {
 
     /// Records the request (before its parameters are taken); `callee`:
     /// the called agent's identity and trace store.
-    pub(crate) fn request(&self, callee: (&str, &TraceStore), call: &RpcCall) {
-        let caller = (&*self.caller, &self.traces);
+    pub(crate) fn request(&self, callee: (&SmolStr, &TraceStore), call: &RpcCall) {
+        let caller = (&self.caller, &self.traces);
         self.record(caller, callee, REQUEST, call.clone());
     }
 
     /// Records the reply.
     pub(crate) fn reply(
         &self,
-        callee: (&str, &TraceStore),
+        callee: (&SmolStr, &TraceStore),
         method: &str,
         outcome: &std::result::Result<serde_json::Value, CallError>,
     ) {
         let mut reply = RpcCall::request(method, serde_json::Value::Null);
         reply.set_outcome(outcome.clone());
-        let caller = (&*self.caller, &self.traces);
+        let caller = (&self.caller, &self.traces);
         self.record(callee, caller, REPLY, reply);
     }
 
     /// Records one message: outgoing in the store of `from`, incoming in
     /// that of `to` (except the traffic of a CLI observer, as on the bus).
     /// Both entries keep the call and encode it only if they are read.
-    fn record(&self, from: (&str, &TraceStore), to: (&str, &TraceStore), request_type: i64, call: RpcCall) {
+    fn record(
+        &self,
+        from: (&SmolStr, &TraceStore),
+        to: (&SmolStr, &TraceStore),
+        request_type: i64,
+        call: RpcCall,
+    ) {
         let traced_by = |traces: &TraceStore, peer: &str| {
             traces.capacity() > 0 && !is_observer_traffic(Some(message::RPC), peer)
         };
@@ -213,13 +219,13 @@ impl CallTrace {
         if !outgoing && !incoming {
             return;
         }
-        let mut properties = Properties::new(message::RPC, from.0);
-        properties.correlation_id = Some(self.correlation_id.clone());
         let message: Arc<dyn Deferred> = Arc::new(TracedCall {
-            properties: Arc::new(properties),
+            from: from.0.clone(),
+            to: to.0.clone(),
+            correlation_id: self.correlation_id.clone(),
+            timestamp: message::now_secs(),
             call,
             request_type,
-            queue: control_queue(to.0).into(),
         });
         if outgoing {
             from.1.append_deferred(&message, true);
@@ -230,21 +236,38 @@ impl CallTrace {
     }
 }
 
-/// A request or reply of an in-process call, as the trace keeps it.
+/// A request or reply of an in-process call, as the trace keeps it: what
+/// its record is made of when read. (It has no message id: it was never
+/// published.)
 struct TracedCall {
-    properties: Arc<Properties>,
+    from: SmolStr,
+    /// The receiver, whose control queue the bus would have carried it to.
+    to: SmolStr,
+    correlation_id: SmolStr,
+    /// When it was sent (UTC seconds).
+    timestamp: u64,
     call: RpcCall,
     request_type: i64,
-    /// The receiver's control queue, where the bus would have carried it.
-    queue: SmolStr,
 }
 
 impl Deferred for TracedCall {
-    fn properties(&self) -> &Properties {
-        &self.properties
+    fn sender(&self) -> &str {
+        &self.from
+    }
+
+    fn is_control(&self) -> bool {
+        false
     }
 
     fn record(&self, outgoing: bool) -> TraceRecord {
+        let properties = Arc::new(Properties {
+            kind: Some(SmolStr::new_static(message::RPC)),
+            app_id: Some(self.from.clone()),
+            correlation_id: Some(self.correlation_id.clone()),
+            timestamp: Some(self.timestamp),
+            content_type: Some(SmolStr::new_static(message::JSON_CONTENT_TYPE)),
+            ..Properties::default()
+        });
         let encoded = serde_json::to_string(&self.call).map_err(|source| Error::Encode {
             type_name: "RpcCall".to_owned(),
             source,
@@ -255,14 +278,15 @@ impl Deferred for TracedCall {
                 tracing::warn!(error = %e, "cannot encode a traced call");
                 Bytes::new()
             });
+        let queue = SmolStr::from(control_queue(&self.to));
         if outgoing {
-            return TraceRecord::outgoing(self.queue.clone(), self.queue.clone(), &self.properties, body);
+            return TraceRecord::outgoing(queue.clone(), queue, &properties, body);
         }
         let delivery = DeliveryInfo {
-            routing_key: self.queue.clone(),
-            consumer_tag: self.queue.clone(),
+            routing_key: queue.clone(),
+            consumer_tag: queue,
             ..DeliveryInfo::default()
         };
-        TraceRecord::delivered(Arc::clone(&self.properties), Arc::new(delivery), body)
+        TraceRecord::delivered(properties, Arc::new(delivery), body)
     }
 }
