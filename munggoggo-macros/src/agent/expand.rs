@@ -57,65 +57,27 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
 
     // What the agent lacks is left to the trait's defaults (no setup or
     // teardown; no behaviour, handler or method at any index).
-    let setup = setup.map(|method| {
-        let body = once_body(self_ty, method);
-        quote! {
-            fn setup<'a>(
-                &'a mut self,
-                ctx: &'a ::munggoggo::__private::Context,
-            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
-                #body
-            }
-        }
-    });
-    let teardown = teardown.map(|method| {
-        let body = once_body(self_ty, method);
-        quote! {
-            fn teardown<'a>(
-                &'a mut self,
-                ctx: &'a ::munggoggo::__private::Context,
-            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::BoxError>> {
-                #body
-            }
-        }
-    });
+    let p = quote!(::munggoggo::__private);
+    let future =
+        |output: TokenStream| quote!(#p::BoxFuture<'a, ::core::result::Result<#output, #p::BoxError>>);
+    let (unit, next) = (future(quote!(())), future(quote!(#p::Next)));
+    let setup = setup.map(|m| method(quote!(setup), quote!(), &unit, once_body(self_ty, m)));
+    let teardown = teardown.map(|m| method(quote!(teardown), quote!(), &unit, once_body(self_ty, m)));
     let run = (!run_arms.is_empty()).then(|| {
         let body = dispatch(quote!(index), run_arms, "behaviour");
-        quote! {
-            fn run<'a>(
-                &'a mut self,
-                ctx: &'a ::munggoggo::__private::Context,
-                index: usize,
-            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::Next, ::munggoggo::__private::BoxError>> {
-                #body
-            }
-        }
+        method(quote!(run), quote!(index: usize,), &next, body)
     });
     let handle = (!handle_arms.is_empty()).then(|| {
         let body = dispatch(quote!(index), handle_arms, "handler");
-        quote! {
-            fn handle<'a>(
-                &'a mut self,
-                ctx: &'a ::munggoggo::__private::Context,
-                index: usize,
-                msg: &'a ::std::sync::Arc<::munggoggo::__private::Received>,
-            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<(), ::munggoggo::__private::HandlerError>> {
-                #body
-            }
-        }
+        let args = quote!(index: usize, msg: &'a ::std::sync::Arc<#p::Received>,);
+        let output = quote!(#p::BoxFuture<'a, ::core::result::Result<(), #p::HandlerError>>);
+        method(quote!(handle), args, &output, body)
     });
     let call = (!call_arms.is_empty()).then(|| {
         let body = dispatch(quote!(index), call_arms, "rpc method");
-        quote! {
-            fn call<'a>(
-                &'a mut self,
-                ctx: &'a ::munggoggo::__private::Context,
-                index: usize,
-                params: ::munggoggo::__private::serde_json::Value,
-            ) -> ::munggoggo::__private::BoxFuture<'a, ::core::result::Result<::munggoggo::__private::serde_json::Value, ::munggoggo::__private::CallError>> {
-                #body
-            }
-        }
+        let args = quote!(index: usize, params: #p::serde_json::Value,);
+        let output = quote!(#p::BoxFuture<'a, ::core::result::Result<#p::serde_json::Value, #p::CallError>>);
+        method(quote!(call), args, &output, body)
     });
 
     quote! {
@@ -143,6 +105,19 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
                 ::munggoggo::__private::Registration::of::<#self_ty>()
             }
         };
+    }
+}
+
+/// A method of the `Agent` trait: `fn name<'a>(&'a mut self, ctx, args) -> output { body }`.
+fn method(name: TokenStream, args: TokenStream, output: &TokenStream, body: TokenStream) -> TokenStream {
+    quote! {
+        fn #name<'a>(
+            &'a mut self,
+            ctx: &'a ::munggoggo::__private::Context,
+            #args
+        ) -> #output {
+            #body
+        }
     }
 }
 
