@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use futures_util::{Stream, StreamExt};
 
@@ -28,7 +27,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
-use crate::message::{DeliveryInfo, Properties, Received, SmolStr};
+use crate::message::{DeliveryInfo, Received, SmolStr};
 
 /// The embedded bus. Cloning it gives another handle to the same bus.
 #[derive(Clone, Default)]
@@ -72,7 +71,10 @@ struct Queue {
     /// look at an empty queue (most looks, for an agent's idle queues)
     /// costs one load.
     queued: AtomicUsize,
-    items: Mutex<VecDeque<Queued>>,
+    /// What the senders published; the consumer makes the deliveries (see
+    /// [`Receiver::pop`]), so that a sender in a loop does not do the
+    /// receiver's share of the work.
+    items: Mutex<VecDeque<Outgoing>>,
     waker: AtomicWaker,
     /// Deliveries queued or in the consumer's hands (see [`Slot`]).
     len: AtomicUsize,
@@ -80,16 +82,6 @@ struct Queue {
     deleted: AtomicBool,
     /// The consumer is gone: nothing can be delivered any more.
     abandoned: AtomicBool,
-}
-
-/// A message in a queue: what the sender published. The consumer makes
-/// the delivery of it (see [`Queue::pop`]), so that a sender in a loop
-/// does not do the receiver's share of the work.
-struct Queued {
-    properties: Arc<Properties>,
-    body: Bytes,
-    exchange: &'static str,
-    routing_key: SmolStr,
 }
 
 /// The consumer of one queue: a stream of its deliveries.
@@ -146,8 +138,8 @@ impl Receiver {
             queued?
         };
         let delivery = DeliveryInfo {
-            exchange: SmolStr::new_static(queued.exchange),
-            routing_key: queued.routing_key,
+            exchange: SmolStr::new_static(queued.route.exchange()),
+            routing_key: queued.route.key(),
             redelivered: false,
             consumer_tag: queue.name.clone(),
             delivery_tag: self.next_tag,
@@ -189,7 +181,7 @@ impl Queue {
         (Arc::clone(&queue), Receiver { queue, next_tag: 1 }.boxed())
     }
 
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Outgoing>> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -208,12 +200,7 @@ impl Queue {
                 });
             }
         }
-        let queued = Queued {
-            properties: Arc::clone(&msg.properties),
-            body: msg.body.clone(),
-            exchange: msg.route.exchange(),
-            routing_key: msg.route.key(),
-        };
+        let queued = msg.clone();
         {
             let mut items = self.items();
             if self.abandoned.load(Ordering::Acquire) {

@@ -35,16 +35,15 @@ impl Context {
     /// ```
     pub async fn send<M: Message + Serialize>(&self, to: &str, msg: &M) -> Result<()> {
         let body = self.core.encode(msg)?;
-        let route = Route::Direct(to.into());
-        let properties = self.core.properties(SmolStr::new_static(M::TYPE));
-        self.core.emit(route, properties, body).await
+        self.emit_as(Route::Direct(to.into()), SmolStr::new_static(M::TYPE), body)
+            .await
     }
 
     /// Sends `msg` to every agent (this one included).
     pub async fn broadcast<M: Message + Serialize>(&self, msg: &M) -> Result<()> {
         let body = self.core.encode(msg)?;
-        let properties = self.core.properties(SmolStr::new_static(M::TYPE));
-        self.core.emit(Route::Fanout, properties, body).await
+        self.emit_as(Route::Fanout, SmolStr::new_static(M::TYPE), body)
+            .await
     }
 
     /// Publishes `msg` on `topic` to every matching subscription
@@ -62,32 +61,31 @@ impl Context {
     /// ```
     pub async fn publish<M: Message + Serialize>(&self, topic: &str, msg: &M) -> Result<()> {
         let body = self.core.encode(msg)?;
-        let properties = self
-            .core
-            .properties(SmolStr::new_static(self.core.publish_type::<M>()));
-        self.core.emit(Route::Topic(topic.into()), properties, body).await
+        let kind = SmolStr::new_static(self.core.publish_type::<M>());
+        self.emit_as(Route::Topic(topic.into()), kind, body).await
     }
 
     /// Sends a body of any type name to `to`, as 0.4's `direct_send` does.
     pub async fn send_raw(&self, to: &str, kind: &str, body: impl Into<Bytes>) -> Result<()> {
-        let properties = self.core.properties(kind);
-        self.core
-            .emit(Route::Direct(to.into()), properties, body.into())
+        self.emit_as(Route::Direct(to.into()), kind.into(), body.into())
             .await
     }
 
     /// Broadcasts a body of any type name, as 0.4's `fanout_send` does.
     pub async fn broadcast_raw(&self, kind: &str, body: impl Into<Bytes>) -> Result<()> {
-        let properties = self.core.properties(kind);
-        self.core.emit(Route::Fanout, properties, body.into()).await
+        self.emit_as(Route::Fanout, kind.into(), body.into()).await
     }
 
     /// Publishes an untyped body on `topic` (type `PUBSUB`), as 0.4's `publish` does.
     pub async fn publish_raw(&self, topic: &str, body: impl Into<Bytes>) -> Result<()> {
-        let properties = self.core.properties(SmolStr::new_static(message::PUBSUB));
-        self.core
-            .emit(Route::Topic(topic.into()), properties, body.into())
-            .await
+        let kind = SmolStr::new_static(message::PUBSUB);
+        self.emit_as(Route::Topic(topic.into()), kind, body.into()).await
+    }
+
+    /// Sends a message of type `kind` with this agent's properties.
+    async fn emit_as(&self, route: Route, kind: SmolStr, body: Bytes) -> Result<()> {
+        let properties = Arc::new(Properties::new(kind, self.core.identity.clone()));
+        self.core.emit(route, properties, body).await
     }
 
     /// Publishes a message with properties of your own (`app_id` and

@@ -213,23 +213,12 @@ impl Core {
     /// behaviour run the confirm is left to the runtime (see
     /// [`crate::runtime::invocation`]), elsewhere it is waited for.
     pub(crate) async fn emit(&self, route: Route, properties: Arc<Properties>, body: Bytes) -> Result<()> {
-        let confirm = match self.publish_now(route, properties, body.clone(), body) {
-            Ok(published) => published?,
-            Err(msg) => self.endpoint.publish(msg).await?,
-        };
+        let confirm = self.publish(route, properties, body.clone(), body).await?;
         // A send on the embedded bus is never pending: without this, a
         // loop of sends would keep its worker thread from the receivers
         // it wakes (tokio's channels take part in the budget the same way).
         tokio::task::coop::consume_budget().await;
-        if confirm.is_done() {
-            return Ok(());
-        }
         super::invocation::settle(confirm).await
-    }
-
-    /// The properties of a message of type `kind` from this agent.
-    pub(crate) fn properties(&self, kind: impl Into<SmolStr>) -> Arc<Properties> {
-        Arc::new(Properties::new(kind, self.identity.clone()))
     }
 
     /// Publishes `body`, recording `traced` as its body in the trace store

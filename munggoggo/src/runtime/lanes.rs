@@ -26,30 +26,38 @@ use std::task::{Context, Poll};
 use futures_util::StreamExt;
 
 use super::core::Core;
+use super::flag::Quiet;
 use crate::bus::{Consumer, Delivery, Source};
 use crate::future::BoxFuture;
 use crate::message;
 use crate::trace::Category;
 
 /// The control lane: the control queue's consumer, `None` once it ended.
+/// A quiet lane: its consumer is polled with the task's [`Quiet`] waker,
+/// whoever polls it.
 pub(crate) struct ControlLane {
     consumer: Option<Consumer>,
+    quiet: Arc<Quiet>,
 }
 
 impl ControlLane {
-    pub(crate) fn new(consumer: Consumer) -> Self {
+    pub(crate) fn new(consumer: Consumer, quiet: Arc<Quiet>) -> Self {
         ControlLane {
             consumer: Some(consumer),
+            quiet,
         }
     }
 
     /// The next delivery; `Some(None)` once when the queue ended (then
-    /// never ready again).
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+    /// never ready again). A delivery arriving later wakes the task of `cx`
+    /// through [`Quiet`].
+    pub(crate) fn poll_next(&mut self, cx: &Context<'_>) -> Poll<Option<Delivery>> {
         let Some(consumer) = self.consumer.as_mut() else {
             return Poll::Pending;
         };
-        match consumer.poll_next_unpin(cx) {
+        self.quiet.listen(cx);
+        let waker = self.quiet.waker();
+        match consumer.poll_next_unpin(&mut Context::from_waker(&waker)) {
             Poll::Ready(Some(delivery)) => Poll::Ready(Some(delivery)),
             Poll::Ready(None) => {
                 self.consumer = None;
@@ -194,13 +202,7 @@ impl<F: Future> Future for ServeWhile<'_, F> {
                     .store(this.lanes.users.buffered(), Ordering::Relaxed);
                 return Poll::Ready(output);
             }
-            let control = {
-                // The control lane is a quiet lane (see `flag::Quiet`).
-                core.quiet.listen(cx);
-                let waker = core.quiet.waker();
-                this.lanes.control.poll_next(&mut Context::from_waker(&waker))
-            };
-            let serving: BoxFuture<'_, ()> = if let Poll::Ready(delivery) = control {
+            let serving: BoxFuture<'_, ()> = if let Poll::Ready(delivery) = this.lanes.control.poll_next(cx) {
                 Box::pin(on_control(core, delivery))
             } else if let Poll::Ready(delivery) = this.lanes.users.poll_read_ahead(cx) {
                 Box::pin(async move {

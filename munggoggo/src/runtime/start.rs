@@ -96,7 +96,7 @@ pub(crate) async fn start_agent<A: Agent>(
         agent,
         ctx: ctx.clone(),
         lanes: lanes::Lanes {
-            control: lanes::ControlLane::new(opened.control),
+            control: lanes::ControlLane::new(opened.control, Arc::clone(&core.quiet)),
             users: lanes::UserLanes::new(consumers, limit),
         },
         invocation: Arc::default(),

@@ -151,7 +151,7 @@ impl<A: Agent> Task<A> {
                 if core.quiet.woke(cx) {
                     let waker = core.quiet.waker();
                     let mut quiet = std::task::Context::from_waker(&waker);
-                    let ready = if let Poll::Ready(delivery) = self.lanes.control.poll_next(&mut quiet) {
+                    let ready = if let Poll::Ready(delivery) = self.lanes.control.poll_next(cx) {
                         Some(Next::Control(delivery))
                     } else if core.shutdown.is_set() {
                         Some(Next::Stop)
