@@ -13,6 +13,8 @@ pub use smol_str::SmolStr;
 
 use crate::error::{Error, Result};
 
+pub(crate) mod body;
+
 /// Header table of a message (AMQP headers, as JSON values).
 pub type Headers = serde_json::Map<String, serde_json::Value>;
 
@@ -119,7 +121,10 @@ pub struct Properties {
     pub app_id: Option<SmolStr>,
     /// Correlation id (set on CONTROL and RPC messages).
     pub correlation_id: Option<SmolStr>,
-    /// A unique id per publish (32 hex digits).
+    /// A unique id per publish, given when the message is published if
+    /// it has none: 32 lower-case hex digits on RabbitMQ (as aiormq, the
+    /// AMQP client of munggoggo 0.4, makes them), 16 on the embedded bus
+    /// (unique in the process, which is all the bus reaches).
     pub message_id: Option<SmolStr>,
     /// UTC seconds since the epoch when the message was sent.
     pub timestamp: Option<u64>,
@@ -137,13 +142,14 @@ pub struct Properties {
 }
 
 impl Properties {
-    /// The properties munggoggo puts on every message it sends.
+    /// The properties munggoggo puts on every message it sends (the
+    /// `message_id` is added when the message is published).
     pub fn new(kind: impl Into<SmolStr>, sender: impl Into<SmolStr>) -> Self {
         Properties {
             kind: Some(kind.into()),
             app_id: Some(sender.into()),
             correlation_id: None,
-            message_id: Some(message_id()),
+            message_id: None,
             timestamp: Some(now_secs()),
             headers: Headers::new(),
             content_type: Some(SmolStr::new_static(JSON_CONTENT_TYPE)),
@@ -157,23 +163,41 @@ impl Properties {
 /// The content type of every message munggoggo sends.
 pub const JSON_CONTENT_TYPE: &str = "application/json";
 
-/// A fresh message id: 32 lower-case hex digits, as aiormq sends. Unique
-/// without a random number per send: a random half drawn once per
-/// process, then a counter (this runs for every send).
+/// A fresh message id for the wire: 32 lower-case hex digits, as aiormq
+/// sends. Unique without a random number per send: a random half drawn
+/// once per process, then [`local_message_id`]'s counter.
 pub(crate) fn message_id() -> SmolStr {
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PROCESS: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let id = (u128::from(process) << 64) | u128::from(n);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 32];
-    for (i, digit) in text.iter_mut().enumerate() {
-        *digit = HEX[((id >> ((31 - i) * 4)) & 0xf) as usize];
-    }
+    hex_digits(process, &mut text[..16]);
+    hex_digits(next_message_number(), &mut text[16..]);
     SmolStr::new(std::str::from_utf8(&text).expect("hex digits are ASCII"))
+}
+
+/// A fresh message id unique in the process: 16 lower-case hex digits of a
+/// counter (the second half of what [`message_id`] would give). Short
+/// enough to be kept inline, so the embedded bus allocates nothing for it.
+pub(crate) fn local_message_id() -> SmolStr {
+    let mut text = [0u8; 16];
+    hex_digits(next_message_number(), &mut text);
+    SmolStr::new(std::str::from_utf8(&text).expect("hex digits are ASCII"))
+}
+
+fn next_message_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Writes `n` as lower-case hex digits into `out` (16 of them for all 64 bits).
+fn hex_digits(n: u64, out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let last = out.len() - 1;
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = HEX[((n >> ((last - i) * 4)) & 0xf) as usize];
+    }
 }
 
 /// Where and how a message was delivered.
@@ -344,13 +368,14 @@ pub(crate) fn now_secs() -> u64 {
 /// Encodes a typed payload into the body it travels with, in 0.4's
 /// envelope when `in_envelope` is set.
 pub(crate) fn encode_as<M: Message + Serialize + ?Sized>(msg: &M, in_envelope: bool) -> Result<Bytes> {
-    let json = serde_json::to_vec(msg).map_err(|source| Error::Encode {
+    let encode_error = |source| Error::Encode {
         type_name: M::TYPE.to_owned(),
         source,
-    })?;
+    };
     if !in_envelope {
-        return Ok(Bytes::from(json));
+        return body::json(msg).map_err(encode_error);
     }
+    let json = serde_json::to_vec(msg).map_err(encode_error)?;
     let c_data = String::from_utf8(json).map_err(|e| Error::Bus {
         reason: format!("the JSON of a `{}` message is not UTF-8", M::TYPE),
         source: Some(Box::new(e)),
@@ -365,12 +390,10 @@ pub(crate) fn envelope(c_type: &str, c_data: &str) -> Result<Bytes> {
         c_type: &'a str,
         c_data: &'a str,
     }
-    serde_json::to_vec(&Envelope04 { c_type, c_data })
-        .map(Bytes::from)
-        .map_err(|source| Error::Encode {
-            type_name: c_type.to_owned(),
-            source,
-        })
+    body::json(&Envelope04 { c_type, c_data }).map_err(|source| Error::Encode {
+        type_name: c_type.to_owned(),
+        source,
+    })
 }
 
 /// Recognises munggoggo 0.4's envelope (an object with a string `c_type` and
@@ -405,6 +428,17 @@ mod tests {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
         assert_eq!(a[..16], b[..16], "one random half per process");
+        let local = local_message_id();
+        assert_eq!(local.len(), 16);
+        assert!(!local.is_heap_allocated());
+        assert!(local
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        let c = message_id();
+        assert!(
+            b[16..] < *local && *local < c[16..],
+            "one counter: {b} {local} {c}"
+        );
     }
 
     #[test]

@@ -63,30 +63,54 @@ impl Drop for Topology {
 /// and the slots of its deliveries (which count them): one allocation, so
 /// that ten thousand idle agents cost little; its FIFO allocates nothing
 /// until its first message and nothing per message.
+///
+/// Senders and the consumer run on different threads at once, so what
+/// each side writes per message lives apart: the senders write the FIFO
+/// and `pushed`, the consumer swaps the whole FIFO out once per batch and
+/// counts what it is done with in `released`, on a cache line of its own.
 struct Queue {
     name: SmolStr,
     source: Source,
     max_len: Option<usize>,
-    /// How many messages `items` holds: read without the lock, so that a
-    /// look at an empty queue (most looks, for an agent's idle queues)
-    /// costs one load.
-    queued: AtomicUsize,
     /// What the senders published; the consumer makes the deliveries (see
     /// [`Receiver::pop`]), so that a sender in a loop does not do the
     /// receiver's share of the work.
     items: Mutex<VecDeque<Outgoing>>,
+    /// Whether `items` holds anything: read without the lock, so that a
+    /// look at an empty queue (most looks, for an agent's idle queues)
+    /// costs one load.
+    queued: AtomicBool,
+    /// Messages ever pushed (written under the lock of `items`).
+    pushed: AtomicUsize,
     waker: AtomicWaker,
-    /// Deliveries queued or in the consumer's hands (see [`Slot`]).
-    len: AtomicUsize,
     /// The queue was deleted: the consumer ends once it took the rest.
     deleted: AtomicBool,
     /// The consumer is gone: nothing can be delivered any more.
     abandoned: AtomicBool,
+    /// Messages acknowledged, rejected or dropped (see [`Slot`]): `pushed -
+    /// released` are queued or in the consumer's hands.
+    released: Padded<AtomicUsize>,
+}
+
+/// A value on a cache line of its own, so that writing it does not take
+/// the line of its neighbours from another core.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// The consumer of one queue: a stream of its deliveries.
 struct Receiver {
     queue: Arc<Queue>,
+    /// The batch taken from the queue, oldest first: the consumer takes
+    /// all the queue holds under one lock, and gives the emptied buffer
+    /// back in exchange (so neither side allocates in steady traffic).
+    batch: VecDeque<Outgoing>,
     /// The delivery tag of the next delivery.
     next_tag: u64,
 }
@@ -118,25 +142,25 @@ impl Stream for Receiver {
 }
 
 impl Receiver {
-    /// The oldest message as a delivery. A fanout queue gives its buffer
-    /// back once it is drained: broadcasts are rare (a peer's ping, an
+    /// The oldest message as a delivery. A fanout queue gives its buffers
+    /// back once they are drained: broadcasts are rare (a peer's ping, an
     /// announcement), and every agent keeping the room of the last one
     /// costs a runtime of ten thousand agents megabytes; the other queues
     /// keep theirs, so that steady traffic allocates nothing per message.
     fn pop(&mut self) -> Option<Delivery> {
         let queue = &self.queue;
-        if queue.queued.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let queued = {
-            let mut items = queue.items();
-            let queued = items.pop_front();
-            queue.queued.store(items.len(), Ordering::Relaxed);
-            if items.is_empty() && queue.source == Source::Fanout && items.capacity() > 0 {
-                *items = VecDeque::new();
+        if self.batch.is_empty() {
+            if !queue.queued.load(Ordering::Acquire) {
+                return None;
             }
-            queued?
-        };
+            let mut items = queue.items();
+            std::mem::swap(&mut *items, &mut self.batch);
+            queue.queued.store(false, Ordering::Relaxed);
+        }
+        let queued = self.batch.pop_front()?;
+        if self.batch.is_empty() && queue.source == Source::Fanout && self.batch.capacity() > 0 {
+            self.batch = VecDeque::new();
+        }
         let delivery = DeliveryInfo {
             exchange: SmolStr::new_static(queued.route.exchange()),
             routing_key: queued.route.key(),
@@ -158,9 +182,10 @@ impl Drop for Receiver {
         let queue = &self.queue;
         queue.abandoned.store(true, Ordering::Release);
         // Dropped outside the lock, each freeing its place.
-        let left = std::mem::take(&mut *queue.items());
-        queue.queued.store(0, Ordering::Relaxed);
-        queue.len.fetch_sub(left.len(), Ordering::Relaxed);
+        let mut left = std::mem::take(&mut *queue.items());
+        queue.queued.store(false, Ordering::Relaxed);
+        left.append(&mut self.batch);
+        queue.released.fetch_add(left.len(), Ordering::Relaxed);
         drop(left);
     }
 }
@@ -171,14 +196,20 @@ impl Queue {
             name,
             source,
             max_len,
-            queued: AtomicUsize::new(0),
             items: Mutex::default(),
+            queued: AtomicBool::new(false),
+            pushed: AtomicUsize::new(0),
             waker: AtomicWaker::new(),
-            len: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            released: Padded(AtomicUsize::new(0)),
         });
-        (Arc::clone(&queue), Receiver { queue, next_tag: 1 }.boxed())
+        let receiver = Receiver {
+            queue: Arc::clone(&queue),
+            batch: VecDeque::new(),
+            next_tag: 1,
+        };
+        (queue, receiver.boxed())
     }
 
     fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Outgoing>> {
@@ -192,14 +223,6 @@ impl Queue {
     }
 
     fn enqueue(self: &Arc<Self>, msg: &Outgoing) -> Result<()> {
-        if let Some(max_len) = self.max_len {
-            if self.len.load(Ordering::Relaxed) >= max_len {
-                return Err(Error::QueueFull {
-                    queue: self.name.to_string(),
-                    max_len: Some(max_len),
-                });
-            }
-        }
         let queued = msg.clone();
         {
             let mut items = self.items();
@@ -208,9 +231,22 @@ impl Queue {
                 // The consumer is gone: the queue is being deleted.
                 return Err(Error::UnknownTarget(self.name.to_string()));
             }
-            self.len.fetch_add(1, Ordering::Relaxed);
+            let pushed = self.pushed.load(Ordering::Relaxed);
+            if let Some(max_len) = self.max_len {
+                // `released` only grows, so this may count too many, never too few.
+                if pushed.wrapping_sub(self.released.load(Ordering::Relaxed)) >= max_len {
+                    drop(items);
+                    return Err(Error::QueueFull {
+                        queue: self.name.to_string(),
+                        max_len: Some(max_len),
+                    });
+                }
+            }
+            self.pushed.store(pushed.wrapping_add(1), Ordering::Relaxed);
             items.push_back(queued);
-            self.queued.store(items.len(), Ordering::Release);
+            if !self.queued.load(Ordering::Relaxed) {
+                self.queued.store(true, Ordering::Release);
+            }
         }
         self.waker.wake();
         Ok(())
@@ -230,7 +266,7 @@ impl std::fmt::Debug for Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.len.fetch_sub(1, Ordering::Relaxed);
+        self.0.released.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -383,6 +419,10 @@ impl Endpoint for MemoryEndpoint {
 
     fn in_process(&self) -> bool {
         true
+    }
+
+    fn message_id(&self) -> SmolStr {
+        crate::message::local_message_id()
     }
 
     fn subscribe<'a>(

@@ -366,6 +366,11 @@ pub trait Endpoint: Send + Sync + 'static {
         false
     }
 
+    /// A fresh `message_id` for a message published without one.
+    fn message_id(&self) -> crate::message::SmolStr {
+        crate::message::message_id()
+    }
+
     /// Whether the bus keeps dead letters in
     /// [`crate::bus::dead_letter::DEAD_LETTER_QUEUE`] (RabbitMQ does; on the
     /// embedded bus a rejected message stays in the trace store only).

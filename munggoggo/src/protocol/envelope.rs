@@ -119,12 +119,10 @@ pub(crate) fn rpc_body(c_type: &str, c_data: String, request_type: i64) -> Resul
         c_data: &c_data,
         request_type,
     };
-    serde_json::to_vec(&msg)
-        .map(Bytes::from)
-        .map_err(|source| Error::Encode {
-            type_name: c_type.to_owned(),
-            source,
-        })
+    crate::message::body::json(&msg).map_err(|source| Error::Encode {
+        type_name: c_type.to_owned(),
+        source,
+    })
 }
 
 /// Encodes a CONTROL body: the SerializedObject envelope.

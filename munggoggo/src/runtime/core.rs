@@ -248,6 +248,9 @@ impl Core {
         traced: Bytes,
     ) -> std::result::Result<Result<Confirm>, Outgoing> {
         self.stamp_user(&mut properties);
+        if properties.message_id.is_none() {
+            Arc::make_mut(&mut properties).message_id = Some(self.endpoint.message_id());
+        }
         if self.traces.capacity() > 0
             && !crate::protocol::is_observer_traffic(properties.kind.as_deref(), &route.target())
         {

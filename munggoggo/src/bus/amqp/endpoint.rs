@@ -144,8 +144,7 @@ impl AmqpEndpoint {
             Route::Direct(target) => {
                 if properties.message_id.is_none() {
                     // Needed to recognise the message if the broker returns it.
-                    Arc::make_mut(&mut properties).message_id =
-                        Some(smol_str::ToSmolStr::to_smolstr(&uuid::Uuid::new_v4().simple()));
+                    Arc::make_mut(&mut properties).message_id = Some(crate::message::message_id());
                 }
                 let message_id = properties.message_id.as_deref().unwrap_or_default();
                 Some(ReturnKey {
