@@ -65,43 +65,34 @@ impl Drop for Topology {
 /// until its first message and nothing per message.
 ///
 /// Senders and the consumer run on different threads at once, so what
-/// each side writes per message lives apart: the senders write the FIFO
-/// and `pushed`, the consumer swaps the whole FIFO out once per batch and
-/// counts what it is done with in `released`, on a cache line of its own.
+/// each side writes per message lies apart, without padding (which would
+/// cost every agent a kilobyte): the consumer takes the whole FIFO once
+/// per batch, and writes per message only at the start of the allocation
+/// (the reference count of the slots and `released`); the senders' fields
+/// begin more than a cache line after it (`repr(C)` keeps this order).
+#[repr(C)]
 struct Queue {
+    /// Messages acknowledged, rejected or dropped (see [`Slot`]): `pushed -
+    /// released` are queued or in the consumer's hands.
+    released: AtomicUsize,
     name: SmolStr,
     source: Source,
     max_len: Option<usize>,
-    /// What the senders published; the consumer makes the deliveries (see
-    /// [`Receiver::pop`]), so that a sender in a loop does not do the
-    /// receiver's share of the work.
-    items: Mutex<VecDeque<Outgoing>>,
+    /// The queue was deleted: the consumer ends once it took the rest.
+    deleted: AtomicBool,
+    /// The consumer is gone: nothing can be delivered any more.
+    abandoned: AtomicBool,
     /// Whether `items` holds anything: read without the lock, so that a
     /// look at an empty queue (most looks, for an agent's idle queues)
     /// costs one load.
     queued: AtomicBool,
     /// Messages ever pushed (written under the lock of `items`).
     pushed: AtomicUsize,
+    /// What the senders published; the consumer makes the deliveries (see
+    /// [`Receiver::pop`]), so that a sender in a loop does not do the
+    /// receiver's share of the work.
+    items: Mutex<VecDeque<Outgoing>>,
     waker: AtomicWaker,
-    /// The queue was deleted: the consumer ends once it took the rest.
-    deleted: AtomicBool,
-    /// The consumer is gone: nothing can be delivered any more.
-    abandoned: AtomicBool,
-    /// Messages acknowledged, rejected or dropped (see [`Slot`]): `pushed -
-    /// released` are queued or in the consumer's hands.
-    released: Padded<AtomicUsize>,
-}
-
-/// A value on a cache line of its own, so that writing it does not take
-/// the line of its neighbours from another core.
-#[repr(align(128))]
-struct Padded<T>(T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
 }
 
 /// The consumer of one queue: a stream of its deliveries.
@@ -193,6 +184,7 @@ impl Drop for Receiver {
 impl Queue {
     fn new(name: SmolStr, source: Source, max_len: Option<usize>) -> (Arc<Queue>, Consumer) {
         let queue = Arc::new(Queue {
+            released: AtomicUsize::new(0),
             name,
             source,
             max_len,
@@ -202,7 +194,6 @@ impl Queue {
             waker: AtomicWaker::new(),
             deleted: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
-            released: Padded(AtomicUsize::new(0)),
         });
         let receiver = Receiver {
             queue: Arc::clone(&queue),

@@ -11,58 +11,56 @@
 //! of small bodies, freed once the last body in it is dropped.
 //!
 //! The price: a small body kept alive keeps its buffer alive (at most
-//! [`CHUNK`] bytes). A body of more than [`LARGE`] bytes leaves the
-//! buffer to itself, so a large body never keeps later small ones'
-//! buffer, nor they its.
+//! [`CHUNK`] bytes). A body of more than [`LARGE`] bytes is not copied
+//! into the buffer: it keeps the allocation it was encoded into.
 
 use std::cell::RefCell;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 /// The size of a fresh send buffer.
 const CHUNK: usize = 4096;
 
-/// A buffer with less room than this is replaced before a body is written.
+/// A send buffer with less room than this is replaced by a fresh one.
 const ROOM: usize = 256;
 
-/// A body larger than this keeps the buffer it was written into for itself.
+/// A body larger than this keeps the allocation it was encoded into.
 const LARGE: usize = 1024;
 
 thread_local! {
-    static BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+/// A thread's buffers: JSON is written into `scratch` (serde_json writes
+/// fastest into a `Vec`), then small bodies are copied into `send`.
+#[derive(Default)]
+struct Buffers {
+    scratch: Vec<u8>,
+    send: BytesMut,
 }
 
 /// Encodes `value` as JSON into the thread's send buffer.
 pub(crate) fn json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Bytes> {
-    write(|buffer| serde_json::to_writer(buffer.writer(), value))
-}
-
-/// Writes a body with `fill` into the thread's send buffer and splits it
-/// off. A `fill` that fails leaves nothing behind.
-fn write<E>(fill: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<Bytes, E> {
-    BUFFER.with(|cell| {
+    BUFFERS.with(|cell| {
         // A `Serialize` impl that itself encodes a message: its body gets
         // a buffer of its own.
-        let Ok(mut buffer) = cell.try_borrow_mut() else {
-            let mut own = BytesMut::new();
-            fill(&mut own)?;
-            return Ok(own.freeze());
+        let Ok(mut buffers) = cell.try_borrow_mut() else {
+            return serde_json::to_vec(value).map(Bytes::from);
         };
-        // What a `fill` that panicked left.
-        buffer.clear();
-        if buffer.capacity() < ROOM {
-            *buffer = BytesMut::with_capacity(CHUNK);
+        let Buffers { scratch, send } = &mut *buffers;
+        // What a `Serialize` impl that panicked left.
+        scratch.clear();
+        serde_json::to_writer(&mut *scratch, value)?;
+        if scratch.len() > LARGE {
+            // The body keeps the allocation; the scratch starts small again.
+            return Ok(Bytes::from(std::mem::take(scratch)));
         }
-        if let Err(e) = fill(&mut buffer) {
-            buffer.clear();
-            return Err(e);
+        if send.capacity() < scratch.len().max(ROOM) {
+            *send = BytesMut::with_capacity(CHUNK);
         }
-        let body = buffer.split().freeze();
-        if body.len() > LARGE {
-            *buffer = BytesMut::new();
-        }
-        Ok(body)
+        send.extend_from_slice(scratch);
+        Ok(send.split().freeze())
     })
 }
 
