@@ -111,9 +111,90 @@ impl Slow {
     }
 }
 
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Blob {
+    n: u64,
+    data: String,
+}
+
+/// The body of blob `n`: its size cycles across the send buffer's limits
+/// (kept in a shared buffer, copied, or given a buffer of its own), its
+/// letters depend on `n`, so a body cut or mixed with a neighbour shows.
+fn blob(n: u64) -> Blob {
+    const SIZES: [usize; 7] = [0, 10, 200, 1_000, 1_100, 4_000, 20_000];
+    let letter = char::from(b'a' + (n % 26) as u8);
+    Blob {
+        n,
+        data: std::iter::repeat_n(letter, SIZES[n as usize % SIZES.len()]).collect(),
+    }
+}
+
+/// Hands every blob it gets, with its message id, to the test.
+#[agent]
+struct Keeper {
+    seen: mpsc::UnboundedSender<(Blob, Option<String>)>,
+}
+
+#[agent]
+impl Keeper {
+    #[on_message]
+    async fn blob(&mut self, msg: Envelope<Blob>) {
+        let id = msg.received().properties.message_id.as_deref().map(str::to_owned);
+        let _ = self.seen.send((msg.into_body(), id));
+    }
+}
+
 const BACKLOG: u64 = 1_000;
 
 on_both_buses! {
+    async fn bodies_of_every_size_arrive_whole_each_with_its_own_message_id(rt) {
+        let (seen, mut got) = mpsc::unbounded_channel();
+        let keeper = rt.spawn_as(unique("keeper"), Keeper { seen }).await.unwrap();
+        let client = rt.client(unique("blobs")).await.unwrap();
+        // More than the prefetch and read-ahead, sent from two tasks at once.
+        const BLOBS: u64 = 700;
+        let senders: Vec<_> = (0..2u64)
+            .map(|half| {
+                let (ctx, to) = (client.handle().context().clone(), keeper.identity().to_owned());
+                tokio::spawn(async move {
+                    for n in (half..BLOBS).step_by(2) {
+                        ctx.send(&to, &blob(n)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut numbers = std::collections::HashSet::new();
+        for _ in 0..BLOBS {
+            let (received, id) = tokio::time::timeout(Duration::from_secs(60), got.recv())
+                .await
+                .expect("every blob arrives")
+                .unwrap();
+            assert_eq!(received.data, blob(received.n).data, "blob {} changed on the way", received.n);
+            assert!(numbers.insert(received.n), "blob {} twice", received.n);
+            let id = id.unwrap_or_else(|| panic!("blob {} has no message id", received.n));
+            assert!(
+                matches!(id.len(), 16 | 32) && id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "message id {id:?}"
+            );
+            assert!(ids.insert(id.clone()), "message id {id} given twice");
+        }
+        // The sender's trace names each message by the id it arrived with.
+        let sent: std::collections::HashSet<String> = client
+            .handle()
+            .traces()
+            .sent(None)
+            .iter()
+            .filter(|e| e.record.properties.kind.as_deref() == Some("Blob"))
+            .filter_map(|e| e.record.properties.message_id.as_deref().map(str::to_owned))
+            .collect();
+        assert!(!sent.is_empty() && sent.is_subset(&ids), "{} traced ids not received", sent.difference(&ids).count());
+        client.shutdown().await;
+    }
+
     async fn a_busy_agent_answers_while_its_backlog_waits(rt) {
         let calc = rt.spawn_as(unique("calc"), Calc).await.unwrap();
         let busy = rt

@@ -60,6 +60,11 @@ impl<T: DeserializeOwned + Send + 'static> Payload for T {
 /// A handler of `Raw` (or `Envelope<Raw>`) needs a route that does not come
 /// from the payload type: a type name, a topic or the fallback.
 ///
+/// On the embedded bus a small body shares its sender's send buffer (up to
+/// 4 KiB) with the bodies sent before and after it: to keep one for long
+/// (a cache, a list of the last values), keep a copy
+/// (`Bytes::copy_from_slice`) or what it decodes to.
+///
 /// ```
 /// use munggoggo::prelude::*;
 ///
