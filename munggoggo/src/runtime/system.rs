@@ -168,7 +168,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
 impl IncomingCall {
     /// Sends the method's result (or error) to the caller.
     pub(crate) async fn answer(mut self, core: &Core, result: Result<serde_json::Value, CallError>) {
-        if self.local.is_some() {
+        if self.is_local() {
             return self.answer_local((&core.identity, &core.traces), result);
         }
         self.call.set_outcome(result);
