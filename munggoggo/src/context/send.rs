@@ -88,8 +88,8 @@ impl Context {
         self.core.emit(route, properties, body).await
     }
 
-    /// Publishes a message with properties of your own (`app_id` and
-    /// `timestamp` are filled in when missing).
+    /// Publishes a message with properties of your own (`app_id`,
+    /// `timestamp` and `message_id` are filled in when missing).
     pub async fn emit(&self, route: Route, mut properties: Properties, body: Bytes) -> Result<()> {
         if properties.app_id.is_none() {
             properties.app_id = Some(self.core.identity.clone());
