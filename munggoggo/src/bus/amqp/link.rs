@@ -146,25 +146,31 @@ async fn connect(uri: &AMQPUri, shown: &str, role: &'static str, tls: &OwnedTLSC
     }
     let errors = Arc::new(connect::SetupErrors::default());
     let connecting = connect::connector(uri.clone(), properties, role, tls.clone(), Arc::clone(&errors));
+    let hint = if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+        " (is the port a TLS port, and is the server's certificate trusted? see `cacertfile`)"
+    } else {
+        ""
+    };
+    // Biased: a failed TCP or TLS set-up is recorded before lapin returns
+    // its error, so the recorded reason (with the hint) wins either way.
     let outcome = tokio::select! {
-        outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => outcome,
+        biased;
         error = errors.next() => {
-            let hint = if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
-                " (is the port a TLS port, and is the server's certificate trusted? see `cacertfile`)"
-            } else {
-                ""
-            };
             return Err(Error::connection_lost(format!(
                 "cannot connect to the broker at `{shown}`: {error}{hint}"
             )));
         }
+        outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => outcome,
     };
     match outcome {
         Ok(Ok(conn)) => {
             tokio::spawn(log_blocking(conn.events_listener(), shown.to_owned(), role));
             Ok(conn)
         }
-        Ok(Err(e)) => Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`"))),
+        Ok(Err(e)) => {
+            let hint = if matches!(e.kind(), lapin::ErrorKind::IOError(_)) { hint } else { "" };
+            Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`{hint}")))
+        }
         Err(_) => Err(Error::connection_lost(format!(
             "the broker at `{shown}` did not complete the connection within {CONNECT_TIMEOUT:?} (wrong credentials or vhost?)"
         ))),
