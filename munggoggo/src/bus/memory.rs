@@ -27,7 +27,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
-use crate::message::{DeliveryInfo, Received, SmolStr};
+use crate::message::{DeliveryInfo, Properties, Received, SmolStr};
+use bytes::Bytes;
 
 /// The embedded bus. Cloning it gives another handle to the same bus.
 #[derive(Clone, Default)]
@@ -91,9 +92,61 @@ struct Queue {
     /// What the senders published; the consumer makes the deliveries (see
     /// [`Receiver::pop`]), so that a sender in a loop does not do the
     /// receiver's share of the work.
-    items: Mutex<VecDeque<Outgoing>>,
+    items: Mutex<VecDeque<Queued>>,
     waker: AtomicWaker,
 }
+
+/// A message in a queue.
+struct Queued {
+    route: Route,
+    properties: QueuedProperties,
+    body: Bytes,
+}
+
+/// The properties of a queued message.
+///
+/// A message for one queue holds its own copy rather than the sender's
+/// `Arc`: the consumer puts it in an `Arc` of its own, which its delivery
+/// and trace share and which it frees itself. Freeing on one thread what
+/// another allocated takes a lock of the allocator's that the allocating
+/// thread keeps taking too (glibc's arenas): an agent receiving from
+/// another spent a sixth of its time waiting on it. The copy is cheap (the
+/// strings munggoggo puts there are inline or shared). A message for many
+/// queues shares the sender's `Arc` among them: one allocation for all,
+/// freed by whichever consumer is last.
+#[allow(clippy::large_enum_variant)] // boxing the copy would allocate on the sender's thread again
+enum QueuedProperties {
+    Own(Properties),
+    Shared(Arc<Properties>),
+}
+
+impl Queued {
+    fn new(msg: &Outgoing, shared: bool) -> Self {
+        let properties = if shared {
+            QueuedProperties::Shared(Arc::clone(&msg.properties))
+        } else {
+            QueuedProperties::Own(Properties::clone(&msg.properties))
+        };
+        Queued {
+            route: msg.route.clone(),
+            properties,
+            body: msg.body.clone(),
+        }
+    }
+
+    /// The properties, in an `Arc` made on the consumer's thread unless shared.
+    fn properties(properties: QueuedProperties) -> Arc<Properties> {
+        match properties {
+            QueuedProperties::Own(properties) => Arc::new(properties),
+            QueuedProperties::Shared(properties) => properties,
+        }
+    }
+}
+
+/// The room of a queue's first buffer (`VecDeque`'s first allocation):
+/// a drained buffer no larger is freed rather than kept (see
+/// [`Receiver::pop`]).
+const SMALL_BATCH: usize = 4;
 
 /// The consumer of one queue: a stream of its deliveries.
 struct Receiver {
@@ -101,7 +154,7 @@ struct Receiver {
     /// The batch taken from the queue, oldest first: the consumer takes
     /// all the queue holds under one lock, and gives the emptied buffer
     /// back in exchange (so neither side allocates in steady traffic).
-    batch: VecDeque<Outgoing>,
+    batch: VecDeque<Queued>,
     /// The delivery tag of the next delivery.
     next_tag: u64,
 }
@@ -133,11 +186,13 @@ impl Stream for Receiver {
 }
 
 impl Receiver {
-    /// The oldest message as a delivery. A fanout queue gives its buffers
-    /// back once they are drained: broadcasts are rare (a peer's ping, an
-    /// announcement), and every agent keeping the room of the last one
-    /// costs a runtime of ten thousand agents megabytes; the other queues
-    /// keep theirs, so that steady traffic allocates nothing per message.
+    /// The oldest message as a delivery. A drained batch's buffer goes
+    /// back to the queue for the next batch, so that steady traffic
+    /// allocates nothing per message, unless it is a fanout queue's or as
+    /// small as a first allocation ([`SMALL_BATCH`]): broadcasts are rare
+    /// (a peer's ping, an announcement), and so are the messages of a
+    /// queue that never had more than a few waiting; ten thousand agents
+    /// keeping the room of their last few would cost megabytes.
     fn pop(&mut self) -> Option<Delivery> {
         let queue = &self.queue;
         if self.batch.is_empty() {
@@ -149,7 +204,8 @@ impl Receiver {
             queue.queued.store(false, Ordering::Relaxed);
         }
         let queued = self.batch.pop_front()?;
-        if self.batch.is_empty() && queue.source == Source::Fanout && self.batch.capacity() > 0 {
+        let room = self.batch.capacity();
+        if self.batch.is_empty() && room > 0 && (room <= SMALL_BATCH || queue.source == Source::Fanout) {
             self.batch = VecDeque::new();
         }
         let delivery = DeliveryInfo {
@@ -161,7 +217,11 @@ impl Receiver {
         };
         self.next_tag += 1;
         Some(Delivery {
-            received: Arc::new(Received::new(queued.properties, delivery, queued.body)),
+            received: Arc::new(Received::new(
+                Queued::properties(queued.properties),
+                delivery,
+                queued.body,
+            )),
             source: queue.source.clone(),
             acker: Acker::Memory(Slot(Arc::clone(queue))),
         })
@@ -203,7 +263,7 @@ impl Queue {
         (queue, receiver.boxed())
     }
 
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Outgoing>> {
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -213,8 +273,10 @@ impl Queue {
         self.waker.wake();
     }
 
-    fn enqueue(self: &Arc<Self>, msg: &Outgoing) -> Result<()> {
-        let queued = msg.clone();
+    /// Queues `msg`, sharing its properties with the other queues it goes
+    /// to when `shared` (see [`QueuedProperties`]).
+    fn enqueue(self: &Arc<Self>, msg: &Outgoing, shared: bool) -> Result<()> {
+        let queued = Queued::new(msg, shared);
         {
             let mut items = self.items();
             if self.abandoned.load(Ordering::Acquire) {
@@ -305,25 +367,28 @@ impl MemoryBus {
         let topology = self.read();
         match &msg.route {
             Route::Direct(identity) => match topology.queues.get(identity.as_str()) {
-                Some(queue) => queue.enqueue(msg),
+                Some(queue) => queue.enqueue(msg, false),
                 None => Err(Error::UnknownTarget(identity.to_string())),
             },
             Route::Fanout => {
+                let shared = topology.fanout.len() > 1;
                 for queue in &topology.fanout {
-                    if let Err(e) = queue.enqueue(msg) {
+                    if let Err(e) = queue.enqueue(msg, shared) {
                         tracing::warn!(queue = %queue.name, error = %e, "broadcast not delivered to a queue");
                     }
                 }
                 Ok(())
             }
             Route::Topic(key) => {
-                let mut seen: Vec<&str> = Vec::new();
+                let mut matched: Vec<&Arc<Queue>> = Vec::new();
                 for (binding, queue) in &topology.topic {
-                    if seen.contains(&&*queue.name) || !topic_matches(binding, key) {
-                        continue;
+                    if topic_matches(binding, key) && !matched.iter().any(|q| Arc::ptr_eq(q, queue)) {
+                        matched.push(queue);
                     }
-                    seen.push(&queue.name);
-                    if let Err(e) = queue.enqueue(msg) {
+                }
+                let shared = matched.len() > 1;
+                for queue in matched {
+                    if let Err(e) = queue.enqueue(msg, shared) {
                         tracing::warn!(queue = %queue.name, error = %e, "publication not delivered to a queue");
                     }
                 }
@@ -447,5 +512,107 @@ impl Endpoint for MemoryEndpoint {
             self.bus.delete(&queue);
         }
         Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> EndpointOptions {
+        EndpointOptions {
+            prefetch: 10,
+            control_prefetch: 10,
+            max_queue: None,
+            publish_window: 10,
+            send_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+
+    async fn publish(from: &crate::bus::Opened, route: Route, properties: &Arc<Properties>) {
+        let msg = Outgoing {
+            route,
+            properties: Arc::clone(properties),
+            body: Bytes::from_static(b"{}"),
+        };
+        from.endpoint.publish(msg).await.unwrap().wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_queue_gets_its_own_properties_and_many_share_the_senders() {
+        let bus = MemoryBus::new();
+        let mut agent = bus.open("props-agent", &options()).await.unwrap();
+        let sender = bus.open("props-sender", &options()).await.unwrap();
+        let mut both = agent
+            .endpoint
+            .subscribe("props-both", &["x.*", "*.y"])
+            .await
+            .unwrap();
+        let mut one = agent.endpoint.subscribe("props-one", &["x.y"]).await.unwrap();
+        let mut properties = Properties::new("Note", "props-sender");
+        properties.message_id = Some("m1".into());
+        properties.headers.insert("h".to_owned(), 1.into());
+        let properties = Arc::new(properties);
+
+        let direct = Route::Direct("props-agent".into());
+        publish(&sender, direct, &properties).await;
+        let got = agent.mailbox[0].next().await.unwrap().received;
+        assert_eq!(*got.properties, *properties);
+        assert!(
+            !Arc::ptr_eq(&got.properties, &properties),
+            "a copy made by the consumer"
+        );
+
+        // Two queues match (one of them by both its bindings): one delivery each, sharing.
+        let topic = Route::Topic("x.y".into());
+        publish(&sender, topic, &properties).await;
+        let (a, b) = (both.next().await.unwrap(), one.next().await.unwrap());
+        assert!(Arc::ptr_eq(&a.received.properties, &properties));
+        assert!(Arc::ptr_eq(&b.received.properties, &properties));
+
+        // One queue matches: its own copy; and `x.y` came to it only once.
+        let topic = Route::Topic("x.z".into());
+        publish(&sender, topic, &properties).await;
+        let next = both.next().await.unwrap();
+        assert_eq!(next.received.delivery.routing_key, "x.z");
+        assert_eq!(*next.received.properties, *properties);
+        assert!(!Arc::ptr_eq(&next.received.properties, &properties));
+        drop(agent.control);
+    }
+
+    #[test]
+    fn a_queue_keeps_buffers_only_once_it_had_a_backlog() {
+        let (queue, _consumer) = Queue::new("buffers".into(), Source::Direct, None);
+        let mut receiver = Receiver {
+            queue: Arc::clone(&queue),
+            batch: VecDeque::new(),
+            next_tag: 1,
+        };
+        let msg = Outgoing {
+            route: Route::Direct("buffers".into()),
+            properties: Arc::new(Properties::new("Note", "sender")),
+            body: Bytes::from_static(b"{}"),
+        };
+        let room = |receiver: &Receiver| receiver.batch.capacity() + queue.items().capacity();
+
+        // A message now and then: no buffer stays.
+        for _ in 0..3 {
+            queue.enqueue(&msg, false).unwrap();
+            assert!(receiver.pop().is_some());
+            assert!(receiver.pop().is_none());
+            assert_eq!(room(&receiver), 0);
+        }
+        // A backlog: its buffer stays for the next one.
+        for _ in 0..10 {
+            queue.enqueue(&msg, false).unwrap();
+        }
+        for _ in 0..10 {
+            assert!(receiver.pop().is_some());
+        }
+        assert!(receiver.pop().is_none());
+        assert!(room(&receiver) >= 10);
+        queue.enqueue(&msg, false).unwrap();
+        assert!(receiver.pop().is_some());
+        assert!(room(&receiver) >= 10, "kept for steady traffic");
     }
 }
