@@ -152,9 +152,11 @@ pub enum Acker {
     /// An embedded-bus delivery: it counts towards its queue's length until
     /// it is acknowledged, rejected or dropped.
     Memory(memory::Slot),
-    /// A RabbitMQ delivery.
+    /// A RabbitMQ delivery. Boxed, and so are the futures of its methods:
+    /// lapin's acker and futures are large, and every agent's task (on
+    /// either bus, with the `amqp` feature) would carry their size.
     #[cfg(feature = "amqp")]
-    Amqp(lapin::Acker),
+    Amqp(Box<lapin::Acker>),
 }
 
 impl Acker {
@@ -163,7 +165,7 @@ impl Acker {
         match self {
             Acker::None | Acker::Memory(_) => Ok(()),
             #[cfg(feature = "amqp")]
-            Acker::Amqp(acker) => amqp::ack(acker).await,
+            Acker::Amqp(acker) => Box::pin(amqp::ack(*acker)).await,
         }
     }
 
@@ -172,7 +174,7 @@ impl Acker {
         match self {
             Acker::None | Acker::Memory(_) => Ok(()),
             #[cfg(feature = "amqp")]
-            Acker::Amqp(acker) => amqp::reject(acker).await,
+            Acker::Amqp(acker) => Box::pin(amqp::reject(*acker)).await,
         }
     }
 
@@ -182,7 +184,7 @@ impl Acker {
         match self {
             Acker::None | Acker::Memory(_) => Ok(()),
             #[cfg(feature = "amqp")]
-            Acker::Amqp(acker) => amqp::release(acker).await,
+            Acker::Amqp(acker) => Box::pin(amqp::release(*acker)).await,
         }
     }
 }

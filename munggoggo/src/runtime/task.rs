@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
 
+use futures_util::future::{Either, OptionFuture};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
@@ -141,84 +142,100 @@ impl<A: Agent> Task<A> {
                     core.quiet.look_again();
                 }
             }
-            // The lanes in order of precedence: the control queue (system
-            // requests, replies), the stop request, start/stop of
-            // behaviours, `#[rpc]` calls, due behaviours, then user
-            // messages, so a call never waits behind the backlog of the
-            // user queues. All but the last are quiet lanes, looked at
-            // only after one of them woke the task (see `flag::Quiet`).
-            let next = std::future::poll_fn(|cx| {
-                if core.quiet.woke(cx) {
-                    let waker = core.quiet.waker();
-                    let mut quiet = std::task::Context::from_waker(&waker);
-                    let ready = if let Poll::Ready(delivery) = self.lanes.control.poll_next(cx) {
-                        Some(Next::Control(delivery))
-                    } else if core.shutdown.is_set() {
-                        Some(Next::Stop)
-                    } else if let Poll::Ready(control) = core.control.poll_recv(&mut quiet) {
-                        Some(control.map_or(Next::Stop, Next::Request))
-                    } else if let Poll::Ready(Some(incoming)) = core.calls.poll_recv(&mut quiet) {
-                        Some(Next::Call(incoming))
-                    } else if due.is_some() && timer.as_mut().poll(&mut quiet).is_ready() {
-                        Some(Next::Due)
-                    } else {
+            // A user delivery is handled after this block, with `next` out
+            // of scope: awaited in the match, the delivery and `next` would
+            // keep their room beside the handling in every agent's task.
+            let delivery = {
+                // The lanes in order of precedence: the control queue (system
+                // requests, replies), the stop request, start/stop of
+                // behaviours, `#[rpc]` calls, due behaviours, then user
+                // messages, so a call never waits behind the backlog of the
+                // user queues. All but the last are quiet lanes, looked at
+                // only after one of them woke the task (see `flag::Quiet`).
+                let next = std::future::poll_fn(|cx| {
+                    if core.quiet.woke(cx) {
+                        let waker = core.quiet.waker();
+                        let mut quiet = std::task::Context::from_waker(&waker);
+                        let ready = if let Poll::Ready(delivery) = self.lanes.control.poll_next(cx) {
+                            Some(Next::Control(delivery))
+                        } else if core.shutdown.is_set() {
+                            Some(Next::Stop)
+                        } else if let Poll::Ready(control) = core.control.poll_recv(&mut quiet) {
+                            Some(control.map_or(Next::Stop, Next::Request))
+                        } else if let Poll::Ready(Some(incoming)) = core.calls.poll_recv(&mut quiet) {
+                            Some(Next::Call(incoming))
+                        } else if due.is_some() && timer.as_mut().poll(&mut quiet).is_ready() {
+                            Some(Next::Due)
+                        } else {
+                            None
+                        };
+                        if let Some(next) = ready {
+                            // The lane may hold more, and the lanes after it
+                            // were not looked at.
+                            core.quiet.look_again();
+                            return Poll::Ready(next);
+                        }
+                    }
+                    self.lanes.users.poll_next(cx).map(Next::User)
+                })
+                .await;
+                // The rarer lanes' futures are boxed: inline, they would make
+                // every agent's task kilobytes larger.
+                match next {
+                    Next::Control(delivery) => {
+                        Box::pin(lanes::on_control(&core, delivery)).await;
                         None
-                    };
-                    if let Some(next) = ready {
-                        // The lane may hold more, and the lanes after it
-                        // were not looked at.
-                        core.quiet.look_again();
-                        return Poll::Ready(next);
                     }
-                }
-                self.lanes.users.poll_next(cx).map(Next::User)
-            })
-            .await;
-            // The rarer lanes' futures are boxed: inline, they would make
-            // every agent's task kilobytes larger.
-            match next {
-                Next::Control(delivery) => Box::pin(lanes::on_control(&core, delivery)).await,
-                Next::Stop => break,
-                Next::Request(Control::Start(i, answer)) => {
-                    let started = Box::pin(self.start(&mut schedule, i)).await;
-                    let _ = answer.send(started);
-                }
-                Next::Request(Control::Stop(i, answer)) => {
-                    Box::pin(self.stop(&mut schedule, i)).await;
-                    let _ = answer.send(());
-                }
-                Next::Call(mut incoming) => {
-                    incoming.trace_request((&core.identity, &core.traces));
-                    let params = std::mem::take(&mut incoming.call.params);
-                    let result = Box::pin(self.call(incoming.index, params)).await;
-                    if incoming.is_local() {
-                        // A call from inside the process: its answer is a
-                        // hand-over, with no future (that of an answer over
-                        // the bus is kilobytes large).
-                        incoming.answer_local((&core.identity, &core.traces), result);
-                    } else {
-                        let answer = Box::pin(incoming.answer(&core, result));
-                        serve_while(&mut self.lanes, &core, answer).await;
+                    Next::Stop => break,
+                    Next::Request(Control::Start(i, answer)) => {
+                        let started = Box::pin(self.start(&mut schedule, i)).await;
+                        let _ = answer.send(started);
+                        None
                     }
-                }
-                Next::Due => {
-                    armed = None;
-                    if let Some((i, _)) = due {
-                        Box::pin(self.step(&mut schedule, i)).await;
+                    Next::Request(Control::Stop(i, answer)) => {
+                        Box::pin(self.stop(&mut schedule, i)).await;
+                        let _ = answer.send(());
+                        None
                     }
+                    Next::Call(mut incoming) => {
+                        incoming.trace_request((&core.identity, &core.traces));
+                        let params = std::mem::take(&mut incoming.call.params);
+                        let result = Box::pin(self.call(incoming.index, params)).await;
+                        if incoming.is_local() {
+                            // A call from inside the process: its answer is a
+                            // hand-over, with no future (that of an answer over
+                            // the bus is kilobytes large).
+                            incoming.answer_local((&core.identity, &core.traces), result);
+                        } else {
+                            let answer = Box::pin(incoming.answer(&core, result));
+                            serve_while(&mut self.lanes, &core, answer).await;
+                        }
+                        None
+                    }
+                    Next::Due => {
+                        armed = None;
+                        if let Some((i, _)) = due {
+                            Box::pin(self.step(&mut schedule, i)).await;
+                        }
+                        None
+                    }
+                    Next::User(delivery) => Some(delivery),
                 }
-                Next::User(delivery) => {
+            };
+            let handling: OptionFuture<_> = delivery
+                .map(|delivery| {
                     core.buffered
                         .store(self.lanes.users.buffered(), std::sync::atomic::Ordering::Relaxed);
                     if lanes::is_system(&delivery) {
                         lanes::trace_incoming(&core, &delivery);
-                        Box::pin(super::system::handle(&core, delivery)).await;
+                        Either::Left(Box::pin(super::system::handle(&core, delivery)))
                     } else {
                         let traced = lanes::traces_incoming(&core, &delivery);
-                        self.deliver(&routes, delivery, traced).await;
+                        Either::Right(self.deliver(&routes, delivery, traced))
                     }
-                }
-            }
+                })
+                .into();
+            handling.await;
             core.activity.notify();
         }
     }
@@ -525,14 +542,7 @@ impl Ran {
 }
 
 async fn ack(core: &Core, acker: crate::bus::Acker) {
-    // The embedded bus acknowledges at once; the others' futures are
-    // boxed, as inline they would make every agent's task larger.
-    let acked: crate::Result<()> = match acker {
-        crate::bus::Acker::None | crate::bus::Acker::Memory(_) => Ok(()),
-        #[cfg(feature = "amqp")]
-        acker => Box::pin(acker.ack()).await,
-    };
-    if let Err(e) = acked {
+    if let Err(e) = acker.ack().await {
         tracing::warn!(agent = %core.identity, error = %e, "cannot acknowledge a message");
     }
 }

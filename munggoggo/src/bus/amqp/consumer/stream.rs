@@ -125,7 +125,7 @@ impl StreamState {
         Delivery {
             received: Arc::new(Received::new(from_amqp(&properties), info, Bytes::from(data))),
             source: self.source.clone(),
-            acker: Acker::Amqp(acker),
+            acker: Acker::Amqp(Box::new(acker)),
         }
     }
 }
