@@ -364,106 +364,107 @@ impl<A: Agent> Task<A> {
             acker,
         } = delivery;
         let core = Arc::clone(&self.ctx.core);
-        let resolved = routes.resolve(&msg, &source).map_err(|reason| {
-            if incoming {
-                core.traces.append_received(Category::Incoming, &msg);
-            }
-            let own_broadcast = matches!(source, Source::Fanout) && msg.sender() == &*core.identity;
-            (reason, own_broadcast)
-        });
-        async move {
-            let handlers = match resolved {
-                Ok(handlers) => handlers,
-                Err((_, true)) => {
-                    // The agent's own broadcast came back and it has no
-                    // handler for it: nothing went wrong (it stays traced
-                    // as incoming).
-                    tracing::debug!(agent = %core.identity, kind = msg.message_type(), "own broadcast without a handler skipped");
-                    return serve_while(&mut self.lanes, &core, ack(&core, acker)).await;
-                }
-                Err((reason, false)) => {
-                    let reject = core.reject_with(&msg, acker, reason.to_owned());
-                    return serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
-                }
-            };
-            self.run_handlers(core, handlers, msg, acker, incoming).await;
+        let reason = match routes.resolve(&msg, &source) {
+            Ok(handlers) => return Either::Left(self.run_handlers(core, handlers, msg, acker, incoming)),
+            Err(reason) => reason,
+        };
+        if incoming {
+            core.traces.append_received(Category::Incoming, &msg);
         }
+        let own_broadcast = matches!(source, Source::Fanout) && msg.sender() == &*core.identity;
+        Either::Right(async move {
+            if own_broadcast {
+                // The agent's own broadcast came back and it has no handler
+                // for it: nothing went wrong (it stays traced as incoming).
+                tracing::debug!(agent = %core.identity, kind = msg.message_type(), "own broadcast without a handler skipped");
+                serve_while(&mut self.lanes, &core, ack(&core, acker)).await
+            } else {
+                let reject = core.reject_with(&msg, acker, reason.to_owned());
+                serve_while(&mut self.lanes, &core, Box::pin(reject)).await
+            }
+        })
     }
 
     /// Runs the handlers of a delivery in turn (see [`Self::deliver`]).
-    async fn run_handlers(
-        &mut self,
+    ///
+    /// Not an `async fn`, for the reason [`Self::deliver`] gives: its
+    /// arguments would be kept twice.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
+    fn run_handlers<'a>(
+        &'a mut self,
         core: Arc<Core>,
-        handlers: &[usize],
+        handlers: &'a [usize],
         msg: Arc<Received>,
         acker: crate::bus::Acker,
         mut incoming: bool,
-    ) {
-        // Boxed: a failure is rare, and inline it would make every agent's
-        // task larger.
-        let mut failure: Option<Box<(&'static str, String)>> = None;
-        let mut ran = Ran::default();
-        for (n, &i) in handlers.iter().enumerate() {
-            let b = &core.behaviours[i];
-            if b.state.get() != State::Running {
-                continue;
-            }
-            ran.mark(n);
-            let handed = Category::Behaviour(Arc::clone(&b.name));
-            if std::mem::take(&mut incoming) {
-                core.traces.append_received_as([Category::Incoming, handed], &msg);
-            } else {
-                core.traces.append_received(handed, &msg);
-            }
-            let span = tracing::debug_span!(
-                "handler",
-                agent = %core.identity,
-                behaviour = b.spec.method,
-                kind = msg.message_type(),
-                sender = msg.sender(),
-            );
-            let handler = AssertUnwindSafe(self.invocation.scope(self.agent.handle(&self.ctx, i, &msg)))
-                .catch_unwind()
-                .instrument(span);
-            let outcome = serve_while(&mut self.lanes, &core, handler).await;
-            let reason = match outcome {
-                Ok(Ok(())) => {
-                    b.record_run();
+    ) -> impl std::future::Future<Output = ()> + 'a {
+        async move {
+            // Boxed: a failure is rare, and inline it would make every agent's
+            // task larger.
+            let mut failure: Option<Box<(&'static str, String)>> = None;
+            let mut ran = Ran::default();
+            for (n, &i) in handlers.iter().enumerate() {
+                let b = &core.behaviours[i];
+                if b.state.get() != State::Running {
                     continue;
                 }
-                Ok(Err(HandlerError::Decode { type_name, reason })) => {
-                    format!("{}: body does not decode into `{type_name}`: {reason}", b.name)
+                ran.mark(n);
+                let handed = Category::Behaviour(Arc::clone(&b.name));
+                if std::mem::take(&mut incoming) {
+                    core.traces.append_received_as([Category::Incoming, handed], &msg);
+                } else {
+                    core.traces.append_received(handed, &msg);
                 }
-                Ok(Err(HandlerError::Failed(e))) => format!("{}: handler failed: {e}", b.name),
-                Err(panic) => format!(
-                    "{}: handler panicked: {}",
-                    b.name,
-                    invocation::panic_message(&*panic)
-                ),
-            };
-            b.record_error(reason.clone());
-            failure = Some(Box::new((b.spec.method, reason)));
-        }
-        if incoming {
-            // No handler ran.
-            core.traces.append_received(Category::Incoming, &msg);
-        }
-        // Confirms of a failed invocation do not matter: its input is rejected.
-        let confirms = self.invocation.take();
-        match failure {
-            None if ran.is_empty() => {
-                let reject = core.reject_with(&msg, acker, "handler stopped".to_owned());
-                serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+                let span = tracing::debug_span!(
+                    "handler",
+                    agent = %core.identity,
+                    behaviour = b.spec.method,
+                    kind = msg.message_type(),
+                    sender = msg.sender(),
+                );
+                let handler = AssertUnwindSafe(self.invocation.scope(self.agent.handle(&self.ctx, i, &msg)))
+                    .catch_unwind()
+                    .instrument(span);
+                let outcome = serve_while(&mut self.lanes, &core, handler).await;
+                let reason = match outcome {
+                    Ok(Ok(())) => {
+                        b.record_run();
+                        continue;
+                    }
+                    Ok(Err(HandlerError::Decode { type_name, reason })) => {
+                        format!("{}: body does not decode into `{type_name}`: {reason}", b.name)
+                    }
+                    Ok(Err(HandlerError::Failed(e))) => format!("{}: handler failed: {e}", b.name),
+                    Err(panic) => format!(
+                        "{}: handler panicked: {}",
+                        b.name,
+                        invocation::panic_message(&*panic)
+                    ),
+                };
+                b.record_error(reason.clone());
+                failure = Some(Box::new((b.spec.method, reason)));
             }
-            None if confirms.is_empty() => serve_while(&mut self.lanes, &core, ack(&core, acker)).await,
-            None => {
-                let ran = ran.of(handlers);
-                tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
+            if incoming {
+                // No handler ran.
+                core.traces.append_received(Category::Incoming, &msg);
             }
-            Some(failed) => {
-                let (handler, reason) = *failed;
-                let reject = core.reject_from(&msg, acker, Some(handler), reason);
-                serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+            // Confirms of a failed invocation do not matter: its input is rejected.
+            let confirms = self.invocation.take();
+            match failure {
+                None if ran.is_empty() => {
+                    let reject = core.reject_with(&msg, acker, "handler stopped".to_owned());
+                    serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+                }
+                None if confirms.is_empty() => serve_while(&mut self.lanes, &core, ack(&core, acker)).await,
+                None => {
+                    let ran = ran.of(handlers);
+                    tokio::spawn(settle_delivery(core, ran, msg, acker, confirms));
+                }
+                Some(failed) => {
+                    let (handler, reason) = *failed;
+                    let reject = core.reject_from(&msg, acker, Some(handler), reason);
+                    serve_while(&mut self.lanes, &core, Box::pin(reject)).await;
+                }
             }
         }
     }
