@@ -30,12 +30,6 @@ impl IncomingCall {
         }
     }
 
-    /// Whether the call comes from inside the process (its result goes
-    /// back to the caller directly, see [`Self::answer_local`]).
-    pub(crate) fn is_local(&self) -> bool {
-        self.local.is_some()
-    }
-
     /// Hands the result of a call from inside the process to its caller
     /// (recording the reply in both trace stores first).
     pub(crate) fn answer_local(

@@ -6,6 +6,7 @@
 //! does.
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use serde::Serialize;
 
 use super::calls::{IncomingCall, Reply};
@@ -166,13 +167,23 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
 }
 
 impl IncomingCall {
-    /// Sends the method's result (or error) to the caller.
-    pub(crate) async fn answer(mut self, core: &Core, result: Result<serde_json::Value, CallError>) {
-        if self.is_local() {
-            return self.answer_local((&core.identity, &core.traces), result);
+    /// Sends the method's result (or error) to the caller. A call from
+    /// inside the process is answered at once, a hand-over with nothing to
+    /// wait for; the answer of a call over the bus is a boxed future, as it
+    /// is kilobytes large and the agent's task awaits it.
+    pub(crate) fn answer<'a>(
+        mut self,
+        core: &'a Core,
+        result: Result<serde_json::Value, CallError>,
+    ) -> impl std::future::Future<Output = ()> + 'a {
+        if self.local.is_some() {
+            self.answer_local((&core.identity, &core.traces), result);
+            return Either::Left(std::future::ready(()));
         }
         self.call.set_outcome(result);
-        reply(core, &self.to, &self.correlation_id, "RpcCall", json(&self.call)).await;
+        Either::Right(Box::pin(async move {
+            reply(core, &self.to, &self.correlation_id, "RpcCall", json(&self.call)).await;
+        }))
     }
 }
 

@@ -201,15 +201,7 @@ impl<A: Agent> Task<A> {
                         incoming.trace_request((&core.identity, &core.traces));
                         let params = std::mem::take(&mut incoming.call.params);
                         let result = Box::pin(self.call(incoming.index, params)).await;
-                        if incoming.is_local() {
-                            // A call from inside the process: its answer is a
-                            // hand-over, with no future (that of an answer over
-                            // the bus is kilobytes large).
-                            incoming.answer_local((&core.identity, &core.traces), result);
-                        } else {
-                            let answer = Box::pin(incoming.answer(&core, result));
-                            serve_while(&mut self.lanes, &core, answer).await;
-                        }
+                        serve_while(&mut self.lanes, &core, incoming.answer(&core, result)).await;
                         None
                     }
                     Next::Due => {
