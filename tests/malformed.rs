@@ -6,11 +6,9 @@
 //! next valid message, memory must stay bounded, and the frame guard must
 //! have counted its repairs.
 //!
-//! A poison sent to `admin` reaches every agent on the broker's vhost, and
-//! would put "no handler" rejections into the traces of other tests running
-//! at the same time: the suite runs in a vhost of its own,
-//! `munggoggo-malformed` on the broker of `MUNGGOGGO_TEST_URL`, which it
-//! creates with `rabbitmqctl` (or `MUNGGOGGO_MALFORMED_URL`).
+//! A poison sent to `admin` reaches every agent on the broker's vhost: the
+//! test is the only one of its process, whose vhost is its own (every test
+//! process has one, see `munggoggo-test-support`).
 #![cfg(feature = "amqp")]
 
 mod common;
@@ -180,35 +178,6 @@ async fn to_everyone(
     accepted.unwrap_or_else(|e| panic!("the broker refused {what}: {e}"));
 }
 
-/// The URL of the suite's own vhost, created (with full permissions for
-/// the URL's user) when `rabbitmqctl` is at hand.
-fn own_vhost() -> String {
-    const VHOST: &str = "munggoggo-malformed";
-    if let Ok(url) = std::env::var("MUNGGOGGO_MALFORMED_URL") {
-        return url;
-    }
-    let base = common::buses::test_url();
-    let (root, _) = base.rsplit_once('/').unwrap_or((base.as_str(), ""));
-    let user = root
-        .split_once("://")
-        .and_then(|(_, rest)| rest.rsplit_once('@'))
-        .map(|(userinfo, _)| userinfo.split(':').next().unwrap_or("guest").to_owned())
-        .unwrap_or_else(|| "guest".to_owned());
-    let ctl = |args: &[&str]| {
-        std::process::Command::new("rabbitmqctl")
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-    };
-    // Both fail harmlessly when the vhost exists already.
-    let _ = ctl(&["add_vhost", VHOST]);
-    let _ = ctl(&["set_permissions", "-p", VHOST, &user, ".*", ".*", ".*"]);
-    // Dead letters are checked in `munggoggo/tests/dead_letters.rs`; this
-    // vhost stays, and would keep every poison message of every run.
-    format!("{root}/{VHOST}?dead_letters=false")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_stop_no_agent() {
     // The guard's WARN lines, with `--nocapture`.
@@ -216,10 +185,10 @@ async fn poison_messages_stop_no_agent() {
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn,munggoggo=info"))
         .with_test_writer()
         .try_init();
-    let url = own_vhost();
-    let Some(rt) = common::buses::amqp_at(&url).await else {
+    let Some(rt) = common::buses::amqp().await else {
         return;
     };
+    let url = common::buses::test_url();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut agents = Vec::new();
     for name in ["malformed-a", "malformed-b"] {

@@ -1,9 +1,9 @@
 //! The `munggoggo` binary against agents started here on RabbitMQ: every
 //! command in human and `--json` form, the error cases, two CLIs at once.
 //!
-//! RabbitMQ comes from `MUNGGOGGO_TEST_URL` (default: the local broker).
-//! Without a broker the tests are skipped with a message, unless `CI` is
-//! set: then they fail.
+//! RabbitMQ comes from `MUNGGOGGO_TEST_URL` (default: the local broker), in
+//! a vhost of the process's own (`munggoggo-test-support`). Without a broker
+//! the tests are skipped with a message, unless `CI` is set: then they fail.
 #![cfg(feature = "cli")]
 
 use std::process::{Command, Output};
@@ -69,39 +69,27 @@ impl Worker {
     }
 }
 
-/// The test broker, without dead letters (the other tests share its
-/// default vhost; `dead_letters.rs` checks them in a vhost of its own).
+/// The test broker, in this process's own vhost, without dead letters
+/// (`dead_letters.rs` checks them in a vhost of its own).
 fn url() -> String {
-    let url =
-        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
+    let url = munggoggo_test_support::broker_url().expect("the test vhost was made when the test started");
     let joiner = if url.contains('?') { '&' } else { '?' };
     format!("{url}{joiner}dead_letters=false")
 }
 
 /// A runtime on RabbitMQ, or `None` (skipped) when no broker answers outside CI.
 async fn broker() -> Option<RuntimeHandle> {
+    munggoggo_test_support::broker_url_or_skip()?;
     let url = url();
     match Runtime::from_url(&url).expect("valid URL").start().await {
         Ok(rt) => Some(rt),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            // Straight to stderr: libtest captures `eprintln!`, so the skip
-            // would show only with `--nocapture` and look like a pass.
-            use std::io::Write;
-            let test = std::thread::current()
-                .name()
-                .unwrap_or("a broker test")
-                .to_owned();
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED {test}: no RabbitMQ broker at {} ({e}); start one or set MUNGGOGGO_TEST_URL (with CI set, this fails)",
+        Err(e) => {
+            munggoggo_test_support::skip(format_args!(
+                "no RabbitMQ broker at {} ({e}); start one or set MUNGGOGGO_TEST_URL",
                 munggoggo::bus::redact(&url)
-            );
+            ));
             None
         }
-        Err(e) => panic!(
-            "CI is set but RabbitMQ at {} is unreachable: {e}",
-            munggoggo::bus::redact(&url)
-        ),
     }
 }
 
@@ -648,30 +636,4 @@ async fn bad_arguments_are_usage_errors() {
     let run = cli(&["--timeout", "soon", "peers"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("`soon` is not a duration"), "{}", run.stderr);
-}
-
-/// Without a broker (and without `CI`), a broker test prints its skip
-/// where `cargo test` shows it, not only with `--nocapture`.
-#[test]
-fn a_skipped_broker_test_says_so_in_the_test_output() {
-    let test = "peers_lists_agents_with_their_behaviours";
-    let output = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([test, "--exact"])
-        .env("MUNGGOGGO_TEST_URL", "amqp://guest:secret@127.0.0.1:1/%2f")
-        .env_remove("CI")
-        .output()
-        .expect("the test binary runs");
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{out}");
-    assert!(out.contains("1 passed"), "{out}");
-    assert!(
-        out.contains(&format!(
-            "SKIPPED {test}: no RabbitMQ broker at amqp://guest:***@127.0.0.1:1/%2f"
-        )),
-        "{out}"
-    );
 }

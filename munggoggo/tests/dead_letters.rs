@@ -43,57 +43,6 @@ impl Shop {
     }
 }
 
-/// A vhost of the test's own, deleted when dropped.
-struct Vhost {
-    name: String,
-    url: String,
-}
-
-impl Vhost {
-    fn create() -> Option<Vhost> {
-        let base = std::env::var("MUNGGOGGO_TEST_URL")
-            .unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
-        let (root, _) = base.rsplit_once('/')?;
-        let name = format!("munggoggo-dead-letters-{}", std::process::id());
-        let ctl = |args: &[&str]| {
-            Command::new("rabbitmqctl")
-                .args(args)
-                .output()
-                .map(|o| o.status.success())
-        };
-        match ctl(&["add_vhost", &name]) {
-            Ok(true) => {}
-            _ if std::env::var_os("CI").is_none() => {
-                eprintln!("SKIPPED: dead letters need rabbitmqctl to make a vhost");
-                return None;
-            }
-            other => panic!("CI is set but `rabbitmqctl add_vhost` failed: {other:?}"),
-        }
-        let user = root
-            .split_once("://")
-            .and_then(|(_, rest)| rest.rsplit_once('@'))
-            .map_or("guest", |(userinfo, _)| {
-                userinfo.split(':').next().unwrap_or("guest")
-            });
-        assert_eq!(
-            ctl(&["set_permissions", "-p", &name, user, ".*", ".*", ".*"]).ok(),
-            Some(true)
-        );
-        Some(Vhost {
-            url: format!("{root}/{name}"),
-            name,
-        })
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.name])
-            .output();
-    }
-}
-
 fn cli(url: &str, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_munggoggo"))
         .arg("--url")
@@ -123,8 +72,13 @@ async fn letters(bus: &AmqpBus, count: usize) -> Vec<DeadLetter> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_messages_become_dead_letters_that_the_cli_lists_replays_and_purges() {
-    let Some(vhost) = Vhost::create() else { return };
-    let url = vhost.url.clone();
+    // A vhost of the test's own: it checks everything in the vhost's
+    // dead-letter queue.
+    let vhost = match munggoggo_test_support::Vhost::create("dead-letters") {
+        Ok(vhost) => vhost,
+        Err(why) => return munggoggo_test_support::skip(why),
+    };
+    let url = vhost.url().to_owned();
     let strict = Arc::new(AtomicBool::new(true));
     let rt = Runtime::from_url(&url)
         .unwrap()

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod py_common;
-use py_common::{broker_in, script, unique, url, Script, STEP};
+use py_common::{broker_at, script, unique, Script, STEP};
 
 #[derive(Debug, Serialize, Deserialize, Message)]
 struct DemoData {
@@ -61,7 +61,7 @@ fn run04(run: &PathBuf, args: &[&str]) -> String {
 
 fn cli(args: &[&str]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_munggoggo"))
-        .args(["--url", &url()])
+        .args(["--url", &munggoggo_test_support::given_url()])
         .args(args)
         .output()
         .expect("the CLI runs");
@@ -91,14 +91,15 @@ async fn event(script: &mut Script, event: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_0_4_agents_and_rust_agents_on_one_broker() {
+    // Opt-in, skipped in CI too: users who clone the project have no 0.4.
     let Some(run) = std::env::var_os("MUNGGOGGO_PY04_RUN").map(PathBuf::from) else {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED real_0_4_agents_and_rust_agents_on_one_broker: set MUNGGOGGO_PY04_RUN to munggoggo 0.4's `run` script"
-        );
+        munggoggo_test_support::skip_opt_in("MUNGGOGGO_PY04_RUN", "munggoggo 0.4's `run` script");
         return;
     };
-    let Some(rt) = broker_in(WireMode::Py04).await else {
+    // 0.4's agents and `ctrl.py` only know the default vhost of the local
+    // broker (its settings.py), so this opt-in test runs there.
+    let url = munggoggo_test_support::given_url();
+    let Some(rt) = broker_at(&url, WireMode::Py04).await else {
         return;
     };
     let rust_id = unique("rust-peer");
@@ -185,7 +186,8 @@ async fn real_0_4_agents_and_rust_agents_on_one_broker() {
 /// Deletes queues that no consumer uses and that hold no message.
 async fn delete_unused(queues: &[&str]) {
     use lapin::options::QueueDeleteOptions;
-    let conn = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+    let url = munggoggo_test_support::given_url();
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
         .await
         .expect("broker");
     for queue in queues {

@@ -7,23 +7,30 @@ pub async fn memory() -> RuntimeHandle {
     Runtime::memory().start().await.expect("embedded bus starts")
 }
 
-/// RabbitMQ at `MUNGGOGGO_TEST_URL` (default: the local broker). Fails when
-/// `CI` is set and no broker answers; elsewhere the test is skipped with a
-/// message.
+/// RabbitMQ, in this test process's own vhost (see
+/// [`munggoggo_test_support::broker_url`]). Fails when `CI` is set and no
+/// broker answers; elsewhere the test is skipped with a message.
 #[cfg(feature = "amqp")]
 pub async fn amqp() -> Option<RuntimeHandle> {
-    amqp_at(&test_url()).await
+    amqp_at(&without_dead_letters(
+        munggoggo_test_support::broker_url_or_skip()?
+    ))
+    .await
 }
 
-/// The broker URL of the tests: `MUNGGOGGO_TEST_URL`, or the local broker.
-#[cfg(feature = "amqp")]
+/// The URL of this process's own vhost on the test broker, for a test that
+/// [`amqp`] let run (and so made the vhost).
 ///
-/// Dead letters are off: the tests share the broker's default vhost, whose
-/// dead-letter queue they would fill; `munggoggo/tests/dead_letters.rs`
-/// checks them in a vhost of its own.
+/// Dead letters are off: `munggoggo/tests/dead_letters.rs` checks them in
+/// a vhost of its own, where no other test's rejected messages land.
+#[cfg(feature = "amqp")]
 pub fn test_url() -> String {
-    let url =
-        std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned());
+    let url = munggoggo_test_support::broker_url().expect("the test vhost was made when the test started");
+    without_dead_letters(url)
+}
+
+#[cfg(feature = "amqp")]
+fn without_dead_letters(url: String) -> String {
     let joiner = if url.contains('?') { '&' } else { '?' };
     format!("{url}{joiner}dead_letters=false")
 }
@@ -31,35 +38,16 @@ pub fn test_url() -> String {
 /// [`amqp`] at another URL.
 #[cfg(feature = "amqp")]
 pub async fn amqp_at(url: &str) -> Option<RuntimeHandle> {
-    let url = url.to_owned();
-    match Runtime::from_url(&url).expect("valid URL").start().await {
+    match Runtime::from_url(url).expect("valid URL").start().await {
         Ok(rt) => Some(rt),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            skip_notice(&url, &e);
+        Err(e) => {
+            munggoggo_test_support::skip(format_args!(
+                "no RabbitMQ broker at {} ({e}); start one or set MUNGGOGGO_TEST_URL",
+                munggoggo::bus::redact(url)
+            ));
             None
         }
-        Err(e) => panic!(
-            "CI is set but RabbitMQ at {} is unreachable: {e}",
-            munggoggo::bus::redact(&url)
-        ),
     }
-}
-
-/// Says that a broker test is skipped, straight to stderr: libtest
-/// captures `eprintln!`, which would show it only with `--nocapture`, and
-/// the test would look like a plain pass.
-#[cfg(feature = "amqp")]
-pub fn skip_notice(url: &str, e: &dyn std::fmt::Display) {
-    use std::io::Write;
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a broker test")
-        .to_owned();
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "SKIPPED {test}: no RabbitMQ broker at {} ({e}); start one or set MUNGGOGGO_TEST_URL (with CI set, this fails)",
-        munggoggo::bus::redact(url)
-    );
 }
 
 /// Generates `memory::name` and `amqp::name` from one test body taking a

@@ -2,7 +2,7 @@
 //! skipping (or failing in CI) without a prerequisite, running a script.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,8 +13,10 @@ use tokio::sync::mpsc;
 /// How long a script may take for one step; only a bound for a hung peer.
 pub const STEP: Duration = Duration::from_secs(60);
 
+/// The broker URL of the tests: a vhost of this process's own (see
+/// `munggoggo-test-support`), made by the first [`broker_in`].
 pub fn url() -> String {
-    std::env::var("MUNGGOGGO_TEST_URL").unwrap_or_else(|_| munggoggo::runtime::LOCAL_BROKER.to_owned())
+    munggoggo_test_support::broker_url().expect("the test vhost was made when the test started")
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -29,14 +31,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// Skips (outside CI) or fails (in CI) for a missing prerequisite.
 pub fn missing(what: &str) -> Option<std::convert::Infallible> {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {what}");
-    }
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a Python test")
-        .to_owned();
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {what}");
+    munggoggo_test_support::skip(what);
     None
 }
 
@@ -65,7 +60,13 @@ pub async fn broker() -> Option<RuntimeHandle> {
 }
 
 pub async fn broker_in(wire: WireMode) -> Option<RuntimeHandle> {
-    match Runtime::from_url(&url())
+    let url = munggoggo_test_support::broker_url_or_skip()?;
+    broker_at(&url, wire).await
+}
+
+/// [`broker_in`] at another URL.
+pub async fn broker_at(url: &str, wire: WireMode) -> Option<RuntimeHandle> {
+    match Runtime::from_url(url)
         .expect("valid URL")
         .wire_mode(wire)
         .start()
@@ -74,7 +75,7 @@ pub async fn broker_in(wire: WireMode) -> Option<RuntimeHandle> {
         Ok(rt) => Some(rt),
         Err(e) => missing(&format!(
             "no RabbitMQ broker at {}: {e}",
-            munggoggo::bus::redact(&url())
+            munggoggo::bus::redact(url)
         ))
         .map(|never| match never {}),
     }
