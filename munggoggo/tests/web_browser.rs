@@ -376,7 +376,15 @@ async fn scenario(client: Client) {
     expect(&client, "#messages li").await;
 
     step("sending a message");
-    // Send a message from the form: it shows among the messages.
+    // Send a message from the form: it shows among the messages. The pinger
+    // and ponger keep the list moving (and a busy machine slows the page),
+    // so the test filters the list by the message's body first: a match stays
+    // shown, whatever scrolls past.
+    let filter = client
+        .find(Locator::Id("messages-filter"))
+        .await
+        .expect("the filter");
+    filter.send_keys("4242017").await.expect("typed");
     let to = client
         .find(Locator::Id("message-to"))
         .await
@@ -391,7 +399,7 @@ async fn scenario(client: Client) {
         .expect("typed");
     let body = client.find(Locator::Id("message-body")).await.expect("the body");
     body.clear().await.expect("cleared");
-    body.send_keys(r#"{"n": 99}"#).await.expect("typed");
+    body.send_keys(r#"{"n": 4242017}"#).await.expect("typed");
     click(&client, "#form-message button[type='submit']").await;
     expect(&client, "#result[data-status='ok']").await;
     click(&client, "tr.agent-row[data-agent='pinger']").await;
@@ -400,13 +408,15 @@ async fn scenario(client: Client) {
         "#messages li[data-type='Pong'][data-to='pinger'][data-from^='munggoggo-dashboard-']",
     )
     .await;
+    let shown = cell_text(&client, "#messages li .body").await;
+    assert_eq!(shown, r#"{"n":4242017}"#, "the filter shows the message sent");
     within(
         "the pinger takes the pong",
         runtime.agent("pinger").expect("the pinger runs").wait_until(|p| {
             p.traces()
                 .all(None)
                 .iter()
-                .any(|e| e.record.body.as_ref() == br#"{"n":99}"#.as_slice())
+                .any(|e| e.record.body.as_ref() == br#"{"n":4242017}"#.as_slice())
         }),
     )
     .await

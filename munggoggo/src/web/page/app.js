@@ -8,12 +8,15 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const FEED_MAX = 300;
+const MATCH_MAX = 200;
 const RENDER_GAP = 150;
 
 const app = {
   peers: new Map(), // name -> AgentView
   feed: [], // TraceView, oldest first
   selected: null, // agent name or null
+  filter: "", // lower-case text a shown message must contain, or ""
+  matches: [], // TraceView matching the filter, oldest first: kept while the feed moves on
   info: null,
   token: localStorage.getItem("munggoggo.token") || "",
   seen: 0,
@@ -128,6 +131,7 @@ function apply(event) {
       app.peers = new Map(event.peers.map((p) => [p.name, p]));
       app.feed = event.traces.slice(-FEED_MAX);
       app.seen = Math.max(app.seen, app.feed.length);
+      keepMatches(app.feed);
       break;
     case "peer":
       app.peers.set(event.peer.name, event.peer);
@@ -141,11 +145,47 @@ function apply(event) {
       app.feed.push(...event.traces);
       app.seen += event.traces.length;
       if (app.feed.length > FEED_MAX) app.feed.splice(0, app.feed.length - FEED_MAX);
+      keepMatches(event.traces);
       break;
     default:
       return;
   }
   scheduleRender();
+}
+
+// ---------------------------------------------------------------- filter
+
+// Whether a message shows under the filter: its parties, type, topic or body
+// contain the filter's text.
+function matches(t) {
+  if (!app.filter) return true;
+  return [t.from, t.to, t.type, t.routing_key, t.body].some((v) => v && String(v).toLowerCase().includes(app.filter));
+}
+
+// Keeps the messages that match the filter apart from the feed, so a match
+// stays shown on a busy bus whose feed soon drops it (a snapshot after a
+// lag repeats messages: each is kept once).
+function keepMatches(traces) {
+  if (!app.filter) return;
+  const known = new Set(app.matches.map(key));
+  for (const t of traces) {
+    if (matches(t) && !known.has(key(t))) {
+      app.matches.push(t);
+      known.add(key(t));
+    }
+  }
+  if (app.matches.length > MATCH_MAX) app.matches.splice(0, app.matches.length - MATCH_MAX);
+}
+
+function key(t) {
+  return t.time + "|" + t.from + "|" + t.to + "|" + t.type + "|" + t.body;
+}
+
+function setFilter(text) {
+  app.filter = text.trim().toLowerCase();
+  app.matches = [];
+  keepMatches(app.feed);
+  render();
 }
 
 let renderTimer = null;
@@ -380,10 +420,12 @@ function sum(behaviours, field) {
 
 function renderMessages() {
   const list = $("messages");
-  const shown = app.selected ? app.feed.filter((t) => t.to === app.selected || t.from === app.selected) : app.feed;
+  const source = app.filter ? app.matches : app.feed;
+  const shown = app.selected ? source.filter((t) => t.to === app.selected || t.from === app.selected) : source;
   $("messages-of").textContent = app.selected ? "of " + app.selected : "";
   $("messages-all").hidden = !app.selected;
   $("messages-empty").hidden = shown.length > 0;
+  $("messages-empty").textContent = app.filter ? "No message contains “" + app.filter + "” yet." : "No messages yet.";
   const items = shown.slice(-80).reverse().map((t) => {
     const when = new Date(t.time * 1000).toLocaleTimeString([], { hour12: false });
     const to = t.routing_key && t.routing_key !== t.to && t.routing_key !== "admin" ? "#" + t.routing_key + " \u2192 " + t.to : t.to;
@@ -514,6 +556,7 @@ function wire() {
   $("call-agent").addEventListener("change", () => { renderMethods(); fillParams(); });
   $("call-method").addEventListener("change", fillParams);
   $("messages-all").addEventListener("click", () => { app.selected = null; render(); });
+  $("messages-filter").addEventListener("input", (e) => setFilter(e.target.value));
   $("token-button").addEventListener("click", askToken);
 }
 
