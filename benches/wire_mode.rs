@@ -4,7 +4,7 @@
 //! one agent sending typed messages to another's handler (encode, bus,
 //! dispatch, unwrap, decode, ack). Rounds of the two modes alternate.
 //!
-//! Run it with `cargo bench --features amqp --bench wire_mode` (optional
+//! Run it with `cargo bench -p munggoggo-bench --features amqp --bench wire_mode` (optional
 //! arguments: messages per round on the embedded bus, default 100000, and
 //! on RabbitMQ, default 20000; RabbitMQ at `MUNGGOGGO_URL`, else the local
 //! broker, is skipped with a message when unreachable). Prints the median

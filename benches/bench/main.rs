@@ -4,10 +4,10 @@
 //! several runs, with the ratio.
 //!
 //! ```sh
-//! cargo bench --bench bench -- list                      # the subcommands
-//! cargo bench --bench bench -- embedded-one-way          # one figure
-//! cargo bench --features amqp --bench bench -- all --json docs/bench.json
-//! cargo bench --bench bench -- chart docs/bench.json docs/bench.svg
+//! cargo bench -p munggoggo-bench --bench bench -- list                      # the subcommands
+//! cargo bench -p munggoggo-bench --bench bench -- embedded-one-way          # one figure
+//! cargo bench -p munggoggo-bench --features amqp --bench bench -- all --json docs/bench.json
+//! cargo bench -p munggoggo-bench --bench bench -- chart docs/bench.json docs/bench.svg
 //! ```
 //!
 //! The RabbitMQ figures need the `amqp` feature and a broker at
