@@ -171,6 +171,13 @@ pub(super) enum Closing {
     /// A subscription ends: its queue is deleted with what it holds, as
     /// munggoggo 0.4 does when a pub/sub behaviour stops.
     Delete,
+    /// An open failed: the queues it declared may be another process's
+    /// (the holder of the identity consumes them) or hold messages for the
+    /// identity, so only unconsumed ones go, and of those only the empty
+    /// ones unless their own rule is [`Closing::Delete`]. Whatever a
+    /// queue's own rule, one that another connection consumes is never
+    /// deleted: that would cancel the holder's consumer.
+    Abandon,
 }
 
 struct State {

@@ -139,9 +139,10 @@ impl Spec {
         if let Some(channel) = &channel {
             close_quietly(channel, &self.identity).await;
         }
-        // Only what this open left empty and unconsumed: the queues may be
-        // another process's, or hold messages for this identity.
-        self.delete_queues(&declared, Closing::KeepBacklog).await;
+        // Only what this open left unconsumed: the queues may be another
+        // process's (deleting them would cancel its consumers), or hold
+        // messages for this identity.
+        self.delete_queues(&declared, Closing::Abandon).await;
         match queue {
             Some(_) if held && self.mailbox => Error::IdentityInUse(self.identity.to_string()),
             Some((queue, Step::Declare)) if held => Error::bus(format!(
@@ -170,16 +171,13 @@ impl Spec {
 
     /// Deletes queues on a short-lived channel each (a refused delete
     /// closes its channel). With [`Closing::KeepBacklog`] only queues that
-    /// are empty and unconsumed go; the others are logged with what they
+    /// are empty and unconsumed go, with [`Closing::Abandon`] only
+    /// unconsumed ones (see [`Keep`]); the others are logged with what they
     /// keep.
     pub(super) async fn delete_queues(&self, queues: &[ShortString], closing: Closing) {
         for queue in queues {
-            // A queue whose own rule is to go (the control and fanout
-            // queues: nobody waits for what they hold) is deleted outright.
-            let closing = match self.queues.iter().find(|q| q.name == *queue) {
-                Some(spec) if spec.on_stop == Closing::Delete => Closing::Delete,
-                _ => closing,
-            };
+            let own = self.queues.iter().find(|q| q.name == *queue).map(|q| q.on_stop);
+            let keep = Keep::of(closing, own);
             let channel = match self.link.current().create_channel().await {
                 Ok(channel) => channel,
                 Err(e) => {
@@ -187,7 +185,7 @@ impl Spec {
                     return;
                 }
             };
-            if closing == Closing::KeepBacklog {
+            if keep.any() {
                 // Looked at first: a refused conditional delete would close
                 // the channel, which lapin logs as an error.
                 let passive = QueueDeclareOptions {
@@ -198,7 +196,22 @@ impl Spec {
                     .queue_declare(queue.clone(), passive, FieldTable::default())
                     .await
                 {
-                    Ok(state) if state.message_count() > 0 || state.consumer_count() > 0 => {
+                    Ok(state)
+                        if keep.consumers && state.consumer_count() > 0 && closing == Closing::Abandon =>
+                    {
+                        tracing::debug!(
+                            agent = %self.identity,
+                            queue = %queue,
+                            consumers = state.consumer_count(),
+                            "another connection consumes the queue; it is left alone"
+                        );
+                        close_quietly(&channel, &self.identity).await;
+                        continue;
+                    }
+                    Ok(state)
+                        if (keep.messages && state.message_count() > 0)
+                            || (keep.consumers && state.consumer_count() > 0) =>
+                    {
                         tracing::info!(
                             agent = %self.identity,
                             queue = %queue,
@@ -217,14 +230,16 @@ impl Spec {
                     }
                 }
             }
+            // Conditional on the broker's side too: a consumer or a message
+            // may arrive between the look and the delete.
             let options = QueueDeleteOptions {
-                if_empty: closing == Closing::KeepBacklog,
-                if_unused: closing == Closing::KeepBacklog,
+                if_empty: keep.messages,
+                if_unused: keep.consumers,
                 ..QueueDeleteOptions::default()
             };
             match channel.queue_delete(queue.clone(), options).await {
                 Ok(_) => {}
-                Err(e) if closing == Closing::KeepBacklog && is_reply_code(&e, PRECONDITION_FAILED) => {
+                Err(e) if keep.any() && is_reply_code(&e, PRECONDITION_FAILED) => {
                     tracing::info!(agent = %self.identity, queue = %queue, "the queue got a message or a consumer meanwhile; it stays");
                 }
                 Err(e) => {
@@ -233,6 +248,35 @@ impl Spec {
             }
             close_quietly(&channel, &self.identity).await;
         }
+    }
+}
+
+/// What deleting a queue must leave alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Keep {
+    /// A queue with messages stays.
+    messages: bool,
+    /// A queue with a consumer stays.
+    consumers: bool,
+}
+
+impl Keep {
+    /// For a queue whose own rule is `own` (`None`: not one of the unit's
+    /// queues), closed as `closing` says. A queue whose own rule is to go
+    /// (the control and fanout queues: nobody waits for what they hold)
+    /// goes outright when its agent stops; after a failed open it goes
+    /// only if nobody consumes it, since it may be the running holder's.
+    fn of(closing: Closing, own: Option<Closing>) -> Keep {
+        let (messages, consumers) = match (closing, own) {
+            (Closing::Delete, _) | (Closing::KeepBacklog, Some(Closing::Delete)) => (false, false),
+            (Closing::Abandon, Some(Closing::Delete)) => (false, true),
+            (Closing::KeepBacklog | Closing::Abandon, _) => (true, true),
+        };
+        Keep { messages, consumers }
+    }
+
+    fn any(self) -> bool {
+        self.messages || self.consumers
     }
 }
 

@@ -1,0 +1,205 @@
+//! What a user sees when something is wrong: a second process claiming an
+//! identity leaves its holder alone. Its own test binary, since it
+//! installs a global subscriber that records every event.
+
+mod common;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::{next, unique, Events};
+use munggoggo::prelude::*;
+use munggoggo::State;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+use tracing_subscriber::Layer;
+
+/// One recorded event: target, level, message and the other fields.
+#[derive(Debug, Clone)]
+struct Line {
+    target: String,
+    level: tracing::Level,
+    message: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Line {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every event of this binary (munggoggo's down to debug level, the rest
+/// from warn on).
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<Line>>>);
+
+impl Log {
+    /// The recorder, installed as the global subscriber on first use.
+    fn get() -> Log {
+        static LOG: OnceLock<Log> = OnceLock::new();
+        LOG.get_or_init(|| {
+            let log = Log::default();
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::EnvFilter::new("warn,munggoggo=debug"))
+                .with(log.clone());
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
+            log
+        })
+        .clone()
+    }
+
+    fn lines(&self, keep: impl Fn(&Line) -> bool) -> Vec<Line> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| keep(l))
+            .cloned()
+            .collect()
+    }
+}
+
+struct Fields<'a>(&'a mut Line);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record(field, value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.record(field, format!("{value:?}"));
+    }
+}
+
+impl Fields<'_> {
+    fn record(&mut self, field: &Field, value: String) {
+        if field.name() == "message" {
+            self.0.message = value;
+        } else {
+            self.0.fields.push((field.name().to_owned(), value));
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Log {
+    fn on_event(&self, event: &Event<'_>, _: LayerContext<'_, S>) {
+        let meta = event.metadata();
+        let mut line = Line {
+            target: meta.target().to_owned(),
+            level: *meta.level(),
+            message: String::new(),
+            fields: Vec::new(),
+        };
+        event.record(&mut Fields(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Note {
+    text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Reading {
+    celsius: f64,
+}
+
+/// Reports its notes, and the readings of its topic handler.
+#[agent]
+struct Listener {
+    events: Events,
+}
+
+#[agent]
+impl Listener {
+    #[on_message]
+    async fn note(&mut self, note: Note) {
+        let _ = self.events.send(note.text);
+    }
+
+    #[on_message(topic = "sensors.*")]
+    async fn readings(&mut self, msg: Envelope<Reading>) {
+        let _ = self
+            .events
+            .send(format!("reading {} {}", msg.routing_key(), msg.celsius));
+    }
+}
+
+/// A second process (here: a second runtime, with connections of its
+/// own) that fails to start an agent with an identity in use must not
+/// touch the holder's queues: deleting them would cancel its consumers,
+/// and the holder would log that it rebuilds its channel.
+#[cfg(feature = "amqp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_claiming_an_identity_leaves_the_holder_alone() {
+    use munggoggo::Error;
+
+    let log = Log::get();
+    let Some(first) = common::buses::amqp().await else {
+        return;
+    };
+    let Some(second) = common::buses::amqp().await else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let id = unique("holder");
+    let holder = first
+        .spawn_as(id.clone(), Listener { events: tx.clone() })
+        .await
+        .unwrap();
+
+    let err = second
+        .spawn_as(id.clone(), Listener { events: tx })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::IdentityInUse(taken) if *taken == id),
+        "{err}"
+    );
+
+    // The control queue: a request only a Rust agent's control queue
+    // takes. Had the newcomer deleted it, the request would find no queue,
+    // or the one the holder declares again after it logged the rebuild.
+    let client = first.client(unique("asker")).await.unwrap();
+    let described = client.handle().context().describe_agent(&id).await;
+    assert!(described.is_ok(), "{described:?}");
+    // The identity queue and the fanout queue.
+    client
+        .send(
+            &id,
+            &Note {
+                text: "direct".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, "direct");
+    let shout = format!("broadcast for {id}");
+    client
+        .handle()
+        .context()
+        .broadcast(&Note { text: shout.clone() })
+        .await
+        .unwrap();
+    // (Other tests on the broker may broadcast notes too.)
+    while next(&mut rx).await != shout {}
+    assert_eq!(holder.state(), State::Running);
+
+    let disturbed = log.lines(|l| {
+        l.field("agent") == Some(id.as_str())
+            && ["rebuild", "cancelled", "consumer error"]
+                .iter()
+                .any(|word| l.message.contains(word))
+    });
+    assert!(disturbed.is_empty(), "the holder was disturbed: {disturbed:#?}");
+    client.shutdown().await;
+    second.shutdown().await;
+    first.shutdown().await;
+}
