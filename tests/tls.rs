@@ -4,7 +4,7 @@
 //! messages and a call. Without the CA, or with `amqps://` against the
 //! plain port, the connection fails at once with a reason.
 
-#![cfg(feature = "amqp")]
+#![cfg(feature = "tls")]
 
 mod common;
 

@@ -169,6 +169,7 @@ impl AmqpBus {
     /// apply on top of them.
     pub async fn connect_with(url: &str, options: AmqpOptions) -> Result<AmqpBus> {
         let shown = redact(url);
+        options::require_tls(url, &shown, cfg!(feature = "tls"))?;
         let (options, url) = options.take_from_url(url, &shown)?;
         let url = url.as_str();
         let tls = lapin::tcp::OwnedTLSConfig {

@@ -166,9 +166,35 @@ impl AmqpOptions {
     }
 }
 
+/// Refuses an `amqps://` URL in a build without the `tls` feature, with the
+/// line that turns it on (lapin alone would fail later, at connect time,
+/// with a message about no TLS backend).
+pub(super) fn require_tls(url: &str, shown: &str, tls_built: bool) -> Result<()> {
+    let secure = url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("amqps://"));
+    if secure && !tls_built {
+        return Err(Error::Config(format!(
+            "`{shown}` asks for TLS (amqps://), which needs munggoggo's `tls` feature: \
+             munggoggo = {{ version = \"0.1\", features = [\"amqp\", \"tls\"] }}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amqps_without_the_tls_feature_names_the_feature() {
+        let shown = "amqps://u:***@h:5671/%2f";
+        let e = require_tls("AMQPS://u:p@h:5671/%2f", shown, false).unwrap_err();
+        assert!(e.to_string().contains("`tls` feature"), "{e}");
+        assert!(e.to_string().contains(shown), "{e}");
+        assert!(require_tls("amqps://u:p@h:5671/%2f", shown, true).is_ok());
+        assert!(require_tls("amqp://u:p@h:5672/%2f", shown, false).is_ok());
+    }
 
     fn take(url: &str) -> Result<(AmqpOptions, String)> {
         AmqpOptions::default().take_from_url(url, url)
