@@ -1,6 +1,7 @@
 //! What a user sees when something is wrong: a second process claiming an
-//! identity leaves its holder alone. Its own test binary, since it
-//! installs a global subscriber that records every event.
+//! identity leaves its holder alone, and a missing vhost is one clear
+//! error. Its own test binary, since it installs a global subscriber that
+//! records every event.
 
 mod common;
 
@@ -202,4 +203,71 @@ async fn a_second_process_claiming_an_identity_leaves_the_holder_alone() {
     client.shutdown().await;
     second.shutdown().await;
     first.shutdown().await;
+}
+
+/// `url` with `path` in place of its path: `amqp://guest:guest@h:5672` + `/x`.
+#[cfg(feature = "amqp")]
+fn with_vhost_path(url: &str, path: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (scheme, rest) = base.split_once("://").expect("a URL with a scheme");
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{scheme}://{authority}{path}{query}")
+}
+
+/// A vhost the broker does not have is one error naming it, with a hint;
+/// lapin's own ERROR lines about the refused connection do not show.
+#[cfg(feature = "amqp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_vhost_is_one_error_with_a_hint() {
+    let log = Log::get();
+    // Only with a broker: the tests' own URL connects.
+    let Some(rt) = common::buses::amqp().await else {
+        return;
+    };
+    rt.shutdown().await;
+    let url = common::buses::test_url();
+
+    // `/` for the vhost `/`: the path `/` names the empty vhost.
+    let slash = with_vhost_path(&url, "/");
+    let err = munggoggo::Runtime::from_url(&slash)
+        .unwrap()
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vhost `` (empty"), "{err}");
+    assert!(
+        err.contains("the vhost `/` is written `%2f` in an AMQP URL"),
+        "{err}"
+    );
+    assert!(!err.contains("NOT_ALLOWED"), "one clear error: {err}");
+
+    let missing = unique("no-such-vhost");
+    let err = munggoggo::Runtime::from_url(&with_vhost_path(&url, &format!("/{missing}")))
+        .unwrap()
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "vhost `{missing}` not found on the broker (rabbitmqctl add_vhost {missing})"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("%2f"), "{err}");
+
+    // lapin logs the refusal from its I/O thread before the error is
+    // returned (and more lines from its tasks): none of them may show.
+    let lapin = log.lines(|l| {
+        l.target.starts_with("lapin")
+            && l.level <= tracing::Level::WARN
+            && (l.message.contains("backoff") || format!("{l:?}").contains("NOT_ALLOWED"))
+    });
+    assert!(lapin.is_empty(), "lapin's lines: {lapin:#?}");
 }

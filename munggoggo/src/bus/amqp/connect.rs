@@ -27,7 +27,7 @@ use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
 use super::guard::Guarded;
-use super::quiet;
+use super::quiet::{self, Handshake, QuietExecutor};
 
 /// tokio's TCP stream as async-rs types it.
 type Plain = <Tokio as Reactor>::TcpStream;
@@ -79,8 +79,9 @@ impl Reactor for GuardedReactor {
     }
 }
 
-/// The runtime kit lapin runs the guarded connection on.
-pub(super) type GuardedKit = RuntimeParts<Tokio, GuardedReactor>;
+/// The runtime kit lapin runs the guarded connection on: tokio, with the
+/// guarded stream, and quiet during the handshake (see `quiet.rs`).
+pub(super) type GuardedKit = RuntimeParts<QuietExecutor, GuardedReactor>;
 
 /// Errors of a connection's TCP or TLS set-up, which lapin would retry
 /// quietly: the first connection fails at once with the reason instead.
@@ -120,13 +121,19 @@ pub(super) async fn connector(
     errors: std::sync::Arc<SetupErrors>,
 ) -> lapin::Result<Connection> {
     let tokio = Tokio::current();
+    let handshake = Handshake::default();
+    let executor = QuietExecutor {
+        tokio: tokio.clone(),
+        handshake: handshake.clone(),
+    };
     let runtime: Runtime<GuardedKit> = Runtime::new(RuntimeParts::new(
-        tokio.clone(),
+        executor,
         GuardedReactor { tokio: tokio.clone() },
     ));
     let plain: Runtime<Tokio> = Runtime::new(tokio);
+    let on_io_thread = handshake.clone();
     let connect = async move |uri: AMQPUri, _runtime: Runtime<GuardedKit>| {
-        quiet::on_io_thread();
+        quiet::on_io_thread(&on_io_thread);
         match AMQPUriTcpExt::connect_with_config_async(&uri, tls.as_ref(), &plain).await {
             Ok(stream) => {
                 errors.record(None);
@@ -138,5 +145,7 @@ pub(super) async fn connector(
             }
         }
     };
-    Connection::connector(uri, runtime, connect, properties).await
+    let connection = Connection::connector(uri, runtime, connect, properties).await?;
+    handshake.done();
+    Ok(connection)
 }

@@ -21,7 +21,7 @@ use lapin::tcp::OwnedTLSConfig;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
-use super::{connect, lapin_error, BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT};
+use super::{connect, is_reply_code, lapin_error, BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT};
 use crate::error::{Error, Result};
 
 /// How often a link looks at its connection.
@@ -167,6 +167,12 @@ async fn connect(uri: &AMQPUri, shown: &str, role: &'static str, tls: &OwnedTLSC
             tokio::spawn(log_blocking(conn.events_listener(), shown.to_owned(), role));
             Ok(conn)
         }
+        Ok(Err(e)) if is_reply_code(&e, NOT_ALLOWED) && e.to_string().contains("not found") => {
+            Err(Error::bus(format!(
+                "cannot connect to the broker at `{shown}`: {}",
+                vhost_not_found(&uri.vhost)
+            )))
+        }
         Ok(Err(e)) => {
             let hint = if matches!(e.kind(), lapin::ErrorKind::IOError(_)) { hint } else { "" };
             Err(lapin_error(e, &format!("cannot connect to the broker at `{shown}`{hint}")))
@@ -174,6 +180,30 @@ async fn connect(uri: &AMQPUri, shown: &str, role: &'static str, tls: &OwnedTLSC
         Err(_) => Err(Error::connection_lost(format!(
             "the broker at `{shown}` did not complete the connection within {CONNECT_TIMEOUT:?} (wrong credentials or vhost?)"
         ))),
+    }
+}
+
+/// AMQP reply code NOT_ALLOWED: on `connection.open`, the vhost does not
+/// exist (`vhost x not found`) or the user may not use it.
+const NOT_ALLOWED: u16 = 530;
+
+/// What to say when the broker has no vhost `vhost` (as parsed from the
+/// URL: its path without the leading `/`, percent-decoded).
+fn vhost_not_found(vhost: &str) -> String {
+    if vhost.is_empty() || vhost.starts_with('/') {
+        // `amqp://host/` names the vhost "", and `amqp://host//x` the
+        // vhost "/x": a `/` in the path taken for the vhost `/`.
+        let shown = if vhost.is_empty() {
+            "`` (empty: the URL's path is `/`)".to_owned()
+        } else {
+            format!("`{vhost}`")
+        };
+        format!(
+            "vhost {shown} not found on the broker; the vhost `/` is written `%2f` in an AMQP URL: \
+             `amqp://host:5672/%2f` (or no path at all)"
+        )
+    } else {
+        format!("vhost `{vhost}` not found on the broker (rabbitmqctl add_vhost {vhost})")
     }
 }
 
@@ -196,5 +226,27 @@ async fn log_blocking(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vhost_not_found;
+
+    #[test]
+    fn a_missing_vhost_is_named_with_a_hint() {
+        let empty = vhost_not_found("");
+        assert!(empty.starts_with("vhost `` (empty"), "{empty}");
+        assert!(
+            empty.contains("the vhost `/` is written `%2f` in an AMQP URL"),
+            "{empty}"
+        );
+        let slashed = vhost_not_found("/x");
+        assert!(slashed.starts_with("vhost `/x` not found"), "{slashed}");
+        assert!(slashed.contains("`%2f`"), "{slashed}");
+        assert_eq!(
+            vhost_not_found("staging"),
+            "vhost `staging` not found on the broker (rabbitmqctl add_vhost staging)"
+        );
     }
 }
