@@ -1,6 +1,7 @@
 //! What a user sees when something is wrong: a second process claiming an
-//! identity leaves its holder alone, and a missing vhost is one clear
-//! error. Its own test binary, since it installs a global subscriber that
+//! identity leaves its holder alone, a missing vhost is one clear error,
+//! and a topic pattern that misses a publication by `*` vs `#` gets a
+//! hint. Its own test binary, since it installs a global subscriber that
 //! records every event.
 
 mod common;
@@ -270,4 +271,57 @@ async fn a_missing_vhost_is_one_error_with_a_hint() {
             && (l.message.contains("backoff") || format!("{l:?}").contains("NOT_ALLOWED"))
     });
     assert!(lapin.is_empty(), "lapin's lines: {lapin:#?}");
+}
+
+/// Publishes a reading on `topic` from `client`.
+async fn publish(client: &munggoggo::runtime::Client, topic: &str) {
+    client
+        .handle()
+        .context()
+        .publish(topic, &Reading { celsius: 21.5 })
+        .await
+        .unwrap();
+}
+
+/// The hints at the topic `key` published by `publisher`.
+fn hints(log: &Log, key: &str, publisher: &str) -> Vec<Line> {
+    log.lines(|l| {
+        l.field("routing_key") == Some(key)
+            && l.field("publisher") == Some(publisher)
+            && l.message.contains("misses it by depth")
+    })
+}
+
+on_both_buses! {
+    async fn a_topic_pattern_that_misses_by_depth_gets_a_hint(rt) {
+        let log = Log::get();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // Subscribed to `sensors.*` once spawned. (Each test has a bus of
+        // its own, and each bus hints once per key.)
+        let _listener = rt.spawn_as(unique("listener"), Listener { events: tx }).await.unwrap();
+        let client = rt.client(unique("publisher")).await.unwrap();
+        let me = client.handle().identity().to_owned();
+
+        publish(&client, "sensors.kitchen").await;
+        // (Other tests on the broker may publish readings too.)
+        while next(&mut rx).await != "reading sensors.kitchen 21.5" {}
+        assert!(hints(&log, "sensors.kitchen", &me).is_empty(), "it matches");
+
+        publish(&client, "sensors.kitchen.temp").await;
+        publish(&client, "sensors.kitchen.temp").await;
+        let hinted = hints(&log, "sensors.kitchen.temp", &me);
+        assert_eq!(hinted.len(), 1, "once per key: {hinted:#?}");
+        let hint = &hinted[0];
+        assert_eq!(hint.level, tracing::Level::INFO);
+        assert_eq!(hint.field("binding_key"), Some("sensors.*"));
+        let text = &hint.message;
+        assert!(text.contains("`sensors.*` misses it by depth"), "{text}");
+        assert!(text.contains("`*` matches exactly one word, `#` any number"), "{text}");
+        assert!(text.contains("(`sensors.#` would match)"), "{text}");
+
+        // No pattern comes near: no hint.
+        publish(&client, "weather.kitchen.temp").await;
+        assert!(hints(&log, "weather.kitchen.temp", &me).is_empty());
+        client.shutdown().await;
+    }
 }

@@ -34,6 +34,9 @@ use bytes::Bytes;
 #[derive(Clone, Default)]
 pub struct MemoryBus {
     topology: Arc<RwLock<Topology>>,
+    /// Publications that reach nobody, looked at for a subscription that
+    /// misses them by `*` vs `#`.
+    near_misses: Arc<super::topic::NearMisses>,
 }
 
 impl std::fmt::Debug for MemoryBus {
@@ -385,6 +388,16 @@ impl MemoryBus {
                     if topic_matches(binding, key) && !matched.iter().any(|q| Arc::ptr_eq(q, queue)) {
                         matched.push(queue);
                     }
+                }
+                if matched.is_empty() {
+                    // Off the hot path: only a publication that reaches nobody.
+                    self.near_misses.look(key, msg.properties.app_id.as_deref(), || {
+                        topology
+                            .topic
+                            .iter()
+                            .map(|(b, q)| (b.as_str(), q.name.as_str()))
+                            .collect()
+                    });
                 }
                 let shared = matched.len() > 1;
                 for queue in matched {

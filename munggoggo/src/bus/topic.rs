@@ -1,5 +1,10 @@
 //! Topic-exchange matching as RabbitMQ does it, for the embedded bus and for
-//! checking binding keys before they reach a broker.
+//! checking binding keys before they reach a broker; and the hint at a
+//! publication that a subscription of the process misses only because its
+//! `*` matches one word where `#` would match several ([`NearMisses`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// Whether a message published with `routing_key` reaches a queue bound with
 /// `binding_key` on a topic exchange, exactly as RabbitMQ decides it.
@@ -51,6 +56,119 @@ pub fn topic_matches(binding_key: &str, routing_key: &str) -> bool {
         pattern = *after_hash;
         words = *swallowed;
     }
+}
+
+/// How many distinct routing keys a bus looks at for [`NearMisses`]; past
+/// them it looks at none, so a program publishing on ever new keys keeps
+/// neither a growing set nor a cost per publication.
+const NEAR_MISS_KEYS: usize = 1024;
+
+/// At most this many hints per routing key (one per binding key).
+const HINTS_PER_KEY: usize = 4;
+
+/// Hints at a topic publication that no subscription of the process
+/// matches while one would with `#` in place of its `*` (`sensors.*`
+/// against `sensors.kitchen.temp`): a mistake that otherwise shows
+/// nowhere, since a publication that reaches nobody is not an error.
+///
+/// Each routing key is looked at once (the first time it is published, or
+/// on the embedded bus the first time it reaches nobody), for at most
+/// [`NEAR_MISS_KEYS`] keys: a publication costs at most a lookup in that
+/// set, and nothing once it is full.
+#[derive(Default)]
+pub(crate) struct NearMisses {
+    checked: Mutex<foldhash::HashSet<Box<str>>>,
+    full: AtomicBool,
+}
+
+impl NearMisses {
+    /// Whether `routing_key` is to be looked at: the first time it comes,
+    /// while the set of keys looked at has room.
+    pub(crate) fn first_time(&self, routing_key: &str) -> bool {
+        if self.full.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if checked.contains(routing_key) {
+            return false;
+        }
+        if checked.len() >= NEAR_MISS_KEYS {
+            self.full.store(true, Ordering::Relaxed);
+            tracing::debug!(
+                keys = NEAR_MISS_KEYS,
+                "looked at {NEAR_MISS_KEYS} routing keys for subscriptions that miss them by `*` vs `#`; no more"
+            );
+            return false;
+        }
+        checked.insert(routing_key.into());
+        true
+    }
+
+    /// [`NearMisses::first_time`], then [`hint`] if so.
+    pub(crate) fn look<'a>(
+        &self,
+        routing_key: &str,
+        publisher: Option<&str>,
+        bindings: impl FnOnce() -> Vec<(&'a str, &'a str)>,
+    ) {
+        if self.first_time(routing_key) {
+            hint(routing_key, publisher, bindings());
+        }
+    }
+}
+
+/// Logs (at info) what a subscription misses by `*` vs `#`, when none of
+/// `bindings` (binding key, queue) matches `routing_key` and some would
+/// with `#` for their `*`; returns the binding keys it named.
+pub(crate) fn hint<'a>(
+    routing_key: &str,
+    publisher: Option<&str>,
+    bindings: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<&'a str> {
+    let bindings: Vec<(&str, &str)> = bindings.into_iter().collect();
+    if bindings
+        .iter()
+        .any(|(binding, _)| topic_matches(binding, routing_key))
+    {
+        return Vec::new();
+    }
+    let mut named: Vec<&str> = Vec::new();
+    for (binding, queue) in bindings {
+        if named.len() == HINTS_PER_KEY || named.contains(&binding) {
+            continue;
+        }
+        let Some(wider) = star_as_hash(binding) else {
+            continue;
+        };
+        if topic_matches(&wider, routing_key) {
+            tracing::info!(
+                routing_key,
+                binding_key = binding,
+                queue,
+                publisher,
+                "a publication on `{routing_key}` reaches no subscription of this process; `{binding}` \
+                 misses it by depth: `*` matches exactly one word, `#` any number (`{wider}` would match)"
+            );
+            named.push(binding);
+        }
+    }
+    named
+}
+
+/// `binding_key` with each `*` word as `#`, if it has one.
+fn star_as_hash(binding_key: &str) -> Option<String> {
+    let mut any = false;
+    let words: Vec<&str> = Words::new(binding_key)
+        .map(|word| {
+            if word == "*" {
+                any = true;
+                "#"
+            } else {
+                word
+            }
+        })
+        .collect();
+    any.then(|| words.join("."))
 }
 
 /// The words of a topic key, split at `.`, without allocating. The empty
@@ -220,6 +338,48 @@ mod tests {
         assert_eq!(words("."), ["", ""]);
         assert_eq!(words("a..b"), ["a", "", "b"]);
         assert_eq!(words("a."), ["a", ""]);
+    }
+
+    #[test]
+    fn near_misses_are_a_star_where_a_hash_would_match() {
+        let bindings = [("sensors.*", "q1"), ("sensors.*.temp", "q2"), ("other.#", "q3")];
+        assert_eq!(
+            hint(
+                "sensors.kitchen.temp",
+                None,
+                [("sensors.*", "q1"), ("other.#", "q3")]
+            ),
+            ["sensors.*"]
+        );
+        // One subscription matches: no hint.
+        assert!(hint("sensors.kitchen.temp", None, bindings).is_empty());
+        assert_eq!(
+            hint("sensors.a.b.temp", None, bindings),
+            ["sensors.*", "sensors.*.temp"]
+        );
+        // One subscription matches: no hint.
+        assert!(hint("sensors.kitchen", None, bindings).is_empty());
+        // Nothing close: no hint; `#` never misses by depth.
+        assert!(hint("weather.today", None, bindings).is_empty());
+        assert!(hint("x.y", None, [("x", "q"), ("x.#.z", "q")]).is_empty());
+        // A `*` inside a word is a plain character.
+        assert_eq!(star_as_hash("a*.*"), Some("a*.#".to_owned()));
+        assert_eq!(star_as_hash("a.#"), None);
+        // Fewer words than the stars ask for.
+        assert_eq!(hint("a", None, [("*.*", "q")]), ["*.*"]);
+    }
+
+    #[test]
+    fn near_misses_look_at_each_key_once_and_a_bounded_number_of_keys() {
+        let misses = NearMisses::default();
+        assert!(misses.first_time("a.b"));
+        assert!(!misses.first_time("a.b"));
+        for i in 1..NEAR_MISS_KEYS {
+            assert!(misses.first_time(&format!("k{i}")));
+        }
+        assert!(!misses.first_time("one.too.many"));
+        assert!(!misses.first_time("another"));
+        assert_eq!(misses.checked.lock().unwrap().len(), NEAR_MISS_KEYS);
     }
 
     #[test]

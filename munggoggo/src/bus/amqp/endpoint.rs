@@ -171,6 +171,9 @@ impl AmqpEndpoint {
 
 impl Endpoint for AmqpEndpoint {
     fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<Confirm>> {
+        if let Route::Topic(key) = &msg.route {
+            self.bus.look_at_topic(key, msg.properties.app_id.as_deref());
+        }
         let prepared = self.prepare(msg);
         Box::pin(async move { self.publisher.publish(prepared?).await })
     }
@@ -216,6 +219,7 @@ impl Endpoint for AmqpEndpoint {
                 }
             };
             self.subscriptions().insert(queue.to_owned(), Arc::clone(&unit));
+            self.bus.bind(queue, binding_keys);
             if self.closed.load(Ordering::SeqCst) {
                 // close() ran meanwhile and did not see this subscription.
                 self.subscriptions().remove(queue);

@@ -54,6 +54,7 @@ use std::time::Duration;
 use lapin::uri::AMQPUri;
 
 use super::{control_queue, redact, Bus, Consumer, EndpointOptions, Opened, Source, FANOUT_EXCHANGE};
+use crate::bus::topic::NearMisses;
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
 
@@ -120,6 +121,11 @@ struct BusInner {
     /// connection, so the broker does not stop two agents of this process
     /// from sharing a queue; this does.
     queues: Mutex<HashSet<String>>,
+    /// The binding keys of this process's subscriptions, with their
+    /// queues: what a topic publication is compared with for a
+    /// [`NearMisses`] hint (the broker does not say whom it reached).
+    bindings: Mutex<Vec<(String, String)>>,
+    near_misses: NearMisses,
 }
 
 impl BusInner {
@@ -137,11 +143,39 @@ impl BusInner {
         true
     }
 
+    /// Lets go of queue names (and of their binding keys).
     fn release(&self, names: &[&str]) {
         let mut queues = self.queues();
         for name in names {
             queues.remove(*name);
         }
+        drop(queues);
+        self.bindings_mut()
+            .retain(|(_, queue)| !names.contains(&queue.as_str()));
+    }
+
+    fn bindings_mut(&self) -> MutexGuard<'_, Vec<(String, String)>> {
+        self.bindings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the binding keys of a subscription queue (until released).
+    fn bind(&self, queue: &str, keys: &[&str]) {
+        self.bindings_mut()
+            .extend(keys.iter().map(|key| ((*key).to_owned(), queue.to_owned())));
+    }
+
+    /// Looks at a topic publication once per routing key (see
+    /// [`NearMisses`]).
+    fn look_at_topic(&self, routing_key: &str, publisher: Option<&str>) {
+        if !self.near_misses.first_time(routing_key) {
+            return;
+        }
+        let bindings = self.bindings_mut();
+        crate::bus::topic::hint(
+            routing_key,
+            publisher,
+            bindings.iter().map(|(key, queue)| (key.as_str(), queue.as_str())),
+        );
     }
 }
 
@@ -208,6 +242,8 @@ impl AmqpBus {
                 options,
                 dead_letters,
                 queues: Mutex::new(HashSet::new()),
+                bindings: Mutex::new(Vec::new()),
+                near_misses: NearMisses::default(),
             }),
         })
     }
