@@ -827,3 +827,72 @@ async fn a_munggoggo_0_4_agent_shows_as_a_peer_and_is_steered() {
     assert_eq!(body["state"], "init");
     assert_eq!(*state.lock().unwrap(), "init");
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_gets_405_with_allow() {
+    let net = net(DashboardOptions::default()).await;
+    let worker = net.worker.identity();
+    let guarded = Dashboard::start(
+        &net.runtime,
+        DashboardOptions::default().token(Some("s3cret".to_owned())),
+    )
+    .await
+    .expect("a dashboard with a token starts");
+    for router in [&net.router, &guarded.router()] {
+        for uri in [
+            format!("/api/agents/{worker}/behaviours/tick/stop"),
+            format!("/api/agents/{worker}/messages"),
+            format!("/api/agents/{worker}/shutdown"),
+            "/api/publish".to_owned(),
+            "/jsonrpc".to_owned(),
+        ] {
+            // Neither the token nor the content type matters: the method is wrong.
+            let response = router
+                .clone()
+                .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            assert_eq!(
+                response.headers().get(header::ALLOW).map(|a| a.as_bytes()),
+                Some(&b"POST"[..]),
+                "GET {uri}"
+            );
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            assert_error(
+                status,
+                &body,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            );
+        }
+        let response = router
+            .clone()
+            .oneshot(
+                Request::post("/api/peers")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let allow = response
+            .headers()
+            .get(header::ALLOW)
+            .map_or("", |a| a.to_str().unwrap())
+            .to_owned();
+        assert!(allow.split(',').any(|m| m.trim() == "GET"), "{allow}");
+    }
+    // The right method still goes through the guard.
+    let (status, body) = call(
+        &guarded.router(),
+        "POST",
+        &format!("/api/agents/{worker}/behaviours/tick/stop"),
+        None,
+    )
+    .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(net.worker.behaviour("tick").expect("tick").state, State::Running);
+}

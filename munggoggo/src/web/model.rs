@@ -342,8 +342,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable code: `bad_request`, `unauthorized`, `unknown_agent`,
     /// `unknown_behaviour`, `unknown_method`, `bad_params`, `too_large`,
-    /// `unsupported_media_type`, `forbidden_host`, `not_found`, `timeout`,
-    /// `call_failed`, `bus`.
+    /// `unsupported_media_type`, `forbidden_host`, `not_found`,
+    /// `method_not_allowed`, `timeout`, `call_failed`, `bus`.
     pub code: String,
     /// The message, in words.
     pub message: String,
