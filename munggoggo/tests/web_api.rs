@@ -5,12 +5,16 @@
 
 mod web_common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
+use munggoggo::bus::{control_queue, EndpointOptions, Opened, Outgoing, Route};
+use munggoggo::message::Properties;
 use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{AgentHandle, Runtime, RuntimeHandle, State};
 use serde_json::{json, Value};
@@ -763,6 +767,7 @@ async fn openapi_document_page_and_assets() {
         "CallRequest",
         "Event",
         "TraceView",
+        "RpcView",
     ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),
@@ -895,4 +900,107 @@ async fn a_method_a_route_does_not_take_gets_405_with_allow() {
     .await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
     assert_eq!(net.worker.behaviour("tick").expect("tick").state, State::Running);
+}
+
+/// Calls `method` of `agent` as a peer in another process does: an
+/// `RpcCall` over the bus from an endpoint of its own (agents of one
+/// runtime call each other without messages). Returns the caller's
+/// identity and the reply's `c_data`.
+async fn call_over_the_bus(
+    runtime: &RuntimeHandle,
+    agent: &str,
+    method: &str,
+    params: Value,
+) -> (String, Value) {
+    let caller = unique("remote");
+    let options = EndpointOptions {
+        prefetch: 16,
+        control_prefetch: 16,
+        max_queue: None,
+        publish_window: 64,
+        send_timeout: Duration::from_secs(10),
+    };
+    let Opened {
+        endpoint, mailbox, ..
+    } = runtime
+        .bus()
+        .open(&caller, &options)
+        .await
+        .expect("the caller opens its queues");
+    let c_data = json!({ "method": method, "params": params, "result": null, "error": null });
+    let body = json!({ "c_type": "RpcCall", "c_data": c_data.to_string(), "request_type": 1 });
+    let mut properties = Properties::new("RPC", caller.as_str());
+    properties.correlation_id = Some(unique("call").into());
+    let confirm = endpoint
+        .publish(Outgoing {
+            route: Route::Direct(control_queue(agent).into()),
+            properties: Arc::new(properties),
+            body: body.to_string().into(),
+        })
+        .await
+        .expect("the request is sent");
+    confirm.wait().await.expect("the request is confirmed");
+    let mut deliveries = futures_util::stream::select_all(mailbox);
+    let reply = within("the reply", deliveries.next()).await.expect("a reply");
+    let _ = reply.acker.ack().await;
+    let envelope: Value = serde_json::from_slice(&reply.received.body).expect("a JSON reply");
+    assert_eq!(envelope["request_type"], 2, "{envelope}");
+    let c_data = serde_json::from_str(envelope["c_data"].as_str().expect("c_data")).expect("JSON c_data");
+    (caller, c_data)
+}
+
+/// The one entry of `agent`'s traces (of `category`) that `caller` sent or got.
+async fn rpc_entry(router: &Router, agent: &str, category: &str, caller: &str) -> Value {
+    let uri = format!("/api/agents/{agent}/traces?category={category}");
+    let (status, body) = call(router, "GET", &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let entries: Vec<&Value> = body["traces"]
+        .as_array()
+        .expect("traces")
+        .iter()
+        .filter(|t| t["type"] == "RPC" && (t["from"] == caller || t["to"] == caller))
+        .collect();
+    assert_eq!(entries.len(), 1, "{body}");
+    entries[0].clone()
+}
+
+#[tokio::test]
+async fn an_rpc_reply_shows_its_result_not_the_request_it_repeats() {
+    let net = net(DashboardOptions::default()).await;
+    let calc = net.calc.identity();
+    let (caller, reply) = call_over_the_bus(&net.runtime, calc, "multiply", json!([3, 4])).await;
+    assert_eq!(reply["result"], 12, "{reply}");
+
+    let request = rpc_entry(&net.router, calc, "incoming", &caller).await;
+    assert_eq!(request["rpc"]["request"], "RpcCall", "{request}");
+    assert_eq!(request["rpc"]["reply"], false, "{request}");
+    assert_eq!(request["rpc"]["method"], "multiply", "{request}");
+    assert_eq!(request["rpc"]["data"], json!([3, 4]), "{request}");
+
+    // A reply is its request with the result filled in: the body opens
+    // with the request's method and parameters.
+    let answer = rpc_entry(&net.router, calc, "outgoing", &caller).await;
+    assert!(
+        answer["body"]
+            .as_str()
+            .unwrap()
+            .contains(r#"\"method\":\"multiply\",\"params\""#),
+        "{answer}"
+    );
+    assert_eq!(answer["to"], caller.as_str());
+    assert_eq!(answer["rpc"]["reply"], true, "{answer}");
+    assert_eq!(answer["rpc"]["method"], "multiply", "{answer}");
+    assert_eq!(answer["rpc"]["data"], 12, "{answer}");
+    assert_eq!(answer["rpc"]["error"], Value::Null, "{answer}");
+
+    // A failed call: the error, not the request.
+    let (caller, reply) = call_over_the_bus(&net.runtime, calc, "fail", json!([])).await;
+    assert!(
+        reply["error"].as_str().is_some_and(|e| e.contains("it broke")),
+        "{reply}"
+    );
+    let answer = rpc_entry(&net.router, calc, "outgoing", &caller).await;
+    assert_eq!(answer["rpc"]["reply"], true, "{answer}");
+    assert_eq!(answer["rpc"]["error"], reply["error"], "{answer}");
+    assert_eq!(answer["rpc"]["data"], Value::Null, "{answer}");
 }

@@ -185,6 +185,68 @@ pub struct TraceView {
     pub body: String,
     /// Why it was rejected or its handler failed.
     pub reason: Option<String>,
+    /// What an RPC request or reply (type `RPC`) carries, read from its
+    /// envelope; `None` for other messages and for a body the trace cut.
+    pub rpc: Option<RpcView>,
+}
+
+/// An RPC request or reply of a [`TraceView`], read from its envelope. A
+/// reply repeats its request (an `RpcCall` reply still holds the
+/// parameters): `data` is the part that answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[non_exhaustive]
+pub struct RpcView {
+    /// The envelope's `c_type`: `RpcCall` (an `#[rpc]` method), `ManageBehav`,
+    /// `ListBehav`, `Pong`, `RpcError`, ...
+    pub request: String,
+    /// Whether it is a reply (`request_type` 2, or an `RpcError`).
+    pub reply: bool,
+    /// The method of an `RpcCall`.
+    pub method: Option<String>,
+    /// Of a request: the parameters of an `RpcCall`, else the decoded
+    /// `c_data`. Of a reply: the result of an `RpcCall`, else the decoded
+    /// `c_data` (`null` when the reply is an error).
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Why the call failed: the `error` of an `RpcCall` or `RpcError` reply.
+    pub error: Option<String>,
+}
+
+impl RpcView {
+    /// Reads the RpcMessage envelope `{"c_type", "c_data", "request_type"}`
+    /// of an RPC body; `None` when it is not one.
+    fn parse(body: &str) -> Option<RpcView> {
+        let envelope: Value = serde_json::from_str(body).ok()?;
+        let request = envelope.get("c_type")?.as_str()?.to_owned();
+        let c_data = envelope.get("c_data")?.as_str()?;
+        // `c_data` is JSON text, but for a trace listing (left out of traces).
+        let data = serde_json::from_str(c_data).unwrap_or_else(|_| Value::String(c_data.to_owned()));
+        let reply = envelope.get("request_type").and_then(Value::as_i64) == Some(2) || request == "RpcError";
+        let text = |name: &str| data.get(name).and_then(Value::as_str).map(str::to_owned);
+        let error = if request == "RpcCall" || request == "RpcError" {
+            text("error")
+        } else {
+            None
+        };
+        let method = if request == "RpcCall" {
+            text("method")
+        } else {
+            None
+        };
+        let data = match (request.as_str(), reply) {
+            ("RpcCall", false) => data.get("params").cloned().unwrap_or(Value::Null),
+            ("RpcCall", true) => data.get("result").cloned().unwrap_or(Value::Null),
+            ("RpcError", _) => Value::Null,
+            _ => data,
+        };
+        Some(RpcView {
+            request,
+            reply,
+            method,
+            data,
+            error,
+        })
+    }
 }
 
 impl TraceView {
@@ -204,16 +266,21 @@ impl TraceView {
         } else {
             (app_id.to_owned(), agent.to_owned())
         };
+        let kind = field("type");
+        let body = field("body");
         Some(TraceView {
             agent: agent.to_owned(),
             time,
             category,
-            kind: field("type").to_owned(),
+            kind: kind.to_owned(),
             from,
             to,
             routing_key: field("routing_key").to_owned(),
-            body: field("body").to_owned(),
+            body: body.to_owned(),
             reason: record.get("reason").and_then(Value::as_str).map(str::to_owned),
+            rpc: (kind == crate::message::RPC)
+                .then(|| RpcView::parse(body))
+                .flatten(),
         })
     }
 }

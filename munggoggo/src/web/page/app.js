@@ -433,10 +433,22 @@ function renderMessages() {
       el("span", { class: "time", text: when }),
       el("span", { class: "route" }, el("b", { text: who(t.from || "?") }), " \u2192 " + who(to)),
       el("span", { class: "type", text: t.type || "?" }),
-      el("span", { class: "body", text: t.body, title: t.body }),
+      el("span", { class: "body", text: says(t), title: t.body }),
       t.reason ? el("span", { class: "reason", text: t.reason }) : null);
   });
   list.replaceChildren(...items);
+}
+
+// What a message says, in short: its body; for an RPC request what it
+// asks (`multiply [3,4]`), for a reply what it answers (`multiply -> 12`),
+// not the request that a reply repeats.
+function says(t) {
+  const r = t.rpc;
+  if (!r) return t.body;
+  const what = r.method || r.request;
+  if (!r.reply) return what + " " + JSON.stringify(r.data);
+  if (r.error != null) return what + " \u2192 error: " + r.error;
+  return what + " \u2192 " + JSON.stringify(r.data);
 }
 
 // Keeps the choices of the forms in step with the agents.
