@@ -1004,3 +1004,216 @@ async fn an_rpc_reply_shows_its_result_not_the_request_it_repeats() {
     assert_eq!(answer["rpc"]["error"], reply["error"], "{answer}");
     assert_eq!(answer["rpc"]["data"], Value::Null, "{answer}");
 }
+
+/// Runs the page's script under Node.js on a stand-in DOM: the page's
+/// `start()` runs, the snapshot `event` is applied and drawn, and the
+/// stand-in prints the agents table (the header from `html`, each row's
+/// cells with their colspan) and the message list as JSON.
+const PAGE_HARNESS: &str = r##"
+"use strict";
+const fs = require("fs");
+const vm = require("vm");
+const [script, html, event] = process.argv.slice(2).map((f) => fs.readFileSync(f, "utf8"));
+
+class El {
+  constructor(tag) {
+    this.tagName = String(tag).toUpperCase();
+    this.children = [];
+    this.attributes = {};
+    this.dataset = {};
+    this.className = "";
+    this.hidden = false;
+    this.value = "";
+    this.own = "";
+  }
+  get textContent() { return this.own + this.children.map((c) => c.textContent).join(""); }
+  set textContent(text) { this.own = String(text); this.children = []; }
+  get text() { return this.textContent; }
+  append(...nodes) {
+    for (const n of nodes) {
+      if (typeof n === "string") { const t = new El("#text"); t.own = n; this.children.push(t); }
+      else this.children.push(n);
+    }
+  }
+  replaceChildren(...nodes) { this.own = ""; this.children = []; this.append(...nodes); }
+  replaceChild(fresh, old) { this.children[this.children.indexOf(old)] = fresh; }
+  setAttribute(name, value) { this.attributes[name] = String(value); }
+  getAttribute(name) { return name in this.attributes ? this.attributes[name] : null; }
+  addEventListener() {}
+  remove() {}
+  querySelector() { return new El("button"); }
+  get cells() { return this.children.filter((c) => c.tagName === "TD" || c.tagName === "TH"); }
+  get tBodies() { return this.children.filter((c) => c.tagName === "TBODY"); }
+  get options() { return this.children.filter((c) => c.tagName === "OPTION"); }
+  get lastChild() { return this.children[this.children.length - 1] || this; }
+  get outerHTML() { return JSON.stringify([this.tagName, this.className, this.attributes, this.textContent]); }
+}
+
+const byId = new Map();
+const document = {
+  createElement: (tag) => new El(tag),
+  createElementNS: (_, tag) => new El(tag),
+  querySelectorAll: () => [],
+  getElementById(id) {
+    if (!byId.has(id)) {
+      const node = new El(id === "agents" ? "table" : "div");
+      if (id === "agents") node.append(new El("tbody"));
+      if (id === "live") node.append(new El("span"));
+      byId.set(id, node);
+    }
+    return byId.get(id);
+  },
+};
+const sockets = [];
+class WebSocket { constructor(url) { this.url = url; sockets.push(this); } }
+const info = { identity: "munggoggo-dashboard-test", bus: "memory://", auth_required: false };
+const context = vm.createContext({
+  document, WebSocket, console, setTimeout, clearTimeout, performance, JSON, Date,
+  location: { protocol: "http:", host: "dashboard.test" },
+  localStorage: { getItem: () => null, setItem() {} },
+  fetch: async () => ({ ok: true, status: 200, json: async () => info }),
+  prompt: () => null, confirm: () => false,
+});
+vm.runInContext(script, context);
+
+(async () => {
+  for (let i = 0; i < 10 && sockets.length === 0; i++) await new Promise((r) => setTimeout(r, 0));
+  if (sockets.length === 0) throw new Error("the page opened no WebSocket");
+  sockets[0].onmessage({ data: event });
+  vm.runInContext("render()", context);
+  const table = html.slice(html.indexOf('id="agents"'));
+  const head = table.slice(0, table.indexOf("</thead>"));
+  const headers = [...head.matchAll(/<th[^>]*>([^<]*)<\/th>/g)].map((m) => m[1]);
+  const rows = document.getElementById("agents").tBodies[0].children.map((row) => ({
+    class: row.className,
+    agent: row.getAttribute("data-agent"),
+    behaviour: row.getAttribute("data-behaviour"),
+    cells: row.cells.map((c) => ({ text: c.textContent, colspan: Number(c.getAttribute("colspan") || 1) })),
+  }));
+  const messages = document.getElementById("messages").children.map((li) => {
+    const body = li.children.find((c) => c.className === "body");
+    return { from: li.getAttribute("data-from"), to: li.getAttribute("data-to"), body: body && body.textContent };
+  });
+  console.log(JSON.stringify({ headers, rows, messages }));
+  process.exit(0);
+})().catch((e) => { console.error(e && e.stack || e); process.exit(1); });
+"##;
+
+/// What [`PAGE_HARNESS`] prints: the page's drawing of `event`; `None`
+/// (the test skipped) without Node.js, unless `CI` is set.
+async fn draw_page(router: &Router, event: &Value) -> Option<Value> {
+    let node = std::env::var("NODE").unwrap_or_else(|_| "node".to_owned());
+    if std::process::Command::new(&node)
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        munggoggo_test_support::skip(format_args!("no Node.js (`{node}`) to run the page's script"));
+        return None;
+    }
+    let (_, script) = call(router, "GET", "/app.js", None).await;
+    let (_, html) = call(router, "GET", "/", None).await;
+    let dir = std::env::temp_dir().join(unique("munggoggo-page"));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let files = [
+        ("harness.js", PAGE_HARNESS.to_owned()),
+        ("app.js", script.as_str().expect("the script").to_owned()),
+        ("index.html", html.as_str().expect("the page").to_owned()),
+        ("event.json", event.to_string()),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text).expect("written");
+    }
+    let output = std::process::Command::new(&node)
+        .current_dir(&dir)
+        .args(["harness.js", "app.js", "index.html", "event.json"])
+        .output()
+        .expect("node runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the page's script failed: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}")))
+}
+
+/// The text of the cell of `row` under the header `column` (cells span
+/// columns by their colspan).
+fn cell_under(page: &Value, row: &Value, column: &str) -> String {
+    let headers: Vec<&str> = page["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let index = headers
+        .iter()
+        .position(|h| *h == column)
+        .unwrap_or_else(|| panic!("no column {column} in {headers:?}"));
+    let mut first = 0;
+    for cell in row["cells"].as_array().expect("cells") {
+        let span = cell["colspan"].as_u64().unwrap_or(1) as usize;
+        if index < first + span {
+            return cell["text"].as_str().unwrap_or_default().to_owned();
+        }
+        first += span;
+    }
+    panic!("row {row} has no cell under {column}");
+}
+
+#[tokio::test]
+async fn the_page_shows_each_value_under_its_column_and_what_a_reply_answers() {
+    let net = net(DashboardOptions::default()).await;
+    let worker = net.worker.identity();
+    let calc = net.calc.identity();
+    let sender = net.runtime.client(unique("sender")).await.expect("a client");
+    sender.send(worker, &Job { n: 13 }).await.expect("sent");
+    within(
+        "the dashboard sees the error",
+        net.dashboard.wait_until(|peers| {
+            peers
+                .iter()
+                .filter(|p| p.name == worker)
+                .flat_map(|p| &p.behaviours)
+                .any(|b| b.method == "job" && b.errors == Some(1))
+        }),
+    )
+    .await;
+    let (caller, _) = call_over_the_bus(&net.runtime, calc, "multiply", json!([3, 4])).await;
+    let reply = rpc_entry(&net.router, calc, "outgoing", &caller).await;
+    let (_, peers) = call(&net.router, "GET", "/api/peers", None).await;
+    let event = json!({ "event": "snapshot", "peers": peers["peers"], "traces": [reply] });
+    let Some(page) = draw_page(&net.router, &event).await else {
+        return;
+    };
+    let rows = page["rows"].as_array().expect("rows");
+    let row = |class: &str, key: &str, name: &str| {
+        rows.iter()
+            .find(|r| r["class"].as_str().unwrap_or_default().starts_with(class) && r[key] == name)
+            .unwrap_or_else(|| panic!("a row for {name}: {page}"))
+    };
+
+    // The agent rows: no method names under Last error.
+    let calc_row = row("agent-row", "agent", calc);
+    assert_eq!(cell_under(&page, calc_row, "Last error"), "", "{calc_row}");
+    assert!(
+        cell_under(&page, calc_row, "Behaviour").contains("multiply"),
+        "{calc_row}"
+    );
+    assert_eq!(cell_under(&page, calc_row, "State"), "running", "{calc_row}");
+    assert_eq!(
+        cell_under(&page, row("agent-row", "agent", worker), "Errors"),
+        "1"
+    );
+    let job = row("behaviour-row", "behaviour", &format!("{worker}.job"));
+    assert!(cell_under(&page, job, "Last error").contains("unlucky"), "{job}");
+    assert_eq!(cell_under(&page, job, "Errors"), "1", "{job}");
+
+    // The reply says what it answers.
+    let messages = page["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{page}");
+    let body = messages[0]["body"].as_str().expect("a body");
+    assert!(body.contains("12") && !body.contains("params"), "{body}");
+}

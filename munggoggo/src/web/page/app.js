@@ -375,16 +375,20 @@ function renderTable(peers) {
   if (!same) body.replaceChildren(...rows);
 }
 
+// An agent's row has the columns of its behaviours' rows: its name, type
+// and methods span Behaviour and Kind; its own Last error cell stays empty
+// (each behaviour's last error is on the behaviour's row).
 function agentRow(p) {
     const chip = p.flavour === "0.4" ? el("span", { class: "chip legacy", text: "0.4" }) : null;
+    const methods = p.methods.length ? el("span", { class: "agent-methods kind", text: "rpc: " + p.methods.map((m) => m.name).join(", ") }) : null;
     return el("tr", { class: "agent-row" + (app.selected === p.name ? " selected" : ""), "data-agent": p.name, onclick: () => select(p.name) },
       el("td", { colspan: "2" },
         el("span", { class: "agent-name", text: p.name }),
-        el("span", { class: "agent-type", text: p.agent_type || "munggoggo 0.4" }), chip),
+        el("span", { class: "agent-type", text: p.agent_type || "munggoggo 0.4" }), chip, methods),
       el("td", {}, el("span", { class: "badge " + stateClass(p.state), text: stateWord(p.state) })),
       el("td", { class: "num", text: sum(p.behaviours, "runs") }),
       el("td", { class: "num", text: sum(p.behaviours, "errors") }),
-      el("td", { class: "kind", text: p.methods.length ? "rpc: " + p.methods.map((m) => m.name).join(", ") : "" }),
+      el("td", { class: "last-error" }),
       el("td", { class: "num" }, el("button", {
         class: "shutdown", "data-action": "shutdown", text: "Shut down", title: "Shut down " + p.name,
         onclick: (e) => { e.stopPropagation(); shutdown(p.name, e.currentTarget); },
