@@ -270,7 +270,9 @@ on_broker! {
         let cells: Vec<&str> = job.split_whitespace().collect();
         assert_eq!(cells[1..4], ["running", "1", "1"], "{job}");
         assert!(job.ends_with("job 13 refused"), "{job}");
-        assert!(out.lines().any(|l| l.starts_with(&format!("{id}.news ")) && l.contains(" init ") && l.ends_with(" -")), "{out}");
+        // Stopped by a user: `stopped`, not munggoggo 0.4's `init` (which the JSON keeps).
+        assert!(out.lines().any(|l| l.starts_with(&format!("{id}.news ")) && l.contains(" stopped ") && l.ends_with(" -")), "{out}");
+        assert!(!out.contains(" init "), "{out}");
 
         let json = cli(&["behaviours", id, "--json"]).await.json();
         assert_eq!(json["agent"], id);
@@ -296,6 +298,17 @@ on_broker! {
         let out = cli(&["stop", id, "tick"]).await;
         assert_eq!(out.ok().trim(), format!("{id}.tick stopped"));
         assert_eq!(agent.behaviour("tick").unwrap().state, State::Init);
+        // Shown as stopped wherever a person reads it.
+        let out = cli(&["behaviours", id]).await;
+        let tick = out.ok().lines().find(|l| l.starts_with(&format!("{id}.tick "))).unwrap_or_else(|| panic!("{}", out.stdout)).to_owned();
+        assert_eq!(tick.split_whitespace().nth(1), Some("stopped"), "{tick}");
+        let out = cli(&["peers"]).await;
+        let line = out.ok().lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_else(|| panic!("{}", out.stdout)).to_owned();
+        assert!(line.contains("tick (stopped)") && line.contains("job (running)"), "{line}");
+        let dot = cli(&["graph"]).await;
+        assert!(dot.ok().contains("label=\"tick\\nstopped\""), "{}", dot.stdout);
+        let json = cli(&["--json", "behaviours", id]).await.json();
+        assert_eq!(json["behaviours"][0]["state"], "init", "the JSON keeps the agent's word");
         let out = cli(&["start", id, "tick"]).await;
         assert_eq!(out.ok().trim(), format!("{id}.tick started"));
         assert_eq!(agent.behaviour("tick").unwrap().state, State::Running);

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::args::{Command, GlobalArgs};
 use super::error::CliError;
-use super::output::{self, short_name, Cell};
+use super::output::{self, behaviour_state, short_name, Cell};
 use super::session::{names, Session};
 use super::tables::{graph, peers_table, TraceLine, TRACE_HEADERS};
 use crate::bus::Route;
@@ -60,9 +60,12 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                 let rows: Vec<Vec<Cell>> = behaviours
                     .iter()
                     .map(|b| {
+                        let count = |name: &str| b[name].as_u64().unwrap_or(0);
+                        let ran = count("runs") + count("errors") > 0;
+                        let state = b["state"].as_str().unwrap_or_default();
                         vec![
                             Cell::plain(text(&b["name"])),
-                            Cell::state(b["state"].as_str().unwrap_or_default()),
+                            Cell::state(behaviour_state(state, &peer.state, ran)),
                             Cell::plain(text(&b["runs"])),
                             Cell::plain(text(&b["errors"])),
                             Cell::plain(text(&b["last_error"])),

@@ -31,7 +31,7 @@ impl Colour {
     pub(crate) fn of_state(state: &str) -> Option<Colour> {
         match state {
             "running" => Some(Colour::Green),
-            "init" | "stopping" => Some(Colour::Yellow),
+            "init" | "stopped" | "stopping" => Some(Colour::Yellow),
             "crashed" => Some(Colour::Red),
             "shutdown" => Some(Colour::Dim),
             _ => None,
@@ -54,6 +54,19 @@ pub(crate) fn paint(text: &str, colour: Option<Colour>) -> String {
     match colour {
         Some(colour) if stdout_is_terminal() => format!("\x1b[{}m{text}\x1b[0m", colour.code()),
         _ => text.to_owned(),
+    }
+}
+
+/// The word shown for a behaviour's state. A behaviour that was stopped
+/// reports `init`, as one that never started (munggoggo 0.4's word, kept
+/// on the wire); behaviours start with their agent, so one in `init` while
+/// its agent runs, or one that has counted runs or errors, was stopped:
+/// it reads `stopped`. Any other state reads as reported.
+pub(crate) fn behaviour_state<'a>(state: &'a str, agent_state: &str, ran: bool) -> &'a str {
+    if state == "init" && (agent_state == "running" || ran) {
+        "stopped"
+    } else {
+        state
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::output::{self, short_name, Cell, Colour};
+use super::output::{self, behaviour_state, short_name, Cell, Colour};
 use crate::peers::PeerStatus;
 
 /// The peers as a table: name, state, behaviours with their states.
@@ -26,7 +26,10 @@ pub(crate) fn behaviour_summary(peer: &PeerStatus) -> String {
     let list: Vec<String> = peer
         .behaviours
         .iter()
-        .map(|b| format!("{} ({})", short_name(&peer.name, &b.name), b.state))
+        .map(|b| {
+            let state = behaviour_state(&b.state, &peer.state, false);
+            format!("{} ({state})", short_name(&peer.name, &b.name))
+        })
         .collect();
     if list.is_empty() {
         "-".to_owned()
@@ -40,7 +43,7 @@ pub(crate) fn graph(peers: &[PeerStatus]) -> String {
     fn fill(state: &str) -> &'static str {
         match state {
             "running" => "#c6efce",
-            "init" | "stopping" => "#ffeb9c",
+            "init" | "stopped" | "stopping" => "#ffeb9c",
             "crashed" => "#ffc7ce",
             _ => "#e0e0e0",
         }
@@ -65,11 +68,12 @@ pub(crate) fn graph(peers: &[PeerStatus]) -> String {
             label(&peer.name, &peer.state),
         ));
         for b in &peer.behaviours {
+            let state = behaviour_state(&b.state, &peer.state, false);
             dot.push_str(&format!(
                 "  {} [shape=ellipse, fillcolor={}, label={}];\n  {} -> {};\n",
                 quote(&b.name),
-                quote(fill(&b.state)),
-                label(short_name(&peer.name, &b.name), &b.state),
+                quote(fill(state)),
+                label(short_name(&peer.name, &b.name), state),
                 quote(&peer.name),
                 quote(&b.name),
             ));
