@@ -69,6 +69,17 @@ impl Worker {
     }
 }
 
+/// An agent with a behaviour and no `#[rpc]` methods.
+#[agent(identity = "cli-kitchen")]
+#[derive(Default)]
+struct Kitchen;
+
+#[agent]
+impl Kitchen {
+    #[behaviour(periodic = "1h")]
+    async fn clean(&mut self) {}
+}
+
 /// The test broker, in this process's own vhost, without dead letters
 /// (`dead_letters.rs` checks them in a vhost of its own).
 fn url() -> String {
@@ -486,6 +497,21 @@ on_broker! {
         let line = run.fails(1);
         assert!(line.contains("missing parameter `y` (#2)"), "{line}");
         assert!(!line.contains("null"), "{line}");
+    }
+
+    async fn call_an_agent_without_methods(rt) {
+        let mut options = Kitchen::options();
+        options.identity = unique("cli-kitchen");
+        let kitchen = rt.spawn_with(Kitchen, options).await.expect("the kitchen starts");
+        let id = kitchen.identity();
+        let run = cli(&["call", id, "nothing"]).await;
+        let line = run.fails(4);
+        assert!(line.trim_end().ends_with(&format!("agent `{id}` has no method `nothing`: {id} exposes no methods")), "{line}");
+        let run = cli(&["--json", "call", id, "nothing"]).await;
+        run.fails(4);
+        let json: Value = serde_json::from_str(&run.stdout).expect("a JSON error document");
+        assert_eq!(json["error"]["kind"], "not_found");
+        assert_eq!(json["error"]["known"], serde_json::json!([]));
     }
 
     async fn a_call_that_takes_too_long_times_out(rt) {

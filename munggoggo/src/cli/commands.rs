@@ -169,15 +169,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                 Err(crate::Error::Remote {
                     code: Some(crate::ErrorCode::UnknownMethod { known }),
                     ..
-                }) => {
-                    return Err(CliError::not_found(
-                        format!(
-                            "agent `{agent}` has no method `{method}`; it has: {}",
-                            known.join(", ")
-                        ),
-                        known,
-                    ));
-                }
+                }) => return Err(unknown_method(agent, method, known)),
                 Err(e) => return Err(e.into()),
             };
             if json {
@@ -214,6 +206,19 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
     Ok(())
 }
 
+/// Agent `agent` has no method `method`; `known` are the ones it has.
+fn unknown_method(agent: &str, method: &str, known: Vec<String>) -> CliError {
+    let message = if known.is_empty() {
+        format!("agent `{agent}` has no method `{method}`: {agent} exposes no methods")
+    } else {
+        format!(
+            "agent `{agent}` has no method `{method}`; it has: {}",
+            known.join(", ")
+        )
+    };
+    CliError::not_found(message, known)
+}
+
 /// Starts or stops a behaviour, after checking the agent and the behaviour.
 async fn manage(
     session: &Session,
@@ -226,13 +231,15 @@ async fn manage(
     let known: Vec<String> = peer.behaviours.iter().map(|b| b.name.clone()).collect();
     let unknown = || {
         let short: Vec<String> = known.iter().map(|b| short_name(agent, b).to_owned()).collect();
-        CliError::not_found(
+        let message = if short.is_empty() {
+            format!("agent `{agent}` has no behaviour `{behaviour}`: it has no behaviours")
+        } else {
             format!(
                 "agent `{agent}` has no behaviour `{behaviour}`; it has: {}",
                 short.join(", ")
-            ),
-            short,
-        )
+            )
+        };
+        CliError::not_found(message, short)
     };
     let suffix = format!(".{behaviour}");
     let Some(full) = known
