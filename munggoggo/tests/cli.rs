@@ -496,7 +496,28 @@ on_broker! {
         let run = cli(&["call", id, "multiply", "[6]"]).await;
         let line = run.fails(1);
         assert!(line.contains("missing parameter `y` (#2)"), "{line}");
+        assert!(line.contains("`multiply(x, y)` takes 2 parameters, given [6]"), "{line}");
         assert!(!line.contains("null"), "{line}");
+    }
+
+    async fn a_call_with_more_parameters_than_declared_is_refused(rt) {
+        let (agent, _events) = worker(&rt).await;
+        let id = agent.identity();
+        // Refused with the method's parameters and what was given; the
+        // agent would drop what it does not take.
+        let run = cli(&["call", id, "multiply", "[6, 7, 8]"]).await;
+        let line = run.fails(1);
+        assert!(line.contains(&format!("`multiply(x, y)` of agent `{id}` takes 2 parameters, not 3; given [6,7,8]")), "{line}");
+        let run = cli(&["call", id, "slow", "[1]"]).await;
+        let line = run.fails(1);
+        assert!(line.contains(&format!("`slow()` of agent `{id}` takes no parameters, not 1; given [1]")), "{line}");
+        let run = cli(&["call", id, "multiply", "{\"x\": 1, \"y\": 2, \"z\": 3}"]).await;
+        let line = run.fails(1);
+        assert!(line.contains(&format!("`multiply(x, y)` of agent `{id}` has no parameter `z`; given {{\"x\":1,\"y\":2,\"z\":3}}")), "{line}");
+        let run = cli(&["--json", "call", id, "slow", "[1]"]).await;
+        run.fails(1);
+        let json: Value = serde_json::from_str(&run.stdout).expect("a JSON error document");
+        assert_eq!(json["error"]["kind"], "failed");
     }
 
     async fn call_an_agent_without_methods(rt) {

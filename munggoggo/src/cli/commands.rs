@@ -151,6 +151,8 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                     "PARAMS_JSON is not JSON ({e}); write an array like '[3, 4]' or an object like '{{\"x\": 3}}'"
                 ))
             })?;
+            // The method's parameters, when the agent describes itself.
+            let mut declared = None;
             let called = if *exposed {
                 let params = if params == json!([]) {
                     json!({})
@@ -161,6 +163,10 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                     .await
             } else {
                 session.peer(agent).await?;
+                declared = signature(session, agent, method).await?;
+                if let Some(declared) = &declared {
+                    check_params(agent, method, declared, &params)?;
+                }
                 ctx.call_with_timeout(agent, method, &params, session.timeout)
                     .await
             };
@@ -170,6 +176,23 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                     code: Some(crate::ErrorCode::UnknownMethod { known }),
                     ..
                 }) => return Err(unknown_method(agent, method, known)),
+                Err(
+                    e @ crate::Error::Remote {
+                        code: Some(crate::ErrorCode::BadParams),
+                        ..
+                    },
+                ) => {
+                    // Too few parameters (or of the wrong type) for the
+                    // agent: with the method's parameters when known.
+                    return Err(match &declared {
+                        Some(declared) => CliError::failed(format!(
+                            "{e}; `{}` takes {}, given {params}",
+                            shape(method, declared),
+                            count(declared.len()),
+                        )),
+                        None => e.into(),
+                    });
+                }
                 Err(e) => return Err(e.into()),
             };
             if json {
@@ -204,6 +227,75 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
         Command::Dashboard { .. } => unreachable!("handled by run"),
     }
     Ok(())
+}
+
+/// The parameter names of `agent`'s method `method`, as the agent
+/// describes itself; `None` when it does not (a munggoggo 0.4 agent, or no
+/// answer in time): then the call goes out unchecked. An error when the
+/// agent has no such method.
+async fn signature(session: &Session, agent: &str, method: &str) -> Result<Option<Vec<String>>, CliError> {
+    let description = match session.ctx().describe_agent(agent).await {
+        Ok(description) => description,
+        Err(e) => {
+            tracing::debug!(agent, error = %e, "no description: the call goes out unchecked");
+            return Ok(None);
+        }
+    };
+    match description.methods.iter().find(|m| m.name == method) {
+        Some(found) => Ok(Some(found.params.clone())),
+        None => Err(unknown_method(
+            agent,
+            method,
+            description.methods.into_iter().map(|m| m.name).collect(),
+        )),
+    }
+}
+
+/// Refuses parameters the method does not declare: more positional ones
+/// than it has, or names it does not know (the agent would drop them).
+/// Fewer are the agent's to judge: an `Option` parameter may be left out.
+fn check_params(agent: &str, method: &str, declared: &[String], params: &Value) -> Result<(), CliError> {
+    let refuse = |what: String| {
+        Err(CliError::failed(format!(
+            "`{}` of agent `{agent}` {what}; given {params}",
+            shape(method, declared),
+        )))
+    };
+    match params {
+        Value::Array(given) if given.len() > declared.len() => {
+            refuse(format!("takes {}, not {}", count(declared.len()), given.len()))
+        }
+        Value::Object(given) => {
+            let unknown: Vec<String> = given
+                .keys()
+                .filter(|name| !declared.contains(name))
+                .map(|name| format!("`{name}`"))
+                .collect();
+            match unknown.len() {
+                0 => Ok(()),
+                1 => refuse(format!("has no parameter {}", unknown[0])),
+                _ => refuse(format!("has no parameters {}", unknown.join(", "))),
+            }
+        }
+        Value::Null | Value::Array(_) => Ok(()),
+        // A single value is the first parameter.
+        _ if declared.is_empty() => refuse("takes no parameters".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+/// `multiply(x, y)`.
+fn shape(method: &str, params: &[String]) -> String {
+    format!("{method}({})", params.join(", "))
+}
+
+/// `no parameters`, `1 parameter`, `2 parameters`.
+fn count(n: usize) -> String {
+    match n {
+        0 => "no parameters".to_owned(),
+        1 => "1 parameter".to_owned(),
+        n => format!("{n} parameters"),
+    }
 }
 
 /// Agent `agent` has no method `method`; `known` are the ones it has.
