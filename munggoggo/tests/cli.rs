@@ -690,6 +690,70 @@ async fn unreachable_broker_names_the_url_without_its_password() {
 }
 
 #[tokio::test]
+async fn watch_says_when_there_is_no_agent() {
+    // The embedded bus: this CLI is alone on it. Stopped once it has said
+    // so (or after 20 s, when it never does).
+    let mut child = command(
+        "memory://",
+        &[
+            "watch",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "400ms",
+            "--for",
+            "20s",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("the binary runs");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut seen = String::new();
+        while !seen.contains("no agents") {
+            if reader.read_line(&mut seen).expect("reads stdout") == 0 {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        seen + &rest
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "watching the agents; Ctrl-C to stop",
+            "no agents answered; waiting for agents to join"
+        ],
+        "one line says so"
+    );
+    let run = cli_at(
+        "memory://",
+        &[
+            "--json",
+            "watch",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "400ms",
+            "--for",
+            "1s",
+        ],
+    )
+    .await;
+    assert_eq!(run.ok(), "", "JSON lines are events only");
+}
+
+#[tokio::test]
 async fn bad_arguments_are_usage_errors() {
     let run = cli(&["call"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);

@@ -41,6 +41,7 @@ pub(crate) async fn watch(
         peers: BTreeMap::new(),
         seen: HashMap::new(),
         first: true,
+        said_empty: false,
     };
     if !json {
         output::print(&output::paint(
@@ -75,6 +76,9 @@ struct Watch {
     /// Per agent, the time of the newest trace entry shown.
     seen: HashMap<String, f64>,
     first: bool,
+    /// Whether the line saying that no agent is there was printed since
+    /// the last agent was seen.
+    said_empty: bool,
 }
 
 impl Watch {
@@ -110,6 +114,7 @@ impl Watch {
         for (name, peer) in now {
             self.peers.insert(name, (peer, 0));
         }
+        self.say_if_empty();
         // Ask every agent at once, each for at most one interval (1 s at
         // least): one that does not answer must not hold up the others.
         let wait = self.interval.max(Duration::from_secs(1));
@@ -166,6 +171,25 @@ impl Watch {
         }
         self.first = false;
         Ok(())
+    }
+
+    /// With no agent to show, says so once (on the first look, or when the
+    /// last one left), rather than nothing at all.
+    fn say_if_empty(&mut self) {
+        if !self.peers.is_empty() {
+            self.said_empty = false;
+            return;
+        }
+        if self.said_empty || self.json {
+            return;
+        }
+        self.said_empty = true;
+        let line = if self.first {
+            "no agents answered; waiting for agents to join\n"
+        } else {
+            "no agents left; waiting for agents to join\n"
+        };
+        output::print(&output::paint(line, Some(Colour::Dim)));
     }
 
     fn event(&self, what: &str, peer: &PeerStatus) {
