@@ -183,9 +183,12 @@ fn check(name: &str, dependencies: &str, programs: &[(String, String)]) {
     );
 }
 
+/// Files of a crate: their paths in the crate, and their text.
+type Files = Vec<(String, String)>;
+
 /// The guide's programs, named by page and place; those of the command
 /// line's module need the `cli` feature.
-fn guide_programs(root: &Path) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn guide_programs(root: &Path) -> (Files, Files) {
     let (mut embedded, mut cli) = (Vec::new(), Vec::new());
     for page in guide_pages(root) {
         let text = std::fs::read_to_string(&page).unwrap();
