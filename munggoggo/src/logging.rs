@@ -57,8 +57,11 @@ pub(crate) fn install(filter: EnvFilter) -> bool {
         || tracing::dispatcher::has_been_set()
 }
 
-/// Drops lapin's ERROR line for a channel closed with RESOURCE_LOCKED:
-/// munggoggo reports that case itself, as an identity already in use.
+/// Drops lapin's ERROR line for a channel closed because a queue is taken:
+/// RESOURCE_LOCKED (a 0.4 agent's exclusive queue) or ACCESS_REFUSED "in
+/// exclusive use" (a Rust agent's exclusive consumer). munggoggo reports
+/// both itself, as an identity already in use; other refusals (a user
+/// without permissions) keep their line.
 struct LockedQueueNoise;
 
 impl<S> Filter<S> for LockedQueueNoise {
@@ -76,17 +79,21 @@ impl<S> Filter<S> for LockedQueueNoise {
     }
 }
 
-/// Whether any field of an event mentions RESOURCE_LOCKED.
+/// Whether any field of an event says that a queue is taken.
 struct LockedFinder(bool);
+
+fn taken(text: &str) -> bool {
+    text.contains("RESOURCE_LOCKED") || text.contains("ACCESS_REFUSED") && text.contains("in exclusive use")
+}
 
 impl Visit for LockedFinder {
     fn record_str(&mut self, _: &Field, value: &str) {
-        self.0 |= value.contains("RESOURCE_LOCKED");
+        self.0 |= taken(value);
     }
 
     fn record_debug(&mut self, _: &Field, value: &dyn std::fmt::Debug) {
         if !self.0 {
-            self.0 = format!("{value:?}").contains("RESOURCE_LOCKED");
+            self.0 = taken(&format!("{value:?}"));
         }
     }
 }
@@ -119,14 +126,18 @@ mod tests {
         #[allow(dead_code)]
         struct AmqpError(&'static str);
         let locked = AmqpError("RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'a'");
+        let consumed = AmqpError("ACCESS_REFUSED - queue 'a.control' in vhost '/' in exclusive use");
         let n = count_events(|| {
             tracing::error!(target: "lapin::channel", error = ?locked, "Channel closed");
+            tracing::error!(target: "lapin::channel", error = ?consumed, "Channel closed");
         });
         assert_eq!(n, 0);
         let n = count_events(|| {
             tracing::error!(target: "lapin::channel", error = ?AmqpError("PRECONDITION_FAILED"), "Channel closed");
+            let denied = AmqpError("ACCESS_REFUSED - access to vhost 'x' refused for user 'u'");
+            tracing::error!(target: "lapin::channel", error = ?denied, "Channel closed");
             tracing::error!(target: "munggoggo", reason = "RESOURCE_LOCKED", "our own line");
         });
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
     }
 }
