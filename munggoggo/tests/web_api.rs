@@ -1064,6 +1064,8 @@ const document = {
     return byId.get(id);
   },
 };
+const parsed = JSON.parse(event);
+const httpPeers = parsed.http_peers || { peers: [] };
 const sockets = [];
 class WebSocket { constructor(url) { this.url = url; sockets.push(this); } }
 const info = { identity: "munggoggo-dashboard-test", bus: "memory://", auth_required: false };
@@ -1071,7 +1073,9 @@ const context = vm.createContext({
   document, WebSocket, console, setTimeout, clearTimeout, performance, JSON, Date,
   location: { protocol: "http:", host: "dashboard.test" },
   localStorage: { getItem: () => null, setItem() {} },
-  fetch: async () => ({ ok: true, status: 200, json: async () => info }),
+  // `/api/peers` answers what the event file's `http_peers` says (none
+  // by default); every other path the dashboard's info.
+  fetch: async (path) => ({ ok: true, status: 200, json: async () => path === "/api/peers" ? httpPeers : info }),
   prompt: () => null, confirm: () => false,
 });
 vm.runInContext(script, context);
@@ -1079,7 +1083,9 @@ vm.runInContext(script, context);
 (async () => {
   for (let i = 0; i < 10 && sockets.length === 0; i++) await new Promise((r) => setTimeout(r, 0));
   if (sockets.length === 0) throw new Error("the page opened no WebSocket");
-  sockets[0].onmessage({ data: event });
+  // The event `none`: the feed says nothing (yet).
+  if (parsed.event !== "none") sockets[0].onmessage({ data: event });
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
   vm.runInContext("render()", context);
   const table = html.slice(html.indexOf('id="agents"'));
   const head = table.slice(0, table.indexOf("</thead>"));
@@ -1161,6 +1167,28 @@ fn cell_under(page: &Value, row: &Value, column: &str) -> String {
         first += span;
     }
     panic!("row {row} has no cell under {column}");
+}
+
+/// A page whose feed is slow to send its first snapshot (a busy machine, a
+/// reconnect) still shows the agents the API lists.
+#[tokio::test]
+async fn the_page_shows_the_agents_before_the_feed_s_first_snapshot() {
+    let net = net(DashboardOptions::default()).await;
+    let (_, peers) = call(&net.router, "GET", "/api/peers", None).await;
+    let event = json!({ "event": "none", "http_peers": peers });
+    let Some(page) = draw_page(&net.router, &event).await else {
+        return;
+    };
+    let shown: Vec<&str> = page["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["class"].as_str().unwrap_or_default().starts_with("agent-row"))
+        .filter_map(|r| r["agent"].as_str())
+        .collect();
+    for agent in [net.worker.identity(), net.calc.identity()] {
+        assert!(shown.contains(&agent), "{agent} is not on the page: {page}");
+    }
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ const app = {
   info: null,
   token: localStorage.getItem("munggoggo.token") || "",
   seen: 0,
+  snapshotted: false, // the feed's first snapshot arrived
   flashes: new Set(), // "from->to" keys to flash on the next draw
 };
 
@@ -128,6 +129,7 @@ function connect(delay) {
 function apply(event) {
   switch (event.event) {
     case "snapshot":
+      app.snapshotted = true;
       app.peers = new Map(event.peers.map((p) => [p.name, p]));
       app.feed = event.traces.slice(-FEED_MAX);
       app.seen = Math.max(app.seen, app.feed.length);
@@ -578,6 +580,16 @@ function wire() {
 
 async function start() {
   wire();
+  connect(500);
+  // The agents over HTTP too: on a busy machine the feed's first snapshot
+  // can come seconds later (or after a reconnect), and the page should not
+  // show no agents while the API lists them. The snapshot, once there, wins.
+  const peers = api("GET", "/api/peers").then((r) => {
+    if (!app.snapshotted) {
+      app.peers = new Map(r.peers.map((p) => [p.name, p]));
+      scheduleRender();
+    }
+  }).catch(() => {});
   try {
     app.info = await api("GET", "/api/info");
     $("bus").textContent = app.info.bus;
@@ -586,7 +598,7 @@ async function start() {
     toast("Cannot reach the dashboard: " + e.message, true);
   }
   render();
-  connect(500);
+  await peers;
 }
 
 start();
