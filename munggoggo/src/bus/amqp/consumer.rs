@@ -330,6 +330,13 @@ impl Unit {
         let mut attempt = 0u32;
         let mut locked_since: Option<Instant> = None;
         loop {
+            if !self.spec.link.is_closed() && !self.spec.link.current().status().connected() {
+                // The link reconnects; the rebuild starts the moment it has
+                // a connection, without a backoff grown while the broker
+                // was away.
+                self.spec.link.connected().await;
+                delay = BACKOFF_MIN;
+            }
             {
                 let _topology = self.topology.lock().await;
                 if self.closed.load(Ordering::SeqCst) {

@@ -26,6 +26,28 @@ use crate::error::{Error, Result};
 
 /// How often a link looks at its connection.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest delay between two reconnect attempts early in an outage: a
+/// broker that was up is most likely restarting, and should find its
+/// clients back within a second of being ready (measured in
+/// `tests/faults.rs`: the time from `rabbitmqctl await_startup` to the
+/// first successful send).
+const RECONNECT_MAX_EARLY: Duration = Duration::from_secs(1);
+/// How long an outage counts as early; after it, attempts slow down to
+/// [`BACKOFF_MAX`], so that a broker that is gone for good is not hammered.
+const EARLY_OUTAGE: Duration = Duration::from_secs(60);
+
+/// The delay before the next reconnect attempt: exponential from
+/// `BACKOFF_MIN`, capped by how long the outage has lasted, and jittered
+/// (half to all of it) so that many processes do not retry in step.
+fn reconnect_delay(attempts: u32, outage: Duration) -> Duration {
+    let cap = if outage < EARLY_OUTAGE {
+        RECONNECT_MAX_EARLY
+    } else {
+        BACKOFF_MAX
+    };
+    let exponential = BACKOFF_MIN.saturating_mul(1 << attempts.saturating_sub(1).min(16));
+    exponential.min(cap).mul_f64(0.5 + fastrand::f64() / 2.0)
+}
 
 /// A connection of the bus that is replaced when lost.
 pub(super) struct Link {
@@ -36,6 +58,9 @@ pub(super) struct Link {
     tls: OwnedTLSConfig,
     current: Mutex<Arc<Connection>>,
     closed: AtomicBool,
+    /// Counts the connections the link has had; changes (and wakes
+    /// [`Link::connected`]) when one replaces another, or the link closes.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Link {
@@ -55,6 +80,7 @@ impl Link {
             tls: tls.clone(),
             current: Mutex::new(Arc::new(first)),
             closed: AtomicBool::new(false),
+            generation: tokio::sync::watch::Sender::new(0),
         });
         tokio::spawn(Arc::clone(&link).watch());
         Ok(link)
@@ -70,9 +96,26 @@ impl Link {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// Waits until the current connection is open, or the link closed:
+    /// what a channel's rebuild waits for instead of retrying on a
+    /// connection that is down, so that it starts the moment the link has a
+    /// new one (no backoff of its own to sit out).
+    pub(super) async fn connected(&self) {
+        let mut generations = self.generation.subscribe();
+        loop {
+            if self.is_closed() || self.current().status().connected() {
+                return;
+            }
+            if generations.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Closes the connection for good.
     pub(super) async fn close(&self) -> lapin::Result<()> {
         self.closed.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|n| *n += 1);
         let conn = self.current();
         if conn.status().connected() {
             conn.close(200, "OK".into()).await
@@ -95,7 +138,6 @@ impl Link {
             }
             let lost = Instant::now();
             tracing::warn!(url = %self.shown, connection = self.role, status = ?status, "connection to RabbitMQ lost; reconnecting");
-            let mut delay = BACKOFF_MIN;
             let mut attempts = 0u32;
             loop {
                 if self.is_closed() {
@@ -109,6 +151,7 @@ impl Link {
                             Arc::new(conn),
                         );
                         drop(old);
+                        self.generation.send_modify(|n| *n += 1);
                         if self.is_closed() {
                             let _ = self.current().close(200, "OK".into()).await;
                             return;
@@ -129,8 +172,7 @@ impl Link {
                         }
                     }
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(BACKOFF_MAX);
+                tokio::time::sleep(reconnect_delay(attempts, lost.elapsed())).await;
             }
         }
     }
@@ -231,7 +273,7 @@ async fn log_blocking(
 
 #[cfg(test)]
 mod tests {
-    use super::vhost_not_found;
+    use super::*;
 
     #[test]
     fn a_missing_vhost_is_named_with_a_hint() {
@@ -248,5 +290,27 @@ mod tests {
             vhost_not_found("staging"),
             "vhost `staging` not found on the broker (rabbitmqctl add_vhost staging)"
         );
+    }
+
+    #[test]
+    fn reconnect_delays_grow_jittered_up_to_a_short_cap_early_in_an_outage() {
+        for attempts in 1..40 {
+            let early = reconnect_delay(attempts, Duration::from_secs(5));
+            let late = reconnect_delay(attempts, EARLY_OUTAGE);
+            let exponential = BACKOFF_MIN.saturating_mul(1 << (attempts - 1).min(16));
+            assert!(
+                early <= RECONNECT_MAX_EARLY.min(exponential),
+                "{attempts}: {early:?}"
+            );
+            assert!(
+                early >= RECONNECT_MAX_EARLY.min(exponential) / 2,
+                "{attempts}: {early:?}"
+            );
+            assert!(
+                late <= BACKOFF_MAX && late >= BACKOFF_MAX.min(exponential) / 2,
+                "{attempts}: {late:?}"
+            );
+        }
+        assert!(reconnect_delay(1, Duration::ZERO) <= BACKOFF_MIN);
     }
 }

@@ -457,15 +457,20 @@ async fn reopen(link: &Link, identity: &str) -> Option<Channel> {
             return None;
         }
         let conn = link.current();
-        if conn.status().connected() {
-            match open_channel(&conn).await {
-                Ok(channel) => {
-                    tracing::info!(agent = %identity, "publish channel reopened");
-                    return Some(channel);
-                }
-                Err(e) => {
-                    tracing::warn!(agent = %identity, error = %e, "cannot reopen the publish channel yet")
-                }
+        if !conn.status().connected() {
+            // The link reconnects; the channel follows at once, without a
+            // backoff grown while the broker was away.
+            link.connected().await;
+            delay = BACKOFF_MIN;
+            continue;
+        }
+        match open_channel(&conn).await {
+            Ok(channel) => {
+                tracing::info!(agent = %identity, "publish channel reopened");
+                return Some(channel);
+            }
+            Err(e) => {
+                tracing::warn!(agent = %identity, error = %e, "cannot reopen the publish channel yet")
             }
         }
         tokio::time::sleep(delay).await;
