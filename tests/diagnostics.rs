@@ -273,6 +273,79 @@ async fn a_missing_vhost_is_one_error_with_a_hint() {
     assert!(lapin.is_empty(), "lapin's lines: {lapin:#?}");
 }
 
+/// `url` with these addresses in place of its host and port.
+#[cfg(feature = "amqp")]
+fn with_addresses(url: &str, addresses: &[String]) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let (userinfo, after) = rest.split_once('@').expect("a URL with credentials");
+    let tail = &after[after.find(['/', '?']).unwrap_or(after.len())..];
+    format!("{scheme}://{userinfo}@{}{tail}", addresses.join(","))
+}
+
+/// A loopback address where nothing listens now.
+#[cfg(feature = "amqp")]
+fn dead_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = listener.local_addr().expect("an address");
+    format!("127.0.0.1:{}", address.port())
+}
+
+/// A URL naming several nodes: the first that answers is taken (the dead
+/// ones before it are passed over); when none answers, start fails with one
+/// error that names every address and why, without the password.
+#[cfg(feature = "amqp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_of_several_nodes_takes_the_first_alive_or_names_every_failure() {
+    let Some(rt) = common::buses::amqp().await else {
+        return;
+    };
+    rt.shutdown().await;
+    let url = common::buses::test_url();
+    let live = url
+        .split_once('@')
+        .map(|(_, rest)| rest[..rest.find(['/', '?']).unwrap_or(rest.len())].to_owned())
+        .expect("the broker's address");
+    let (dead1, dead2) = (dead_address(), dead_address());
+
+    let three = with_addresses(&url, &[dead1.clone(), dead2.clone(), live.clone()]);
+    let (events, mut rx) = mpsc::unbounded_channel();
+    let listener = unique("nodes-listener");
+    let rt = munggoggo::Runtime::from_url(&three)
+        .unwrap()
+        .agent_as(listener.clone(), Listener { events })
+        .start()
+        .await
+        .expect("the third node takes the connection");
+    let client = rt.client(unique("nodes-client")).await.unwrap();
+    client
+        .send(
+            &listener,
+            &Note {
+                text: "through the third node".into(),
+            },
+        )
+        .await
+        .expect("a send through the third node");
+    assert_eq!(next(&mut rx).await, "through the third node");
+    rt.shutdown().await;
+
+    let none = with_addresses(&url, &[dead1.clone(), dead2.clone()]).replace("guest:guest@", "guest:sesame@");
+    let err = munggoggo::Runtime::from_url(&none)
+        .unwrap()
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("any of the 2 broker nodes"), "{err}");
+    for address in [&dead1, &dead2] {
+        assert!(
+            err.contains(&format!("cannot reach the broker at `{address}`: ")),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("sesame"), "the password shows: {err}");
+}
+
 /// Publishes a reading on `topic` from `client`.
 async fn publish(client: &munggoggo::runtime::Client, topic: &str) {
     client

@@ -526,3 +526,76 @@ async fn sends_fail_during_an_outage_and_ten_restarts_do_not_hang() {
     .await
     .expect("the runtimes stop after ten restarts");
 }
+
+/// A URL of two nodes (a private one first, then the test broker, with a
+/// vhost of the same name on both): when the node the runtime is on stops,
+/// its connections move to the other node, its agent's queues are declared
+/// there, and messages flow again while the first node is still down.
+/// (Two brokers, not a cluster: what was queued on the stopped node stays
+/// there; the cluster suite covers queues that survive a node.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_of_two_nodes_moves_to_the_other_when_one_stops() {
+    let Some(node) = node("faults-nodes") else {
+        return;
+    };
+    let Some(shared) = munggoggo_test_support::broker_url_or_skip() else {
+        return;
+    };
+    let (root, rest) = shared.rsplit_once('/').expect("a URL with a vhost");
+    let vhost = rest.split('?').next().unwrap_or(rest);
+    let shared_address = root.rsplit_once('@').map_or(root, |(_, address)| address);
+    for args in [
+        vec!["add_vhost", vhost],
+        vec!["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+    ] {
+        let out = node.ctl(&args);
+        assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+    }
+    let private_address = node
+        .url()
+        .split_once('@')
+        .map(|(_, rest)| rest[..rest.find(['/', '?']).unwrap_or(rest.len())].to_owned())
+        .expect("the node's address");
+    let url = format!("amqp://guest:guest@{private_address},{shared_address}/{vhost}?dead_letters=false");
+
+    let received = Received::default();
+    let consumer = sink(&url, "nodes-sink", &received).await;
+    let client = consumer.client("nodes-producer").await.unwrap();
+    client
+        .send("nodes-sink", &Numbered { n: 0 })
+        .await
+        .expect("a send through the first node");
+    assert!(
+        received.wait_for(&HashSet::from([0])).await.is_empty(),
+        "the first message arrives"
+    );
+
+    node.stop();
+    let stopped = Instant::now();
+    loop {
+        let sent = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.send("nodes-sink", &Numbered { n: 1 }),
+        )
+        .await
+        .expect("a send never hangs past its timeout");
+        if sent.is_ok() {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(120),
+            "no send got through the second node: {sent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let missing = received.wait_for(&HashSet::from([0, 1])).await;
+    assert!(missing.is_empty(), "Ok'd on the second node but not received");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "fault case node stopped (two nodes)     traffic on the other node after {:.2} s",
+        stopped.elapsed().as_secs_f64()
+    );
+    tokio::time::timeout(Duration::from_secs(60), consumer.shutdown())
+        .await
+        .expect("the runtime stops");
+}

@@ -13,7 +13,7 @@
 //! their channels on it; they always take the [`Link::current`]
 //! connection.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,8 @@ use lapin::tcp::OwnedTLSConfig;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
-use super::{connect, is_reply_code, lapin_error, BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT};
+use super::nodes::Node;
+use super::{connect, is_reply_code, lapin_error, reachable, BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT};
 use crate::error::{Error, Result};
 
 /// How often a link looks at its connection.
@@ -52,7 +53,9 @@ fn reconnect_delay(attempts: u32, outage: Duration) -> Duration {
 /// A connection of the bus that is replaced when lost.
 pub(super) struct Link {
     role: &'static str,
-    uri: AMQPUri,
+    /// The nodes it may connect to, and the one it is (or was last) on.
+    nodes: Vec<Node>,
+    at: AtomicUsize,
     /// The URL without its password.
     shown: String,
     tls: OwnedTLSConfig,
@@ -64,26 +67,54 @@ pub(super) struct Link {
 }
 
 impl Link {
-    /// Opens the first connection (failing fast, with the reason) and
-    /// starts watching it.
+    /// Opens the first connection on the first node that takes it, in the
+    /// order given (failing fast, with every node's reason), and starts
+    /// watching it.
     pub(super) async fn open(
-        uri: &AMQPUri,
+        nodes: &[Node],
         shown: &str,
         role: &'static str,
         tls: &OwnedTLSConfig,
     ) -> Result<Arc<Link>> {
-        let first = connect(uri, shown, role, tls).await?;
-        let link = Arc::new(Link {
-            role,
-            uri: uri.clone(),
-            shown: shown.to_owned(),
-            tls: tls.clone(),
-            current: Mutex::new(Arc::new(first)),
-            closed: AtomicBool::new(false),
-            generation: tokio::sync::watch::Sender::new(0),
-        });
-        tokio::spawn(Arc::clone(&link).watch());
-        Ok(link)
+        let mut failures = Vec::new();
+        for (at, node) in nodes.iter().enumerate() {
+            // Of several nodes, each error names its node's address.
+            let named = if nodes.len() == 1 {
+                shown
+            } else {
+                node.address.as_str()
+            };
+            let first = match first_connect(node, named, role, tls).await {
+                Ok(first) => first,
+                Err(e) if nodes.len() == 1 => return Err(e),
+                Err(e) => {
+                    tracing::debug!(node = %node.address, connection = role, error = %e, "cannot connect to this node; trying the next");
+                    let text = e.to_string();
+                    failures.push(text.strip_prefix("connection lost: ").unwrap_or(&text).to_owned());
+                    continue;
+                }
+            };
+            if nodes.len() > 1 {
+                tracing::info!(url = %shown, node = %node.address, connection = role, "connected to RabbitMQ node");
+            }
+            let link = Arc::new(Link {
+                role,
+                nodes: nodes.to_vec(),
+                at: AtomicUsize::new(at),
+                shown: shown.to_owned(),
+                tls: tls.clone(),
+                current: Mutex::new(Arc::new(first)),
+                closed: AtomicBool::new(false),
+                generation: tokio::sync::watch::Sender::new(0),
+            });
+            tokio::spawn(Arc::clone(&link).watch());
+            return Ok(link);
+        }
+        Err(Error::connection_lost(format!(
+            "cannot connect to any of the {} broker nodes of `{shown}`: {}",
+            nodes.len(),
+            failures.join("; ")
+        )))
     }
 
     /// The connection to use now (it may be down: check its status).
@@ -137,20 +168,26 @@ impl Link {
                 continue;
             }
             let lost = Instant::now();
-            tracing::warn!(url = %self.shown, connection = self.role, status = ?status, "connection to RabbitMQ lost; reconnecting");
+            let was = self.at.load(Ordering::SeqCst);
+            tracing::warn!(url = %self.shown, node = %self.nodes[was].address, connection = self.role, status = ?status, "connection to RabbitMQ lost; reconnecting");
             let mut attempts = 0u32;
             loop {
                 if self.is_closed() {
                     return;
                 }
                 attempts += 1;
-                match connect(&self.uri, &self.shown, self.role, &self.tls).await {
+                // The next node of the list first: the one just lost may be
+                // the one that is down.
+                let at = (was + attempts as usize) % self.nodes.len();
+                let node = &self.nodes[at];
+                match connect(&node.uri, &self.shown, self.role, &self.tls).await {
                     Ok(conn) => {
                         let old = std::mem::replace(
                             &mut *self.current.lock().unwrap_or_else(|e| e.into_inner()),
                             Arc::new(conn),
                         );
                         drop(old);
+                        self.at.store(at, Ordering::SeqCst);
                         self.generation.send_modify(|n| *n += 1);
                         if self.is_closed() {
                             let _ = self.current().close(200, "OK".into()).await;
@@ -158,6 +195,7 @@ impl Link {
                         }
                         tracing::info!(
                             url = %self.shown,
+                            node = %node.address,
                             connection = self.role,
                             after = ?lost.elapsed(),
                             attempts,
@@ -168,7 +206,7 @@ impl Link {
                     Err(e) => {
                         let log = attempts == 1 || attempts % 10 == 0;
                         if log {
-                            tracing::warn!(url = %self.shown, connection = self.role, attempts, error = %e, "cannot reconnect yet; retrying");
+                            tracing::warn!(url = %self.shown, node = %node.address, connection = self.role, attempts, error = %e, "cannot reconnect yet; retrying");
                         }
                     }
                 }
@@ -176,6 +214,23 @@ impl Link {
             }
         }
     }
+}
+
+/// A first connection to `node`: fails at once when nothing listens there
+/// (lapin would retry for minutes), else as [`connect`] does.
+async fn first_connect(
+    node: &Node,
+    shown: &str,
+    role: &'static str,
+    tls: &OwnedTLSConfig,
+) -> Result<Connection> {
+    reachable(&node.uri.authority.host, node.uri.authority.port)
+        .await
+        .map_err(|e| Error::ConnectionLost {
+            reason: format!("cannot reach the broker at `{shown}`"),
+            source: Some(Box::new(e)),
+        })?;
+    connect(&node.uri, shown, role, tls).await
 }
 
 /// Opens one connection, whose inbound frames pass the guard; fails at

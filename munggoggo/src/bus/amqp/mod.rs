@@ -51,8 +51,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use lapin::uri::AMQPUri;
-
 use super::{control_queue, redact, Bus, Consumer, EndpointOptions, Opened, Source, FANOUT_EXCHANGE};
 use crate::bus::topic::NearMisses;
 use crate::error::{Error, Result};
@@ -67,6 +65,7 @@ mod error;
 mod exposed;
 mod guard;
 mod link;
+mod nodes;
 mod options;
 mod publisher;
 mod quiet;
@@ -210,21 +209,10 @@ impl AmqpBus {
             identity: None,
             cert_chain: options.ca_pem()?,
         };
-        let uri: AMQPUri = url.parse().map_err(|e: String| {
-            Error::Config(format!(
-                "invalid broker URL `{shown}`: {}",
-                e.replace(url, &shown)
-            ))
-        })?;
-        let user = uri.authority.userinfo.username.clone();
-        reachable(&uri.authority.host, uri.authority.port)
-            .await
-            .map_err(|e| Error::ConnectionLost {
-                reason: format!("cannot reach the broker at `{shown}`"),
-                source: Some(Box::new(e)),
-            })?;
-        let publishing = Link::open(&uri, &shown, "publish", &tls).await?;
-        let consuming = match Link::open(&uri, &shown, "consume", &tls).await {
+        let nodes = nodes::parse(url, &shown)?;
+        let user = nodes[0].uri.authority.userinfo.username.clone();
+        let publishing = Link::open(&nodes, &shown, "publish", &tls).await?;
+        let consuming = match Link::open(&nodes, &shown, "consume", &tls).await {
             Ok(link) => link,
             Err(e) => {
                 let _ = publishing.close().await;
