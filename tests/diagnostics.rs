@@ -182,7 +182,13 @@ async fn a_second_process_claiming_an_identity_leaves_the_holder_alone() {
         )
         .await
         .unwrap();
-    assert_eq!(next(&mut rx).await, "direct");
+    // (The topic test of this binary publishes readings the holder's
+    // topic handler takes too: they are not what this test looks for.)
+    let mut note = next(&mut rx).await;
+    while note.starts_with("reading ") {
+        note = next(&mut rx).await;
+    }
+    assert_eq!(note, "direct");
     let shout = format!("broadcast for {id}");
     client
         .handle()
