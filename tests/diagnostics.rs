@@ -332,7 +332,8 @@ async fn a_url_of_several_nodes_takes_the_first_alive_or_names_every_failure() {
         )
         .await
         .expect("a send through the third node");
-    assert_eq!(next(&mut rx).await, "through the third node");
+    // (The other tests of this binary broadcast notes too.)
+    while next(&mut rx).await != "through the third node" {}
     rt.shutdown().await;
 
     let none = with_addresses(&url, &[dead1.clone(), dead2.clone()]).replace("guest:guest@", "guest:sesame@");
