@@ -599,3 +599,54 @@ async fn a_url_of_two_nodes_moves_to_the_other_when_one_stops() {
         .await
         .expect("the runtime stops");
 }
+
+/// Agents stopping together on a connection near its channel limit (a
+/// private node with `channel_max = 64`; each agent holds two channels on
+/// the consuming connection and needs one more to delete its queues): every
+/// queue of theirs goes. Deleting takes one channel per agent, waits for a
+/// refused one, and goes on with the next queue rather than giving up the
+/// agent's remaining queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_stopping_together_at_the_channel_limit_leave_no_queue() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,munggoggo=info"))
+        .with_test_writer()
+        .try_init();
+    let Some(node) = Node::start_or_skip_with("faults-channels", None, "channel_max = 64\n") else {
+        return;
+    };
+    let rt = Runtime::from_url(&node.url()).unwrap().start().await.unwrap();
+    let received = Received::default();
+    for n in 0..28 {
+        rt.spawn_as(
+            format!("crowd-{n}"),
+            Sink {
+                received: received.clone(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("agent {n} starts: {e}"));
+    }
+    let before: Vec<String> = node
+        .queues()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("crowd-"))
+        .collect();
+    assert_eq!(before.len(), 28 * 3, "three queues an agent: {before:?}");
+    tokio::time::timeout(Duration::from_secs(120), rt.shutdown())
+        .await
+        .expect("the agents stop");
+    let left: Vec<(String, u64)> = node
+        .queues()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("crowd-"))
+        .collect();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "fault case 28 agents stop at channel_max 64  queues before {}, left {}",
+        before.len(),
+        left.len()
+    );
+    assert!(left.is_empty(), "queues left behind: {left:?}");
+}

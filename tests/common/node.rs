@@ -42,6 +42,11 @@ impl Node {
     /// [`Node::start`], or `None` with a notice when `rabbitmq-server` is
     /// not installed and `CI` is not set (with `CI` set, that fails).
     pub fn start_or_skip(tag: &str, tls: Option<&TlsFiles>) -> Option<Node> {
+        Node::start_or_skip_with(tag, tls, "")
+    }
+
+    /// [`Node::start_or_skip`] with more lines for its `rabbitmq.conf`.
+    pub fn start_or_skip_with(tag: &str, tls: Option<&TlsFiles>, conf_lines: &str) -> Option<Node> {
         let installed = Command::new("rabbitmq-server")
             .arg("--help")
             .stdout(Stdio::null())
@@ -54,19 +59,24 @@ impl Node {
             ));
             return None;
         }
-        Some(Node::start(tag, tls))
+        Some(Node::start_with(tag, tls, conf_lines))
     }
 
     /// Starts a node named after `tag` and this process; with `tls`, it
     /// also listens for TLS on [`Node::tls_url`]. Panics with the node's log
     /// when it does not come up.
     pub fn start(tag: &str, tls: Option<&TlsFiles>) -> Node {
+        Node::start_with(tag, tls, "")
+    }
+
+    /// [`Node::start`] with more lines for its `rabbitmq.conf`.
+    pub fn start_with(tag: &str, tls: Option<&TlsFiles>, conf_lines: &str) -> Node {
         let name = format!("munggoggo-{tag}-{}@localhost", std::process::id());
         let dir = std::env::temp_dir().join(format!("munggoggo-node-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("log")).expect("node folder");
         let port = free_port();
-        let mut conf = format!("listeners.tcp.local = 127.0.0.1:{port}\n");
+        let mut conf = format!("listeners.tcp.local = 127.0.0.1:{port}\n{conf_lines}");
         let tls_port = tls.map(|files| {
             let tls_port = free_port();
             for (file, text) in [

@@ -175,15 +175,23 @@ impl Spec {
     /// unconsumed ones (see [`Keep`]); the others are logged with what they
     /// keep.
     pub(super) async fn delete_queues(&self, queues: &[ShortString], closing: Closing) {
+        // One channel for every queue, opened again only after the broker
+        // closed it (a refused conditional delete, a queue already gone).
+        let mut open: Option<Channel> = None;
         for queue in queues {
             let own = self.queues.iter().find(|q| q.name == *queue).map(|q| q.on_stop);
             let keep = Keep::of(closing, own);
-            let channel = match self.link.current().create_channel().await {
-                Ok(channel) => channel,
-                Err(e) => {
-                    tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue; it expires unused");
-                    return;
-                }
+            let channel = match open.take().filter(|c| c.status().connected()) {
+                Some(channel) => channel,
+                None => match self.open_for_deletes().await {
+                    Ok(channel) => channel,
+                    Err(e) => {
+                        // The next queue may fare better: a channel frees
+                        // up whenever another agent is done.
+                        tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue; it expires unused");
+                        continue;
+                    }
+                },
             };
             if keep.any() {
                 // Looked at first: a refused conditional delete would close
@@ -205,7 +213,7 @@ impl Spec {
                             consumers = state.consumer_count(),
                             "another connection consumes the queue; it is left alone"
                         );
-                        close_quietly(&channel, &self.identity).await;
+                        open = Some(channel);
                         continue;
                     }
                     Ok(state)
@@ -220,11 +228,13 @@ impl Spec {
                             expires = %self.expiry.map_or("never".to_owned(), |d| humantime::format_duration(d).to_string()),
                             "the queue stays, with its messages for the agent's next start"
                         );
-                        close_quietly(&channel, &self.identity).await;
+                        open = Some(channel);
                         continue;
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        // The broker closed the channel (404): the next
+                        // queue opens another.
                         tracing::debug!(agent = %self.identity, queue = %queue, error = %e, "the queue is gone already");
                         continue;
                     }
@@ -238,7 +248,7 @@ impl Spec {
                 ..QueueDeleteOptions::default()
             };
             match channel.queue_delete(queue.clone(), options).await {
-                Ok(_) => {}
+                Ok(_) => open = Some(channel),
                 Err(e) if keep.any() && is_reply_code(&e, PRECONDITION_FAILED) => {
                     tracing::info!(agent = %self.identity, queue = %queue, "the queue got a message or a consumer meanwhile; it stays");
                 }
@@ -246,10 +256,36 @@ impl Spec {
                     tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue")
                 }
             }
+        }
+        if let Some(channel) = open {
             close_quietly(&channel, &self.identity).await;
         }
     }
+
+    /// A channel for deleting queues: the broker may refuse one while the
+    /// connection is at its channel limit (many agents stopping together),
+    /// so a refusal is retried a few times with backoff (about 3 s in all)
+    /// before the queue is given up to its expiry.
+    async fn open_for_deletes(&self) -> lapin::Result<Channel> {
+        let mut delay = std::time::Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            match self.link.current().create_channel().await {
+                Ok(channel) => return Ok(channel),
+                Err(e) if attempt >= DELETE_CHANNEL_ATTEMPTS || self.link.is_closed() => return Err(e),
+                Err(e) => {
+                    tracing::debug!(agent = %self.identity, attempt, error = %e, "no channel to delete queues with yet; retrying");
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
+        }
+    }
 }
+
+/// Attempts at opening a channel to delete queues with (50 ms, doubling).
+const DELETE_CHANNEL_ATTEMPTS: u32 = 6;
 
 /// What deleting a queue must leave alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
