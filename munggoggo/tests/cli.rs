@@ -636,16 +636,10 @@ on_broker! {
             .expect("the binary runs");
         let stdout = child.stdout.take().expect("piped stdout");
         let run = tokio::task::spawn_blocking(move || {
-            use std::io::{BufRead, Read};
+            use std::io::Read;
             // Interrupted once it has reported a peer: watching, with its
             // Ctrl-C handler in place (polled before the first look ends).
-            let mut reader = std::io::BufReader::new(stdout);
-            let mut seen = String::new();
-            while !seen.contains("joined") {
-                if reader.read_line(&mut seen).expect("reads stdout") == 0 {
-                    break;
-                }
-            }
+            let (mut reader, mut seen) = read_until(stdout, "joined");
             let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
             assert!(status.success());
             reader.read_to_string(&mut seen).expect("reads stdout");
@@ -689,6 +683,23 @@ async fn unreachable_broker_names_the_url_without_its_password() {
     assert_eq!(json["error"]["kind"], "connect");
 }
 
+/// Reads a child's stdout until what it printed contains `text` (or it
+/// ended): the reader, for the rest, and what was read.
+fn read_until(
+    stdout: std::process::ChildStdout,
+    text: &str,
+) -> (std::io::BufReader<std::process::ChildStdout>, String) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut seen = String::new();
+    while !seen.contains(text) {
+        if reader.read_line(&mut seen).expect("reads stdout") == 0 {
+            break;
+        }
+    }
+    (reader, seen)
+}
+
 #[tokio::test]
 async fn watch_says_when_there_is_no_agent() {
     // The embedded bus: this CLI is alone on it. Stopped once it has said
@@ -711,14 +722,7 @@ async fn watch_says_when_there_is_no_agent() {
     .expect("the binary runs");
     let stdout = child.stdout.take().expect("piped stdout");
     let seen = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let mut reader = std::io::BufReader::new(stdout);
-        let mut seen = String::new();
-        while !seen.contains("no agents") {
-            if reader.read_line(&mut seen).expect("reads stdout") == 0 {
-                break;
-            }
-        }
+        let (mut reader, seen) = read_until(stdout, "no agents");
         let _ = child.kill();
         let _ = child.wait();
         let mut rest = String::new();

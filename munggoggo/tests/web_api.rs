@@ -31,6 +31,24 @@ struct Net {
     calc: AgentHandle,
 }
 
+/// Has the worker's `job` handler fail once (job 13), and waits until the
+/// dashboard counted the error.
+async fn fail_a_job(net: &Net, sender: &munggoggo::runtime::Client) {
+    let worker = net.worker.identity();
+    sender.send(worker, &Job { n: 13 }).await.expect("sent");
+    within(
+        "the dashboard sees the error",
+        net.dashboard.wait_until(|peers| {
+            peers
+                .iter()
+                .filter(|p| p.name == worker)
+                .flat_map(|p| &p.behaviours)
+                .any(|b| b.method == "job" && b.errors == Some(1))
+        }),
+    )
+    .await;
+}
+
 async fn net(options: DashboardOptions) -> Net {
     let worker_id = unique("worker");
     let calc_id = unique("calc");
@@ -169,18 +187,7 @@ async fn peers_show_behaviours_states_counters_and_methods() {
 
     // A failing handler shows in the counters and the last error.
     let sender = net.runtime.client(unique("sender")).await.expect("a client");
-    sender.send(worker, &Job { n: 13 }).await.expect("sent");
-    within(
-        "the dashboard sees the error",
-        net.dashboard.wait_until(|peers| {
-            peers
-                .iter()
-                .filter(|p| p.name == worker)
-                .flat_map(|p| &p.behaviours)
-                .any(|b| b.method == "job" && b.errors == Some(1))
-        }),
-    )
-    .await;
+    fail_a_job(&net, &sender).await;
     let (_, me) = call(&net.router, "GET", &format!("/api/peers/{worker}"), None).await;
     let job = me["behaviours"]
         .as_array()
@@ -1197,18 +1204,7 @@ async fn the_page_shows_each_value_under_its_column_and_what_a_reply_answers() {
     let worker = net.worker.identity();
     let calc = net.calc.identity();
     let sender = net.runtime.client(unique("sender")).await.expect("a client");
-    sender.send(worker, &Job { n: 13 }).await.expect("sent");
-    within(
-        "the dashboard sees the error",
-        net.dashboard.wait_until(|peers| {
-            peers
-                .iter()
-                .filter(|p| p.name == worker)
-                .flat_map(|p| &p.behaviours)
-                .any(|b| b.method == "job" && b.errors == Some(1))
-        }),
-    )
-    .await;
+    fail_a_job(&net, &sender).await;
     let (caller, _) = call_over_the_bus(&net.runtime, calc, "multiply", json!([3, 4])).await;
     let reply = rpc_entry(&net.router, calc, "outgoing", &caller).await;
     let (_, peers) = call(&net.router, "GET", "/api/peers", None).await;
