@@ -13,7 +13,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
-use munggoggo::bus::{control_queue, EndpointOptions, Opened, Outgoing, Route};
+use munggoggo::bus::{control_queue, Opened, Outgoing, Route};
 use munggoggo::message::Properties;
 use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{AgentHandle, Runtime, RuntimeHandle, State};
@@ -920,13 +920,7 @@ async fn call_over_the_bus(
     params: Value,
 ) -> (String, Value) {
     let caller = unique("remote");
-    let options = EndpointOptions {
-        prefetch: 16,
-        control_prefetch: 16,
-        max_queue: None,
-        publish_window: 64,
-        send_timeout: Duration::from_secs(10),
-    };
+    let options = web_common::raw_endpoint();
     let Opened {
         endpoint, mailbox, ..
     } = runtime

@@ -85,18 +85,24 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
     }
 }
 
-/// A stand-in for a munggoggo 0.4 agent: it answers the keepalive ping
-/// with a pong listing one behaviour, `ManageBehav` as 0.4 does, and any
-/// other RPC request with an `RpcError`. Returns the state of its
-/// behaviour, which `ManageBehav` changes.
-pub async fn legacy_agent(runtime: &RuntimeHandle, identity: &str) -> Arc<Mutex<String>> {
-    let options = EndpointOptions {
+/// Endpoint options for the tests' hand-made participants (a 0.4 stand-in,
+/// a raw caller): small windows, the default send timeout.
+pub fn raw_endpoint() -> EndpointOptions {
+    EndpointOptions {
         prefetch: 16,
         control_prefetch: 16,
         max_queue: None,
         publish_window: 64,
         send_timeout: Duration::from_secs(10),
-    };
+    }
+}
+
+/// A stand-in for a munggoggo 0.4 agent: it answers the keepalive ping
+/// with a pong listing one behaviour, `ManageBehav` as 0.4 does, and any
+/// other RPC request with an `RpcError`. Returns the state of its
+/// behaviour, which `ManageBehav` changes.
+pub async fn legacy_agent(runtime: &RuntimeHandle, identity: &str) -> Arc<Mutex<String>> {
+    let options = raw_endpoint();
     let Opened {
         endpoint,
         control,
