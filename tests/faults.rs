@@ -274,11 +274,40 @@ async fn stream(
 /// lines (connection lost and recovered, rebuilt channels) shown with a
 /// failing case.
 fn node(tag: &str) -> Option<Node> {
+    node_with(tag, "")
+}
+
+/// [`node`] with more lines for its `rabbitmq.conf`.
+fn node_with(tag: &str, conf_lines: &str) -> Option<Node> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn,munggoggo=info"))
         .with_test_writer()
         .try_init();
-    Node::start_or_skip(tag, None)
+    Node::start_or_skip_with(tag, None, conf_lines)
+}
+
+/// Sends `n` to `target` again and again (each send bounded by its own
+/// timeout) until the broker confirms one; fails past `limit` after `since`.
+async fn send_until_confirmed(
+    client: &munggoggo::runtime::Client,
+    target: &str,
+    n: u64,
+    since: Instant,
+    limit: Duration,
+) {
+    loop {
+        let sent = tokio::time::timeout(Duration::from_secs(30), client.send(target, &Numbered { n }))
+            .await
+            .expect("a send never hangs past its timeout");
+        if sent.is_ok() {
+            return;
+        }
+        assert!(
+            since.elapsed() < limit,
+            "message {n}: no send got through: {sent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `close_all_connections` during a stream, then a graceful stop and
@@ -478,22 +507,14 @@ async fn sends_fail_during_an_outage_and_ten_restarts_do_not_hang() {
             "round {round}: rabbitmqctl await_startup failed"
         );
         let ready = Instant::now();
-        loop {
-            let sent = tokio::time::timeout(
-                Duration::from_secs(30),
-                client.send("restart-sink", &Numbered { n: round }),
-            )
-            .await
-            .expect("a send never hangs past its timeout");
-            if sent.is_ok() {
-                break;
-            }
-            assert!(
-                restarted.elapsed() < Duration::from_secs(180),
-                "round {round}: no send got through: {sent:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        send_until_confirmed(
+            &client,
+            "restart-sink",
+            round,
+            restarted,
+            Duration::from_secs(180),
+        )
+        .await;
         let sent = ready.elapsed();
         recoveries.push(sent);
         wanted.insert(round);
@@ -572,22 +593,7 @@ async fn a_url_of_two_nodes_moves_to_the_other_when_one_stops() {
 
     node.stop();
     let stopped = Instant::now();
-    loop {
-        let sent = tokio::time::timeout(
-            Duration::from_secs(30),
-            client.send("nodes-sink", &Numbered { n: 1 }),
-        )
-        .await
-        .expect("a send never hangs past its timeout");
-        if sent.is_ok() {
-            break;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(120),
-            "no send got through the second node: {sent:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    send_until_confirmed(&client, "nodes-sink", 1, stopped, Duration::from_secs(120)).await;
     let missing = received.wait_for(&HashSet::from([0, 1])).await;
     assert!(missing.is_empty(), "Ok'd on the second node but not received");
     let _ = writeln!(
@@ -608,11 +614,7 @@ async fn a_url_of_two_nodes_moves_to_the_other_when_one_stops() {
 /// agent's remaining queues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_stopping_together_at_the_channel_limit_leave_no_queue() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,munggoggo=info"))
-        .with_test_writer()
-        .try_init();
-    let Some(node) = Node::start_or_skip_with("faults-channels", None, "channel_max = 64\n") else {
+    let Some(node) = node_with("faults-channels", "channel_max = 64\n") else {
         return;
     };
     let rt = Runtime::from_url(&node.url()).unwrap().start().await.unwrap();
