@@ -300,11 +300,18 @@ fn count(n: usize) -> String {
 
 /// Agent `agent` has no method `method`; `known` are the ones it has.
 fn unknown_method(agent: &str, method: &str, known: Vec<String>) -> CliError {
+    let none = format!("{agent} exposes no methods");
+    not_among(agent, "method", method, known, &none)
+}
+
+/// Agent `agent` has no `kind` named `name`: the ones it has (`known`), or
+/// `none` when it has none.
+fn not_among(agent: &str, kind: &str, name: &str, known: Vec<String>, none: &str) -> CliError {
     let message = if known.is_empty() {
-        format!("agent `{agent}` has no method `{method}`: {agent} exposes no methods")
+        format!("agent `{agent}` has no {kind} `{name}`: {none}")
     } else {
         format!(
-            "agent `{agent}` has no method `{method}`; it has: {}",
+            "agent `{agent}` has no {kind} `{name}`; it has: {}",
             known.join(", ")
         )
     };
@@ -323,15 +330,7 @@ async fn manage(
     let known: Vec<String> = peer.behaviours.iter().map(|b| b.name.clone()).collect();
     let unknown = || {
         let short: Vec<String> = known.iter().map(|b| short_name(agent, b).to_owned()).collect();
-        let message = if short.is_empty() {
-            format!("agent `{agent}` has no behaviour `{behaviour}`: it has no behaviours")
-        } else {
-            format!(
-                "agent `{agent}` has no behaviour `{behaviour}`; it has: {}",
-                short.join(", ")
-            )
-        };
-        CliError::not_found(message, short)
+        not_among(agent, "behaviour", behaviour, short, "it has no behaviours")
     };
     let suffix = format!(".{behaviour}");
     let Some(full) = known
