@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use crate::agent::{
     unknown_index, Agent, AgentDefaults, AgentOptions, AgentSpec, BehaviourKind, BehaviourSpec, BoxFuture,
-    HandlerError, HandlerRoute, Registration, RpcSpec,
+    GroupDelivery, HandlerError, HandlerRoute, Registration, RpcSpec,
 };
 pub use crate::behaviour::Next;
 pub use crate::config::{Config, ConfigError};

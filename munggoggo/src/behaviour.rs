@@ -38,6 +38,9 @@ pub enum State {
     Shutdown = 3,
     /// Failed beyond recovery.
     Crashed = 4,
+    /// A singleton behaviour of a replica that does not hold its lease:
+    /// ready to run as soon as the replica that runs it goes away.
+    Standby = 5,
 }
 
 impl State {
@@ -49,6 +52,7 @@ impl State {
             State::Stopping => "stopping",
             State::Shutdown => "shutdown",
             State::Crashed => "crashed",
+            State::Standby => "standby",
         }
     }
 
@@ -58,6 +62,7 @@ impl State {
             2 => State::Stopping,
             3 => State::Shutdown,
             4 => State::Crashed,
+            5 => State::Standby,
             _ => State::Init,
         }
     }
@@ -117,6 +122,8 @@ pub(crate) struct Behaviour {
     pub(crate) name: Arc<str>,
     pub(crate) spec: &'static BehaviourSpec,
     pub(crate) state: AtomicState,
+    /// Whether this replica holds the lease of a singleton behaviour.
+    pub(crate) leased: std::sync::atomic::AtomicBool,
     runs: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -128,6 +135,7 @@ impl Behaviour {
             name: format!("{identity}.{}", spec.method).into(),
             spec,
             state: AtomicState::new(State::Init),
+            leased: std::sync::atomic::AtomicBool::new(false),
             runs: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -309,13 +317,8 @@ mod tests {
 
     #[test]
     fn suffix_matching_needs_a_dot() {
-        let b = Behaviour::new(
-            "agent1",
-            &BehaviourSpec {
-                method: "keep_ping",
-                kind: BehaviourKind::Oneshot,
-            },
-        );
+        static SPEC: BehaviourSpec = BehaviourSpec::new("keep_ping", BehaviourKind::Oneshot);
+        let b = Behaviour::new("agent1", &SPEC);
         assert!(b.is_named("agent1.keep_ping"));
         assert!(b.is_named("keep_ping"));
         assert!(!b.is_named("ping"));

@@ -17,6 +17,17 @@ pub enum Error {
     /// elsewhere on the broker).
     #[error("identity `{0}` is already in use by another agent; a second instance of an agent type needs its own identity: `Runtime::agent_as(\"other-id\", ...)` or `RuntimeHandle::spawn_as`")]
     IdentityInUse(String),
+    /// A replicated agent and an agent that is not replicated claimed one
+    /// identity (in either order): the two kinds never share one.
+    #[error("identity `{identity}` is held by {holder}, and {newcomer}; the two kinds never share an identity: declare both replicated (`#[agent(replicated)]`) or give one of them another identity")]
+    IdentityKind {
+        /// The identity.
+        identity: String,
+        /// Who holds it: `replicas of a replicated agent` or `an agent that is not replicated`.
+        holder: &'static str,
+        /// Who asked: `this agent is not replicated` or `this agent is replicated`.
+        newcomer: &'static str,
+    },
     /// Two agents given to one [`crate::Runtime`] have the same identity;
     /// nothing was started.
     #[error("two agents have the identity `{identity}` ({help}); no agent was started")]
@@ -177,6 +188,24 @@ fn cause(source: &Option<BoxError>) -> String {
 // Only the RabbitMQ bus makes these errors.
 #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
 impl Error {
+    /// [`Error::IdentityKind`] for `identity`, held by replicas when
+    /// `held_by_replicas`, else by an agent that is not replicated.
+    pub(crate) fn identity_kind(identity: &str, held_by_replicas: bool) -> Error {
+        Error::IdentityKind {
+            identity: identity.to_owned(),
+            holder: if held_by_replicas {
+                "replicas of a replicated agent"
+            } else {
+                "an agent that is not replicated"
+            },
+            newcomer: if held_by_replicas {
+                "this agent is not replicated"
+            } else {
+                "this agent is replicated"
+            },
+        }
+    }
+
     /// [`Error::Bus`] without an underlying error.
     pub(crate) fn bus(reason: impl Into<String>) -> Self {
         Error::Bus {

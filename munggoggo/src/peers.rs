@@ -29,8 +29,12 @@ pub const DEFAULT_PEER_TTL: Duration = Duration::from_secs(30);
 /// An agent's status as its `PongControl` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
-    /// Its identity.
+    /// Its identity (a replica's own name).
     pub name: String,
+    /// The identity its group of replicas shares, for a replica of a
+    /// replicated agent (munggoggo 0.4 ignores the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Its state word (`running`, ...).
     pub state: String,
     /// Its behaviours with their states.
@@ -236,6 +240,7 @@ mod tests {
     fn status(name: &str) -> PeerStatus {
         PeerStatus {
             name: name.to_owned(),
+            group: None,
             state: "running".to_owned(),
             behaviours: Vec::new(),
         }

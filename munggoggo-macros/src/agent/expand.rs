@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::Type;
 
 use super::model::{AgentModel, Kind, Method, Payload};
-use super::parse::{BehaviourArgs, RouteArgs};
+use super::parse::{BehaviourArgs, Delivery, RouteArgs};
 use crate::attr::duration_tokens;
 
 /// The `Agent` impl and the `inventory` registration, inside `const _`.
@@ -26,20 +26,34 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
         match &method.kind {
             Kind::Setup => setup = Some(method),
             Kind::Teardown => teardown = Some(method),
-            Kind::Behaviour(args) => {
+            Kind::Behaviour(args, singleton) => {
                 let index = behaviours.len();
                 let kind = behaviour_kind(args);
-                behaviours.push(quote!(::munggoggo::__private::BehaviourSpec { method: #name, kind: #kind }));
+                behaviours.push(quote! {
+                    ::munggoggo::__private::BehaviourSpec {
+                        method: #name,
+                        kind: #kind,
+                        singleton: #singleton,
+                        delivery: ::munggoggo::__private::GroupDelivery::Default,
+                    }
+                });
                 let body = run_body(self_ty, method);
                 run_arms.push(quote!(#index => #body,));
             }
             Kind::Handler { route, payload } => {
                 let index = behaviours.len();
+                let delivery = match route {
+                    RouteArgs::Topic(_, Delivery::Group) => quote!(Group),
+                    RouteArgs::Topic(_, Delivery::EachReplica) => quote!(EachReplica),
+                    _ => quote!(Default),
+                };
                 let route = route_tokens(route, payload);
                 behaviours.push(quote! {
                     ::munggoggo::__private::BehaviourSpec {
                         method: #name,
                         kind: ::munggoggo::__private::BehaviourKind::Handler(#route),
+                        singleton: false,
+                        delivery: ::munggoggo::__private::GroupDelivery::#delivery,
                     }
                 });
                 let body = handle_body(self_ty, method, payload);
@@ -165,7 +179,7 @@ fn route_tokens(route: &RouteArgs, payload: &Payload) -> TokenStream {
             quote_spanned!(ty.span()=> ::munggoggo::__private::HandlerRoute::Type(<#ty as ::munggoggo::__private::Message>::TYPE))
         }
         RouteArgs::Type(lit) => quote!(::munggoggo::__private::HandlerRoute::Type(#lit)),
-        RouteArgs::Topic(keys) => quote!(::munggoggo::__private::HandlerRoute::Topic(&[#(#keys),*])),
+        RouteArgs::Topic(keys, _) => quote!(::munggoggo::__private::HandlerRoute::Topic(&[#(#keys),*])),
         RouteArgs::Fallback => quote!(::munggoggo::__private::HandlerRoute::Fallback),
     }
 }

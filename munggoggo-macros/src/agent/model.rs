@@ -44,9 +44,15 @@ impl Method {
 pub(crate) enum Kind {
     Setup,
     Teardown,
-    Behaviour(BehaviourArgs),
-    Handler { route: RouteArgs, payload: Box<Payload> },
-    Rpc { params: Vec<RpcParam> },
+    /// The kind, and whether it is a `singleton`.
+    Behaviour(BehaviourArgs, bool),
+    Handler {
+        route: RouteArgs,
+        payload: Box<Payload>,
+    },
+    Rpc {
+        params: Vec<RpcParam>,
+    },
 }
 
 /// The payload parameter of a handler.
@@ -201,7 +207,7 @@ fn method(marked: &Marked, args: &Args, errors: &mut Errors) -> Option<Method> {
             "#[teardown]",
             "`#[teardown]` methods take only `&mut self` and an optional `ctx: &Context`",
         ),
-        Args::Behaviour(_) => (
+        Args::Behaviour(..) => (
             "#[behaviour]",
             "`#[behaviour]` methods take only `&mut self` and an optional `ctx: &Context`",
         ),
@@ -213,14 +219,14 @@ fn method(marked: &Marked, args: &Args, errors: &mut Errors) -> Option<Method> {
     let before = errors.count();
     let sig = signature(marked, attr, errors);
     let kind = match args {
-        Args::Setup | Args::Teardown | Args::Behaviour(_) => {
+        Args::Setup | Args::Teardown | Args::Behaviour(..) => {
             for param in &sig.rest {
                 errors.spanned(param, format!("unexpected parameter: {only_ctx_help}"));
             }
             match args {
                 Args::Setup => Kind::Setup,
                 Args::Teardown => Kind::Teardown,
-                Args::Behaviour(b) => Kind::Behaviour(b.clone()),
+                Args::Behaviour(b, singleton) => Kind::Behaviour(b.clone(), *singleton),
                 _ => unreachable!(),
             }
         }

@@ -23,6 +23,7 @@ const KEYS: &[&str] = &[
     "call_timeout",
     "new",
     "config",
+    "replicated",
 ];
 
 /// The options as written (each `None` when absent or invalid).
@@ -36,6 +37,7 @@ struct Args {
     call_timeout: Option<Duration>,
     new: Option<ExprPath>,
     config: Option<(syn::Ident, Type)>,
+    replicated: bool,
 }
 
 /// Expands `#[agent(args)]` on a struct.
@@ -63,6 +65,7 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
             "trace_size" => {
                 args.trace_size = attr::integer(&meta, &keys, 0usize, "trace_size = 1000", errors)?
             }
+            "replicated" => args.replicated = attr::flag(&meta, &keys, errors)?,
             "peer_interval" => args.peer_interval = attr::duration(&meta, &keys, true, errors)?,
             "call_timeout" => args.call_timeout = attr::duration(&meta, &keys, true, errors)?,
             "new" => {
@@ -168,6 +171,9 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
     if let Some(d) = args.call_timeout {
         let d = attr::duration_tokens(d);
         sets.push(quote!(o.call_timeout = #d;));
+    }
+    if args.replicated {
+        sets.push(quote!(o.replicated = true;));
     }
     let construct = match (&args.new, &args.config) {
         (Some(_), Some(_)) => quote! {

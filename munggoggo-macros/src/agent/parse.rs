@@ -30,7 +30,8 @@ pub(crate) enum Args {
     Setup,
     Teardown,
     Rpc,
-    Behaviour(BehaviourArgs),
+    /// The kind, and whether it is a `singleton`.
+    Behaviour(BehaviourArgs, bool),
     OnMessage(RouteArgs),
 }
 
@@ -52,8 +53,21 @@ pub(crate) enum RouteArgs {
     /// No arguments: the payload type's `Message::TYPE`.
     Inferred,
     Type(LitStr),
-    Topic(Vec<LitStr>),
+    /// The binding keys, and which replicas of a replicated agent get
+    /// each publication.
+    Topic(Vec<LitStr>, Delivery),
     Fallback,
+}
+
+/// `delivery = "..."` of a topic handler.
+#[derive(Clone, Copy)]
+pub(crate) enum Delivery {
+    /// Not given: once per group for a replicated agent.
+    Default,
+    /// `delivery = "group"`.
+    Group,
+    /// `delivery = "each_replica"`.
+    EachReplica,
 }
 
 impl Role {
@@ -62,7 +76,9 @@ impl Role {
             Role::Setup => no_args(attr, self, errors).then_some(Args::Setup),
             Role::Teardown => no_args(attr, self, errors).then_some(Args::Teardown),
             Role::Rpc => no_args(attr, self, errors).then_some(Args::Rpc),
-            Role::Behaviour => behaviour(attr, errors).map(Args::Behaviour),
+            Role::Behaviour => {
+                behaviour(attr, errors).map(|(kind, singleton)| Args::Behaviour(kind, singleton))
+            }
             Role::OnMessage => on_message(attr, errors).map(Args::OnMessage),
         }
     }
@@ -138,10 +154,18 @@ fn no_args(attr: &Attribute, role: Role, errors: &mut Errors) -> bool {
     }
 }
 
-const BEHAVIOUR_KEYS: &[&str] = &["periodic", "initial_delay", "oneshot", "delay", "cyclic"];
+const BEHAVIOUR_KEYS: &[&str] = &[
+    "periodic",
+    "initial_delay",
+    "oneshot",
+    "delay",
+    "cyclic",
+    "singleton",
+];
 const BEHAVIOUR_HELP: &str = "write `#[behaviour(periodic = \"5s\")]`, `#[behaviour(oneshot)]`, `#[behaviour(delay = \"10s\")]` or `#[behaviour(cyclic)]`";
 
-fn behaviour(attr: &Attribute, errors: &mut Errors) -> Option<BehaviourArgs> {
+/// The behaviour's kind and whether it is a `singleton`.
+fn behaviour(attr: &Attribute, errors: &mut Errors) -> Option<(BehaviourArgs, bool)> {
     if !matches!(attr.meta, Meta::List(_)) {
         errors.spanned(attr, format!("`#[behaviour]` needs a kind: {BEHAVIOUR_HELP}"));
         return None;
@@ -150,10 +174,15 @@ fn behaviour(attr: &Attribute, errors: &mut Errors) -> Option<BehaviourArgs> {
     let mut keys = Keys::new("behaviour", BEHAVIOUR_KEYS);
     let mut kind: Option<(String, Option<BehaviourArgs>)> = None;
     let mut initial_delay: Option<(syn::Path, Option<Duration>)> = None;
+    let mut singleton = false;
     let result = attr.parse_nested_meta(|meta| {
         let Some(key) = keys.accept(&meta, errors)? else {
             return Ok(());
         };
+        if key == "singleton" {
+            singleton = attr::flag(&meta, &keys, errors)?;
+            return Ok(());
+        }
         if key == "initial_delay" {
             let d = attr::duration(&meta, &keys, false, errors)?;
             initial_delay = Some((meta.path.clone(), d));
@@ -208,10 +237,10 @@ fn behaviour(attr: &Attribute, errors: &mut Errors) -> Option<BehaviourArgs> {
     if errors.count() != before {
         return None;
     }
-    kind.and_then(|(_, parsed)| parsed)
+    kind.and_then(|(_, parsed)| parsed).map(|kind| (kind, singleton))
 }
 
-const ON_MESSAGE_KEYS: &[&str] = &["type", "topic", "fallback"];
+const ON_MESSAGE_KEYS: &[&str] = &["type", "topic", "fallback", "delivery"];
 
 fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
     match &attr.meta {
@@ -229,10 +258,25 @@ fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
     let before = errors.count();
     let mut keys = Keys::new("on_message", ON_MESSAGE_KEYS);
     let mut route: Option<(String, RouteArgs)> = None;
+    let mut delivery: Option<(LitStr, Delivery)> = None;
     let result = attr.parse_nested_meta(|meta| {
         let Some(key) = keys.accept(&meta, errors)? else {
             return Ok(());
         };
+        if key == "delivery" {
+            let Some(lit) = attr::string(&meta, &keys, "delivery = \"each_replica\"", errors)? else {
+                return Ok(());
+            };
+            match lit.value().as_str() {
+                "group" => delivery = Some((lit, Delivery::Group)),
+                "each_replica" => delivery = Some((lit, Delivery::EachReplica)),
+                other => errors.spanned(
+                    &lit,
+                    format!("unknown delivery {other:?} in `#[on_message]`; write `delivery = \"group\"` (once per group of replicas) or `delivery = \"each_replica\"` (every replica)"),
+                ),
+            }
+            return Ok(());
+        }
         if let Some((first, _)) = &route {
             errors.spanned(
                 &meta.path,
@@ -256,7 +300,7 @@ fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
                     }
                     ok
                 })
-                .map(RouteArgs::Topic),
+                .map(|keys| RouteArgs::Topic(keys, Delivery::Default)),
             "fallback" => attr::flag(&meta, &keys, errors)?.then_some(RouteArgs::Fallback),
             _ => unreachable!("every key in ON_MESSAGE_KEYS is handled"),
         };
@@ -268,6 +312,14 @@ fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
     if let Err(e) = result {
         errors.push(e);
         return None;
+    }
+    match (&mut route, delivery) {
+        (Some((_, RouteArgs::Topic(_, to))), Some((_, given))) => *to = given,
+        (_, Some((lit, _))) => errors.spanned(
+            &lit,
+            "`delivery` in `#[on_message]` only goes with `topic`: `#[on_message(topic = \"orders.#\", delivery = \"each_replica\")]`",
+        ),
+        _ => {}
     }
     if errors.count() != before {
         return None;

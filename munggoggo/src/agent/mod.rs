@@ -14,7 +14,7 @@ pub use options::{
     DEFAULT_READAHEAD,
 };
 pub use registry::{registered, Registration};
-pub use spec::{AgentSpec, BehaviourKind, BehaviourSpec, HandlerError, HandlerRoute, RpcSpec};
+pub use spec::{AgentSpec, BehaviourKind, BehaviourSpec, GroupDelivery, HandlerError, HandlerRoute, RpcSpec};
 pub use traits::{unknown_index, Agent, AgentDefaults};
 
 /// The old name of [`HandlerRoute`] (it clashed with [`crate::bus::Route`],

@@ -58,6 +58,14 @@ pub struct AgentOptions {
     /// How the agent writes its user messages; a runtime's
     /// [`Runtime::wire_mode`](crate::Runtime::wire_mode) sets it for all.
     pub wire: crate::WireMode,
+    /// Whether any number of instances, in this process or others, may
+    /// run with this identity as replicas of one group (`#[agent(replicated)]`
+    /// or [`AgentOptions::replicated`]); see the guide's "Scaling out".
+    pub replicated: bool,
+    /// The name of this replica, for control (ping, behaviours, traces,
+    /// shutdown); `None`: `<identity>@<random suffix>`. Only for a
+    /// replicated agent.
+    pub replica: Option<String>,
 }
 
 impl AgentOptions {
@@ -80,7 +88,44 @@ impl AgentOptions {
             announce: true,
             expose_methods: false,
             wire: crate::WireMode::Compact,
+            replicated: false,
+            replica: None,
         }
+    }
+
+    /// Makes the agent replicated: instances started with this identity,
+    /// in this process or in others, share it as replicas of one group. A
+    /// direct message or an `#[rpc]` call to the identity goes to one live
+    /// replica (competing consumers on one queue); each replica stays
+    /// addressable on its own for control by its replica name
+    /// (`<identity>@<suffix>`, see [`AgentOptions::replica_named`]); topic
+    /// handlers get each publication once per group unless they say
+    /// `delivery = "each_replica"`; `#[behaviour(singleton)]` behaviours
+    /// run on one replica at a time. An agent that is not replicated keeps
+    /// its identity to itself ([`crate::Error::IdentityInUse`]), and the
+    /// two kinds never share an identity.
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # #[agent] #[derive(Default)] struct Worker;
+    /// # #[agent] impl Worker {}
+    /// # use munggoggo::agent::AgentDefaults;
+    /// let runtime = munggoggo::Runtime::from_env()?
+    ///     .agent_with(Worker, Worker::options().replicated())
+    ///     .agent_with(Worker, Worker::options().replicated());
+    /// # Ok::<(), munggoggo::Error>(())
+    /// ```
+    pub fn replicated(mut self) -> Self {
+        self.replicated = true;
+        self
+    }
+
+    /// Makes the agent replicated (see [`AgentOptions::replicated`]) and
+    /// names this replica (`worker@eu-1`); replica names must differ.
+    pub fn replica_named(mut self, name: impl Into<String>) -> Self {
+        self.replicated = true;
+        self.replica = Some(name.into());
+        self
     }
 
     /// Serves the agent's `#[rpc]` methods on munggoggo 0.4's method queues

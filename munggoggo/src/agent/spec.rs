@@ -82,6 +82,44 @@ pub struct BehaviourSpec {
     pub method: &'static str,
     /// What it is.
     pub kind: BehaviourKind,
+    /// `#[behaviour(..., singleton)]`: of a replicated agent's replicas,
+    /// only the one holding the behaviour's lease runs it (see
+    /// [`AgentOptions::replicated`](crate::AgentOptions::replicated)).
+    pub singleton: bool,
+    /// Which replicas of a replicated agent handle a topic publication.
+    pub delivery: GroupDelivery,
+}
+
+impl BehaviourSpec {
+    /// A behaviour of `kind`, not a singleton, with the default delivery.
+    pub const fn new(method: &'static str, kind: BehaviourKind) -> Self {
+        BehaviourSpec {
+            method,
+            kind,
+            singleton: false,
+            delivery: GroupDelivery::Default,
+        }
+    }
+}
+
+/// Which replicas of a replicated agent handle a topic publication
+/// (`#[on_message(topic = "...", delivery = "...")]`). An agent that is
+/// not replicated is its own group of one: every choice means the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GroupDelivery {
+    /// Not given: [`GroupDelivery::Group`].
+    #[default]
+    Default,
+    /// Once per group: the replicas share one subscription queue, and
+    /// each publication goes to one of them (as a direct message does).
+    /// The default, because replicas are copies of one service: an order
+    /// published once should be processed once, however many copies run.
+    Group,
+    /// Once per replica: each replica has a subscription queue of its own
+    /// and gets every publication (for caches and local state that every
+    /// copy must keep up to date).
+    EachReplica,
 }
 
 /// One `#[rpc]` method.

@@ -10,7 +10,12 @@
 //!
 //! A queue is a FIFO under a short lock with its consumer's waker, in one
 //! allocation shared by the bus, the consumer and the slots of its
-//! deliveries (`Queue`).
+//! deliveries (`Queue`). The queues of a replicated agent's group (its
+//! identity and control queues, its once-per-group subscriptions) are
+//! shared: each replica's consumer takes one message at a time, so that
+//! the replicas' own limits (prefetch and read-ahead) share the work out
+//! fairly, and a replica that leaves leaves the rest to the others.
+//! Leases ([`Endpoint::lease`]) are handed out in the order asked.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -22,7 +27,7 @@ use futures_util::task::AtomicWaker;
 use futures_util::{Stream, StreamExt};
 
 use super::{
-    control_queue, topic_matches, Acker, Bus, Confirm, Consumer, Delivery, Endpoint, EndpointOptions,
+    control_queue, topic_matches, Acker, Bus, Confirm, Consumer, Delivery, Endpoint, EndpointOptions, Lease,
     Outgoing, Route, Source,
 };
 use crate::error::{Error, Result};
@@ -37,6 +42,41 @@ pub struct MemoryBus {
     /// Publications that reach nobody, looked at for a subscription that
     /// misses them by `*` vs `#`.
     near_misses: Arc<super::topic::NearMisses>,
+    /// The leases asked for, by name.
+    leases: Arc<Mutex<foldhash::HashMap<String, LeaseLine>>>,
+}
+
+/// Who holds a lease and who waits for it, in the order they asked.
+#[derive(Default)]
+struct LeaseLine {
+    next_id: u64,
+    line: VecDeque<(u64, tokio::sync::watch::Sender<bool>)>,
+}
+
+/// Gives up a place in a lease's line when dropped (the holder's place
+/// passes the lease on to the next in line).
+struct LeavesLine {
+    leases: Arc<Mutex<foldhash::HashMap<String, LeaseLine>>>,
+    name: String,
+    id: u64,
+}
+
+impl Drop for LeavesLine {
+    fn drop(&mut self) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(line) = leases.get_mut(&self.name) else {
+            return;
+        };
+        line.line.retain(|(id, _)| *id != self.id);
+        match line.line.front() {
+            Some((_, first)) => {
+                first.send_replace(true);
+            }
+            None => {
+                leases.remove(&self.name);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryBus {
@@ -82,6 +122,9 @@ struct Queue {
     name: SmolStr,
     source: Source,
     max_len: Option<usize>,
+    /// The consumers of a shared queue (a replicated agent's group): each
+    /// takes one message at a time. `None`: the queue has one consumer.
+    shared: Option<Box<Mutex<Members>>>,
     /// The queue was deleted: the consumer ends once it took the rest.
     deleted: AtomicBool,
     /// The consumer is gone: nothing can be delivered any more.
@@ -97,6 +140,14 @@ struct Queue {
     /// receiver's share of the work.
     items: Mutex<VecDeque<Queued>>,
     waker: AtomicWaker,
+}
+
+/// The consumers of a shared queue.
+#[derive(Default)]
+struct Members {
+    next_id: u64,
+    /// (id, waker, left): a consumer that left ends at its next look.
+    consumers: Vec<(u64, Option<std::task::Waker>, bool)>,
 }
 
 /// A message in a queue.
@@ -160,6 +211,8 @@ struct Receiver {
     batch: VecDeque<Queued>,
     /// The delivery tag of the next delivery.
     next_tag: u64,
+    /// Its id among a shared queue's consumers.
+    member: Option<u64>,
 }
 
 impl Stream for Receiver {
@@ -170,6 +223,14 @@ impl Stream for Receiver {
         // that a busy queue cannot starve the consumer's other work.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         let this = self.get_mut();
+        if let Some(id) = this.member {
+            return this.poll_shared(id, cx).map(|delivery| {
+                if delivery.is_some() {
+                    coop.made_progress();
+                }
+                delivery
+            });
+        }
         if let Some(delivery) = this.pop() {
             coop.made_progress();
             return Poll::Ready(Some(delivery));
@@ -189,6 +250,59 @@ impl Stream for Receiver {
 }
 
 impl Receiver {
+    /// The next message of a shared queue, one at a time; `None` once this
+    /// consumer left or the queue was deleted and is empty.
+    fn poll_shared(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let queue = Arc::clone(&self.queue);
+        let members = queue.shared.as_ref().expect("a member consumes a shared queue");
+        {
+            let mut members = members.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(me) = members.consumers.iter_mut().find(|(i, _, _)| *i == id) else {
+                return Poll::Ready(None);
+            };
+            if me.2 {
+                return Poll::Ready(None);
+            }
+            // Registered before the look, under the lock senders wake under.
+            me.1 = Some(cx.waker().clone());
+        }
+        let queued = {
+            let mut items = queue.items();
+            let queued = items.pop_front();
+            if items.is_empty() {
+                queue.queued.store(false, Ordering::Relaxed);
+            }
+            queued
+        };
+        match queued {
+            Some(queued) => Poll::Ready(Some(self.delivery(queued))),
+            None if queue.deleted.load(Ordering::Acquire) => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The delivery of a message taken from the queue.
+    fn delivery(&mut self, queued: Queued) -> Delivery {
+        let queue = &self.queue;
+        let delivery = DeliveryInfo {
+            exchange: SmolStr::new_static(queued.route.exchange()),
+            routing_key: queued.route.key(),
+            redelivered: false,
+            consumer_tag: queue.name.clone(),
+            delivery_tag: self.next_tag,
+        };
+        self.next_tag += 1;
+        Delivery {
+            received: Arc::new(Received::new(
+                Queued::properties(queued.properties),
+                delivery,
+                queued.body,
+            )),
+            source: queue.source.clone(),
+            acker: Acker::Memory(Slot(Arc::clone(queue))),
+        }
+    }
+
     /// The oldest message as a delivery. A drained batch's buffer goes
     /// back to the queue for the next batch, so that steady traffic
     /// allocates nothing per message, unless it is a fanout queue's or as
@@ -211,29 +325,26 @@ impl Receiver {
         if self.batch.is_empty() && room > 0 && (room <= SMALL_BATCH || queue.source == Source::Fanout) {
             self.batch = VecDeque::new();
         }
-        let delivery = DeliveryInfo {
-            exchange: SmolStr::new_static(queued.route.exchange()),
-            routing_key: queued.route.key(),
-            redelivered: false,
-            consumer_tag: queue.name.clone(),
-            delivery_tag: self.next_tag,
-        };
-        self.next_tag += 1;
-        Some(Delivery {
-            received: Arc::new(Received::new(
-                Queued::properties(queued.properties),
-                delivery,
-                queued.body,
-            )),
-            source: queue.source.clone(),
-            acker: Acker::Memory(Slot(Arc::clone(queue))),
-        })
+        Some(self.delivery(queued))
     }
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
         let queue = &self.queue;
+        if let (Some(id), Some(members)) = (self.member, &queue.shared) {
+            let mut members = members.lock().unwrap_or_else(|e| e.into_inner());
+            members.consumers.retain(|(i, _, _)| *i != id);
+            if !members.consumers.is_empty() {
+                // What is queued is the others' now.
+                for (_, waker, _) in &mut members.consumers {
+                    if let Some(waker) = waker.take() {
+                        waker.wake();
+                    }
+                }
+                return;
+            }
+        }
         queue.abandoned.store(true, Ordering::Release);
         // Dropped outside the lock, each freeing its place.
         let mut left = std::mem::take(&mut *queue.items());
@@ -245,12 +356,20 @@ impl Drop for Receiver {
 }
 
 impl Queue {
+    #[cfg(test)]
     fn new(name: SmolStr, source: Source, max_len: Option<usize>) -> (Arc<Queue>, Consumer) {
+        Queue::with(name, source, max_len, false)
+    }
+
+    /// A queue, `shared` by the replicas of a group or not, with its first
+    /// consumer.
+    fn with(name: SmolStr, source: Source, max_len: Option<usize>, shared: bool) -> (Arc<Queue>, Consumer) {
         let queue = Arc::new(Queue {
             released: AtomicUsize::new(0),
             name,
             source,
             max_len,
+            shared: shared.then(Box::default),
             items: Mutex::default(),
             queued: AtomicBool::new(false),
             pushed: AtomicUsize::new(0),
@@ -258,12 +377,42 @@ impl Queue {
             deleted: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
         });
-        let receiver = Receiver {
-            queue: Arc::clone(&queue),
+        let consumer = queue.consumer();
+        (queue, consumer)
+    }
+
+    /// A new consumer: the queue's only one, or another member of a shared queue.
+    fn consumer(self: &Arc<Self>) -> Consumer {
+        let member = self.shared.as_ref().map(|members| {
+            let mut members = members.lock().unwrap_or_else(|e| e.into_inner());
+            let id = members.next_id;
+            members.next_id += 1;
+            members.consumers.push((id, None, false));
+            id
+        });
+        Receiver {
+            queue: Arc::clone(self),
             batch: VecDeque::new(),
             next_tag: 1,
-        };
-        (queue, receiver.boxed())
+            member,
+        }
+        .boxed()
+    }
+
+    /// Consumer `id` of a shared queue leaves: its stream ends; whether it
+    /// was the last.
+    fn leave(&self, id: u64) -> bool {
+        let Some(members) = &self.shared else { return true };
+        let mut members = members.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, waker, left) in &mut members.consumers {
+            if *i == id {
+                *left = true;
+                if let Some(waker) = waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+        members.consumers.iter().all(|(_, _, left)| *left)
     }
 
     fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
@@ -273,7 +422,23 @@ impl Queue {
     /// Deleted from the bus: its consumer ends once it took the rest.
     fn delete(&self) {
         self.deleted.store(true, Ordering::Release);
-        self.waker.wake();
+        self.wake();
+    }
+
+    /// Wakes the consumer (every consumer of a shared queue: the first
+    /// with room takes the message).
+    fn wake(&self) {
+        match &self.shared {
+            None => self.waker.wake(),
+            Some(members) => {
+                let mut members = members.lock().unwrap_or_else(|e| e.into_inner());
+                for (_, waker, _) in &mut members.consumers {
+                    if let Some(waker) = waker.take() {
+                        waker.wake();
+                    }
+                }
+            }
+        }
     }
 
     /// Queues `msg`, sharing its properties with the other queues it goes
@@ -304,7 +469,7 @@ impl Queue {
                 self.queued.store(true, Ordering::Release);
             }
         }
-        self.waker.wake();
+        self.wake();
         Ok(())
     }
 }
@@ -347,12 +512,29 @@ impl MemoryBus {
         names
     }
 
-    fn declare(&self, name: &str, source: Source, max_len: Option<usize>) -> Result<(Arc<Queue>, Consumer)> {
+    /// Declares queue `name` with a consumer: a new queue, or a new
+    /// member of a `shared` one. A queue of the other kind is in use.
+    fn declare(
+        &self,
+        name: &str,
+        source: Source,
+        max_len: Option<usize>,
+        shared: bool,
+    ) -> Result<(Arc<Queue>, Consumer)> {
         let mut topology = self.write();
-        if topology.queues.contains_key(name) {
-            return Err(Error::IdentityInUse(name.to_owned()));
+        if let Some(queue) = topology.queues.get(name) {
+            return match (queue.shared.is_some(), shared) {
+                (true, true) if !queue.abandoned.load(Ordering::Acquire) => {
+                    let queue = Arc::clone(queue);
+                    let consumer = queue.consumer();
+                    Ok((queue, consumer))
+                }
+                (true, false) => Err(Error::identity_kind(name, true)),
+                (false, true) => Err(Error::identity_kind(name, false)),
+                _ => Err(Error::IdentityInUse(name.to_owned())),
+            };
         }
-        let (queue, consumer) = Queue::new(name.into(), source, max_len);
+        let (queue, consumer) = Queue::with(name.into(), source, max_len, shared);
         topology.queues.insert(queue.name.clone(), Arc::clone(&queue));
         Ok((queue, consumer))
     }
@@ -364,6 +546,21 @@ impl MemoryBus {
         }
         topology.fanout.retain(|q| &*q.name != name);
         topology.topic.retain(|(_, q)| &*q.name != name);
+    }
+
+    /// An endpoint lets go of its queue: deleted if it was the only
+    /// consumer, else the endpoint's consumer ends and the others go on.
+    fn leave(&self, owned: &Owned) {
+        let last = match owned.member {
+            Some(id) => {
+                let topology = self.read();
+                topology.queues.get(&owned.name).is_none_or(|q| q.leave(id))
+            }
+            None => true,
+        };
+        if last {
+            self.delete(&owned.name);
+        }
     }
 
     fn publish(&self, msg: &Outgoing) -> Result<()> {
@@ -419,33 +616,48 @@ impl Bus for MemoryBus {
     ) -> BoxFuture<'a, Result<super::Opened>> {
         Box::pin(async move {
             let fanout_name = format!("{identity}.fanout");
-            let control_name = control_queue(identity);
-            // The names the queues keep, shared rather than copied.
-            let mut declared: Vec<SmolStr> = Vec::with_capacity(3);
-            let mut consumers = Vec::with_capacity(3);
-            let names = [
-                (identity.to_owned(), Source::Direct),
-                (fanout_name.clone(), Source::Fanout),
-                (control_name, Source::Control),
+            // A replica's direct messages and requests come from its
+            // group's shared queues, its control replies and broadcasts to
+            // queues of its own.
+            let (direct, shared) = match &options.group {
+                Some(group) => (group.to_string(), true),
+                None => (identity.to_owned(), false),
+            };
+            let mut names = vec![
+                (direct, Source::Direct, shared),
+                (fanout_name.clone(), Source::Fanout, false),
+                (control_queue(identity), Source::Control, false),
             ];
-            for (name, source) in names {
-                match self.declare(&name, source, options.max_queue) {
+            if let Some(group) = &options.group {
+                names.push((control_queue(group), Source::Control, true));
+            }
+            // The names the queues keep, shared rather than copied.
+            let mut declared: Vec<Owned> = Vec::with_capacity(names.len());
+            let mut consumers = Vec::with_capacity(names.len());
+            for (name, source, shared) in names {
+                match self.declare(&name, source, options.max_queue, shared) {
                     Ok((queue, consumer)) => {
-                        declared.push(queue.name.clone());
+                        declared.push(Owned::of(&queue));
                         if name == fanout_name {
                             self.write().fanout.push(queue);
                         }
                         consumers.push(consumer);
                     }
                     Err(e) => {
-                        for name in &declared {
-                            self.delete(name);
+                        drop(consumers);
+                        for owned in &declared {
+                            self.leave(owned);
                         }
                         return Err(e);
                     }
                 }
             }
-            let control = consumers.pop().expect("three queues declared");
+            let mut control = consumers.split_off(2);
+            let control = if control.len() == 1 {
+                control.pop().expect("one control queue")
+            } else {
+                futures_util::stream::select_all(control).boxed()
+            };
             let endpoint = MemoryEndpoint {
                 bus: self.clone(),
                 owned: Mutex::new(declared),
@@ -466,12 +678,33 @@ impl Bus for MemoryBus {
 
 struct MemoryEndpoint {
     bus: MemoryBus,
-    owned: Mutex<Vec<SmolStr>>,
+    owned: Mutex<Vec<Owned>>,
     max_queue: Option<usize>,
 }
 
+/// A queue an endpoint consumes: its name, and its consumer's id if the
+/// queue is shared.
+struct Owned {
+    name: SmolStr,
+    member: Option<u64>,
+}
+
+impl Owned {
+    /// The queue's newest consumer (the one just made).
+    fn of(queue: &Queue) -> Owned {
+        let member = queue.shared.as_ref().and_then(|members| {
+            let members = members.lock().unwrap_or_else(|e| e.into_inner());
+            members.consumers.last().map(|(id, _, _)| *id)
+        });
+        Owned {
+            name: queue.name.clone(),
+            member,
+        }
+    }
+}
+
 impl MemoryEndpoint {
-    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<SmolStr>> {
+    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<Owned>> {
         self.owned.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -498,33 +731,61 @@ impl Endpoint for MemoryEndpoint {
         &'a self,
         queue: &'a str,
         binding_keys: &'a [&'a str],
+        shared: bool,
     ) -> BoxFuture<'a, Result<Consumer>> {
         Box::pin(async move {
             let (declared, consumer) =
                 self.bus
-                    .declare(queue, Source::Topic(queue.into()), self.max_queue)?;
+                    .declare(queue, Source::Topic(queue.into()), self.max_queue, shared)?;
             let mut topology = self.bus.write();
             for key in binding_keys {
-                topology.topic.push(((*key).to_owned(), Arc::clone(&declared)));
+                // One binding per key, however many replicas share the queue.
+                let bound = topology
+                    .topic
+                    .iter()
+                    .any(|(k, q)| k == key && Arc::ptr_eq(q, &declared));
+                if !bound {
+                    topology.topic.push(((*key).to_owned(), Arc::clone(&declared)));
+                }
             }
             drop(topology);
-            self.owned().push(declared.name.clone());
+            self.owned().push(Owned::of(&declared));
             Ok(consumer)
         })
     }
 
     fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
-        self.owned().retain(|q| &**q != queue);
-        self.bus.delete(queue);
+        let mut owned = self.owned();
+        if let Some(at) = owned.iter().position(|q| q.name == queue) {
+            let left = owned.remove(at);
+            drop(owned);
+            self.bus.leave(&left);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         let owned = std::mem::take(&mut *self.owned());
-        for queue in owned {
-            self.bus.delete(&queue);
+        for queue in &owned {
+            self.bus.leave(queue);
         }
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Lease>> {
+        let mut leases = self.bus.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let line = leases.entry(name.to_owned()).or_default();
+        let id = line.next_id;
+        line.next_id += 1;
+        let (held, watch) = tokio::sync::watch::channel(line.line.is_empty());
+        line.line.push_back((id, held));
+        drop(leases);
+        let leaves = LeavesLine {
+            leases: Arc::clone(&self.bus.leases),
+            name: name.to_owned(),
+            id,
+        };
+        Box::pin(std::future::ready(Ok(Lease::new(watch, leaves))))
     }
 }
 
@@ -539,6 +800,7 @@ mod tests {
             max_queue: None,
             publish_window: 10,
             send_timeout: std::time::Duration::from_secs(5),
+            group: None,
         }
     }
 
@@ -558,10 +820,14 @@ mod tests {
         let sender = bus.open("props-sender", &options()).await.unwrap();
         let mut both = agent
             .endpoint
-            .subscribe("props-both", &["x.*", "*.y"])
+            .subscribe("props-both", &["x.*", "*.y"], false)
             .await
             .unwrap();
-        let mut one = agent.endpoint.subscribe("props-one", &["x.y"]).await.unwrap();
+        let mut one = agent
+            .endpoint
+            .subscribe("props-one", &["x.y"], false)
+            .await
+            .unwrap();
         let mut properties = Properties::new("Note", "props-sender");
         properties.message_id = Some("m1".into());
         properties.headers.insert("h".to_owned(), 1.into());
@@ -600,6 +866,7 @@ mod tests {
             queue: Arc::clone(&queue),
             batch: VecDeque::new(),
             next_tag: 1,
+            member: None,
         };
         let msg = Outgoing {
             route: Route::Direct("buffers".into()),

@@ -225,6 +225,10 @@ pub struct EndpointOptions {
     /// How long a publish may wait for a place in the window and then for
     /// its confirm.
     pub send_timeout: std::time::Duration,
+    /// For a replica of a replicated agent, the identity its group shares:
+    /// the endpoint (opened under the replica's own name) also consumes the
+    /// group's identity and control queues, shared with the other replicas.
+    pub group: Option<SmolStr>,
 }
 
 /// Whether the bus took a published message: ready at once on the
@@ -301,6 +305,43 @@ impl Confirm {
     }
 }
 
+/// A lease asked for with [`Endpoint::lease`]: whether this endpoint
+/// holds it now, and when that changes. Dropping it gives it up.
+pub struct Lease {
+    held: tokio::sync::watch::Receiver<bool>,
+    _release: Box<dyn Send + Sync>,
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("held", &*self.held.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    /// A lease whose holding `held` reports; `release` is dropped with it
+    /// (and gives it up).
+    pub fn new(held: tokio::sync::watch::Receiver<bool>, release: impl Send + Sync + 'static) -> Self {
+        Lease {
+            held,
+            _release: Box::new(release),
+        }
+    }
+
+    /// Whether this endpoint holds the lease now.
+    pub fn is_held(&self) -> bool {
+        *self.held.borrow()
+    }
+
+    /// Waits until holding the lease is `held`; `false` once the bus can
+    /// never give it any more (the endpoint closed).
+    pub async fn until(&mut self, held: bool) -> bool {
+        self.held.wait_for(|h| *h == held).await.is_ok()
+    }
+}
+
 /// A message bus: opens one endpoint per agent.
 pub trait Bus: Send + Sync + 'static {
     /// Declares the agent's identity, fanout and control queues and starts
@@ -342,15 +383,25 @@ pub trait Endpoint: Send + Sync + 'static {
     }
 
     /// Declares a topic subscription queue with its binding keys and starts
-    /// consuming it.
+    /// consuming it; a `shared` queue has competing consumers (the
+    /// replicas of a group), an unshared one only this endpoint's.
     fn subscribe<'a>(
         &'a self,
         queue: &'a str,
         binding_keys: &'a [&'a str],
+        shared: bool,
     ) -> BoxFuture<'a, Result<Consumer>>;
 
-    /// Deletes a topic subscription queue; its consumer ends.
+    /// Stops consuming a topic subscription queue and deletes it (a shared
+    /// one only once no other endpoint consumes it); its consumer ends.
     fn unsubscribe<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Asks for the lease `name`: of all the endpoints, in any process,
+    /// that ask for it, one holds it at a time; when the holder lets it go
+    /// (drops its [`Lease`]), stops or loses its connection, the next one
+    /// gets it. On RabbitMQ a lease is a single-active-consumer queue with
+    /// one token message that its active consumer holds unacknowledged.
+    fn lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Lease>>;
 
     /// Deletes the agent's queues; every consumer ends.
     fn close(&self) -> BoxFuture<'_, Result<()>>;

@@ -33,6 +33,7 @@ impl Colour {
             "running" => Some(Colour::Green),
             "init" | "stopped" | "stopping" => Some(Colour::Yellow),
             "crashed" => Some(Colour::Red),
+            "standby" => Some(Colour::Cyan),
             "shutdown" => Some(Colour::Dim),
             _ => None,
         }

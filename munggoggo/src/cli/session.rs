@@ -102,6 +102,7 @@ impl Session {
         match self.ctx().list_behaviours(agent).await {
             Ok(behaviours) => Ok(PeerStatus {
                 name: agent.to_owned(),
+                group: None,
                 state: UNKNOWN.to_owned(),
                 behaviours: behaviours
                     .into_iter()

@@ -45,6 +45,7 @@ pub(crate) fn graph(peers: &[PeerStatus]) -> String {
             "running" => "#c6efce",
             "init" | "stopped" | "stopping" => "#ffeb9c",
             "crashed" => "#ffc7ce",
+            "standby" => "#bdd7ee",
             _ => "#e0e0e0",
         }
     }

@@ -34,9 +34,17 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// The agent's identity.
+    /// The agent's identity: for a replica of a replicated agent, its own
+    /// replica name (`worker@3f9a1c`), which control requests address.
     pub fn identity(&self) -> &str {
         &self.core.identity
+    }
+
+    /// The identity the agent's group of replicas shares (`worker`), which
+    /// its user messages carry as sender: its own identity unless it is
+    /// replicated.
+    pub fn group(&self) -> &str {
+        self.core.sender()
     }
 
     /// The agent's Rust type name.

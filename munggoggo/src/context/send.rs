@@ -84,7 +84,7 @@ impl Context {
 
     /// Sends a message of type `kind` with this agent's properties.
     async fn emit_as(&self, route: Route, kind: SmolStr, body: Bytes) -> Result<()> {
-        let properties = Arc::new(Properties::new(kind, self.core.identity.clone()));
+        let properties = Arc::new(Properties::new(kind, self.core.sender().clone()));
         self.core.emit(route, properties, body).await
     }
 

@@ -126,10 +126,10 @@ struct Inbox {
 
 static INBOX_SPEC: AgentSpec = AgentSpec {
     name: "Client",
-    behaviours: &[BehaviourSpec {
-        method: "inbox",
-        kind: BehaviourKind::Handler(HandlerRoute::Fallback),
-    }],
+    behaviours: &[BehaviourSpec::new(
+        "inbox",
+        BehaviourKind::Handler(HandlerRoute::Fallback),
+    )],
     rpcs: &[],
 };
 

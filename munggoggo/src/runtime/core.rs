@@ -20,7 +20,7 @@ use super::flag::Flag;
 use super::inbox::{Inbox, Refused};
 use crate::agent::{AgentOptions, AgentSpec, BehaviourKind, HandlerRoute};
 use crate::behaviour::{AtomicState, Behaviour, State};
-use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route};
+use crate::bus::{control_queue, Acker, Confirm, Delivery, Endpoint, Outgoing, Route, Source};
 use crate::error::{CallError, Error, Result};
 use crate::message::{self, Message, Properties, Received, SmolStr};
 use crate::peers::{Neighbour, Neighbourhood, PeerBehaviour, PeerStatus};
@@ -37,6 +37,8 @@ pub(crate) enum Control {
     Start(usize, oneshot::Sender<Result<()>>),
     /// Stop behaviour `i`; answered once it stopped (unsubscribed).
     Stop(usize, oneshot::Sender<()>),
+    /// This replica got (`true`) or lost the lease of singleton behaviour `i`.
+    Lease(usize, bool),
 }
 
 /// How many start/stop requests may wait for the agent's task.
@@ -45,7 +47,11 @@ pub(crate) const CONTROL_QUEUE: usize = 64;
 /// The state of one running agent, shared by its task, its
 /// handlers (through [`Context`]) and its [`crate::AgentHandle`].
 pub(crate) struct Core {
+    /// The agent's identity; a replica's own name (`<group>@<suffix>`).
     pub(crate) identity: SmolStr,
+    /// The identity a replicated agent's replicas share (`None`: not
+    /// replicated). Its user messages go out under this name.
+    pub(crate) group: Option<SmolStr>,
     pub(crate) options: AgentOptions,
     pub(crate) spec: &'static AgentSpec,
     pub(crate) endpoint: Arc<dyn Endpoint>,
@@ -79,6 +85,7 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(
         identity: &str,
+        group: Option<SmolStr>,
         options: AgentOptions,
         spec: &'static AgentSpec,
         endpoint: Arc<dyn Endpoint>,
@@ -87,6 +94,7 @@ impl Core {
         let call_queue = options.call_queue;
         Core {
             identity: identity.into(),
+            group,
             traces: TraceStore::with_body_limit(options.trace_size, options.trace_body_limit),
             behaviours: spec
                 .behaviours
@@ -124,9 +132,49 @@ impl Core {
         }
     }
 
-    /// The queue name of topic handler `i`: `<identity>.<method>.pubsub_queue`.
+    /// The queue name of topic handler `i`: `<identity>.<method>.pubsub_queue`
+    /// (the group's identity for a subscription its replicas share).
     pub(crate) fn subscription_queue(&self, i: usize) -> String {
-        format!("{}.pubsub_queue", self.behaviours[i].name)
+        match &self.group {
+            Some(group) if self.shares_subscription(i) => {
+                format!("{group}.{}.pubsub_queue", self.behaviours[i].spec.method)
+            }
+            _ => format!("{}.pubsub_queue", self.behaviours[i].name),
+        }
+    }
+
+    /// Whether behaviour `i` runs only on the replica holding its lease:
+    /// a singleton behaviour of a replicated agent (an agent that is not
+    /// replicated is its group's only member and needs no lease).
+    pub(crate) fn is_singleton(&self, i: usize) -> bool {
+        let spec = self.behaviours[i].spec;
+        self.group.is_some() && spec.singleton && !matches!(spec.kind, BehaviourKind::Handler(_))
+    }
+
+    /// The lease of singleton behaviour `i`, shared by the group's replicas.
+    pub(crate) fn lease_name(&self, i: usize) -> String {
+        format!("{}.{}.singleton", self.sender(), self.behaviours[i].spec.method)
+    }
+
+    /// Tells the agent's task that this replica got or lost the lease of
+    /// singleton behaviour `i` (waiting while its start/stop requests are
+    /// full); false once the task is gone.
+    pub(crate) async fn lease_changed(&self, i: usize, held: bool) -> bool {
+        let mut request = Control::Lease(i, held);
+        loop {
+            match self.control.try_send(request) {
+                Ok(()) => return true,
+                Err(Refused::Full(again)) => request = again,
+                Err(Refused::Closed(_)) => return false,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether topic handler `i` shares its subscription queue with the
+    /// other replicas of its group (once per group, the default).
+    pub(crate) fn shares_subscription(&self, i: usize) -> bool {
+        self.group.is_some() && self.behaviours[i].spec.delivery != crate::agent::GroupDelivery::EachReplica
     }
 
     /// The index of the behaviour with this full or method name.
@@ -305,10 +353,17 @@ impl Core {
         tasks.push(task);
     }
 
+    /// The name its user messages go out under: the group's identity for
+    /// a replica, else its own.
+    pub(crate) fn sender(&self) -> &SmolStr {
+        self.group.as_ref().unwrap_or(&self.identity)
+    }
+
     /// The agent's own status, as its pong reports it.
     pub(crate) fn status(&self) -> PeerStatus {
         PeerStatus {
             name: self.identity.to_string(),
+            group: self.group.as_ref().map(ToString::to_string),
             state: self.state.get().as_str().to_owned(),
             behaviours: self
                 .behaviours
@@ -404,11 +459,38 @@ impl Core {
     /// requeued them already).
     pub(crate) async fn release(&self, deliveries: impl IntoIterator<Item = Delivery>) {
         let mut count = 0usize;
+        let mut handed = 0usize;
         for delivery in deliveries {
             count += 1;
+            if self.group.is_some() && self.endpoint.in_process() && delivery.source != Source::Fanout {
+                // The embedded bus has no requeue: the message goes back to
+                // its shared queue, for the other replicas.
+                let received = &delivery.received;
+                let again = Outgoing {
+                    route: Route::Direct(received.delivery.consumer_tag.clone()),
+                    properties: Arc::clone(&received.properties),
+                    body: received.body.clone(),
+                };
+                drop(delivery.acker);
+                let published = match self.endpoint.publish_now(again) {
+                    Ok(published) => published,
+                    Err(again) => self.endpoint.publish(again).await,
+                };
+                match published {
+                    Ok(_) => handed += 1,
+                    Err(e) => {
+                        tracing::warn!(agent = %self.identity, error = %e, "no other replica takes a message this one leaves; it is dropped")
+                    }
+                }
+                continue;
+            }
             if let Err(e) = delivery.acker.release().await {
                 tracing::debug!(agent = %self.identity, error = %e, "cannot requeue a message");
             }
+        }
+        if handed > 0 {
+            tracing::info!(agent = %self.identity, count = handed, "replica stopped before handling these messages; they go to the other replicas");
+            count -= handed;
         }
         if count > 0 {
             tracing::info!(

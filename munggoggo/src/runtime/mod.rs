@@ -44,6 +44,9 @@ pub const LOCAL_BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// An agent to start, with the identity it will have.
 struct Launch {
     identity: String,
+    /// Its replica name when it is replicated and named (`None`: not
+    /// replicated, or named at start).
+    replica: Option<Option<String>>,
     type_name: &'static str,
     start: Box<dyn FnOnce(RuntimeHandle) -> BoxFuture<'static, Result<AgentHandle>> + Send>,
 }
@@ -201,6 +204,7 @@ impl Runtime {
             let mut options = A::options();
             options.identity = id.clone();
             Ok(Launch {
+                replica: options.replicated.then(|| options.replica.clone()),
                 identity: id,
                 type_name: A::spec().name,
                 start: Box::new(
@@ -229,6 +233,7 @@ impl Runtime {
     /// Adds an agent with options of its own.
     pub fn agent_with<A: Agent>(mut self, agent: A, options: AgentOptions) -> Self {
         self.entries.push(Entry::Ready(Launch {
+            replica: options.replicated.then(|| options.replica.clone()),
             identity: options.identity.clone(),
             type_name: A::spec().name,
             start: Box::new(move |rt: RuntimeHandle| {
@@ -322,7 +327,15 @@ impl Runtime {
 /// their types and how to give the second one its own.
 fn check_identities(launches: &[Launch]) -> Result<()> {
     for (i, launch) in launches.iter().enumerate() {
-        if let Some(first) = launches[..i].iter().find(|l| l.identity == launch.identity) {
+        // Replicas share their identity on purpose; two named alike do not.
+        let clash = |l: &&Launch| {
+            l.identity == launch.identity
+                && match (&l.replica, &launch.replica) {
+                    (Some(a), Some(b)) => a.is_some() && a == b,
+                    _ => true,
+                }
+        };
+        if let Some(first) = launches[..i].iter().find(clash) {
             let help = if first.type_name == launch.type_name {
                 format!(
                     "two `{}` agents: start the second with `.agent_as(\"{}-2\", ...)`",

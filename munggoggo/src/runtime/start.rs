@@ -16,6 +16,7 @@ use crate::behaviour::State;
 use crate::bus::{Bus, EndpointOptions};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::message::SmolStr;
 
 /// Deliveries in flight on an agent's control queue: requests and replies
 /// are answered at once (see `lanes`), so this only covers bursts.
@@ -31,7 +32,16 @@ pub(crate) async fn start_agent<A: Agent>(
     options: AgentOptions,
 ) -> Result<Context> {
     invocation::install_panic_hook();
-    let identity = options.identity.clone();
+    // A replica runs under a name of its own, beside its group's identity.
+    let (identity, group) = if options.replicated {
+        let replica = options.replica.clone().unwrap_or_else(|| {
+            let suffix = uuid::Uuid::new_v4().simple().to_string();
+            format!("{}@{}", options.identity, &suffix[..6])
+        });
+        (replica, Some(SmolStr::from(options.identity.as_str())))
+    } else {
+        (options.identity.clone(), None)
+    };
     let prefetch = options.prefetch.max(1);
     let endpoint_options = EndpointOptions {
         // The broker may deliver the window plus the read-ahead, which
@@ -41,10 +51,12 @@ pub(crate) async fn start_agent<A: Agent>(
         max_queue: options.max_queue,
         publish_window: options.publish_window.max(1),
         send_timeout: options.send_timeout,
+        group: group.clone(),
     };
     let opened = bus.open(&identity, &endpoint_options).await?;
     let core = Arc::new(Core::new(
         &identity,
+        group,
         options,
         A::spec(),
         opened.endpoint,
@@ -75,7 +87,12 @@ pub(crate) async fn start_agent<A: Agent>(
         if let BehaviourKind::Handler(HandlerRoute::Topic(_)) = b.spec.kind {
             let keys = core.binding_keys(i);
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            match core.endpoint.subscribe(&core.subscription_queue(i), &keys).await {
+            let shared = core.shares_subscription(i);
+            match core
+                .endpoint
+                .subscribe(&core.subscription_queue(i), &keys, shared)
+                .await
+            {
                 Ok(consumer) => consumers.push(consumer),
                 Err(e) => {
                     let _ = core.endpoint.close().await;
@@ -85,8 +102,12 @@ pub(crate) async fn start_agent<A: Agent>(
         }
     }
 
-    for b in &core.behaviours {
-        b.state.set(State::Running);
+    for (i, b) in core.behaviours.iter().enumerate() {
+        b.state.set(if core.is_singleton(i) {
+            State::Standby
+        } else {
+            State::Running
+        });
     }
     core.state.set(State::Running);
     let neighbour: std::sync::Weak<Core> = Arc::downgrade(&core);
@@ -106,6 +127,9 @@ pub(crate) async fn start_agent<A: Agent>(
         core.request_shutdown();
         return Err(e);
     }
+    for i in (0..core.behaviours.len()).filter(|&i| core.is_singleton(i)) {
+        ctx.spawn(hold_lease(Arc::clone(&core), i).instrument(span.clone()));
+    }
     // The runtime's first agent pings for all of them (see `crate::peers`):
     // the others need no keepalive task unless they have an interval.
     let announce = core.options.announce && core.peers.remote.claim_round(crate::peers::ANNOUNCE_GAP);
@@ -115,6 +139,34 @@ pub(crate) async fn start_agent<A: Agent>(
     }
     tracing::info!(agent = %identity, "agent started");
     Ok(ctx)
+}
+
+/// Asks for the lease of singleton behaviour `i` and tells the agent's
+/// task whenever this replica gets or loses it, for the agent's life (the
+/// lease goes with this task when the agent stops).
+async fn hold_lease(core: Arc<Core>, i: usize) {
+    let name = core.lease_name(i);
+    let mut delay = Duration::from_millis(100);
+    let mut lease = loop {
+        match core.endpoint.lease(&name).await {
+            Ok(lease) => break lease,
+            Err(e) => {
+                tracing::warn!(agent = %core.identity, lease = %name, error = %e, "cannot ask for the singleton's lease; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    loop {
+        let gained = lease.until(true).await;
+        if !gained || !core.lease_changed(i, true).await {
+            return;
+        }
+        let kept = !lease.until(false).await;
+        if !core.lease_changed(i, false).await || kept {
+            return;
+        }
+    }
 }
 
 /// Pings the peers at once when `announce` (its round is claimed), then
@@ -207,10 +259,10 @@ mod tests {
 
     static FAULTY: AgentSpec = AgentSpec {
         name: "Faulty",
-        behaviours: &[BehaviourSpec {
-            method: "any",
-            kind: BehaviourKind::Handler(HandlerRoute::Fallback),
-        }],
+        behaviours: &[BehaviourSpec::new(
+            "any",
+            BehaviourKind::Handler(HandlerRoute::Fallback),
+        )],
         rpcs: &[],
     };
 

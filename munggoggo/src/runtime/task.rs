@@ -127,7 +127,10 @@ impl<A: Agent> Task<A> {
         let routes = Routes::new(&core);
         let mut schedule = Schedule::new(core.behaviours.len(), core.options.failure_policy);
         for (i, b) in core.behaviours.iter().enumerate() {
-            schedule.start(i, b.spec.kind);
+            // A singleton waits in standby for its lease.
+            if !core.is_singleton(i) {
+                schedule.start(i, b.spec.kind);
+            }
         }
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
@@ -197,6 +200,10 @@ impl<A: Agent> Task<A> {
                         let _ = answer.send(());
                         None
                     }
+                    Next::Request(Control::Lease(i, held)) => {
+                        leased(&core, &mut schedule, i, held);
+                        None
+                    }
                     Next::Call(mut incoming) => {
                         incoming.trace_request((&core.identity, &core.traces));
                         let params = std::mem::take(&mut incoming.call.params);
@@ -239,7 +246,11 @@ impl<A: Agent> Task<A> {
             let queue = core.subscription_queue(i);
             let keys = core.binding_keys(i);
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            match core.endpoint.subscribe(&queue, &keys).await {
+            match core
+                .endpoint
+                .subscribe(&queue, &keys, core.shares_subscription(i))
+                .await
+            {
                 Ok(consumer) => {
                     self.lanes.users.add(consumer);
                     Ok(())
@@ -251,6 +262,11 @@ impl<A: Agent> Task<A> {
                     Err(e)
                 }
             }
+        } else if core.is_singleton(i) && !b.leased.load(std::sync::atomic::Ordering::Acquire) {
+            // Started again, it waits for the lease (or runs at once on
+            // the replica that holds it).
+            b.state.set(State::Standby);
+            Ok(())
         } else {
             schedule.start(i, b.spec.kind);
             Ok(())
@@ -531,6 +547,23 @@ impl Ran {
             .chain(self.more.iter().flat_map(|more| more.iter().copied()))
             .map(|n| handlers[n])
             .collect()
+    }
+}
+
+/// This replica got (`held`) or lost the lease of singleton behaviour `i`:
+/// it runs from standby, or goes back to standby (a stopped one stays
+/// stopped).
+fn leased(core: &Core, schedule: &mut Schedule, i: usize, held: bool) {
+    let b = &core.behaviours[i];
+    b.leased.store(held, std::sync::atomic::Ordering::Release);
+    if held {
+        if b.state.transition(State::Standby, State::Running) {
+            tracing::info!(agent = %core.identity, behaviour = %b.name, "singleton behaviour taken over: this replica runs it");
+            schedule.start(i, b.spec.kind);
+        }
+    } else if b.state.transition(State::Running, State::Standby) {
+        tracing::warn!(agent = %core.identity, behaviour = %b.name, "singleton behaviour's lease lost (connection lost?): standby");
+        schedule.stop(i);
     }
 }
 

@@ -94,6 +94,7 @@ pub fn raw_endpoint() -> EndpointOptions {
         max_queue: None,
         publish_window: 64,
         send_timeout: Duration::from_secs(10),
+        group: None,
     }
 }
 

@@ -94,8 +94,12 @@ pub(super) struct QueueSpec {
     /// The consumer tag (the queue's name for an agent's own queues).
     pub(super) tag: ShortString,
     /// Whether the consumer is exclusive (an agent's own queues), or
-    /// shares the queue round-robin (0.4's method queues).
+    /// shares the queue round-robin (0.4's method queues, a replicated
+    /// agent's group queues).
     pub(super) exclusive_consumer: bool,
+    /// Whether the replicas of a group share the queue: it is deleted
+    /// only once nobody consumes it, whatever its own rule.
+    pub(super) shared: bool,
     /// What an agent that stops does with the queue.
     pub(super) on_stop: Closing,
     pub(super) durable: bool,

@@ -13,8 +13,8 @@ use super::convert::{self, short};
 use super::publisher::{Publish, Publisher, ReturnKey};
 use super::BusInner;
 use crate::bus::{
-    control_queue, Confirm, Consumer, Endpoint, EndpointOptions, Opened, Outgoing, Route, Source,
-    FANOUT_EXCHANGE, TOPIC_EXCHANGE,
+    Confirm, Consumer, Endpoint, EndpointOptions, Lease, Opened, Outgoing, Route, Source, FANOUT_EXCHANGE,
+    TOPIC_EXCHANGE,
 };
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
@@ -24,7 +24,8 @@ pub(super) async fn open_endpoint(
     identity: &str,
     options: &EndpointOptions,
     queues: Vec<consumer::QueueSpec>,
-    control: consumer::QueueSpec,
+    controls: Vec<consumer::QueueSpec>,
+    names: Vec<String>,
 ) -> Result<Opened> {
     let identity: Arc<str> = identity.into();
     let exchanges = vec![
@@ -39,7 +40,7 @@ pub(super) async fn open_endpoint(
         mailbox: true,
         prefetch: options.control_prefetch,
         exchanges: Vec::new(),
-        queues: vec![control],
+        queues: controls,
         expiry: bus.options.expiry(),
     })
     .await?;
@@ -75,9 +76,15 @@ pub(super) async fn open_endpoint(
         }
     };
     tracing::debug!(agent = %identity, "endpoint open");
-    let control = control_consumers
-        .pop()
-        .ok_or_else(|| Error::bus(format!("no consumer for the control queue of `{identity}`")))?;
+    let control = match control_consumers.len() {
+        0 => {
+            return Err(Error::bus(format!(
+                "no consumer for the control queue of `{identity}`"
+            )))
+        }
+        1 => control_consumers.pop().expect("one consumer"),
+        _ => futures_util::StreamExt::boxed(futures_util::stream::select_all(control_consumers)),
+    };
     let endpoint = AmqpEndpoint {
         bus: Arc::clone(bus),
         identity,
@@ -88,6 +95,7 @@ pub(super) async fn open_endpoint(
         control: control_unit,
         subscriptions: Mutex::new(HashMap::new()),
         closed: AtomicBool::new(false),
+        names,
     };
     Ok(Opened {
         endpoint: Arc::new(endpoint),
@@ -107,6 +115,9 @@ struct AmqpEndpoint {
     control: Arc<Unit>,
     subscriptions: Mutex<HashMap<String, Arc<Unit>>>,
     closed: AtomicBool,
+    /// The names of its identity, fanout and control queues (a replica's
+    /// own and its group's), as claimed in the bus.
+    names: Vec<String>,
 }
 
 impl AmqpEndpoint {
@@ -118,12 +129,8 @@ impl AmqpEndpoint {
         Error::AgentStopped(self.identity.to_string())
     }
 
-    fn mailbox_names(&self) -> [String; 3] {
-        [
-            self.identity.to_string(),
-            format!("{}.fanout", self.identity),
-            control_queue(&self.identity),
-        ]
+    fn mailbox_names(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
     }
 
     fn prepare(&self, msg: Outgoing) -> Result<Publish> {
@@ -182,6 +189,7 @@ impl Endpoint for AmqpEndpoint {
         &'a self,
         queue: &'a str,
         binding_keys: &'a [&'a str],
+        shared: bool,
     ) -> BoxFuture<'a, Result<Consumer>> {
         Box::pin(async move {
             if self.closed.load(Ordering::SeqCst) {
@@ -189,14 +197,20 @@ impl Endpoint for AmqpEndpoint {
             }
             let bindings: Vec<(&'static str, &str)> =
                 binding_keys.iter().map(|k| (TOPIC_EXCHANGE, *k)).collect();
-            let spec = queue_spec(
+            let mut spec = queue_spec(
                 queue,
                 Source::Topic(queue.into()),
                 &bindings,
                 self.max_queue,
                 &self.bus.options,
             )?;
-            if !self.bus.claim(&[queue]) {
+            let claimed = if shared {
+                spec = spec.shared_by(&self.identity)?;
+                self.bus.claim_all(&[], &[queue]).is_ok()
+            } else {
+                self.bus.claim(&[queue])
+            };
+            if !claimed {
                 return Err(Error::bus(format!(
                     "queue `{queue}` is already in use by an agent of this process"
                 )));
@@ -260,8 +274,7 @@ impl Endpoint for AmqpEndpoint {
             let subscriptions: Vec<(String, Arc<Unit>)> = self.subscriptions().drain().collect();
             let mut result = self.mailbox.close(Closing::KeepBacklog).await;
             result = result.and(self.control.close(Closing::KeepBacklog).await);
-            let [identity, fanout, control] = self.mailbox_names();
-            self.bus.release(&[&identity, &fanout, &control]);
+            self.bus.release(&self.mailbox_names());
             for (queue, unit) in subscriptions {
                 let closed = unit.close(Closing::KeepBacklog).await;
                 self.bus.release(&[&queue]);
@@ -274,6 +287,21 @@ impl Endpoint for AmqpEndpoint {
 
     fn user(&self) -> Option<&str> {
         Some(&self.bus.user)
+    }
+
+    fn lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Lease>> {
+        let lease = if self.closed.load(Ordering::SeqCst) {
+            Err(self.stopped())
+        } else {
+            super::lease::lease(
+                Arc::clone(&self.bus.consuming),
+                name,
+                &self.identity,
+                self.bus.options.is_durable(),
+                self.bus.options.expiry(),
+            )
+        };
+        Box::pin(std::future::ready(lease))
     }
 }
 
@@ -289,7 +317,7 @@ impl Drop for AmqpEndpoint {
         ];
         units.extend(self.subscriptions().drain().map(|(q, u)| (Some(q), u)));
         let bus = Arc::clone(&self.bus);
-        let [identity, fanout, control] = self.mailbox_names();
+        let names = self.names.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -300,7 +328,7 @@ impl Drop for AmqpEndpoint {
                     bus.release(&[&queue]);
                 }
             }
-            bus.release(&[&identity, &fanout, &control]);
+            bus.release(&names.iter().map(String::as_str).collect::<Vec<_>>());
         });
     }
 }

@@ -46,7 +46,7 @@
 //! bad input instead of killing the connection or the process
 //! ([`repaired_frames`] counts them).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -64,6 +64,7 @@ mod endpoint;
 mod error;
 mod exposed;
 mod guard;
+mod lease;
 mod link;
 mod nodes;
 mod options;
@@ -119,7 +120,9 @@ struct BusInner {
     /// Queue names the endpoints of this process hold. Exclusivity is per
     /// connection, so the broker does not stop two agents of this process
     /// from sharing a queue; this does.
-    queues: Mutex<HashSet<String>>,
+    /// The queues this process's endpoints consume: exclusively (0) or
+    /// shared by that many replicas.
+    queues: Mutex<HashMap<String, usize>>,
     /// The binding keys of this process's subscriptions, with their
     /// queues: what a topic publication is compared with for a
     /// [`NearMisses`] hint (the broker does not say whom it reached).
@@ -128,29 +131,55 @@ struct BusInner {
 }
 
 impl BusInner {
-    fn queues(&self) -> MutexGuard<'_, HashSet<String>> {
+    fn queues(&self) -> MutexGuard<'_, HashMap<String, usize>> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Claims queue names for an endpoint, all or none.
     fn claim(&self, names: &[&str]) -> bool {
-        let mut queues = self.queues();
-        if names.iter().any(|n| queues.contains(*n)) {
-            return false;
-        }
-        queues.extend(names.iter().map(|n| (*n).to_owned()));
-        true
+        self.claim_all(names, &[]).is_ok()
     }
 
-    /// Lets go of queue names (and of their binding keys).
+    /// Claims `own` for one endpoint and a share of `shared` (a replica's
+    /// group queues), all or none; fails with what holds a taken name.
+    fn claim_all(&self, own: &[&str], shared: &[&str]) -> Result<()> {
+        let mut queues = self.queues();
+        for name in own {
+            match queues.get(*name) {
+                Some(0) => return Err(Error::IdentityInUse((*name).to_owned())),
+                Some(_) => return Err(Error::identity_kind(name, true)),
+                None => {}
+            }
+        }
+        for name in shared {
+            if queues.get(*name) == Some(&0) {
+                return Err(Error::identity_kind(name, false));
+            }
+        }
+        queues.extend(own.iter().map(|n| ((*n).to_owned(), 0)));
+        for name in shared {
+            *queues.entry((*name).to_owned()).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    /// Lets go of one endpoint's claims on queue names (and of their
+    /// binding keys, once nobody claims them).
     fn release(&self, names: &[&str]) {
         let mut queues = self.queues();
+        let mut gone = Vec::with_capacity(names.len());
         for name in names {
-            queues.remove(*name);
+            match queues.get_mut(*name) {
+                Some(shared) if *shared > 1 => *shared -= 1,
+                _ => {
+                    queues.remove(*name);
+                    gone.push(*name);
+                }
+            }
         }
         drop(queues);
         self.bindings_mut()
-            .retain(|(_, queue)| !names.contains(&queue.as_str()));
+            .retain(|(_, queue)| !gone.contains(&queue.as_str()));
     }
 
     fn bindings_mut(&self) -> MutexGuard<'_, Vec<(String, String)>> {
@@ -229,7 +258,7 @@ impl AmqpBus {
                 user,
                 options,
                 dead_letters,
-                queues: Mutex::new(HashSet::new()),
+                queues: Mutex::new(HashMap::new()),
                 bindings: Mutex::new(Vec::new()),
                 near_misses: NearMisses::default(),
             }),
@@ -302,35 +331,41 @@ impl Bus for AmqpBus {
         Box::pin(async move {
             let fanout = format!("{identity}.fanout");
             let control = control_queue(identity);
-            let mailbox = vec![
-                queue_spec(
-                    identity,
-                    Source::Direct,
-                    &[],
-                    options.max_queue,
-                    &self.inner.options,
-                )?,
-                queue_spec(
-                    &fanout,
-                    Source::Fanout,
-                    &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)],
-                    options.max_queue,
-                    &self.inner.options,
-                )?,
-            ];
-            let control_spec = queue_spec(
-                &control,
-                Source::Control,
-                &[],
-                options.max_queue,
-                &self.inner.options,
-            )?;
-            if !self.inner.claim(&[identity, &fanout, &control]) {
-                return Err(Error::IdentityInUse(identity.to_owned()));
+            let spec = |name: &str, source: Source, bindings: &[(&'static str, &str)]| {
+                queue_spec(name, source, bindings, options.max_queue, &self.inner.options)
+            };
+            let fanout_spec = spec(&fanout, Source::Fanout, &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)])?;
+            let mut controls = vec![spec(&control, Source::Control, &[])?];
+            // A replica consumes its group's identity and control queues
+            // with the other replicas, its broadcasts and replies apart.
+            let (mailbox, own, shared) = match options.group.as_deref() {
+                None => (
+                    vec![spec(identity, Source::Direct, &[])?, fanout_spec],
+                    vec![identity.to_owned(), fanout.clone(), control.clone()],
+                    Vec::new(),
+                ),
+                Some(group) => {
+                    let group_control = control_queue(group);
+                    controls.push(spec(&group_control, Source::Control, &[])?.shared_by(identity)?);
+                    (
+                        vec![
+                            spec(group, Source::Direct, &[])?.shared_by(identity)?,
+                            fanout_spec,
+                        ],
+                        vec![fanout.clone(), control.clone()],
+                        vec![group.to_owned(), group_control],
+                    )
+                }
+            };
+            fn as_str(names: &[String]) -> Vec<&str> {
+                names.iter().map(String::as_str).collect()
             }
-            let opened = open_endpoint(&self.inner, identity, options, mailbox, control_spec).await;
+            self.inner.claim_all(&as_str(&own), &as_str(&shared))?;
+            let names: Vec<String> = own.into_iter().chain(shared).collect();
+            let opened =
+                open_endpoint(&self.inner, identity, options, mailbox, controls, names.clone()).await;
             if opened.is_err() {
-                self.inner.release(&[identity, &fanout, &control]);
+                self.inner.release(&as_str(&names));
             }
             opened
         })

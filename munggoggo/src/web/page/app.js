@@ -58,7 +58,7 @@ function toast(text, isError) {
 }
 
 function stateClass(state) {
-  return ["running", "init", "stopping", "shutdown", "crashed"].includes(state) ? state : "unknown";
+  return ["running", "standby", "init", "stopping", "shutdown", "crashed"].includes(state) ? state : "unknown";
 }
 
 function stateWord(state) {

@@ -180,7 +180,10 @@ impl Spec {
         let mut open: Option<Channel> = None;
         for queue in queues {
             let own = self.queues.iter().find(|q| q.name == *queue).map(|q| q.on_stop);
-            let keep = Keep::of(closing, own);
+            let shared = self.queues.iter().any(|q| q.name == *queue && q.shared);
+            let mut keep = Keep::of(closing, own);
+            // Another replica may consume it.
+            keep.consumers |= shared;
             let channel = match open.take().filter(|c| c.status().connected()) {
                 Some(channel) => channel,
                 None => match self.open_for_deletes().await {
@@ -205,13 +208,15 @@ impl Spec {
                     .await
                 {
                     Ok(state)
-                        if keep.consumers && state.consumer_count() > 0 && closing == Closing::Abandon =>
+                        if keep.consumers
+                            && state.consumer_count() > 0
+                            && (closing == Closing::Abandon || shared) =>
                     {
                         tracing::debug!(
                             agent = %self.identity,
                             queue = %queue,
                             consumers = state.consumer_count(),
-                            "another connection consumes the queue; it is left alone"
+                            "another connection (or replica) consumes the queue; it is left alone"
                         );
                         open = Some(channel);
                         continue;
@@ -342,6 +347,7 @@ pub(in crate::bus::amqp) fn queue_spec(
         tag: name.clone(),
         name,
         exclusive_consumer: true,
+        shared: false,
         // Broadcasts, requests and replies are for a running agent: only
         // direct messages and subscriptions wait for its return.
         on_stop: match source {
@@ -358,6 +364,17 @@ pub(in crate::bus::amqp) fn queue_spec(
     })
 }
 
+impl QueueSpec {
+    /// The queue shared by the replicas of a group, each consuming it
+    /// under its own replica name as tag.
+    pub(in crate::bus::amqp) fn shared_by(mut self, replica: &str) -> Result<Self> {
+        self.exclusive_consumer = false;
+        self.shared = true;
+        self.tag = short("consumer tag", replica)?;
+        Ok(self)
+    }
+}
+
 /// A method queue of munggoggo 0.4's RPC pattern, declared exactly as
 /// aio-pika 6.8 declares it (non-durable, dead-lettered to `dlx`),
 /// consumed round-robin with the agents and Python processes that expose
@@ -369,6 +386,7 @@ pub(in crate::bus::amqp) fn method_queue_spec(method: &str, identity: &str, dlx:
         name: short("method name", method)?,
         tag: short("consumer tag", &format!("{identity}.{method}"))?,
         exclusive_consumer: false,
+        shared: false,
         on_stop: Closing::KeepBacklog,
         durable: false,
         source: Source::Direct,

@@ -1,0 +1,322 @@
+//! Replicated agents on both buses: replicas share their identity's direct
+//! messages and `#[rpc]` calls through churn, topic handlers get each
+//! publication once per group or once per replica as declared, singleton
+//! behaviours run on one replica at a time and move when it stops, and a
+//! replicated and a non-replicated agent never share an identity.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::unique;
+use munggoggo::prelude::*;
+use munggoggo::{AgentHandle, AgentOptions, Error, RuntimeHandle, State};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Job {
+    n: u64,
+}
+
+/// What the replicas of one test did.
+#[derive(Default)]
+struct Log {
+    /// Direct jobs: how often each was handled.
+    jobs: Mutex<HashMap<u64, u32>>,
+    /// Publications on `orders.*` (once per group): how often each was handled.
+    orders: Mutex<HashMap<u64, u32>>,
+    /// Publications on `prices.*` (each replica): what each replica got.
+    prices: Mutex<HashMap<String, HashSet<u64>>>,
+    /// Replicas inside the singleton behaviour now, and how often two were.
+    inside: AtomicUsize,
+    overlaps: AtomicUsize,
+    /// The replica of each singleton run, in order.
+    ticks: Mutex<Vec<String>>,
+}
+
+impl Log {
+    fn count(map: &Mutex<HashMap<u64, u32>>, n: u64) {
+        *map.lock().unwrap().entry(n).or_default() += 1;
+    }
+
+    fn distinct(map: &Mutex<HashMap<u64, u32>>) -> usize {
+        map.lock().unwrap().len()
+    }
+
+    fn total(map: &Mutex<HashMap<u64, u32>>) -> u64 {
+        map.lock().unwrap().values().map(|&c| u64::from(c)).sum()
+    }
+
+    fn last_tick(&self) -> Option<String> {
+        self.ticks.lock().unwrap().last().cloned()
+    }
+}
+
+#[agent(replicated)]
+struct Worker {
+    log: Arc<Log>,
+}
+
+#[agent]
+impl Worker {
+    #[on_message]
+    async fn job(&mut self, job: Job) {
+        Log::count(&self.log.jobs, job.n);
+    }
+
+    #[on_message(topic = "orders.*")]
+    async fn order(&mut self, job: Job) {
+        Log::count(&self.log.orders, job.n);
+    }
+
+    #[on_message(topic = "prices.*", delivery = "each_replica")]
+    async fn price(&mut self, ctx: &Context, job: Job) {
+        let mut prices = self.log.prices.lock().unwrap();
+        prices.entry(ctx.identity().to_owned()).or_default().insert(job.n);
+    }
+
+    #[behaviour(periodic = "20ms", initial_delay = "0s", singleton)]
+    async fn tick(&mut self, ctx: &Context) {
+        if self.log.inside.fetch_add(1, Ordering::SeqCst) > 0 {
+            self.log.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        self.log.ticks.lock().unwrap().push(ctx.identity().to_owned());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.log.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    #[rpc]
+    async fn whoami(&mut self, ctx: &Context) -> String {
+        ctx.identity().to_owned()
+    }
+}
+
+/// The options of a replica of group `identity`.
+fn replica_of(identity: &str) -> AgentOptions {
+    let mut options = <Worker as munggoggo::agent::AgentDefaults>::options();
+    options.identity = identity.to_owned();
+    options
+}
+
+async fn start_replica(rt: &RuntimeHandle, identity: &str, log: &Arc<Log>) -> AgentHandle {
+    let worker = Worker { log: Arc::clone(log) };
+    rt.spawn_with(worker, replica_of(identity))
+        .await
+        .expect("a replica starts")
+}
+
+/// Polls `condition` until it holds, within `within`.
+async fn until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn state_of(handle: &AgentHandle, method: &str) -> State {
+    handle
+        .behaviours()
+        .into_iter()
+        .find(|b| b.name.ends_with(method))
+        .map(|b| b.state)
+        .expect("the behaviour exists")
+}
+
+/// The replica running the singleton, once exactly one does and the
+/// others are in standby.
+async fn holder(replicas: &[AgentHandle]) -> AgentHandle {
+    let mut found = None;
+    until(
+        "one replica runs the singleton, the others stand by",
+        Duration::from_secs(20),
+        || {
+            let states: Vec<State> = replicas.iter().map(|r| state_of(r, ".tick")).collect();
+            let running = states.iter().filter(|s| **s == State::Running).count();
+            let standby = states.iter().filter(|s| **s == State::Standby).count();
+            found = replicas
+                .iter()
+                .find(|r| state_of(r, ".tick") == State::Running)
+                .cloned();
+            running == 1 && standby == replicas.len() - 1
+        },
+    )
+    .await;
+    found.expect("a holder")
+}
+
+const JOBS: u64 = 30_000;
+const PUBLICATIONS: u64 = 10_000;
+
+on_both_buses! {
+    async fn replicas_share_direct_messages_and_calls_through_graceful_churn(rt) {
+        let identity = unique("worker");
+        let log = Arc::new(Log::default());
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(start_replica(&rt, &identity, &log).await);
+        }
+        let names: HashSet<String> = replicas.iter().map(|r| r.identity().to_owned()).collect();
+        assert_eq!(names.len(), 3, "each replica has a name of its own: {names:?}");
+        assert!(names.iter().all(|n| n.starts_with(&format!("{identity}@"))), "{names:?}");
+
+        let client = Arc::new(rt.client(unique("producer")).await.unwrap());
+        let producer = {
+            let client = Arc::clone(&client);
+            let identity = identity.clone();
+            tokio::spawn(async move {
+                let mut ok = Vec::new();
+                for n in 0..JOBS {
+                    match client.send(&identity, &Job { n }).await {
+                        Ok(()) => ok.push(n),
+                        Err(e) => panic!("send {n} failed: {e}"),
+                    }
+                }
+                ok
+            })
+        };
+        // Replicas stop gracefully and new ones start while the jobs go
+        // out; the identity answers calls throughout.
+        let mut answered = HashSet::new();
+        let mut cycles = 0;
+        while !producer.is_finished() || cycles < 3 {
+            let leaving = replicas.remove(0);
+            leaving.shutdown().await;
+            replicas.push(start_replica(&rt, &identity, &log).await);
+            for _ in 0..5 {
+                let who: String = client.call(&identity, "whoami", ()).await.expect("the group answers calls");
+                answered.insert(who);
+            }
+            cycles += 1;
+        }
+        let ok = producer.await.unwrap();
+        until("every confirmed job is handled", Duration::from_secs(120), || Log::distinct(&log.jobs) == ok.len()).await;
+        let jobs = log.jobs.lock().unwrap();
+        assert!(ok.iter().all(|n| jobs.contains_key(n)), "a confirmed job was not handled");
+        let duplicates: u64 = jobs.values().map(|&c| u64::from(c) - 1).sum();
+        println!(
+            "replicas: {} jobs confirmed, {} handled at least once, {duplicates} duplicates, {cycles} replicas replaced, calls answered by {} replicas",
+            ok.len(),
+            jobs.len(),
+            answered.len()
+        );
+        drop(jobs);
+        for replica in &replicas {
+            let job = replica.behaviours().into_iter().find(|b| b.name.ends_with(".job")).unwrap();
+            assert_eq!(job.errors, 0, "no job rejected: {:?}", job.last_error);
+        }
+        assert!(answered.len() > 1, "calls to the identity are shared out: {answered:?}");
+    }
+
+    async fn topic_handlers_get_publications_once_per_group_or_once_per_replica(rt) {
+        let identity = unique("worker");
+        let log = Arc::new(Log::default());
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(start_replica(&rt, &identity, &log).await);
+        }
+        // Topics of this test only: the names are unique per run.
+        let client = rt.client(unique("publisher")).await.unwrap();
+        for n in 0..PUBLICATIONS {
+            client.publish("orders.new", &Job { n }).await.unwrap();
+            client.publish("prices.new", &Job { n }).await.unwrap();
+        }
+        until("every replica got every price", Duration::from_secs(120), || {
+            let prices = log.prices.lock().unwrap();
+            prices.len() == 3 && prices.values().all(|got| got.len() as u64 == PUBLICATIONS)
+        })
+        .await;
+        until("the group got every order", Duration::from_secs(60), || {
+            Log::distinct(&log.orders) as u64 == PUBLICATIONS
+        })
+        .await;
+        // Every replica's own queue drained after the shared one filled: a
+        // duplicate would have arrived by now.
+        assert_eq!(Log::total(&log.orders), PUBLICATIONS, "each order handled exactly once");
+        for replica in &replicas {
+            replica.shutdown().await;
+        }
+    }
+
+    async fn a_singleton_runs_on_one_replica_at_a_time_and_moves_when_its_holder_stops(rt) {
+        let identity = unique("worker");
+        let log = Arc::new(Log::default());
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(start_replica(&rt, &identity, &log).await);
+        }
+        let mut takeovers = Vec::new();
+        for _ in 0..5 {
+            let held = holder(&replicas).await;
+            let before = held.identity().to_owned();
+            until("the holder runs the singleton", Duration::from_secs(20), || log.last_tick().as_deref() == Some(before.as_str())).await;
+            replicas.retain(|r| r.identity() != before);
+            let stopped = tokio::time::Instant::now();
+            held.shutdown().await;
+            until("another replica runs the singleton", Duration::from_secs(TAKEOVER_BOUND_SECS), || {
+                log.last_tick().is_some_and(|t| t != before)
+            })
+            .await;
+            takeovers.push(stopped.elapsed());
+            replicas.push(start_replica(&rt, &identity, &log).await);
+        }
+        holder(&replicas).await;
+        takeovers.sort();
+        println!(
+            "singleton takeover after a graceful stop: median {:?}, max {:?} over {} stops",
+            takeovers[takeovers.len() / 2],
+            takeovers[takeovers.len() - 1],
+            takeovers.len()
+        );
+        assert_eq!(log.overlaps.load(Ordering::SeqCst), 0, "two replicas ran the singleton at once");
+        for replica in &replicas {
+            replica.shutdown().await;
+        }
+    }
+
+    async fn a_replicated_and_a_plain_agent_never_share_an_identity(rt) {
+        let identity = unique("worker");
+        let log = Arc::new(Log::default());
+        let replica = start_replica(&rt, &identity, &log).await;
+        let mut plain = replica_of(&identity);
+        plain.replicated = false;
+        let refused = rt.spawn_with(Worker { log: Arc::clone(&log) }, plain.clone()).await;
+        match refused {
+            Err(e @ Error::IdentityKind { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(&identity) && text.contains("replicas of a replicated agent"), "{text}");
+            }
+            other => panic!("a plain agent took a replicated identity: {:?}", other.map(|h| h.identity().to_owned())),
+        }
+        replica.shutdown().await;
+        replica.stopped().await;
+
+        let other = unique("plain");
+        plain.identity = other.clone();
+        let holder = rt.spawn_with(Worker { log: Arc::clone(&log) }, plain).await.unwrap();
+        match rt.spawn_with(Worker { log: Arc::clone(&log) }, replica_of(&other)).await {
+            Err(e @ Error::IdentityKind { .. }) => {
+                assert!(e.to_string().contains("an agent that is not replicated"), "{e}");
+            }
+            other => panic!("a replica took a plain agent's identity: {:?}", other.map(|h| h.identity().to_owned())),
+        }
+        // Two plain agents: as before.
+        let mut second = replica_of(holder.identity());
+        second.replicated = false;
+        assert!(matches!(
+            rt.spawn_with(Worker { log: Arc::clone(&log) }, second).await,
+            Err(Error::IdentityInUse(_))
+        ));
+        holder.shutdown().await;
+    }
+}
+
+/// The documented bound of a singleton's takeover after its holder stops
+/// gracefully or its process dies (see the guide's "Scaling out").
+const TAKEOVER_BOUND_SECS: u64 = 10;
