@@ -16,6 +16,9 @@ mod introspect;
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub mod logging;
 pub mod message;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod peers;
 mod protocol;
 pub mod pyrpc;

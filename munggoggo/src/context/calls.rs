@@ -50,6 +50,8 @@ impl Context {
         if target == self.identity() && !self.core.spec.rpcs.is_empty() {
             return Err(Error::SelfCall(target.to_owned()));
         }
+        #[cfg(feature = "metrics")]
+        let mut timer = crate::metrics::CallTimer::start(&self.core, method);
         let params = serde_json::to_value(params).map_err(|source| Error::Encode {
             type_name: "RpcCall".to_owned(),
             source,
@@ -62,7 +64,12 @@ impl Context {
             // munggoggo 0.4 agent is called through its exposed methods.
             None => match self.request_via(target, "RpcCall", &call, timeout, false).await {
                 Err(Error::UnknownTarget(_)) => {
-                    return crate::pyrpc::call_py04(self, target, method, call.params, timeout).await;
+                    let result = crate::pyrpc::call_py04(self, target, method, call.params, timeout).await;
+                    #[cfg(feature = "metrics")]
+                    if result.is_ok() {
+                        timer.succeeded();
+                    }
+                    return result;
                 }
                 reply => reply?,
             },
@@ -77,10 +84,15 @@ impl Context {
                     .and_then(|word| ErrorCode::from_word(word, reply.known)),
             });
         }
-        serde_json::from_value(reply.result).map_err(|e| Error::BadReply {
+        let result = serde_json::from_value(reply.result).map_err(|e| Error::BadReply {
             target: target.to_owned(),
             reason: format!("the result of `{method}` does not decode: {e}"),
-        })
+        });
+        #[cfg(feature = "metrics")]
+        if result.is_ok() {
+            timer.succeeded();
+        }
+        result
     }
 
     /// Pings agent `target` (system RPC `Ping`) and returns the round-trip time.

@@ -80,6 +80,9 @@ pub(crate) struct Core {
     /// Binding keys set with [`crate::Context::set_topics`], by behaviour
     /// index (empty until the first is set).
     topics: Mutex<Vec<Option<Vec<String>>>>,
+    /// Its metrics, when its runtime has them (see [`crate::metrics`]).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: std::sync::OnceLock<Arc<crate::metrics::AgentMetrics>>,
 }
 
 impl Core {
@@ -116,6 +119,8 @@ impl Core {
             quiet: super::flag::Quiet::new(),
             tasks: Mutex::new(Vec::new()),
             topics: Mutex::new(Vec::new()),
+            #[cfg(feature = "metrics")]
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -296,6 +301,8 @@ impl Core {
         traced: Bytes,
     ) -> std::result::Result<Result<Confirm>, Outgoing> {
         self.stamp_user(&mut properties);
+        #[cfg(feature = "metrics")]
+        crate::metrics::sent(self, properties.kind.as_deref());
         if properties.message_id.is_none() {
             Arc::make_mut(&mut properties).message_id = Some(self.endpoint.message_id());
         }
@@ -429,6 +436,8 @@ impl Core {
             };
             match kept {
                 Ok(()) => {
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::rejected(self, true);
                     self.traces.append(
                         Category::Rejected,
                         TraceRecord::incoming(msg).with_reason(format!("{reason} (dead letter kept)")),
@@ -447,6 +456,8 @@ impl Core {
                 ),
             }
         }
+        #[cfg(feature = "metrics")]
+        crate::metrics::rejected(self, false);
         self.traces
             .append(Category::Rejected, TraceRecord::incoming(msg).with_reason(reason));
         if let Err(e) = acker.reject().await {

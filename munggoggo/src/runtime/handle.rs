@@ -17,6 +17,9 @@ struct RuntimeInner {
     wire: Option<crate::WireMode>,
     /// Its agents know each other without messages (see [`crate::peers`]).
     neighbourhood: Arc<crate::peers::Neighbourhood<super::core::Core>>,
+    /// Its metrics registry and listener (see `metrics.rs`).
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::OnceLock<super::metrics::Installed>,
 }
 
 /// A started runtime: start more agents, find them, stop them all.
@@ -42,8 +45,22 @@ impl RuntimeHandle {
                 agents: Mutex::new(Vec::new()),
                 wire,
                 neighbourhood: Arc::default(),
+                #[cfg(feature = "metrics")]
+                metrics: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Its metrics registry and listener, set once when it starts.
+    #[cfg(feature = "metrics")]
+    pub(super) fn installed_metrics(&self) -> &super::metrics::Installed {
+        self.inner.metrics.get_or_init(Default::default)
+    }
+
+    /// Keeps the metrics registry and listener of a runtime that starts.
+    #[cfg(feature = "metrics")]
+    pub(super) fn install_metrics(&self, installed: super::metrics::Installed) {
+        let _ = self.inner.metrics.set(installed);
     }
 
     /// The bus the agents run on.
@@ -68,13 +85,15 @@ impl RuntimeHandle {
         if let Some(wire) = self.inner.wire {
             options.wire = wire;
         }
-        let ctx = super::start::start_agent(
+        let start = super::start::start_agent(
             Arc::clone(&self.inner.bus),
             Arc::clone(&self.inner.neighbourhood),
             agent,
             options,
-        )
-        .await?;
+        );
+        #[cfg(feature = "metrics")]
+        let start = super::metrics::starting(self.metrics().cloned(), start);
+        let ctx = start.await?;
         let handle = AgentHandle { ctx };
         let mut agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner());
         agents.retain(AgentHandle::is_up);

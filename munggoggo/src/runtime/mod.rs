@@ -24,6 +24,8 @@ mod handle;
 pub(crate) mod inbox;
 pub(crate) mod invocation;
 pub(crate) mod lanes;
+#[cfg(feature = "metrics")]
+mod metrics;
 #[cfg(any(feature = "cli", feature = "web"))]
 pub(crate) mod observer;
 pub(crate) mod signal;
@@ -33,6 +35,9 @@ pub(crate) mod task;
 
 pub use client::{Client, CLIENT_INBOX};
 pub use handle::{AgentHandle, RuntimeHandle};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use metrics::METRICS_VAR;
 
 /// The environment variable that chooses the bus: unset or `memory://` for
 /// the embedded bus, `amqp://...` or `amqps://...` for RabbitMQ.
@@ -82,6 +87,8 @@ pub struct Runtime {
     entries: Vec<Entry>,
     config: Config,
     wire: Option<crate::WireMode>,
+    #[cfg(feature = "metrics")]
+    metrics: metrics::MetricsOptions,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -96,13 +103,16 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Picks the bus from `MUNGGOGGO_URL` (unset or `memory://`: the
     /// embedded bus).
-    /// `MUNGGOGGO_WIRE=0.4` sets [`Runtime::wire_mode`].
+    /// `MUNGGOGGO_WIRE=0.4` sets [`Runtime::wire_mode`]; with the `metrics`
+    /// feature, `MUNGGOGGO_METRICS=127.0.0.1:9464` a metrics listener.
     pub fn from_env() -> Result<Self> {
         let runtime = match std::env::var(URL_VAR) {
             Ok(url) => Self::from_url(&url)?,
             Err(std::env::VarError::NotPresent) => Self::memory(),
             Err(e) => return Err(Error::Config(format!("{URL_VAR}: {e}"))),
         };
+        #[cfg(feature = "metrics")]
+        let runtime = runtime.metrics_from_env()?;
         Ok(match std::env::var_os(crate::WIRE_VAR) {
             Some(_) => runtime.wire_mode(crate::WireMode::from_env()?),
             None => runtime,
@@ -154,6 +164,8 @@ impl Runtime {
             entries: Vec::new(),
             config: Config::new(),
             wire: None,
+            #[cfg(feature = "metrics")]
+            metrics: metrics::MetricsOptions::default(),
         }
     }
 
@@ -285,6 +297,8 @@ impl Runtime {
     pub async fn start(self) -> Result<RuntimeHandle> {
         let launches = Self::prepare(self.entries, self.config)?;
         check_identities(&launches)?;
+        #[cfg(feature = "metrics")]
+        let metrics = self.metrics.install().await?;
         let bus: Arc<dyn Bus> = match self.bus {
             BusChoice::Ready(bus) => bus,
             #[cfg(feature = "amqp")]
@@ -293,6 +307,8 @@ impl Runtime {
             BusChoice::Amqp(_) => unreachable!("rejected by from_url"),
         };
         let handle = RuntimeHandle::new(bus, self.wire);
+        #[cfg(feature = "metrics")]
+        handle.install_metrics(metrics);
         for launch in launches {
             if let Err(e) = (launch.start)(handle.clone()).await {
                 handle.shutdown().await;

@@ -66,6 +66,8 @@ pub(crate) async fn start_agent<A: Agent>(
     let ctx = Context {
         core: Arc::clone(&core),
     };
+    #[cfg(feature = "metrics")]
+    super::metrics::attach(&core, A::spec());
     let span = tracing::info_span!("agent", agent = %identity);
 
     let setup = AssertUnwindSafe(agent.setup(&ctx))

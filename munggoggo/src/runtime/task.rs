@@ -229,6 +229,8 @@ impl<A: Agent> Task<A> {
                         lanes::trace_incoming(&core, &delivery);
                         Either::Left(Box::pin(super::system::handle(&core, delivery)))
                     } else {
+                        #[cfg(feature = "metrics")]
+                        crate::metrics::received(&core, delivery.received.message_type());
                         let traced = lanes::traces_incoming(&core, &delivery);
                         Either::Right(self.deliver(&routes, delivery, traced))
                     }
@@ -289,10 +291,14 @@ impl<A: Agent> Task<A> {
         let core = Arc::clone(&self.ctx.core);
         let b = &core.behaviours[i];
         let span = tracing::debug_span!("behaviour", agent = %core.identity, behaviour = b.spec.method);
+        #[cfg(feature = "metrics")]
+        let started = crate::metrics::start(&core);
         let run = AssertUnwindSafe(self.invocation.scope(self.agent.run(&self.ctx, i)))
             .catch_unwind()
             .instrument(span);
         let outcome = serve_while(&mut self.lanes, &core, run).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics::ran(&core, i, started, matches!(outcome, Ok(Ok(_))));
         let confirms = self.invocation.take();
         if !confirms.is_empty() {
             tokio::spawn(settle_step(Arc::clone(&core), i, confirms));
@@ -331,12 +337,21 @@ impl<A: Agent> Task<A> {
         let core = Arc::clone(&self.ctx.core);
         let method = core.spec.rpcs[index].method;
         let span = tracing::debug_span!("rpc", agent = %core.identity, method);
+        #[cfg(feature = "metrics")]
+        let started = crate::metrics::start(&core);
         let call = AssertUnwindSafe(self.invocation.scope(self.agent.call(&self.ctx, index, params)))
             .catch_unwind()
             .instrument(span);
         let outcome = serve_while(&mut self.lanes, &core, call).await;
         // The reply waits for the confirms of what the method sent.
         let sent = serve_while(&mut self.lanes, &core, wait_all(self.invocation.take())).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics::served(
+            &core,
+            index,
+            started,
+            matches!(outcome, Ok(Ok(_))) && sent.is_ok(),
+        );
         match outcome {
             Ok(Ok(value)) => match sent {
                 Ok(()) => Ok(value),
@@ -430,10 +445,14 @@ impl<A: Agent> Task<A> {
                     kind = msg.message_type(),
                     sender = msg.sender(),
                 );
+                #[cfg(feature = "metrics")]
+                let started = crate::metrics::start(&core);
                 let handler = AssertUnwindSafe(self.invocation.scope(self.agent.handle(&self.ctx, i, &msg)))
                     .catch_unwind()
                     .instrument(span);
                 let outcome = serve_while(&mut self.lanes, &core, handler).await;
+                #[cfg(feature = "metrics")]
+                crate::metrics::ran(&core, i, started, matches!(outcome, Ok(Ok(()))));
                 let reason = match outcome {
                     Ok(Ok(())) => {
                         b.record_run();

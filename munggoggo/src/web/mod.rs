@@ -13,7 +13,9 @@
 //!   publish, call, shutdown);
 //! - `POST /jsonrpc`: JSON-RPC 2.0 calls of `#[rpc]` methods (`agent.method`);
 //! - `GET /openapi.json`: the OpenAPI 3 document of the API;
-//! - `GET /ws`: a WebSocket pushing peer changes and new messages.
+//! - `GET /ws`: a WebSocket pushing peer changes and new messages;
+//! - `GET /metrics` (feature `metrics`): the runtime's metrics for
+//!   Prometheus (see [`crate::metrics`]).
 //!
 //! Safe by default: the command line listens on [`DEFAULT_LISTEN`]
 //! (`127.0.0.1`) unless told otherwise; with a token
@@ -52,6 +54,8 @@ mod api;
 mod error;
 mod guard;
 mod jsonrpc;
+#[cfg(feature = "metrics")]
+mod metrics;
 pub mod model;
 mod monitor;
 mod openapi;
@@ -146,6 +150,9 @@ pub(crate) struct Shared {
     pub(crate) monitor: Arc<monitor::Monitor>,
     pub(crate) options: DashboardOptions,
     pub(crate) bus: String,
+    /// The runtime's metrics, served at `/metrics` (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Option<crate::metrics::Metrics>,
 }
 
 /// A dashboard on the bus of a running runtime: its observer agent and the
@@ -185,6 +192,8 @@ impl Dashboard {
                 monitor,
                 options,
                 bus: runtime.bus().describe(),
+                #[cfg(feature = "metrics")]
+                metrics: runtime.metrics().cloned(),
             }),
             monitor: task,
         })
@@ -215,9 +224,13 @@ impl Dashboard {
         }
     }
 
-    /// The routes: the page, the API, JSON-RPC, OpenAPI and the WebSocket.
+    /// The routes: the page, the API, JSON-RPC, OpenAPI and the WebSocket
+    /// (and `/metrics` with the `metrics` feature).
     pub fn router(&self) -> Router {
-        api::router(Arc::clone(&self.shared))
+        let router = api::router(Arc::clone(&self.shared));
+        #[cfg(feature = "metrics")]
+        let router = metrics::router(Arc::clone(&self.shared)).merge(router);
+        router
     }
 
     /// Serves the dashboard on `listener` until `shutdown` completes, then

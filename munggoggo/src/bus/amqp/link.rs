@@ -201,6 +201,8 @@ impl Link {
                             attempts,
                             "connection to RabbitMQ recovered"
                         );
+                        #[cfg(feature = "metrics")]
+                        crate::metrics::bus::reconnected();
                         break;
                     }
                     Err(e) => {
@@ -313,12 +315,22 @@ async fn log_blocking(
 ) {
     use futures_util::StreamExt;
     let mut events = std::pin::pin!(events);
+    #[cfg(feature = "metrics")]
+    let mut blocked_since = None;
     while let Some(event) = events.next().await {
         match event {
             lapin::Event::ConnectionBlocked(reason) => {
+                #[cfg(feature = "metrics")]
+                {
+                    blocked_since = blocked_since.or_else(|| Some(crate::metrics::bus::blocked()));
+                }
                 tracing::warn!(url = %url, connection = role, reason = %reason, "RabbitMQ blocked the connection")
             }
             lapin::Event::ConnectionUnblocked => {
+                #[cfg(feature = "metrics")]
+                if let Some(since) = blocked_since.take() {
+                    crate::metrics::bus::unblocked(since);
+                }
                 tracing::info!(url = %url, connection = role, "RabbitMQ unblocked the connection")
             }
             _ => {}

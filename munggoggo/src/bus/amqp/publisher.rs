@@ -396,11 +396,16 @@ impl Task {
             immediate: false,
         };
         let channel = Arc::clone(&self.channel);
+        #[cfg(feature = "metrics")]
+        let started = crate::metrics::bus::publish_started();
         let future = Box::pin(async move {
             let confirm = channel
                 .basic_publish(exchange, routing_key, options, &body, properties)
                 .await?;
-            confirm.await
+            let confirmed = confirm.await;
+            #[cfg(feature = "metrics")]
+            crate::metrics::bus::confirmed(started);
+            confirmed
         });
         self.confirms.in_flight.push(Pending { direct, reply }, future);
     }
