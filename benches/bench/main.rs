@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo bench -p munggoggo-bench --bench bench -- list                      # the subcommands
 //! cargo bench -p munggoggo-bench --bench bench -- embedded-one-way          # one figure
+//! cargo bench -p munggoggo-bench --features metrics --bench bench -- embedded-one-way-metrics
 //! cargo bench -p munggoggo-bench --features amqp --bench bench -- all --json docs/bench.json
 //! cargo bench -p munggoggo-bench --bench bench -- chart docs/bench.json docs/bench.svg
 //! ```
@@ -23,6 +24,8 @@ mod embedded;
 mod figure;
 #[cfg(feature = "historian")]
 mod historian;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod rpc;
 mod scale;
 
@@ -60,6 +63,13 @@ enum Command {
         /// --tool=callgrind`); no figure is printed.
         #[arg(long)]
         profile: bool,
+    },
+    /// Embedded one-way with metrics on beside off, rounds interleaved in one run.
+    #[cfg(feature = "metrics")]
+    EmbeddedOneWayMetrics {
+        /// Messages per run.
+        #[arg(default_value_t = 200_000)]
+        messages: u64,
     },
     /// Embedded bus, `#[rpc]` p50/p99 and calls/s at 1/10/100 callers (vs tokio mpsc + oneshot).
     EmbeddedRpc,
@@ -170,6 +180,8 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
             profile: true,
         } => return embedded::profile_one_way(messages, runs),
         Command::EmbeddedOneWay { messages, .. } => embedded::one_way(messages, runs),
+        #[cfg(feature = "metrics")]
+        Command::EmbeddedOneWayMetrics { messages } => metrics::one_way(messages, runs),
         Command::EmbeddedRpc => rpc::embedded(runs),
         Command::Fanout {
             subscribers,
@@ -221,6 +233,8 @@ fn all(runs: usize) -> Vec<Figure> {
     ]);
     #[cfg(feature = "historian")]
     commands.push(Command::Historian { messages: 100_000 });
+    #[cfg(feature = "metrics")]
+    commands.push(Command::EmbeddedOneWayMetrics { messages: 200_000 });
     commands.into_iter().flat_map(|c| one(c, runs)).collect()
 }
 

@@ -84,6 +84,9 @@ mod guide {
     mod from_python {}
     #[doc = include_str!("../../docs/guide/11-with-python.md")]
     mod with_python {}
+    #[cfg(feature = "metrics")]
+    #[doc = include_str!("../../docs/guide/12-observability.md")]
+    mod observability {}
 }
 
 /// What the macros' generated code uses. Not a public API.

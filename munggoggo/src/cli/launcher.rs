@@ -204,6 +204,11 @@ impl LauncherArgs {
         if let Some(path) = config {
             runtime = runtime.config_file(path)?;
         }
+        // MUNGGOGGO_METRICS=127.0.0.1:9464: a `/metrics` listener beside the agents.
+        #[cfg(feature = "metrics")]
+        {
+            runtime = runtime.metrics_from_env()?;
+        }
         let mut started = Vec::new();
         for (i, (r, at)) in chosen.iter().enumerate() {
             let identity = match (at, identities.get(i)) {
