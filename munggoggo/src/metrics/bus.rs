@@ -37,12 +37,14 @@ pub(crate) fn get() -> Option<&'static BusMetrics> {
 
 /// The start of a publish, when its confirm is to be timed.
 #[inline]
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))] // the hooks are in bus/amqp
 pub(crate) fn publish_started() -> Option<Instant> {
     BUS.get().map(|_| Instant::now())
 }
 
 /// A publish started at `started` was confirmed (or refused) by the broker.
 #[inline]
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))] // the hooks are in bus/amqp
 pub(crate) fn confirmed(started: Option<Instant>) {
     if let (Some(m), Some(started)) = (BUS.get(), started) {
         m.confirm.observe(started.elapsed());
@@ -50,6 +52,7 @@ pub(crate) fn confirmed(started: Option<Instant>) {
 }
 
 /// A lost connection is back.
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))] // the hooks are in bus/amqp
 pub(crate) fn reconnected() {
     if let Some(m) = BUS.get() {
         m.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -57,6 +60,7 @@ pub(crate) fn reconnected() {
 }
 
 /// The broker blocked a connection; returns when, for [`unblocked`].
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))] // the hooks are in bus/amqp
 pub(crate) fn blocked() -> Instant {
     if let Some(m) = BUS.get() {
         m.blocked_now.fetch_add(1, Ordering::Relaxed);
@@ -65,6 +69,7 @@ pub(crate) fn blocked() -> Instant {
 }
 
 /// The broker unblocked a connection blocked `since`.
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))] // the hooks are in bus/amqp
 pub(crate) fn unblocked(since: Instant) {
     if let Some(m) = BUS.get() {
         let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
