@@ -320,3 +320,298 @@ on_both_buses! {
 /// The documented bound of a singleton's takeover after its holder stops
 /// gracefully or its process dies (see the guide's "Scaling out").
 const TAKEOVER_BOUND_SECS: u64 = 10;
+
+/// Replicas in processes of their own on RabbitMQ, killed with `kill -9`:
+/// the test binary runs itself as a replica (`processes::replica`, which
+/// does nothing unless [`CHILD`] is set), and a collector agent in this
+/// process hears from every replica what it did.
+#[cfg(feature = "amqp")]
+mod processes {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    /// Set in a replica process: `<identity> <collector>`.
+    const CHILD: &str = "MUNGGOGGO_REPLICA_CHILD";
+
+    /// What a replica process prints before its name once it runs.
+    const NAMED: &str = "replica-name=";
+
+    #[derive(Debug, Serialize, Deserialize, Message)]
+    struct Tick {
+        replica: String,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, Message)]
+    struct Handled {
+        n: u64,
+    }
+
+    /// A replica in a process of its own: reports each job it handles and
+    /// each run of its singleton to the collector.
+    #[agent(replicated)]
+    struct Remote {
+        collector: String,
+    }
+
+    #[agent]
+    impl Remote {
+        #[on_message]
+        async fn job(&mut self, ctx: &Context, job: Job) -> munggoggo::Result<()> {
+            ctx.send(&self.collector, &Handled { n: job.n }).await
+        }
+
+        #[behaviour(periodic = "20ms", initial_delay = "0s", singleton)]
+        async fn tick(&mut self, ctx: &Context) -> munggoggo::Result<()> {
+            let tick = Tick {
+                replica: ctx.identity().to_owned(),
+            };
+            ctx.send(&self.collector, &tick).await
+        }
+
+        #[rpc]
+        async fn whoami(&mut self, ctx: &Context) -> String {
+            ctx.identity().to_owned()
+        }
+    }
+
+    /// What the replicas reported.
+    #[derive(Default)]
+    struct Heard {
+        ticks: Mutex<Vec<String>>,
+        handled: Mutex<HashMap<u64, u32>>,
+    }
+
+    #[agent]
+    struct Collector {
+        heard: Arc<Heard>,
+    }
+
+    #[agent]
+    impl Collector {
+        #[on_message]
+        async fn tick(&mut self, tick: Tick) {
+            self.heard.ticks.lock().unwrap().push(tick.replica);
+        }
+
+        #[on_message]
+        async fn handled(&mut self, handled: Handled) {
+            Log::count(&self.heard.handled, handled.n);
+        }
+    }
+
+    /// Runs as a replica when [`CHILD`] is set (else does nothing): prints
+    /// its name after [`NAMED`] once it runs, then serves until killed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replica() {
+        let Ok(child) = std::env::var(CHILD) else { return };
+        let (identity, collector) = child.split_once(' ').expect("identity and collector");
+        let url = munggoggo_test_support::given_url();
+        let rt = munggoggo::Runtime::from_url(&url).unwrap().start().await.unwrap();
+        let mut options = <Remote as munggoggo::agent::AgentDefaults>::options();
+        options.identity = identity.to_owned();
+        let remote = Remote {
+            collector: collector.to_owned(),
+        };
+        let handle = rt.spawn_with(remote, options).await.unwrap();
+        println!("{NAMED}{}", handle.identity());
+        handle.stopped().await;
+    }
+
+    /// A replica process of group `identity`, and its replica name.
+    struct Process {
+        child: Child,
+        name: String,
+    }
+
+    impl Process {
+        fn start(identity: &str, collector: &str) -> Process {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["processes::replica", "--exact", "--nocapture", "--test-threads=1"])
+                .env(CHILD, format!("{identity} {collector}"))
+                .env("MUNGGOGGO_TEST_URL", common::buses::test_url())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the test binary runs as a replica");
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let name = loop {
+                match lines.next() {
+                    Some(Ok(line)) => {
+                        // After libtest's own words on the same line.
+                        if let Some((_, name)) = line.split_once(NAMED) {
+                            break name.to_owned();
+                        }
+                    }
+                    _ => panic!("the replica process ended before it ran"),
+                }
+            };
+            Process { child, name }
+        }
+
+        fn kill(mut self) {
+            self.child.kill().unwrap();
+            self.child.wait().unwrap();
+        }
+    }
+
+    impl Drop for Process {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn collector(rt: &RuntimeHandle) -> (String, Arc<Heard>) {
+        let heard = Arc::new(Heard::default());
+        let name = unique("collector");
+        let mut options = <Collector as munggoggo::agent::AgentDefaults>::options();
+        options.identity = name.clone();
+        rt.spawn_with(
+            Collector {
+                heard: Arc::clone(&heard),
+            },
+            options,
+        )
+        .await
+        .unwrap();
+        (name, heard)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_singleton_moves_within_its_bound_when_its_holder_is_killed() {
+        let Some(rt) = common::buses::amqp().await else {
+            return;
+        };
+        let identity = unique("remote");
+        let (collector, heard) = collector(&rt).await;
+        let mut processes: Vec<Process> = (0..3).map(|_| Process::start(&identity, &collector)).collect();
+        let mut takeovers = Vec::new();
+        for round in 0..10 {
+            // The holder is whoever ticked last, once ticks come in.
+            let mut last = None;
+            until(
+                "a replica runs the singleton",
+                Duration::from_secs(TAKEOVER_BOUND_SECS),
+                || {
+                    last = heard.ticks.lock().unwrap().last().cloned();
+                    last.is_some()
+                },
+            )
+            .await;
+            let holder = last.unwrap();
+            let at = processes
+                .iter()
+                .position(|p| p.name == holder)
+                .unwrap_or_else(|| {
+                    panic!("round {round}: `{holder}` ticks but is not a live replica process")
+                });
+            let seen = heard.ticks.lock().unwrap().len();
+            let killed = tokio::time::Instant::now();
+            processes.remove(at).kill();
+            until(
+                "another replica runs the singleton",
+                Duration::from_secs(TAKEOVER_BOUND_SECS),
+                || heard.ticks.lock().unwrap()[seen..].iter().any(|t| *t != holder),
+            )
+            .await;
+            takeovers.push(killed.elapsed());
+            // Steady state: from the new holder's first tick on, it alone
+            // ticks (looked at over its next ten runs).
+            until(
+                "ten runs of the new holder",
+                Duration::from_secs(TAKEOVER_BOUND_SECS),
+                || {
+                    heard.ticks.lock().unwrap()[seen..]
+                        .iter()
+                        .filter(|t| **t != holder)
+                        .count()
+                        >= 10
+                },
+            )
+            .await;
+            let ticks = heard.ticks.lock().unwrap();
+            let after: Vec<&String> = ticks[seen..].iter().skip_while(|t| **t == holder).collect();
+            let runners: HashSet<&&String> = after.iter().collect();
+            assert_eq!(
+                runners.len(),
+                1,
+                "round {round}: two replicas ran the singleton: {runners:?}"
+            );
+            drop(ticks);
+            processes.push(Process::start(&identity, &collector));
+        }
+        takeovers.sort();
+        println!(
+            "singleton takeover after kill -9 of its holder: median {:?}, max {:?} over {} kills",
+            takeovers[takeovers.len() / 2],
+            takeovers[takeovers.len() - 1],
+            takeovers.len()
+        );
+        rt.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn confirmed_jobs_survive_kill_9_of_replicas() {
+        let Some(rt) = common::buses::amqp().await else {
+            return;
+        };
+        let identity = unique("remote");
+        let (collector, heard) = collector(&rt).await;
+        let mut processes: Vec<Process> = (0..3).map(|_| Process::start(&identity, &collector)).collect();
+        let client = Arc::new(rt.client(unique("producer")).await.unwrap());
+        let producer = {
+            let client = Arc::clone(&client);
+            let identity = identity.clone();
+            tokio::spawn(async move {
+                let mut ok = Vec::new();
+                for n in 0..JOBS {
+                    if client.send(&identity, &Job { n }).await.is_ok() {
+                        ok.push(n);
+                    }
+                }
+                ok
+            })
+        };
+        let mut kills = 0;
+        let mut answered = 0;
+        while !producer.is_finished() || kills < 3 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            processes.remove(0).kill();
+            kills += 1;
+            processes.push(Process::start(&identity, &collector));
+            let who: String = client
+                .call(&identity, "whoami", ())
+                .await
+                .expect("the group answers calls");
+            assert!(
+                processes.iter().any(|p| p.name == who),
+                "`{who}` answered but is not live"
+            );
+            answered += 1;
+        }
+        let ok = producer.await.unwrap();
+        until("every confirmed job is handled", Duration::from_secs(120), || {
+            let handled = heard.handled.lock().unwrap();
+            ok.iter().all(|n| handled.contains_key(n))
+        })
+        .await;
+        let duplicates: u64 = heard
+            .handled
+            .lock()
+            .unwrap()
+            .values()
+            .map(|&c| u64::from(c) - 1)
+            .sum();
+        println!(
+            "replicas under kill -9: {} of {JOBS} jobs confirmed, all handled, {duplicates} duplicates, {kills} replicas killed, {answered} calls answered",
+            ok.len()
+        );
+        assert!(
+            ok.len() as u64 == JOBS,
+            "every send to the group is confirmed while a replica lives"
+        );
+        rt.shutdown().await;
+    }
+}
