@@ -1,0 +1,10 @@
+use munggoggo::prelude::*;
+
+#[agent(replicated = "yes")]
+#[derive(Default)]
+struct Worker;
+
+#[agent]
+impl Worker {}
+
+fn main() {}
