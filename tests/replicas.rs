@@ -197,6 +197,7 @@ on_both_buses! {
         }
         let ok = producer.await.unwrap();
         until("every confirmed job is handled", Duration::from_secs(120), || Log::distinct(&log.jobs) == ok.len()).await;
+        {
         let jobs = log.jobs.lock().unwrap();
         assert!(ok.iter().all(|n| jobs.contains_key(n)), "a confirmed job was not handled");
         let duplicates: u64 = jobs.values().map(|&c| u64::from(c) - 1).sum();
@@ -206,12 +207,24 @@ on_both_buses! {
             jobs.len(),
             answered.len()
         );
-        drop(jobs);
+        }
         for replica in &replicas {
             let job = replica.behaviours().into_iter().find(|b| b.name.ends_with(".job")).unwrap();
             assert_eq!(job.errors, 0, "no job rejected: {:?}", job.last_error);
         }
         assert!(answered.len() > 1, "calls to the identity are shared out: {answered:?}");
+
+        // Each replica stays addressable by its own name: a ping, a call
+        // and a direct message reach that replica alone.
+        let one = replicas[0].identity().to_owned();
+        client.ping(&one).await.expect("a replica answers a ping to its own name");
+        let who: String = client.call(&one, "whoami", ()).await.unwrap();
+        assert_eq!(who, one);
+        client.send(&one, &Job { n: JOBS }).await.unwrap();
+        until("the job for one replica is handled", Duration::from_secs(30), || {
+            log.jobs.lock().unwrap().contains_key(&JOBS)
+        })
+        .await;
     }
 
     async fn topic_handlers_get_publications_once_per_group_or_once_per_replica(rt) {

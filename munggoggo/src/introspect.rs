@@ -18,8 +18,11 @@ pub(crate) const DESCRIBE_AGENT: &str = "DescribeAgent";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct AgentDescription {
-    /// Its identity.
+    /// Its identity (a replica's own name).
     pub name: String,
+    /// The identity its group of replicas shares, for a replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Its Rust type name.
     #[serde(default)]
     pub agent_type: String,
@@ -73,6 +76,7 @@ pub struct MethodDescription {
 /// The agent's own description, as its `DescribeAgent` reply carries it.
 pub(crate) fn describe(core: &Core) -> AgentDescription {
     AgentDescription {
+        group: core.group.as_ref().map(ToString::to_string),
         name: core.identity.to_string(),
         agent_type: core.spec.name.to_owned(),
         state: core.state.get(),

@@ -87,6 +87,8 @@ mod guide {
     #[cfg(feature = "metrics")]
     #[doc = include_str!("../../docs/guide/12-observability.md")]
     mod observability {}
+    #[doc = include_str!("../../docs/guide/13-scaling-out.md")]
+    mod scaling_out {}
 }
 
 /// What the macros' generated code uses. Not a public API.

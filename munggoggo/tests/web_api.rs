@@ -1235,3 +1235,68 @@ async fn the_page_shows_each_value_under_its_column_and_what_a_reply_answers() {
     let body = messages[0]["body"].as_str().expect("a body");
     assert!(body.contains("12") && !body.contains("params"), "{body}");
 }
+
+/// A replicated agent with a singleton job, for [`replicas_show_their_group_and_the_singleton_standby`].
+#[munggoggo::agent(replicated)]
+#[derive(Default)]
+struct Compactor;
+
+#[munggoggo::agent]
+impl Compactor {
+    #[behaviour(periodic = "1h", singleton)]
+    async fn compact(&mut self) {}
+}
+
+#[tokio::test]
+async fn replicas_show_their_group_and_the_singleton_standby() {
+    let group = unique("compactor");
+    let runtime = Runtime::memory()
+        .agent_as(&group, Compactor)
+        .agent_as(&group, Compactor)
+        .start()
+        .await
+        .expect("two replicas start");
+    let dashboard = Dashboard::start(
+        &runtime,
+        DashboardOptions::default().refresh(Duration::from_millis(50)),
+    )
+    .await
+    .expect("dashboard starts");
+    let replicas = |peers: &[munggoggo::web::AgentView]| -> Vec<munggoggo::web::AgentView> {
+        peers
+            .iter()
+            .filter(|p| p.group.as_deref() == Some(group.as_str()))
+            .cloned()
+            .collect()
+    };
+    within(
+        "the dashboard sees both replicas, one running the singleton",
+        dashboard.wait_until(|peers| {
+            let replicas = replicas(peers);
+            let states: Vec<&str> = replicas
+                .iter()
+                .flat_map(|r| &r.behaviours)
+                .map(|b| b.state.as_str())
+                .collect();
+            replicas.len() == 2 && states.contains(&"running") && states.contains(&"standby")
+        }),
+    )
+    .await;
+    let (status, body) = call(&dashboard.router(), "GET", "/api/peers", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<&Value> = body["peers"]
+        .as_array()
+        .expect("a list of peers")
+        .iter()
+        .filter(|p| p["group"] == group.as_str())
+        .collect();
+    assert_eq!(listed.len(), 2, "{body}");
+    for replica in &listed {
+        let name = replica["name"].as_str().expect("a name");
+        assert!(
+            name.starts_with(&format!("{group}@")),
+            "a replica's own name: {name}"
+        );
+    }
+    runtime.shutdown().await;
+}

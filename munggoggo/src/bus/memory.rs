@@ -623,11 +623,14 @@ impl Bus for MemoryBus {
                 Some(group) => (group.to_string(), true),
                 None => (identity.to_owned(), false),
             };
-            let mut names = vec![
-                (direct, Source::Direct, shared),
-                (fanout_name.clone(), Source::Fanout, false),
-                (control_queue(identity), Source::Control, false),
-            ];
+            let mut names = vec![(direct, Source::Direct, shared)];
+            if shared {
+                // Addressable on its own too, by its replica name.
+                names.push((identity.to_owned(), Source::Direct, false));
+            }
+            names.push((fanout_name.clone(), Source::Fanout, false));
+            let mailbox = names.len();
+            names.push((control_queue(identity), Source::Control, false));
             if let Some(group) = &options.group {
                 names.push((control_queue(group), Source::Control, true));
             }
@@ -652,7 +655,7 @@ impl Bus for MemoryBus {
                     }
                 }
             }
-            let mut control = consumers.split_off(2);
+            let mut control = consumers.split_off(mailbox);
             let control = if control.len() == 1 {
                 control.pop().expect("one control queue")
             } else {

@@ -6,18 +6,42 @@ use serde_json::{json, Value};
 use super::output::{self, behaviour_state, short_name, Cell, Colour};
 use crate::peers::PeerStatus;
 
-/// The peers as a table: name, state, behaviours with their states.
+/// The peers as a table: name, state, behaviours with their states. The
+/// replicas of a replicated agent follow a row of their group's (its
+/// identity and how many replicas run), indented under it.
 pub(crate) fn peers_table(peers: &[PeerStatus]) -> String {
-    let rows: Vec<Vec<Cell>> = peers
-        .iter()
-        .map(|p| {
-            vec![
-                Cell::coloured(&p.name, Some(Colour::Cyan)),
-                Cell::state(&p.state),
-                Cell::plain(behaviour_summary(p)),
-            ]
-        })
-        .collect();
+    let row = |p: &PeerStatus, name: String| {
+        vec![
+            Cell::coloured(&name, Some(Colour::Cyan)),
+            Cell::state(&p.state),
+            Cell::plain(behaviour_summary(p)),
+        ]
+    };
+    let mut rows: Vec<Vec<Cell>> = Vec::with_capacity(peers.len());
+    let mut groups_done: Vec<&str> = Vec::new();
+    for p in peers {
+        let Some(group) = p.group.as_deref() else {
+            rows.push(row(p, p.name.clone()));
+            continue;
+        };
+        if groups_done.contains(&group) {
+            continue;
+        }
+        groups_done.push(group);
+        let replicas: Vec<&PeerStatus> = peers
+            .iter()
+            .filter(|r| r.group.as_deref() == Some(group))
+            .collect();
+        let running = replicas.iter().filter(|r| r.state == "running").count();
+        rows.push(vec![
+            Cell::coloured(group, Some(Colour::Cyan)),
+            Cell::plain(format!("{running} of {} replicas running", replicas.len())),
+            Cell::plain("replicated".to_owned()),
+        ]);
+        for replica in replicas {
+            rows.push(row(replica, format!("  {}", replica.name)));
+        }
+    }
     output::table(&["AGENT", "STATE", "BEHAVIOURS"], &rows)
 }
 
@@ -160,5 +184,48 @@ impl TraceLine {
             Cell::plain(self.field("routing_key")),
             Cell::plain(body),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::PeerBehaviour;
+
+    fn peer(name: &str, group: Option<&str>, state: &str) -> PeerStatus {
+        PeerStatus {
+            name: name.to_owned(),
+            group: group.map(str::to_owned),
+            state: state.to_owned(),
+            behaviours: vec![PeerBehaviour {
+                name: format!("{name}.tick"),
+                state: "standby".to_owned(),
+            }],
+        }
+    }
+
+    #[test]
+    fn replicas_are_listed_under_their_group() {
+        let peers = [
+            peer("worker@a1", Some("worker"), "running"),
+            peer("calc", None, "running"),
+            peer("worker@b2", Some("worker"), "stopping"),
+        ];
+        let table = peers_table(&peers);
+        let lines: Vec<&str> = table.lines().map(str::trim_end).collect();
+        let at = |text: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(text))
+                .unwrap_or_else(|| panic!("{text} in {table}"))
+        };
+        assert!(
+            lines[at("worker ")].contains("1 of 2 replicas running"),
+            "{table}"
+        );
+        assert_eq!(at("  worker@a1"), at("worker ") + 1, "{table}");
+        assert_eq!(at("  worker@b2"), at("worker ") + 2, "{table}");
+        assert!(lines[at("worker@a1")].contains("tick (standby)"), "{table}");
+        assert!(at("calc") > at("worker@b2"), "{table}");
     }
 }

@@ -12,8 +12,12 @@ use crate::peers::PeerStatus;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[non_exhaustive]
 pub struct AgentView {
-    /// Its identity.
+    /// Its identity (a replica's own name).
     pub name: String,
+    /// The identity its group of replicas shares, for a replica of a
+    /// replicated agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Its state: `init`, `running`, `stopping`, `shutdown` or `crashed`.
     pub state: String,
     /// Its Rust type name; `None` for a munggoggo 0.4 agent.
@@ -69,6 +73,7 @@ impl AgentView {
     pub(crate) fn described(d: AgentDescription) -> Self {
         let prefix = format!("{}.", d.name);
         AgentView {
+            group: d.group,
             state: d.state.as_str().to_owned(),
             agent_type: Some(d.agent_type),
             flavour: "rust".to_owned(),
@@ -108,6 +113,7 @@ impl AgentView {
         let old = |name: &str| previous.and_then(|p| p.behaviours.iter().find(|b| b.name == name));
         AgentView {
             name: status.name.clone(),
+            group: status.group.clone(),
             state: status.state.clone(),
             agent_type: previous.and_then(|p| p.agent_type.clone()),
             flavour: previous.map_or_else(|| "0.4".to_owned(), |p| p.flavour.clone()),

@@ -20,6 +20,10 @@
 //! intervals). The holder notices a lost channel within
 //! [`CHECK_INTERVAL`] and stops counting itself the holder.
 //!
+//! A holder that gives the lease up (its agent stops) cancels its consumer
+//! first, so the token goes on at once, and deletes the lease's queue if
+//! no other replica consumes it; else the queue expires unused.
+//!
 //! RabbitMQ closes a channel whose delivery stays unacknowledged past its
 //! `consumer_timeout` (30 minutes by default): the holder swaps its token
 //! for a fresh one every [`ROTATE`], publishing the new one before it acks
@@ -30,7 +34,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
@@ -130,6 +135,9 @@ impl Holder {
         let channel = self.link.current().create_channel().await?;
         let ended = self.hold_on(&channel, released).await;
         self.held.send_replace(false);
+        if matches!(ended, Ok(Ended::Released)) && channel.status().connected() {
+            self.leave(&channel).await;
+        }
         if channel.status().connected() {
             if let Err(e) = channel.close(200, "OK".into()).await {
                 tracing::debug!(lease = %self.name, error = %e, "closing the lease's channel failed");
@@ -194,6 +202,37 @@ impl Holder {
                         since = tokio::time::Instant::now();
                     }
                 }
+            }
+        }
+    }
+
+    /// Gives the lease up for good: the token goes on to the next
+    /// replica, and the last one to leave deletes the lease's queue.
+    async fn leave(&self, channel: &Channel) {
+        if let Err(e) = channel
+            .basic_cancel(self.tag.clone(), BasicCancelOptions::default())
+            .await
+        {
+            tracing::debug!(lease = %self.name, error = %e, "cancelling the lease's consumer failed");
+            return;
+        }
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        // Looked at first: a refused conditional delete would close the
+        // channel with an error line of lapin's.
+        let unused = channel
+            .queue_declare(self.name.clone(), passive, FieldTable::default())
+            .await
+            .is_ok_and(|state| state.consumer_count() == 0);
+        if unused {
+            let options = QueueDeleteOptions {
+                if_unused: true,
+                ..QueueDeleteOptions::default()
+            };
+            if let Err(e) = channel.queue_delete(self.name.clone(), options).await {
+                tracing::debug!(lease = %self.name, error = %e, "the lease's queue stays (another replica came?)");
             }
         }
     }

@@ -350,9 +350,11 @@ impl Bus for AmqpBus {
                     (
                         vec![
                             spec(group, Source::Direct, &[])?.shared_by(identity)?,
+                            // Addressable on its own too, by its replica name.
+                            spec(identity, Source::Direct, &[])?,
                             fanout_spec,
                         ],
-                        vec![fanout.clone(), control.clone()],
+                        vec![identity.to_owned(), fanout.clone(), control.clone()],
                         vec![group.to_owned(), group_control],
                     )
                 }

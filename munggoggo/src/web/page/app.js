@@ -366,7 +366,7 @@ function renderTable(peers) {
   const keys = new Set();
   for (const p of peers) {
     keys.add("a:" + p.name);
-    rows.push(cachedRow("a:" + p.name, [app.selected === p.name, p.name, p.agent_type, p.flavour, p.state, p.methods, p.behaviours], () => agentRow(p)));
+    rows.push(cachedRow("a:" + p.name, [app.selected === p.name, p.name, p.agent_type, p.flavour, p.state, p.methods, p.behaviours, p.group && groupCount(p.group)], () => agentRow(p)));
     for (const b of p.behaviours) {
       keys.add("b:" + p.name + ":" + b.name);
       rows.push(cachedRow("b:" + p.name + ":" + b.name, b, () => behaviourRow(p, b)));
@@ -382,11 +382,12 @@ function renderTable(peers) {
 // (each behaviour's last error is on the behaviour's row).
 function agentRow(p) {
     const chip = p.flavour === "0.4" ? el("span", { class: "chip legacy", text: "0.4" }) : null;
+    const replica = p.group ? el("span", { class: "chip replica", title: "a replica of the replicated agent " + p.group, text: "replica of " + p.group + groupCount(p.group) }) : null;
     const methods = p.methods.length ? el("span", { class: "agent-methods kind", text: "rpc: " + p.methods.map((m) => m.name).join(", ") }) : null;
     return el("tr", { class: "agent-row" + (app.selected === p.name ? " selected" : ""), "data-agent": p.name, onclick: () => select(p.name) },
       el("td", { colspan: "2" },
         el("span", { class: "agent-name", text: p.name }),
-        el("span", { class: "agent-type", text: p.agent_type || "munggoggo 0.4" }), chip, methods),
+        el("span", { class: "agent-type", text: p.agent_type || "munggoggo 0.4" }), chip, replica, methods),
       el("td", {}, el("span", { class: "badge " + stateClass(p.state), text: stateWord(p.state) })),
       el("td", { class: "num", text: sum(p.behaviours, "runs") }),
       el("td", { class: "num", text: sum(p.behaviours, "errors") }),
@@ -395,6 +396,13 @@ function agentRow(p) {
         class: "shutdown", "data-action": "shutdown", text: "Shut down", title: "Shut down " + p.name,
         onclick: (e) => { e.stopPropagation(); shutdown(p.name, e.currentTarget); },
       })));
+}
+
+// ` (1 of 3)`: how many replicas of the group are running, of those listed.
+function groupCount(group) {
+  const replicas = [...app.peers.values()].filter((q) => q.group === group);
+  const running = replicas.filter((q) => q.state === "running").length;
+  return " (" + running + " of " + replicas.length + " running)";
 }
 
 function behaviourRow(p, b) {

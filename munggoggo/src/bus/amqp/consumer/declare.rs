@@ -366,11 +366,12 @@ pub(in crate::bus::amqp) fn queue_spec(
 
 impl QueueSpec {
     /// The queue shared by the replicas of a group, each consuming it
-    /// under its own replica name as tag.
+    /// under the tag `<replica>:<queue>` (unique on the replica's channel,
+    /// where its own queues' tags are their names).
     pub(in crate::bus::amqp) fn shared_by(mut self, replica: &str) -> Result<Self> {
         self.exclusive_consumer = false;
         self.shared = true;
-        self.tag = short("consumer tag", replica)?;
+        self.tag = short("consumer tag", &format!("{replica}:{}", self.name))?;
         Ok(self)
     }
 }
