@@ -19,12 +19,16 @@ pub mod message;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 mod peers;
 mod protocol;
 pub mod pyrpc;
 pub mod rpc;
 pub mod runtime;
 pub mod trace;
+pub mod tracecontext;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub mod web;

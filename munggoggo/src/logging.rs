@@ -62,7 +62,7 @@ pub(crate) fn install(filter: EnvFilter) -> bool {
 /// exclusive use" (a Rust agent's exclusive consumer). munggoggo reports
 /// both itself, as an identity already in use; other refusals (a user
 /// without permissions) keep their line.
-struct LockedQueueNoise;
+pub(crate) struct LockedQueueNoise;
 
 impl<S> Filter<S> for LockedQueueNoise {
     fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {

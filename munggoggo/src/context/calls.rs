@@ -47,6 +47,18 @@ impl Context {
         params: impl Serialize,
         timeout: Duration,
     ) -> Result<R> {
+        let call = self.call_untraced(target, method, params, timeout);
+        crate::tracecontext::call(target, method, call).await
+    }
+
+    /// [`Context::call_with_timeout`] without a span of its own.
+    async fn call_untraced<R: DeserializeOwned>(
+        &self,
+        target: &str,
+        method: &str,
+        params: impl Serialize,
+        timeout: Duration,
+    ) -> Result<R> {
         if target == self.identity() && !self.core.spec.rpcs.is_empty() {
             return Err(Error::SelfCall(target.to_owned()));
         }

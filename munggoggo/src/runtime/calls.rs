@@ -131,6 +131,8 @@ pub(crate) struct IncomingCall {
     pub(crate) local: Option<oneshot::Sender<std::result::Result<serde_json::Value, CallError>>>,
     /// The caller of an in-process call, for the trace stores.
     pub(crate) trace: Option<CallTrace>,
+    /// The trace the caller's request is part of.
+    pub(crate) parent: Option<crate::tracecontext::TraceContext>,
 }
 
 /// What a local call's answer arrives on.
@@ -148,6 +150,7 @@ impl IncomingCall {
             correlation_id: String::new(),
             local: Some(tx),
             trace,
+            parent: crate::tracecontext::current(),
         });
         (incoming, rx)
     }

@@ -301,6 +301,7 @@ impl Core {
         traced: Bytes,
     ) -> std::result::Result<Result<Confirm>, Outgoing> {
         self.stamp_user(&mut properties);
+        crate::tracecontext::stamp(&mut properties);
         #[cfg(feature = "metrics")]
         crate::metrics::sent(self, properties.kind.as_deref());
         if properties.message_id.is_none() {

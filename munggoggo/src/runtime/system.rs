@@ -21,9 +21,16 @@ use crate::rpc::CallError;
 /// read, with a log line and a trace entry).
 pub(crate) async fn handle(core: &std::sync::Arc<Core>, delivery: Delivery) {
     let Delivery { received, acker, .. } = delivery;
-    let outcome = match received.properties.kind.as_deref() {
-        Some(message::CONTROL) => control(core, &received).await,
-        _ => rpc(core, &received).await,
+    let answer = async {
+        match received.properties.kind.as_deref() {
+            Some(message::CONTROL) => control(core, &received).await,
+            _ => rpc(core, &received).await,
+        }
+    };
+    // Answers continue the request's trace; an `#[rpc]` call takes it along.
+    let outcome = match crate::tracecontext::incoming(&received) {
+        Some(request) => crate::tracecontext::scope(request, answer).await,
+        None => answer.await,
     };
     match outcome {
         Ok(()) => {
@@ -198,6 +205,7 @@ async fn answer_call(core: &Core, to: String, correlation_id: String, call: RpcC
         correlation_id,
         local: None,
         trace: None,
+        parent: crate::tracecontext::current(),
     });
     if let Err((incoming, refused)) = core.offer_call(incoming) {
         incoming.answer(core, Err(refused)).await;

@@ -26,6 +26,7 @@ use crate::context::Context;
 use crate::message::Received;
 use crate::rpc::CallError;
 use crate::trace::{Category, TraceRecord};
+use crate::tracecontext::{self, TraceContext};
 
 /// Which handlers take which messages. Small vectors searched in turn
 /// rather than hash maps: an agent has a few handlers, and a map would
@@ -207,8 +208,12 @@ impl<A: Agent> Task<A> {
                     Next::Call(mut incoming) => {
                         incoming.trace_request((&core.identity, &core.traces));
                         let params = std::mem::take(&mut incoming.call.params);
-                        let result = Box::pin(self.call(incoming.index, params)).await;
-                        serve_while(&mut self.lanes, &core, incoming.answer(&core, result)).await;
+                        let mut trace = incoming.parent.take();
+                        let result = Box::pin(self.call(incoming.index, params, &mut trace)).await;
+                        // The reply carries the method's trace.
+                        let trace = trace.unwrap_or_else(TraceContext::root);
+                        let answer = tracecontext::scope(trace, incoming.answer(&core, result));
+                        serve_while(&mut self.lanes, &core, answer).await;
                         None
                     }
                     Next::Due => {
@@ -293,7 +298,9 @@ impl<A: Agent> Task<A> {
         let span = tracing::debug_span!("behaviour", agent = %core.identity, behaviour = b.spec.method);
         #[cfg(feature = "metrics")]
         let started = crate::metrics::start(&core);
-        let run = AssertUnwindSafe(self.invocation.scope(self.agent.run(&self.ctx, i)))
+        let trace = tracecontext::start(&span, None);
+        let run = tracecontext::scope(trace, self.agent.run(&self.ctx, i));
+        let run = AssertUnwindSafe(self.invocation.scope(run))
             .catch_unwind()
             .instrument(span);
         let outcome = serve_while(&mut self.lanes, &core, run).await;
@@ -329,17 +336,23 @@ impl<A: Agent> Task<A> {
     }
 
     /// Runs `#[rpc]` method `index`.
+    /// `trace`: the caller's trace, which the method continues; on return,
+    /// the method's own (which its reply carries).
     async fn call(
         &mut self,
         index: usize,
         params: serde_json::Value,
+        trace: &mut Option<TraceContext>,
     ) -> Result<serde_json::Value, CallError> {
         let core = Arc::clone(&self.ctx.core);
         let method = core.spec.rpcs[index].method;
         let span = tracing::debug_span!("rpc", agent = %core.identity, method);
         #[cfg(feature = "metrics")]
         let started = crate::metrics::start(&core);
-        let call = AssertUnwindSafe(self.invocation.scope(self.agent.call(&self.ctx, index, params)))
+        let run = tracecontext::start(&span, trace.as_ref());
+        *trace = Some(run.clone());
+        let call = tracecontext::scope(run, self.agent.call(&self.ctx, index, params));
+        let call = AssertUnwindSafe(self.invocation.scope(call))
             .catch_unwind()
             .instrument(span);
         let outcome = serve_while(&mut self.lanes, &core, call).await;
@@ -447,7 +460,9 @@ impl<A: Agent> Task<A> {
                 );
                 #[cfg(feature = "metrics")]
                 let started = crate::metrics::start(&core);
-                let handler = AssertUnwindSafe(self.invocation.scope(self.agent.handle(&self.ctx, i, &msg)))
+                let trace = tracecontext::start(&span, tracecontext::incoming(&msg).as_ref());
+                let handler = tracecontext::scope(trace, self.agent.handle(&self.ctx, i, &msg));
+                let handler = AssertUnwindSafe(self.invocation.scope(handler))
                     .catch_unwind()
                     .instrument(span);
                 let outcome = serve_while(&mut self.lanes, &core, handler).await;

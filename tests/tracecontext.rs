@@ -1,0 +1,138 @@
+//! W3C trace context in message headers, without any feature, on both
+//! buses: a handler's sends continue the trace of the message that started
+//! it with a span id of their own, a reply continues the request's trace,
+//! and a malformed or oversized `traceparent` from outside is ignored (the
+//! message is handled, in a new trace).
+
+mod common;
+
+use common::unique;
+use munggoggo::bus::Route;
+use munggoggo::message::Properties;
+use munggoggo::prelude::*;
+use munggoggo::tracecontext::{TraceContext, TRACEPARENT, TRACESTATE};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Hop {
+    n: u64,
+}
+
+/// Forwards every hop to `next`.
+#[agent]
+struct Relay {
+    next: String,
+}
+
+#[agent]
+impl Relay {
+    #[on_message]
+    async fn hop(&mut self, ctx: &Context, hop: Hop) -> munggoggo::Result<()> {
+        ctx.send(&self.next, &Hop { n: hop.n + 1 }).await
+    }
+
+    #[rpc]
+    async fn double(&mut self, x: i64) -> i64 {
+        2 * x
+    }
+}
+
+const SENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// A `Hop` from `client` to `to` with these headers.
+async fn hop_with(client: &Context, to: &str, headers: &[(&str, String)]) {
+    let mut properties = Properties::new("Hop", client.identity());
+    for (k, v) in headers {
+        properties.headers.insert((*k).to_owned(), v.clone().into());
+    }
+    let route = Route::Direct(to.into());
+    client
+        .emit(route, properties, br#"{"n":0}"#.to_vec().into())
+        .await
+        .expect("sent");
+}
+
+/// The trace context of the next message the client receives.
+async fn next_context(client: &munggoggo::runtime::Client) -> TraceContext {
+    let msg = client
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .await
+        .expect("the relay forwards");
+    TraceContext::from_headers(&msg.properties.headers).expect("a valid traceparent")
+}
+
+on_both_buses! {
+    async fn a_relay_continues_the_trace_with_a_span_of_its_own(rt) {
+        let client = rt.client(unique("tc-client")).await.unwrap();
+        let relay = unique("tc-relay");
+        rt.spawn_as(&relay, Relay { next: client.identity().to_owned() }).await.unwrap();
+        let state = "rojo=00f067aa0ba902b7".to_owned();
+        hop_with(&client, &relay, &[(TRACEPARENT, SENT.to_owned()), (TRACESTATE, state.clone())]).await;
+        let sent = TraceContext::parse(SENT, None).unwrap();
+        let got = next_context(&client).await;
+        assert_eq!(got.trace_id(), sent.trace_id(), "the same trace");
+        assert_ne!(got.span_id(), sent.span_id(), "the relay's own span");
+        assert_eq!(got.flags(), sent.flags());
+        assert_eq!(got.trace_state(), Some(state.as_str()), "tracestate passed on");
+    }
+
+    async fn a_send_outside_any_run_starts_a_trace(rt) {
+        let client = rt.client(unique("tc-client")).await.unwrap();
+        let relay = unique("tc-relay");
+        rt.spawn_as(&relay, Relay { next: client.identity().to_owned() }).await.unwrap();
+        client.send(&relay, &Hop { n: 0 }).await.unwrap();
+        let first = next_context(&client).await;
+        client.send(&relay, &Hop { n: 0 }).await.unwrap();
+        let second = next_context(&client).await;
+        assert_ne!(first.trace_id(), second.trace_id(), "one trace per send");
+    }
+
+    async fn a_malformed_or_oversized_traceparent_is_ignored(rt) {
+        let client = rt.client(unique("tc-client")).await.unwrap();
+        let relay = unique("tc-relay");
+        let handle = rt.spawn_as(&relay, Relay { next: client.identity().to_owned() }).await.unwrap();
+        let sent = TraceContext::parse(SENT, None).unwrap();
+        let oversized = format!("{SENT}-{}", "a".repeat(4000)).replacen("00-", "01-", 1);
+        for bad in ["garbage".to_owned(), SENT.to_uppercase(), oversized] {
+            hop_with(&client, &relay, &[(TRACEPARENT, bad)]).await;
+            let got = next_context(&client).await;
+            assert_ne!(got.trace_id(), sent.trace_id());
+        }
+        let status = handle.behaviour("hop").unwrap();
+        assert_eq!(status.errors, 0, "handled, not failed: {status:?}");
+    }
+
+    async fn a_reply_continues_the_request_trace(rt) {
+        let client = rt.client(unique("tc-client")).await.unwrap();
+        let relay = unique("tc-relay");
+        let handle = rt.spawn_as(&relay, Relay { next: client.identity().to_owned() }).await.unwrap();
+        let doubled: i64 = client.call(&relay, "double", serde_json::json!({ "x": 21 })).await.unwrap();
+        assert_eq!(doubled, 42);
+        // The request: the client's trace; the reply (sent on the bus only
+        // between processes or on RabbitMQ): the method's span in it.
+        let request = handle
+            .traces()
+            .received(None)
+            .into_iter()
+            .find(|e| e.record.properties.kind.as_deref() == Some("RPC"));
+        let reply = handle
+            .traces()
+            .sent(None)
+            .into_iter()
+            .find(|e| e.record.properties.kind.as_deref() == Some("RPC"));
+        let context = |e: Option<munggoggo::trace::TraceEntry>| {
+            let e = e.expect("the call is traced");
+            TraceContext::from_headers(&e.record.properties.headers)
+        };
+        match (context(request), context(reply)) {
+            (Some(request), Some(reply)) => {
+                assert_eq!(reply.trace_id(), request.trace_id());
+                assert_ne!(reply.span_id(), request.span_id());
+            }
+            // A call inside an embedded-bus runtime sends no message: its
+            // trace entries carry no headers.
+            (None, None) => {}
+            other => panic!("only one of request and reply carries a trace: {other:?}"),
+        }
+    }
+}
