@@ -202,3 +202,81 @@ async fn delete_unused(queues: &[&str]) {
     }
     let _ = conn.close(200, "OK".into()).await;
 }
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct ReplicaJob {
+    n: u64,
+}
+
+/// A replicated agent for [`real_0_4_sees_replicas_and_reaches_one`].
+#[agent(replicated)]
+struct Replica {
+    handled: std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>,
+}
+
+#[agent]
+impl Replica {
+    #[behaviour(periodic = "1s", singleton)]
+    async fn tick(&mut self) {}
+
+    #[on_message]
+    async fn job(&mut self, ctx: &Context, job: ReplicaJob) {
+        self.handled
+            .lock()
+            .unwrap()
+            .push((ctx.identity().to_owned(), job.n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_0_4_sees_replicas_and_reaches_one() {
+    let Some(run) = std::env::var_os("MUNGGOGGO_PY04_RUN").map(PathBuf::from) else {
+        munggoggo_test_support::skip_opt_in("MUNGGOGGO_PY04_RUN", "munggoggo 0.4's `run` script");
+        return;
+    };
+    let url = munggoggo_test_support::given_url();
+    let Some(rt) = broker_at(&url, WireMode::Py04).await else {
+        return;
+    };
+    let group = unique("rust-replica");
+    let handled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let mut options = Replica::options();
+        options.identity = group.clone();
+        options.peer_interval = Some(Duration::from_secs(1));
+        let replica = Replica {
+            handled: std::sync::Arc::clone(&handled),
+        };
+        replicas.push(rt.spawn_with(replica, options).await.unwrap());
+    }
+    // ctrl.py lists each replica under its own name and lists its behaviours.
+    let peers = run04(&run, &["ctrl.py", "list-peers"]);
+    for replica in &replicas {
+        assert!(peers.lines().any(|l| l.trim() == replica.identity()), "{peers}");
+    }
+    let one = replicas[0].identity().to_owned();
+    let behaviours = run04(&run, &["ctrl.py", "list-behaviour", &one]);
+    assert!(behaviours.contains(&format!("{one}.tick")), "{behaviours}");
+    // A 0.4 direct message to the group's identity reaches one replica.
+    run04(
+        &run,
+        &["ctrl.py", "send-message", r#"{"n": 7}"#, "ReplicaJob", &group],
+    );
+    let deadline = tokio::time::Instant::now() + STEP;
+    while handled.lock().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no replica got 0.4's message"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = handled.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "exactly one replica handles it: {got:?}");
+    assert_eq!(got[0].1, 7);
+    for replica in &replicas {
+        replica.shutdown().await;
+    }
+    rt.shutdown().await;
+}
