@@ -21,6 +21,18 @@ struct Job {
     n: u64,
 }
 
+/// A broadcast handled once per group (the default).
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Notice {
+    n: u64,
+}
+
+/// A broadcast every replica handles (`delivery = "each_replica"`).
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Flush {
+    n: u64,
+}
+
 /// What the replicas of one test did.
 #[derive(Default)]
 struct Log {
@@ -30,6 +42,10 @@ struct Log {
     orders: Mutex<HashMap<u64, u32>>,
     /// Publications on `prices.*` (each replica): what each replica got.
     prices: Mutex<HashMap<String, HashSet<u64>>>,
+    /// `Notice` broadcasts: how often each was handled.
+    notices: Mutex<HashMap<u64, u32>>,
+    /// `Flush` broadcasts: what each replica got.
+    flushes: Mutex<HashMap<String, HashSet<u64>>>,
     /// Replicas inside the singleton behaviour now, and how often two were.
     inside: AtomicUsize,
     overlaps: AtomicUsize,
@@ -76,6 +92,20 @@ impl Worker {
     async fn price(&mut self, ctx: &Context, job: Job) {
         let mut prices = self.log.prices.lock().unwrap();
         prices.entry(ctx.identity().to_owned()).or_default().insert(job.n);
+    }
+
+    #[on_message]
+    async fn notice(&mut self, notice: Notice) {
+        Log::count(&self.log.notices, notice.n);
+    }
+
+    #[on_message(delivery = "each_replica")]
+    async fn flush(&mut self, ctx: &Context, flush: Flush) {
+        let mut flushes = self.log.flushes.lock().unwrap();
+        flushes
+            .entry(ctx.identity().to_owned())
+            .or_default()
+            .insert(flush.n);
     }
 
     #[behaviour(periodic = "20ms", initial_delay = "0s", singleton)]
@@ -153,6 +183,7 @@ async fn holder(replicas: &[AgentHandle]) -> AgentHandle {
 
 const JOBS: u64 = 30_000;
 const PUBLICATIONS: u64 = 10_000;
+const BROADCASTS: u64 = 1_000;
 
 on_both_buses! {
     async fn replicas_share_direct_messages_and_calls_through_graceful_churn(rt) {
@@ -253,6 +284,37 @@ on_both_buses! {
         // duplicate would have arrived by now.
         assert_eq!(Log::total(&log.orders), PUBLICATIONS, "each order handled exactly once");
         for replica in &replicas {
+            replica.shutdown().await;
+        }
+    }
+
+    async fn broadcasts_are_handled_once_per_group_or_on_every_replica(rt) {
+        let identity = unique("worker");
+        let log = Arc::new(Log::default());
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(start_replica(&rt, &identity, &log).await);
+        }
+        let client = rt.client(unique("announcer")).await.unwrap();
+        for n in 0..BROADCASTS {
+            client.broadcast(&Notice { n }).await.unwrap();
+            client.broadcast(&Flush { n }).await.unwrap();
+        }
+        until("every replica got every flush", Duration::from_secs(60), || {
+            let flushes = log.flushes.lock().unwrap();
+            flushes.len() == 3 && flushes.values().all(|got| got.len() as u64 == BROADCASTS)
+        })
+        .await;
+        until("the group got every notice", Duration::from_secs(60), || {
+            Log::distinct(&log.notices) as u64 == BROADCASTS
+        })
+        .await;
+        // Each replica's own fanout queue carried every notice too, after
+        // the flushes before them: a second handling would be in by now.
+        assert_eq!(Log::total(&log.notices), BROADCASTS, "each notice handled once per group");
+        for replica in &replicas {
+            let notice = replica.behaviours().into_iter().find(|b| b.name.ends_with(".notice")).unwrap();
+            assert_eq!(notice.errors, 0, "{:?}", notice.last_error);
             replica.shutdown().await;
         }
     }

@@ -14,8 +14,8 @@ impl Shop {
     #[on_message(topic = "orders.#", delivery = "everyone")]
     async fn order(&mut self, _order: Order) {}
 
-    #[on_message(delivery = "group")]
-    async fn direct(&mut self, _order: Order) {}
+    #[on_message(fallback, delivery = "group")]
+    async fn other(&mut self, _msg: Raw) {}
 
     #[behaviour(periodic = "1s", singleton = true)]
     async fn tick(&mut self) {}

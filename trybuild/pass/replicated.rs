@@ -44,16 +44,31 @@ impl Shop {
     async fn price(&mut self, order: Order) {
         let _ = order.id;
     }
+
+    /// Broadcasts of `Order`: every replica (direct ones: one replica).
+    #[on_message(delivery = "each_replica")]
+    async fn direct(&mut self, order: Order) {
+        let _ = order.id;
+    }
+
+    #[on_message(type = "Flush", delivery = "group")]
+    async fn flush(&mut self, _raw: Raw) {}
 }
 
 fn main() {
     assert!(Shop::options().replicated);
     let spec = Shop::spec();
     let singletons: Vec<bool> = spec.behaviours.iter().map(|b| b.singleton).collect();
-    assert_eq!(singletons, [true, true, true, false, false, false, false]);
+    assert_eq!(singletons, [true, true, true, false, false, false, false, false, false]);
     let deliveries: Vec<GroupDelivery> = spec.behaviours[4..].iter().map(|b| b.delivery).collect();
     assert_eq!(
         deliveries,
-        [GroupDelivery::Default, GroupDelivery::Group, GroupDelivery::EachReplica]
+        [
+            GroupDelivery::Default,
+            GroupDelivery::Group,
+            GroupDelivery::EachReplica,
+            GroupDelivery::EachReplica,
+            GroupDelivery::Group
+        ]
     );
 }

@@ -43,8 +43,12 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
             Kind::Handler { route, payload } => {
                 let index = behaviours.len();
                 let delivery = match route {
-                    RouteArgs::Topic(_, Delivery::Group) => quote!(Group),
-                    RouteArgs::Topic(_, Delivery::EachReplica) => quote!(EachReplica),
+                    RouteArgs::Topic(_, Delivery::Group)
+                    | RouteArgs::Type(_, Delivery::Group)
+                    | RouteArgs::Inferred(Delivery::Group) => quote!(Group),
+                    RouteArgs::Topic(_, Delivery::EachReplica)
+                    | RouteArgs::Type(_, Delivery::EachReplica)
+                    | RouteArgs::Inferred(Delivery::EachReplica) => quote!(EachReplica),
                     _ => quote!(Default),
                 };
                 let route = route_tokens(route, payload);
@@ -174,11 +178,11 @@ fn behaviour_kind(args: &BehaviourArgs) -> TokenStream {
 
 fn route_tokens(route: &RouteArgs, payload: &Payload) -> TokenStream {
     match route {
-        RouteArgs::Inferred => {
+        RouteArgs::Inferred(_) => {
             let ty = &payload.ty;
             quote_spanned!(ty.span()=> ::munggoggo::__private::HandlerRoute::Type(<#ty as ::munggoggo::__private::Message>::TYPE))
         }
-        RouteArgs::Type(lit) => quote!(::munggoggo::__private::HandlerRoute::Type(#lit)),
+        RouteArgs::Type(lit, _) => quote!(::munggoggo::__private::HandlerRoute::Type(#lit)),
         RouteArgs::Topic(keys, _) => quote!(::munggoggo::__private::HandlerRoute::Topic(&[#(#keys),*])),
         RouteArgs::Fallback => quote!(::munggoggo::__private::HandlerRoute::Fallback),
     }

@@ -145,7 +145,7 @@ fn check_unique(method: &Method, marked: &Marked, earlier: &[Method], errors: &m
             });
             if let (Some(first), Some(key)) = (first, key) {
                 let span = match route {
-                    RouteArgs::Type(lit) => lit.span(),
+                    RouteArgs::Type(lit, _) => lit.span(),
                     _ => payload.ty.span(),
                 };
                 errors.at(
@@ -191,8 +191,8 @@ fn check_unique(method: &Method, marked: &Marked, earlier: &[Method], errors: &m
 /// What identifies a type route, for spotting duplicates.
 fn type_key(route: &RouteArgs, payload: &Payload) -> Option<String> {
     match route {
-        RouteArgs::Type(lit) => Some(format!("{:?}", lit.value())),
-        RouteArgs::Inferred => Some(format!("`{}`", payload.ty.to_token_stream()).replace(' ', "")),
+        RouteArgs::Type(lit, _) => Some(format!("{:?}", lit.value())),
+        RouteArgs::Inferred(_) => Some(format!("`{}`", payload.ty.to_token_stream()).replace(' ', "")),
         _ => None,
     }
 }
@@ -232,7 +232,7 @@ fn method(marked: &Marked, args: &Args, errors: &mut Errors) -> Option<Method> {
         }
         Args::OnMessage(route) => {
             let payload = payload(marked, &sig, errors)?;
-            if matches!(route, RouteArgs::Inferred) && is_raw(&payload.ty) {
+            if matches!(route, RouteArgs::Inferred(_)) && is_raw(&payload.ty) {
                 errors.spanned(
                     &payload.ty,
                     "a `Raw` payload has no message type to route by: name one with `#[on_message(type = \"...\")]`, subscribe with `topic = \"...\"`, or take what no other handler takes with `#[on_message(fallback)]`",

@@ -50,16 +50,18 @@ pub(crate) enum BehaviourArgs {
 /// `#[on_message(...)]`.
 #[derive(Clone)]
 pub(crate) enum RouteArgs {
-    /// No arguments: the payload type's `Message::TYPE`.
-    Inferred,
-    Type(LitStr),
+    /// No route given: the payload type's `Message::TYPE`; and which
+    /// replicas of a replicated agent handle a broadcast of it.
+    Inferred(Delivery),
+    /// The type, and which replicas handle a broadcast of it.
+    Type(LitStr, Delivery),
     /// The binding keys, and which replicas of a replicated agent get
     /// each publication.
     Topic(Vec<LitStr>, Delivery),
     Fallback,
 }
 
-/// `delivery = "..."` of a topic handler.
+/// `delivery = "..."` of a topic or type handler.
 #[derive(Clone, Copy)]
 pub(crate) enum Delivery {
     /// Not given: once per group for a replicated agent.
@@ -244,8 +246,8 @@ const ON_MESSAGE_KEYS: &[&str] = &["type", "topic", "fallback", "delivery"];
 
 fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
     match &attr.meta {
-        Meta::Path(_) => return Some(RouteArgs::Inferred),
-        Meta::List(list) if list.tokens.is_empty() => return Some(RouteArgs::Inferred),
+        Meta::Path(_) => return Some(RouteArgs::Inferred(Delivery::Default)),
+        Meta::List(list) if list.tokens.is_empty() => return Some(RouteArgs::Inferred(Delivery::Default)),
         Meta::List(_) => {}
         Meta::NameValue(nv) => {
             errors.spanned(
@@ -290,7 +292,7 @@ fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
         let parsed = match key.as_str() {
             "type" => attr::string(&meta, &keys, "type = \"Ping\"", errors)?
                 .filter(|lit| check_type_name(lit, errors))
-                .map(RouteArgs::Type),
+                .map(|lit| RouteArgs::Type(lit, Delivery::Default)),
             "topic" => attr::strings(&meta, &keys, "topic = \"ping.#\"", errors)?
                 .filter(|lits| {
                     // Every key is checked, so that each bad one is reported.
@@ -313,11 +315,17 @@ fn on_message(attr: &Attribute, errors: &mut Errors) -> Option<RouteArgs> {
         errors.push(e);
         return None;
     }
+    if route.is_none() && delivery.is_some() {
+        route = Some(("type".to_owned(), RouteArgs::Inferred(Delivery::Default)));
+    }
     match (&mut route, delivery) {
-        (Some((_, RouteArgs::Topic(_, to))), Some((_, given))) => *to = given,
+        (
+            Some((_, RouteArgs::Topic(_, to) | RouteArgs::Type(_, to) | RouteArgs::Inferred(to))),
+            Some((_, given)),
+        ) => *to = given,
         (_, Some((lit, _))) => errors.spanned(
             &lit,
-            "`delivery` in `#[on_message]` only goes with `topic`: `#[on_message(topic = \"orders.#\", delivery = \"each_replica\")]`",
+            "`delivery` in `#[on_message]` does not go with `fallback`: a fallback handler takes what the others leave, once per group; give `delivery` to a `type` or `topic` handler",
         ),
         _ => {}
     }

@@ -86,7 +86,8 @@ pub struct BehaviourSpec {
     /// only the one holding the behaviour's lease runs it (see
     /// [`AgentOptions::replicated`](crate::AgentOptions::replicated)).
     pub singleton: bool,
-    /// Which replicas of a replicated agent handle a topic publication.
+    /// Which replicas of a replicated agent handle a topic publication or
+    /// a broadcast.
     pub delivery: GroupDelivery,
 }
 
@@ -102,9 +103,11 @@ impl BehaviourSpec {
     }
 }
 
-/// Which replicas of a replicated agent handle a topic publication
-/// (`#[on_message(topic = "...", delivery = "...")]`). An agent that is
-/// not replicated is its own group of one: every choice means the same.
+/// Which replicas of a replicated agent handle a topic publication or a
+/// broadcast (`#[on_message(topic = "...", delivery = "...")]`, or with
+/// `type = "..."` for broadcasts of a type; direct messages always go to
+/// one replica). An agent that is not replicated is its own group of one:
+/// every choice means the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum GroupDelivery {

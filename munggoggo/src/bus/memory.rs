@@ -629,6 +629,12 @@ impl Bus for MemoryBus {
                 names.push((identity.to_owned(), Source::Direct, false));
             }
             names.push((fanout_name.clone(), Source::Fanout, false));
+            // Broadcasts handled once per group come from a fanout queue
+            // the replicas share.
+            let group_fanout = options.group.as_deref().map(super::group_fanout_queue);
+            if let Some(name) = &group_fanout {
+                names.push((name.clone(), Source::Topic(name.as_str().into()), true));
+            }
             let mailbox = names.len();
             names.push((control_queue(identity), Source::Control, false));
             if let Some(group) = &options.group {
@@ -641,9 +647,12 @@ impl Bus for MemoryBus {
                 match self.declare(&name, source, options.max_queue, shared) {
                     Ok((queue, consumer)) => {
                         declared.push(Owned::of(&queue));
-                        if name == fanout_name {
-                            self.write().fanout.push(queue);
+                        let mut topology = self.write();
+                        let bound = topology.fanout.iter().any(|q| Arc::ptr_eq(q, &queue));
+                        if (name == fanout_name || group_fanout.as_ref() == Some(&name)) && !bound {
+                            topology.fanout.push(queue);
                         }
+                        drop(topology);
                         consumers.push(consumer);
                     }
                     Err(e) => {

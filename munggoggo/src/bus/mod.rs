@@ -50,6 +50,13 @@ pub fn control_queue(identity: &str) -> String {
     format!("{identity}.control")
 }
 
+/// The fanout queue a replicated agent's replicas share (`<group>.fanout`),
+/// for broadcasts handled once per group; it delivers as a subscription
+/// of that name does ([`Source::Topic`]).
+pub fn group_fanout_queue(group: &str) -> String {
+    format!("{group}.fanout")
+}
+
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

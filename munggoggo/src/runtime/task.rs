@@ -37,6 +37,9 @@ struct Routes {
     /// By subscription queue.
     by_queue: Vec<(String, usize)>,
     fallback: Option<usize>,
+    /// For a replica: the fanout queue its group shares, and the handlers
+    /// that take broadcasts on every replica (`delivery = "each_replica"`).
+    group: Option<(String, Vec<usize>)>,
 }
 
 impl Routes {
@@ -45,6 +48,12 @@ impl Routes {
             by_type: Vec::new(),
             by_queue: Vec::new(),
             fallback: None,
+            group: core.group.as_deref().map(|group| {
+                let each = (0..core.behaviours.len())
+                    .filter(|&i| core.behaviours[i].spec.delivery == crate::agent::GroupDelivery::EachReplica)
+                    .collect();
+                (crate::bus::group_fanout_queue(group), each)
+            }),
         };
         for (i, b) in core.behaviours.iter().enumerate() {
             match b.route() {
@@ -63,26 +72,59 @@ impl Routes {
         routes
     }
 
+    /// Whether a replica leaves a broadcast to another copy of it: each
+    /// replica gets every broadcast on its own fanout queue, and one
+    /// replica of the group gets it on the group's. A system broadcast
+    /// (a ping) is answered by every replica; a user broadcast is handled
+    /// once per group, unless a handler of its type takes it on every
+    /// replica (`delivery = "each_replica"`).
+    fn leaves(&self, msg: &Received, source: &Source) -> bool {
+        let Some((group_fanout, each)) = &self.group else {
+            return false;
+        };
+        let from_group = matches!(source, Source::Topic(queue) if **queue == **group_fanout);
+        if !from_group && *source != Source::Fanout {
+            return false;
+        }
+        let system = matches!(
+            msg.properties.kind.as_deref(),
+            Some(crate::message::CONTROL | crate::message::RPC)
+        );
+        if system {
+            return from_group;
+        }
+        let on_each = self
+            .by_type(msg)
+            .is_ok_and(|handlers| handlers.iter().any(|i| each.contains(i)));
+        from_group == on_each
+    }
+
+    /// The handlers of a direct message or broadcast, by its type.
+    fn by_type(&self, msg: &Received) -> Result<&[usize], &'static str> {
+        let kind = msg.message_type();
+        match self.by_type.iter().find(|(t, _)| *t == kind) {
+            Some((_, handlers)) => Ok(handlers),
+            None => self
+                .fallback
+                .as_ref()
+                .map(std::slice::from_ref)
+                .ok_or("no handler"),
+        }
+    }
+
     /// The handlers a message goes to, or why it goes nowhere.
     fn resolve(&self, msg: &Received, source: &Source) -> Result<&[usize], &'static str> {
         match source {
+            Source::Topic(queue) if self.group.as_ref().is_some_and(|(g, _)| **queue == **g) => {
+                self.by_type(msg)
+            }
             Source::Topic(queue) => self
                 .by_queue
                 .iter()
                 .find(|(name, _)| name.as_str() == &**queue)
                 .map(|(_, i)| std::slice::from_ref(i))
                 .ok_or("no subscription"),
-            Source::Direct | Source::Fanout | Source::Control => {
-                let kind = msg.message_type();
-                match self.by_type.iter().find(|(t, _)| *t == kind) {
-                    Some((_, handlers)) => Ok(handlers),
-                    None => self
-                        .fallback
-                        .as_ref()
-                        .map(std::slice::from_ref)
-                        .ok_or("no handler"),
-                }
-            }
+            Source::Direct | Source::Fanout | Source::Control => self.by_type(msg),
         }
     }
 }
@@ -400,6 +442,13 @@ impl<A: Agent> Task<A> {
             acker,
         } = delivery;
         let core = Arc::clone(&self.ctx.core);
+        if routes.leaves(&msg, &source) {
+            // Another copy of this broadcast is for this replica's group
+            // (or for every replica): nothing to do with this one.
+            return Either::Right(Either::Left(async move {
+                serve_while(&mut self.lanes, &core, ack(&core, acker)).await
+            }));
+        }
         let reason = match routes.resolve(&msg, &source) {
             Ok(handlers) => return Either::Left(self.run_handlers(core, handlers, msg, acker, incoming)),
             Err(reason) => reason,
@@ -407,8 +456,10 @@ impl<A: Agent> Task<A> {
         if incoming {
             core.traces.append_received(Category::Incoming, &msg);
         }
-        let own_broadcast = matches!(source, Source::Fanout) && msg.sender() == &*core.identity;
-        Either::Right(async move {
+        // (A replica's own comes back on its group's fanout queue too.)
+        let own_broadcast =
+            matches!(source, Source::Fanout | Source::Topic(_)) && msg.sender() == core.sender().as_str();
+        Either::Right(Either::Right(async move {
             if own_broadcast {
                 // The agent's own broadcast came back and it has no handler
                 // for it: nothing went wrong (it stays traced as incoming).
@@ -418,7 +469,7 @@ impl<A: Agent> Task<A> {
                 let reject = core.reject_with(&msg, acker, reason.to_owned());
                 serve_while(&mut self.lanes, &core, Box::pin(reject)).await
             }
-        })
+        }))
     }
 
     /// Runs the handlers of a delivery in turn (see [`Self::deliver`]).

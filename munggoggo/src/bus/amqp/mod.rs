@@ -51,7 +51,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{control_queue, redact, Bus, Consumer, EndpointOptions, Opened, Source, FANOUT_EXCHANGE};
+use super::{
+    control_queue, group_fanout_queue, redact, Bus, Consumer, EndpointOptions, Opened, Source,
+    FANOUT_EXCHANGE,
+};
 use crate::bus::topic::NearMisses;
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
@@ -347,15 +350,25 @@ impl Bus for AmqpBus {
                 Some(group) => {
                     let group_control = control_queue(group);
                     controls.push(spec(&group_control, Source::Control, &[])?.shared_by(identity)?);
+                    // Broadcasts handled once per group come from a fanout
+                    // queue the replicas share.
+                    let group_fanout = group_fanout_queue(group);
+                    let group_fanout_spec = spec(
+                        &group_fanout,
+                        Source::Topic(group_fanout.as_str().into()),
+                        &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)],
+                    )?
+                    .shared_by(identity)?;
                     (
                         vec![
                             spec(group, Source::Direct, &[])?.shared_by(identity)?,
                             // Addressable on its own too, by its replica name.
                             spec(identity, Source::Direct, &[])?,
                             fanout_spec,
+                            group_fanout_spec,
                         ],
                         vec![identity.to_owned(), fanout.clone(), control.clone()],
-                        vec![group.to_owned(), group_control],
+                        vec![group.to_owned(), group_control, group_fanout],
                     )
                 }
             };
