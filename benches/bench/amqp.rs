@@ -27,10 +27,12 @@ use crate::figure::{rate, Better, Figure};
 mod backlog;
 mod many;
 mod rpc;
+mod scale_out;
 
 pub use backlog::backlog_ping;
 pub use many::many_agents;
 pub use rpc::rpc;
+pub use scale_out::{child as scale_out_child, scale_out};
 
 /// The broker the figures use.
 pub fn url() -> String {

@@ -112,6 +112,24 @@ enum Command {
         #[arg(default_value_t = 1_000)]
         agents: usize,
     },
+    /// RabbitMQ, a replicated agent doing ~200 µs of CPU work per job as 1, 2 and 4 replica processes (vs N x one replica, capped by the cores).
+    #[cfg(feature = "amqp")]
+    ScaleOut {
+        /// Jobs per run.
+        #[arg(default_value_t = 10_000)]
+        jobs: u64,
+        /// CPU work per job, in µs.
+        #[arg(long, default_value_t = 200)]
+        work_us: u64,
+    },
+    /// (internal) A replica process of `scale-out`.
+    #[cfg(feature = "amqp")]
+    #[command(hide = true)]
+    ScaleOutChild {
+        identity: String,
+        collector: String,
+        work_us: u64,
+    },
     /// The SQLite historian's store rate (vs the bus rate).
     #[cfg(feature = "historian")]
     Historian {
@@ -160,6 +178,12 @@ fn main() {
             return;
         }
         Command::Child { baseline, agents } => return scale::child(baseline, agents),
+        #[cfg(feature = "amqp")]
+        Command::ScaleOutChild {
+            identity,
+            collector,
+            work_us,
+        } => return amqp::scale_out_child(identity, collector, work_us),
         Command::All => all(runs),
         command => one(command, runs),
     };
@@ -198,11 +222,15 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         Command::BacklogPing => amqp::backlog_ping(runs),
         #[cfg(feature = "amqp")]
         Command::Amqp1k { agents } => amqp::many_agents(agents, runs),
+        #[cfg(feature = "amqp")]
+        Command::ScaleOut { jobs, work_us } => amqp::scale_out(jobs, work_us, runs),
         #[cfg(feature = "historian")]
         Command::Historian { messages } => historian::run(messages, runs),
         Command::List | Command::All | Command::Chart { .. } | Command::Child { .. } => {
             unreachable!("handled in main")
         }
+        #[cfg(feature = "amqp")]
+        Command::ScaleOutChild { .. } => unreachable!("handled in main"),
     };
     figure::print(&figures, runs);
     figures
@@ -230,6 +258,10 @@ fn all(runs: usize) -> Vec<Figure> {
         Command::AmqpRpc,
         Command::BacklogPing,
         Command::Amqp1k { agents: 1_000 },
+        Command::ScaleOut {
+            jobs: 10_000,
+            work_us: 200,
+        },
     ]);
     #[cfg(feature = "historian")]
     commands.push(Command::Historian { messages: 100_000 });
