@@ -17,7 +17,7 @@ use munggoggo::otel::opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use munggoggo::otel::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use munggoggo::otel::tracing_opentelemetry::OpenTelemetrySpanExt;
 use munggoggo::prelude::*;
-use munggoggo::tracecontext::{TraceContext, TRACEPARENT};
+use munggoggo::tracecontext::TRACEPARENT;
 use munggoggo::RuntimeHandle;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -157,7 +157,7 @@ async fn chain(rt1: RuntimeHandle, other: Option<RuntimeHandle>) {
         .await
         .expect("the chain ends at the client");
     drop(root);
-    let received = TraceContext::from_headers(&got.properties.headers).expect("a traceparent");
+    let received = got.properties.trace.clone().expect("a traceparent");
     assert_eq!(
         received.trace_id(),
         trace_id.to_bytes(),
@@ -222,7 +222,7 @@ async fn call(rt: RuntimeHandle, over_bus: bool) {
         .sent(None)
         .into_iter()
         .filter(|e| e.record.properties.kind.as_deref() == Some("RPC"))
-        .filter(|e| over_bus || e.record.properties.headers.contains_key(TRACEPARENT))
+        .filter(|e| over_bus || e.record.properties.trace.is_some())
         .collect();
     client.shutdown().await;
     rt.shutdown().await;
@@ -241,7 +241,7 @@ async fn call(rt: RuntimeHandle, over_bus: bool) {
     // Over RabbitMQ the reply is a message: it names the method's span.
     assert_eq!(replies.len(), usize::from(over_bus), "{replies:?}");
     for reply in replies {
-        let reply = TraceContext::from_headers(&reply.record.properties.headers).expect("traced reply");
+        let reply = reply.record.properties.trace.clone().expect("traced reply");
         assert_eq!(reply.trace_id(), trace_id.to_bytes());
         assert_eq!(reply.span_id(), rpc.span_context.span_id().to_bytes());
     }
@@ -295,7 +295,7 @@ async fn a_malformed_or_oversized_traceparent_is_ignored_with_a_debug_line() {
             .recv_timeout(Duration::from_secs(10))
             .await
             .expect("handled");
-        let context = TraceContext::from_headers(&got.properties.headers).expect("a new trace");
+        let context = got.properties.trace.clone().expect("a new trace");
         assert_ne!(context.traceparent(), *bad);
     }
     assert_eq!(handle.behaviour("hop").unwrap().errors, 0, "no failure");
@@ -310,14 +310,14 @@ async fn a_malformed_or_oversized_traceparent_is_ignored_with_a_debug_line() {
             "a debug line for {reason}: {lines:#?}"
         );
     }
-    // The relay's runs started traces of their own: roots.
+    // The relay's runs are in new traces, one each, not in the header's.
     let spans = otel.exporter.get_finished_spans().unwrap();
     let runs: Vec<_> = spans
         .iter()
         .filter(|s| s.name == "handler" && attribute(s, "agent").as_deref() == Some(relay.as_str()))
         .collect();
     assert_eq!(runs.len(), 2);
-    for run in runs {
-        assert_eq!(run.parent_span_id, SpanId::INVALID, "a new trace");
-    }
+    let header_trace = TraceId::from_bytes([0xab; 16]);
+    assert!(runs.iter().all(|r| r.span_context.trace_id() != header_trace));
+    assert_ne!(runs[0].span_context.trace_id(), runs[1].span_context.trace_id());
 }

@@ -1,8 +1,9 @@
-//! W3C trace context in message headers, without any feature, on both
-//! buses: a handler's sends continue the trace of the message that started
-//! it with a span id of their own, a reply continues the request's trace,
-//! and a malformed or oversized `traceparent` from outside is ignored (the
-//! message is handled, in a new trace).
+//! W3C trace context, without any feature, on both buses (on RabbitMQ in
+//! the `traceparent` and `tracestate` headers): a handler's sends continue
+//! the trace of the message that started it with a span id of their own,
+//! a reply continues the request's trace, and a malformed or oversized
+//! `traceparent` from outside is ignored (the message is handled, in a new
+//! trace).
 
 mod common;
 
@@ -58,7 +59,7 @@ async fn next_context(client: &munggoggo::runtime::Client) -> TraceContext {
         .recv_timeout(std::time::Duration::from_secs(10))
         .await
         .expect("the relay forwards");
-    TraceContext::from_headers(&msg.properties.headers).expect("a valid traceparent")
+    msg.properties.trace.clone().expect("a trace context")
 }
 
 on_both_buses! {
@@ -122,7 +123,7 @@ on_both_buses! {
             .find(|e| e.record.properties.kind.as_deref() == Some("RPC"));
         let context = |e: Option<munggoggo::trace::TraceEntry>| {
             let e = e.expect("the call is traced");
-            TraceContext::from_headers(&e.record.properties.headers)
+            e.record.properties.trace.clone()
         };
         match (context(request), context(reply)) {
             (Some(request), Some(reply)) => {
@@ -135,4 +136,100 @@ on_both_buses! {
             other => panic!("only one of request and reply carries a trace: {other:?}"),
         }
     }
+}
+
+/// On RabbitMQ the context travels as the two headers, in their W3C form.
+#[cfg(feature = "amqp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_rabbitmq_the_context_travels_in_the_headers() {
+    let Some(rt) = common::buses::amqp().await else {
+        return;
+    };
+    let client = rt.client(unique("tc-client")).await.unwrap();
+    let relay = unique("tc-relay");
+    rt.spawn_as(
+        &relay,
+        Relay {
+            next: client.identity().to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    hop_with(
+        &client,
+        &relay,
+        &[(TRACEPARENT, SENT.to_owned()), (TRACESTATE, "k=v".to_owned())],
+    )
+    .await;
+    let msg = client
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .await
+        .expect("forwarded");
+    let trace = msg.properties.trace.clone().expect("read from the headers");
+    assert_eq!(msg.properties.headers[TRACEPARENT], trace.traceparent());
+    assert_eq!(msg.properties.headers[TRACESTATE], "k=v");
+    assert!(trace
+        .traceparent()
+        .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    rt.shutdown().await;
+}
+
+/// A raw AMQP publisher's malformed or oversized `traceparent` is ignored
+/// by the receiver: the message is handled, in a new trace.
+#[cfg(feature = "amqp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_rabbitmq_a_foreign_malformed_traceparent_is_ignored() {
+    use lapin::options::BasicPublishOptions;
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    let Some(rt) = common::buses::amqp().await else {
+        return;
+    };
+    let client = rt.client(unique("tc-client")).await.unwrap();
+    let relay = unique("tc-relay");
+    let handle = rt
+        .spawn_as(
+            &relay,
+            Relay {
+                next: client.identity().to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let url = munggoggo_test_support::broker_url().expect("the test vhost");
+    let uri: lapin::uri::AMQPUri = url.parse().expect("a valid broker URL");
+    let conn = Connection::connect_uri(uri, ConnectionProperties::default())
+        .await
+        .expect("raw connection");
+    let channel = conn.create_channel().await.expect("channel");
+    let sent = TraceContext::parse(SENT, None).unwrap();
+    let oversized = format!("{SENT}{}", "-a".repeat(3000)).replacen("00-", "01-", 1);
+    for bad in [format!("garbage-{relay}"), oversized] {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            TRACEPARENT.into(),
+            AMQPValue::LongString(LongString::from(bad.as_bytes())),
+        );
+        let props = BasicProperties::default()
+            .with_headers(headers)
+            .with_type("Hop".into())
+            .with_app_id("raw-peer".into())
+            .with_timestamp(1_800_000_000);
+        channel
+            .basic_publish(
+                "".into(),
+                relay.as_str().into(),
+                BasicPublishOptions::default(),
+                br#"{"n":0}"#,
+                props,
+            )
+            .await
+            .expect("published");
+        let got = next_context(&client).await;
+        assert_ne!(got.trace_id(), sent.trace_id());
+    }
+    assert_eq!(handle.behaviour("hop").unwrap().errors, 0, "handled, not failed");
+    let _ = conn.close(0, "done".into()).await;
+    rt.shutdown().await;
 }

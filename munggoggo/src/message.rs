@@ -144,6 +144,10 @@ pub struct Properties {
     /// `expiration` in milliseconds (the calls of exposed methods expire
     /// with their caller's timeout).
     pub expiration: Option<SmolStr>,
+    /// The W3C trace context, the `traceparent` and `tracestate` headers
+    /// on the wire (see [`crate::tracecontext`]); set when the message is
+    /// published if it has none.
+    pub trace: Option<crate::tracecontext::TraceContext>,
 }
 
 impl Properties {
@@ -161,6 +165,7 @@ impl Properties {
             user_id: None,
             reply_to: None,
             expiration: None,
+            trace: None,
         }
     }
 }
@@ -337,6 +342,11 @@ impl<T> Envelope<T> {
     /// The user headers.
     pub fn headers(&self) -> &Headers {
         &self.meta.properties.headers
+    }
+
+    /// The W3C trace context it carries (see [`crate::tracecontext`]).
+    pub fn trace(&self) -> Option<&crate::tracecontext::TraceContext> {
+        self.meta.properties.trace.as_ref()
     }
 
     /// When it was sent, in UTC seconds since the epoch.

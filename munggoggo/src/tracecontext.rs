@@ -1,18 +1,21 @@
-//! W3C trace context (`traceparent`, `tracestate`) in message headers, so
+//! W3C trace context (`traceparent`, `tracestate`) on every message, so
 //! that a chain of messages across agents and processes forms one trace.
+//! It travels as [`Properties::trace`] (on RabbitMQ as the two headers;
+//! the embedded bus passes it on as it is).
 //!
-//! Every message an agent sends carries a `traceparent` header: inside a
+//! Every message an agent sends carries a trace context: inside a
 //! handler, behaviour step or `#[rpc]` method, the trace of the run (a
 //! handler's and a method's run continue the trace of the message that
 //! started them, with a span id of their own); elsewhere a new trace. A
-//! header the sender set itself is kept. This needs no feature: a process
-//! in the middle of a chain passes the trace on whether or not it exports
-//! spans (feature `otel`, module [`crate::otel`]).
+//! context the sender set itself (the field, or a `traceparent` header) is
+//! kept. This needs no feature: a process in the middle of a chain passes
+//! the trace on whether or not it exports spans (feature `otel`, module
+//! `otel`).
 //!
 //! A `traceparent` that is malformed or oversized, from a foreign sender,
 //! is ignored with a debug line: the run starts a new trace. munggoggo 0.4
-//! agents pass headers through but never set one, so a chain that crosses
-//! a 0.4 agent goes on in a new trace after it.
+//! agents ignore the headers and send none, so a chain that crosses a 0.4
+//! agent goes on in a new trace after it.
 
 use std::cell::Cell;
 use std::fmt;
@@ -264,10 +267,27 @@ pub(crate) async fn scope<F: Future>(context: TraceContext, future: F) -> F::Out
 
 /// The context of a message received.
 pub(crate) fn incoming(msg: &Received) -> Option<TraceContext> {
-    if msg.properties.headers.is_empty() {
+    msg.properties.trace.clone()
+}
+
+/// The context the headers of a message from the wire carry.
+pub(crate) fn from_wire(headers: &Headers) -> Option<TraceContext> {
+    if headers.is_empty() {
         return None;
     }
-    TraceContext::from_headers(&msg.properties.headers)
+    TraceContext::from_headers(headers)
+}
+
+/// Writes the context into the AMQP headers of a message to publish.
+#[cfg(feature = "amqp")]
+pub(crate) fn to_table(context: Option<&TraceContext>, table: &mut lapin::types::FieldTable) {
+    use lapin::types::{AMQPValue, LongString};
+    let Some(context) = context else { return };
+    let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes()));
+    table.insert(TRACEPARENT.into(), text(&context.traceparent()));
+    if let Some(state) = context.trace_state() {
+        table.insert(TRACESTATE.into(), text(state));
+    }
 }
 
 /// Starts a run (its `span`) that continues `parent`, or a new trace: with
@@ -301,14 +321,18 @@ pub(crate) async fn call<F: Future>(target: &str, method: &str, future: F) -> F:
     future.await
 }
 
-/// Puts the current trace context on a message about to be published,
-/// unless its sender set a `traceparent` itself.
+/// Puts the trace context on a message about to be published: the one
+/// its sender set ([`Properties::trace`], else a `traceparent` in its
+/// headers), else the current one, else a new trace. On the embedded bus
+/// it travels as it is; on RabbitMQ as the two headers.
 pub(crate) fn stamp(properties: &mut Arc<Properties>) {
-    if properties.headers.contains_key(TRACEPARENT) {
+    if properties.trace.is_some() {
         return;
     }
-    let context = current().unwrap_or_else(TraceContext::root);
-    context.inject(&mut Arc::make_mut(properties).headers);
+    let context = from_wire(&properties.headers)
+        .or_else(current)
+        .unwrap_or_else(TraceContext::root);
+    Arc::make_mut(properties).trace = Some(context);
 }
 
 #[cfg(test)]
@@ -372,19 +396,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stamp_continues_the_current_run_and_keeps_a_senders_header() {
+    async fn a_stamp_continues_the_current_run_and_keeps_a_senders_context() {
         let run = TraceContext::parse(EXAMPLE, None).unwrap();
         let mut p = Arc::new(Properties::new("T", "a"));
         scope(run.clone(), async { stamp(&mut p) }).await;
-        assert_eq!(p.headers[TRACEPARENT], EXAMPLE);
+        assert_eq!(p.trace.as_ref(), Some(&run));
+        let mine = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         let mut own = Properties::new("T", "a");
-        own.headers.insert(TRACEPARENT.into(), "mine".into());
+        own.headers.insert(TRACEPARENT.into(), mine.into());
         let mut own = Arc::new(own);
-        stamp(&mut own);
-        assert_eq!(own.headers[TRACEPARENT], "mine");
+        scope(run.clone(), async { stamp(&mut own) }).await;
+        assert_eq!(
+            own.trace.as_ref().map(TraceContext::traceparent).as_deref(),
+            Some(mine)
+        );
         let mut outside = Arc::new(Properties::new("T", "a"));
         stamp(&mut outside);
-        let started = TraceContext::from_headers(&outside.headers).unwrap();
+        let started = outside.trace.clone().unwrap();
         assert_ne!(started.trace_id(), run.trace_id());
     }
 }

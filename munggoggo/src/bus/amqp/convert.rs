@@ -33,8 +33,10 @@ pub(super) fn short(what: &str, value: &str) -> Result<ShortString> {
 /// `delivery_mode` 1 (transient), `priority` 0 and a header table that is
 /// always present (`{}` when empty), as munggoggo 0.4 sends them.
 pub(super) fn to_amqp(props: &Properties) -> Result<BasicProperties> {
+    let mut headers = json_to_table(&props.headers)?;
+    crate::tracecontext::to_table(props.trace.as_ref(), &mut headers);
     let mut amqp = BasicProperties::default()
-        .with_headers(json_to_table(&props.headers)?)
+        .with_headers(headers)
         .with_delivery_mode(1)
         .with_priority(0);
     if let Some(kind) = &props.kind {
@@ -70,13 +72,15 @@ pub(super) fn to_amqp(props: &Properties) -> Result<BasicProperties> {
 /// munggoggo's view of received AMQP properties.
 pub(super) fn from_amqp(amqp: &BasicProperties) -> Properties {
     let text = |s: &Option<ShortString>| s.as_ref().map(|s| SmolStr::from(s.as_str()));
+    let headers: Headers = amqp.headers().as_ref().map(table_to_json).unwrap_or_default();
     Properties {
+        trace: crate::tracecontext::from_wire(&headers),
         kind: text(amqp.kind()),
         app_id: text(amqp.app_id()),
         correlation_id: text(amqp.correlation_id()),
         message_id: text(amqp.message_id()),
         timestamp: *amqp.timestamp(),
-        headers: amqp.headers().as_ref().map(table_to_json).unwrap_or_default(),
+        headers,
         content_type: text(amqp.content_type()),
         user_id: text(amqp.user_id()),
         reply_to: text(amqp.reply_to()),
