@@ -431,6 +431,13 @@ pub trait Endpoint: Send + Sync + 'static {
         crate::message::message_id()
     }
 
+    /// Why the endpoint's queues ended while it was open, if they did for
+    /// a reason the agent must report: [`Error::IdentityInUse`] when
+    /// another connection took them while it was reconnecting.
+    fn lost(&self) -> Option<Error> {
+        None
+    }
+
     /// Whether the bus keeps dead letters in
     /// [`crate::bus::dead_letter::DEAD_LETTER_QUEUE`] (RabbitMQ does; on the
     /// embedded bus a rejected message stays in the trace store only).

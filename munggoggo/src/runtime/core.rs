@@ -64,6 +64,9 @@ pub(crate) struct Core {
     pub(crate) calls: Inbox<Box<IncomingCall>>,
     /// Set when the agent is asked to stop.
     pub(crate) shutdown: Flag,
+    /// Set when another connection took the agent's identity while it was
+    /// reconnecting: it stops as `crashed` (see [`crate::AgentHandle::failure`]).
+    pub(crate) identity_lost: std::sync::atomic::AtomicBool,
     /// Set once the agent's task has ended (see `start::supervise`).
     pub(crate) done: Flag,
     pub(crate) pending: Pending,
@@ -111,6 +114,7 @@ impl Core {
             control: Inbox::new(CONTROL_QUEUE),
             calls: Inbox::new(call_queue),
             shutdown: Flag::default(),
+            identity_lost: std::sync::atomic::AtomicBool::new(false),
             done: Flag::default(),
             pending: Pending::default(),
             peers,

@@ -214,6 +214,17 @@ impl AgentHandle {
         self.ctx.core.done.wait().await;
     }
 
+    /// Why the agent stopped, when it stopped for a reason of the bus's:
+    /// [`Error::IdentityInUse`] when another connection took its identity
+    /// while it was reconnecting (its state is then `crashed`).
+    pub fn failure(&self) -> Option<Error> {
+        self.ctx
+            .core
+            .identity_lost
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then(|| Error::IdentityInUse(self.identity().to_owned()))
+    }
+
     /// Waits until `condition` holds, checking it again whenever the agent
     /// has handled a message, run a behaviour step or answered a system
     /// request: no sleeps, so it works under tokio's paused clock too.
@@ -225,7 +236,7 @@ impl AgentHandle {
     /// ```
     ///
     /// Fails with [`Error::AgentStopped`] when the agent stops (or crashes)
-    /// first.
+    /// first, or with [`AgentHandle::failure`]'s error when it has one.
     pub async fn wait_until(&self, mut condition: impl FnMut(&AgentHandle) -> bool) -> Result<()> {
         let _watching = self.ctx.core.activity.watch();
         loop {
@@ -236,7 +247,9 @@ impl AgentHandle {
                 return Ok(());
             }
             if !self.is_up() {
-                return Err(Error::AgentStopped(self.identity().to_owned()));
+                return Err(self
+                    .failure()
+                    .unwrap_or_else(|| Error::AgentStopped(self.identity().to_owned())));
             }
             activity.await;
         }

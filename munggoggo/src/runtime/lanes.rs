@@ -239,13 +239,24 @@ pub(crate) async fn on_control(core: &Arc<Core>, delivery: Option<Delivery>) {
             core.activity.notify();
         }
         None => {
-            if core.state.get() == crate::State::Running {
-                // The bus gave the queues up (the connection is gone for
-                // good, or another connection took the identity): a deaf
-                // agent must not go on reporting `running`.
-                tracing::error!(agent = %core.identity, "the agent's queues are gone; stopping it");
-                core.request_shutdown();
+            if core.state.get() != crate::State::Running {
+                return;
             }
+            // The bus gave the queues up (the connection is gone for good,
+            // or another connection took the identity): a deaf agent must
+            // not go on reporting `running`.
+            match core.endpoint.lost() {
+                Some(_) => {
+                    core.identity_lost
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    tracing::error!(
+                        agent = %core.identity,
+                        "another connection took the agent's identity while it was reconnecting (IdentityInUse); it stops as crashed rather than claim the identity twice"
+                    );
+                }
+                None => tracing::error!(agent = %core.identity, "the agent's queues are gone; stopping it"),
+            }
+            core.request_shutdown();
         }
     }
 }

@@ -596,7 +596,11 @@ impl<A: Agent> Task<A> {
         for b in &core.behaviours {
             b.state.set(State::Shutdown);
         }
-        core.state.set(State::Shutdown);
+        if core.identity_lost.load(std::sync::atomic::Ordering::SeqCst) {
+            core.state.set(State::Crashed);
+        } else {
+            core.state.set(State::Shutdown);
+        }
         core.activity.notify();
         tracing::info!(agent = %core.identity, "agent stopped");
     }

@@ -60,12 +60,6 @@ const ACCESS_REFUSED: u16 = 403;
 /// exists with other arguments; on `queue.delete`, it is not empty or in use.
 const PRECONDITION_FAILED: u16 = 406;
 
-/// How long a rebuild keeps meeting a queue held elsewhere before it
-/// counts as taken by another connection: longer than the broker takes to
-/// notice a dead connection (two heartbeats of 60 s by default would be the
-/// worst case; a closed socket is noticed at once).
-const IDENTITY_GRACE: std::time::Duration = std::time::Duration::from_secs(90);
-
 /// lapin consumers that must never be dropped. With recovery enabled, a
 /// channel error leaves the channel's consumers "active"; dropping the last
 /// handle of such a consumer makes lapin 4.12 cancel it on a channel that no
@@ -130,6 +124,9 @@ pub(super) struct Spec {
     pub(super) queues: Vec<QueueSpec>,
     /// The queues' `x-expires`, for messages.
     pub(super) expiry: Option<std::time::Duration>,
+    /// How long a rebuild keeps meeting a queue held elsewhere before it
+    /// counts as taken by another connection ([`super::AmqpOptions::identity_grace`]).
+    pub(super) identity_grace: std::time::Duration,
 }
 
 /// One channel with its queues, bindings and consumers.
@@ -145,6 +142,8 @@ pub(super) struct Unit {
     broken: AtomicU64,
     wake: Notify,
     closed: AtomicBool,
+    /// Another connection took the unit's queues while it was reconnecting.
+    taken: AtomicBool,
 }
 
 /// A step of building a unit that names a queue.
@@ -227,6 +226,7 @@ impl Unit {
             broken: AtomicU64::new(0),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
         });
         let streams = unit
             .spec
@@ -236,6 +236,12 @@ impl Unit {
             .collect();
         tokio::spawn(Arc::clone(&unit).supervise());
         Ok((unit, streams))
+    }
+
+    /// Whether another connection took the unit's queues while it was
+    /// reconnecting (its streams then ended).
+    pub(super) fn is_taken(&self) -> bool {
+        self.taken.load(Ordering::SeqCst)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -373,15 +379,17 @@ impl Unit {
                             if !locked {
                                 locked_since = None;
                             } else if locked_since.get_or_insert_with(Instant::now).elapsed()
-                                >= IDENTITY_GRACE
+                                >= self.spec.identity_grace
                             {
                                 // Longer than the broker keeps a dead connection's
                                 // consumers: another connection holds the queues.
-                                tracing::error!(
+                                // (The agent logs the error as it stops.)
+                                tracing::warn!(
                                     agent = %self.spec.identity,
                                     queues = %self.spec.queue_names(),
-                                    "another connection took these queues while the agent was reconnecting; it stops rather than claim the identity twice"
+                                    "another connection took these queues while the agent was reconnecting; they are given up rather than claim the identity twice"
                                 );
+                                self.taken.store(true, Ordering::SeqCst);
                                 if let Some(channel) = failure.channel {
                                     close_quietly(&channel, &self.spec.identity).await;
                                 }

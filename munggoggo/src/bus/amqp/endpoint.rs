@@ -42,6 +42,7 @@ pub(super) async fn open_endpoint(
         exchanges: Vec::new(),
         queues: controls,
         expiry: bus.options.expiry(),
+        identity_grace: bus.options.identity_grace_period(),
     })
     .await?;
     let spec = Spec {
@@ -52,6 +53,7 @@ pub(super) async fn open_endpoint(
         exchanges,
         queues,
         expiry: bus.options.expiry(),
+        identity_grace: bus.options.identity_grace_period(),
     };
     let (mailbox, consumers) = match Unit::open(spec).await {
         Ok(opened) => opened,
@@ -223,6 +225,7 @@ impl Endpoint for AmqpEndpoint {
                 exchanges: vec![(TOPIC_EXCHANGE, ExchangeKind::Topic, false)],
                 queues: vec![spec],
                 expiry: self.bus.options.expiry(),
+                identity_grace: self.bus.options.identity_grace_period(),
             })
             .await;
             let (unit, mut consumers) = match opened {
@@ -272,8 +275,15 @@ impl Endpoint for AmqpEndpoint {
             }
             self.publisher.close().await;
             let subscriptions: Vec<(String, Arc<Unit>)> = self.subscriptions().drain().collect();
-            let mut result = self.mailbox.close(Closing::KeepBacklog).await;
-            result = result.and(self.control.close(Closing::KeepBacklog).await);
+            // Queues another connection took are its now: only those nobody
+            // consumes go.
+            let closing = if self.lost().is_some() {
+                Closing::Abandon
+            } else {
+                Closing::KeepBacklog
+            };
+            let mut result = self.mailbox.close(closing).await;
+            result = result.and(self.control.close(closing).await);
             self.bus.release(&self.mailbox_names());
             for (queue, unit) in subscriptions {
                 let closed = unit.close(Closing::KeepBacklog).await;
@@ -287,6 +297,11 @@ impl Endpoint for AmqpEndpoint {
 
     fn user(&self) -> Option<&str> {
         Some(&self.bus.user)
+    }
+
+    fn lost(&self) -> Option<Error> {
+        (self.mailbox.is_taken() || self.control.is_taken())
+            .then(|| Error::IdentityInUse(self.identity.to_string()))
     }
 
     fn lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Lease>> {

@@ -50,6 +50,7 @@ impl AmqpBus {
             exchanges: vec![(DLX, ExchangeKind::Headers, true)],
             queues,
             expiry: None,
+            identity_grace: self.inner.options.identity_grace_period(),
         })
         .await?;
         tracing::debug!(agent = %identity, ?methods, "methods exposed on 0.4's method queues");

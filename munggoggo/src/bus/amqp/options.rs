@@ -8,6 +8,7 @@
 //! | `queue_expiry=30m` | how long an agent's queues outlive it unused (`never`: kept until deleted) | `30m` |
 //! | `cacertfile=/path/ca.pem` | PEM certificates trusted for `amqps://`, beside the system's | none |
 //! | `dead_letters=false` | reject what agents cannot handle without keeping it in `munggoggo.dead-letters` | `true` |
+//! | `identity_grace=90s` | how long an agent reconnecting keeps trying for its identity held by another connection, before it stops as crashed with `IdentityInUse` | `90s` |
 //!
 //! The parameters are taken off the URL before lapin parses it; lapin's
 //! own (`heartbeat`, `frame_max`, ...) pass through.
@@ -16,6 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+
+/// The default of [`AmqpOptions::identity_grace`]: longer than two
+/// default heartbeats (60 s).
+pub const DEFAULT_IDENTITY_GRACE: Duration = Duration::from_secs(90);
 
 /// The default of [`AmqpOptions::queue_expiry`].
 pub const DEFAULT_QUEUE_EXPIRY: Duration = Duration::from_secs(30 * 60);
@@ -36,6 +41,7 @@ pub struct AmqpOptions {
     queue_expiry: Option<Duration>,
     ca_file: Option<PathBuf>,
     dead_letters: bool,
+    identity_grace: Duration,
 }
 
 impl Default for AmqpOptions {
@@ -45,6 +51,7 @@ impl Default for AmqpOptions {
             queue_expiry: Some(DEFAULT_QUEUE_EXPIRY),
             ca_file: None,
             dead_letters: true,
+            identity_grace: DEFAULT_IDENTITY_GRACE,
         }
     }
 }
@@ -82,6 +89,23 @@ impl AmqpOptions {
     pub fn dead_letters(mut self, keep: bool) -> Self {
         self.dead_letters = keep;
         self
+    }
+
+    /// How long an agent that lost its connection keeps trying to consume
+    /// its queues again while another connection holds them, before it
+    /// gives its identity up and stops as `crashed` with
+    /// [`Error::IdentityInUse`]. The broker keeps a dead connection's
+    /// consumers until it notices (at once for a closed socket, two
+    /// heartbeats for a silent one), so the default outlasts two default
+    /// heartbeats; a deployment with a short `heartbeat` can shorten it.
+    pub fn identity_grace(mut self, grace: Duration) -> Self {
+        self.identity_grace = grace;
+        self
+    }
+
+    /// See [`AmqpOptions::identity_grace`].
+    pub fn identity_grace_period(&self) -> Duration {
+        self.identity_grace
     }
 
     /// Whether dead letters are kept.
@@ -127,6 +151,10 @@ impl AmqpOptions {
             match key {
                 "durable" => self.durable = flag()?,
                 "dead_letters" => self.dead_letters = flag()?,
+                "identity_grace" => {
+                    self.identity_grace = humantime::parse_duration(value)
+                        .map_err(|e| bad(&format!("{e} (for example 90s or 5s)")))?
+                }
                 "queue_expiry" => {
                     self.queue_expiry = match value {
                         "never" => None,
