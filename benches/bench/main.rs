@@ -7,6 +7,7 @@
 //! cargo bench -p munggoggo-bench --bench bench -- list                      # the subcommands
 //! cargo bench -p munggoggo-bench --bench bench -- embedded-one-way          # one figure
 //! cargo bench -p munggoggo-bench --features metrics --bench bench -- embedded-one-way-metrics
+//! cargo bench -p munggoggo-bench --features otel --bench bench -- embedded-one-way-tracing
 //! cargo bench -p munggoggo-bench --features amqp --bench bench -- all --json docs/bench.json
 //! cargo bench -p munggoggo-bench --bench bench -- chart docs/bench.json docs/bench.svg
 //! ```
@@ -26,6 +27,8 @@ mod figure;
 mod historian;
 #[cfg(feature = "metrics")]
 mod metrics;
+#[cfg(feature = "otel")]
+mod otel;
 mod rpc;
 mod scale;
 
@@ -67,6 +70,13 @@ enum Command {
     /// Embedded one-way with metrics on beside off, rounds interleaved in one run.
     #[cfg(feature = "metrics")]
     EmbeddedOneWayMetrics {
+        /// Messages per run.
+        #[arg(default_value_t = 200_000)]
+        messages: u64,
+    },
+    /// Embedded one-way with spans exported (OpenTelemetry) beside not, rounds interleaved in one run.
+    #[cfg(feature = "otel")]
+    EmbeddedOneWayTracing {
         /// Messages per run.
         #[arg(default_value_t = 200_000)]
         messages: u64,
@@ -206,6 +216,8 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         Command::EmbeddedOneWay { messages, .. } => embedded::one_way(messages, runs),
         #[cfg(feature = "metrics")]
         Command::EmbeddedOneWayMetrics { messages } => metrics::one_way(messages, runs),
+        #[cfg(feature = "otel")]
+        Command::EmbeddedOneWayTracing { messages } => otel::one_way(messages, runs),
         Command::EmbeddedRpc => rpc::embedded(runs),
         Command::Fanout {
             subscribers,
