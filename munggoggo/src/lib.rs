@@ -27,8 +27,11 @@ mod protocol;
 pub mod pyrpc;
 pub mod rpc;
 pub mod runtime;
+#[cfg(feature = "metrics")]
+mod stats;
 pub mod trace;
 pub mod tracecontext;
+mod traceparent;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub mod web;

@@ -147,7 +147,7 @@ pub struct Properties {
     /// The W3C trace context, the `traceparent` and `tracestate` headers
     /// on the wire (see [`crate::tracecontext`]); set when the message is
     /// published if it has none.
-    pub trace: Option<crate::tracecontext::TraceContext>,
+    pub trace: Option<crate::traceparent::TraceContext>,
 }
 
 impl Properties {
@@ -345,7 +345,7 @@ impl<T> Envelope<T> {
     }
 
     /// The W3C trace context it carries (see [`crate::tracecontext`]).
-    pub fn trace(&self) -> Option<&crate::tracecontext::TraceContext> {
+    pub fn trace(&self) -> Option<&crate::traceparent::TraceContext> {
         self.meta.properties.trace.as_ref()
     }
 

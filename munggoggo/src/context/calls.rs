@@ -63,7 +63,7 @@ impl Context {
             return Err(Error::SelfCall(target.to_owned()));
         }
         #[cfg(feature = "metrics")]
-        let mut timer = crate::metrics::CallTimer::start(&self.core, method);
+        let mut timer = crate::metrics::CallTimer::start(&self.core.metrics, method);
         let params = serde_json::to_value(params).map_err(|source| Error::Encode {
             type_name: "RpcCall".to_owned(),
             source,

@@ -1,7 +1,9 @@
 //! The metrics of one agent identity: counters and histograms that its
-//! task, its context and its core update through the hooks below, each a
-//! few relaxed atomic adds (a message type also takes a short lock to find
-//! its label).
+//! task, its context and its core update through the hooks below (given
+//! the core's [`Slot`]), each a few relaxed atomic adds (a message type
+//! also takes a short lock to find its label). The gauges read the running
+//! agents through [`Live`], which the runtime's core implements: this
+//! module does not know the runtime.
 //!
 //! Cardinality stays bounded: a series is labelled by agent identity, by
 //! the method of a behaviour, handler or `#[rpc]` (known at compile time),
@@ -11,13 +13,26 @@
 //! correlation ids and routing keys are never labels.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::histogram::Histogram;
 use crate::agent::{AgentSpec, BehaviourKind, HandlerRoute};
 use crate::message::SmolStr;
-use crate::runtime::core::Core;
+use crate::stats::histogram::Histogram;
+
+/// Where a running agent keeps its metrics: set once, when its runtime
+/// has them.
+pub(crate) type Slot = OnceLock<Arc<AgentMetrics>>;
+
+/// What the gauges read of a running agent at scrape time.
+pub(crate) trait Live: Send + Sync {
+    /// User deliveries it holds in memory ahead of its handlers.
+    fn buffered(&self) -> usize;
+    /// Whether it runs (neither stopped nor crashed).
+    fn up(&self) -> bool;
+    /// The peers it knows now.
+    fn peers(&self) -> usize;
+}
 
 /// Message types (or called methods) an agent gets its own label for,
 /// beyond those it declares handlers for; the rest are `other`.
@@ -115,7 +130,7 @@ pub(crate) struct AgentMetrics {
     pub(crate) dead_lettered: AtomicU64,
     /// The running agents with this identity (replicas, or one after a
     /// restart), for the gauges read at scrape time.
-    pub(crate) cores: Mutex<Vec<Weak<Core>>>,
+    pub(crate) cores: Mutex<Vec<Weak<dyn Live>>>,
 }
 
 impl AgentMetrics {
@@ -148,34 +163,36 @@ impl AgentMetrics {
     }
 
     /// Notes a running agent with this identity.
-    pub(crate) fn watch(&self, core: &Arc<Core>) {
+    pub(crate) fn watch<C: Live + 'static>(&self, core: &Arc<C>) {
         let mut cores = self.cores.lock().unwrap_or_else(|e| e.into_inner());
         cores.retain(|c| c.strong_count() > 0);
-        cores.push(Arc::downgrade(core));
+        let core: Weak<C> = Arc::downgrade(core);
+        cores.push(core);
     }
 
     /// The running agents with this identity.
-    pub(crate) fn live(&self) -> Vec<Arc<Core>> {
+    pub(crate) fn live(&self) -> Vec<Arc<dyn Live>> {
         let cores = self.cores.lock().unwrap_or_else(|e| e.into_inner());
         cores.iter().filter_map(Weak::upgrade).collect()
     }
 }
 
-// The hooks, called from the runtime where the feature is on. Each does
-// nothing for an agent whose runtime has no metrics.
+// The hooks, called from the runtime where the feature is on with the
+// agent core's `Slot`. Each does nothing for an agent whose runtime has no
+// metrics.
 
 /// A user message reached the agent's task.
 #[inline]
-pub(crate) fn received(core: &Core, kind: &str) {
-    if let Some(m) = core.metrics.get() {
+pub(crate) fn received(slot: &Slot, kind: &str) {
+    if let Some(m) = slot.get() {
         m.types.with(kind, |t| t.received.fetch_add(1, Ordering::Relaxed));
     }
 }
 
 /// The agent published a message of this type.
 #[inline]
-pub(crate) fn sent(core: &Core, kind: Option<&str>) {
-    if let Some(m) = core.metrics.get() {
+pub(crate) fn sent(slot: &Slot, kind: Option<&str>) {
+    if let Some(m) = slot.get() {
         m.types
             .with(kind.unwrap_or(OTHER), |t| t.sent.fetch_add(1, Ordering::Relaxed));
     }
@@ -183,8 +200,8 @@ pub(crate) fn sent(core: &Core, kind: Option<&str>) {
 
 /// The agent rejected a message; `kept` when it went to the dead letters.
 #[inline]
-pub(crate) fn rejected(core: &Core, kept: bool) {
-    if let Some(m) = core.metrics.get() {
+pub(crate) fn rejected(slot: &Slot, kept: bool) {
+    if let Some(m) = slot.get() {
         m.rejected.fetch_add(1, Ordering::Relaxed);
         if kept {
             m.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -195,14 +212,14 @@ pub(crate) fn rejected(core: &Core, kept: bool) {
 /// The start of a timed run: `None` without metrics, so that an agent
 /// without them does not read the clock.
 #[inline]
-pub(crate) fn start(core: &Core) -> Option<Instant> {
-    core.metrics.get().map(|_| Instant::now())
+pub(crate) fn start(slot: &Slot) -> Option<Instant> {
+    slot.get().map(|_| Instant::now())
 }
 
 /// Behaviour or handler `i` ran from `started`; `ok` unless it failed.
 #[inline]
-pub(crate) fn ran(core: &Core, i: usize, started: Option<Instant>, ok: bool) {
-    if let (Some(m), Some(started)) = (core.metrics.get(), started) {
+pub(crate) fn ran(slot: &Slot, i: usize, started: Option<Instant>, ok: bool) {
+    if let (Some(m), Some(started)) = (slot.get(), started) {
         if let Some((_, _, runs)) = m.behaviours.get(i) {
             record(runs, started.elapsed(), ok);
         }
@@ -211,8 +228,8 @@ pub(crate) fn ran(core: &Core, i: usize, started: Option<Instant>, ok: bool) {
 
 /// `#[rpc]` method `i` was served from `started`; `ok` unless it failed.
 #[inline]
-pub(crate) fn served(core: &Core, i: usize, started: Option<Instant>, ok: bool) {
-    if let (Some(m), Some(started)) = (core.metrics.get(), started) {
+pub(crate) fn served(slot: &Slot, i: usize, started: Option<Instant>, ok: bool) {
+    if let (Some(m), Some(started)) = (slot.get(), started) {
         if let Some((_, runs)) = m.services.get(i) {
             record(runs, started.elapsed(), ok);
         }
@@ -238,10 +255,9 @@ pub(crate) struct CallTimer {
 
 impl CallTimer {
     /// Starts timing a call of `method`.
-    pub(crate) fn start(core: &Core, method: &str) -> Self {
+    pub(crate) fn start(slot: &Slot, method: &str) -> Self {
         CallTimer {
-            metrics: core
-                .metrics
+            metrics: slot
                 .get()
                 .map(|m| (Arc::clone(m), SmolStr::new(method), Instant::now())),
             ok: false,

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::Metrics;
+use super::registry::{Metrics, CONTENT_TYPE};
 use crate::error::{Error, Result};
 
 /// The largest request head read.
@@ -42,6 +42,14 @@ impl MetricsListener {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+}
+
+impl Metrics {
+    /// Serves [`Metrics::encode`] at `GET /metrics` on `addr` (port 0:
+    /// a free one) until the listener is dropped.
+    pub async fn listen(&self, addr: SocketAddr) -> Result<MetricsListener> {
+        MetricsListener::bind(self.clone(), addr).await
     }
 }
 
@@ -107,7 +115,7 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     } else if method != "GET" && method != "HEAD" {
         ("405 Method Not Allowed", "text/plain", "only GET\n".to_owned())
     } else {
-        ("200 OK", super::CONTENT_TYPE, metrics.encode())
+        ("200 OK", CONTENT_TYPE, metrics.encode())
     };
     let mut response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -31,7 +31,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-use crate::tracecontext::TraceContext;
+use crate::traceparent::TraceContext;
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;

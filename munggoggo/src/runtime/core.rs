@@ -85,7 +85,7 @@ pub(crate) struct Core {
     topics: Mutex<Vec<Option<Vec<String>>>>,
     /// Its metrics, when its runtime has them (see [`crate::metrics`]).
     #[cfg(feature = "metrics")]
-    pub(crate) metrics: std::sync::OnceLock<Arc<crate::metrics::AgentMetrics>>,
+    pub(crate) metrics: crate::metrics::Slot,
 }
 
 impl Core {
@@ -307,7 +307,7 @@ impl Core {
         self.stamp_user(&mut properties);
         crate::tracecontext::stamp(&mut properties);
         #[cfg(feature = "metrics")]
-        crate::metrics::sent(self, properties.kind.as_deref());
+        crate::metrics::sent(&self.metrics, properties.kind.as_deref());
         if properties.message_id.is_none() {
             Arc::make_mut(&mut properties).message_id = Some(self.endpoint.message_id());
         }
@@ -442,7 +442,7 @@ impl Core {
             match kept {
                 Ok(()) => {
                     #[cfg(feature = "metrics")]
-                    crate::metrics::rejected(self, true);
+                    crate::metrics::rejected(&self.metrics, true);
                     self.traces.append(
                         Category::Rejected,
                         TraceRecord::incoming(msg).with_reason(format!("{reason} (dead letter kept)")),
@@ -462,7 +462,7 @@ impl Core {
             }
         }
         #[cfg(feature = "metrics")]
-        crate::metrics::rejected(self, false);
+        crate::metrics::rejected(&self.metrics, false);
         self.traces
             .append(Category::Rejected, TraceRecord::incoming(msg).with_reason(reason));
         if let Err(e) = acker.reject().await {

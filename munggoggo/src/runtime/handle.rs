@@ -28,6 +28,23 @@ pub struct RuntimeHandle {
     inner: Arc<RuntimeInner>,
 }
 
+// The handle's metrics (the rest of the feature is in `metrics.rs`).
+#[cfg(feature = "metrics")]
+impl RuntimeHandle {
+    /// The registry its agents' metrics go to, when it has one.
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.installed_metrics().metrics.as_ref()
+    }
+
+    /// The address of its metrics listener, when it has one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.installed_metrics()
+            .listener
+            .as_ref()
+            .map(crate::metrics::MetricsListener::local_addr)
+    }
+}
+
 impl std::fmt::Debug for RuntimeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeHandle")
@@ -53,7 +70,7 @@ impl RuntimeHandle {
 
     /// Its metrics registry and listener, set once when it starts.
     #[cfg(feature = "metrics")]
-    pub(super) fn installed_metrics(&self) -> &super::metrics::Installed {
+    fn installed_metrics(&self) -> &super::metrics::Installed {
         self.inner.metrics.get_or_init(Default::default)
     }
 

@@ -1,22 +1,26 @@
 //! The runtime's side of the `metrics` feature: the builder's options, the
-//! registry a started runtime hands its agents, and its listener.
+//! registry a started runtime hands its agents, and its listener. (The
+//! builder's and the handle's methods are in `mod.rs` and `handle.rs`, with
+//! their types; this file imports neither.)
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{Runtime, RuntimeHandle};
-use crate::error::{Error, Result};
-use crate::metrics::{Metrics, MetricsListener};
+use super::core::Core;
+use crate::behaviour::State;
+use crate::error::Result;
+use crate::metrics::{Live, Metrics, MetricsListener};
 
 /// The environment variable that starts a metrics listener on its address
-/// (`127.0.0.1:9464`), read by [`Runtime::from_env`] and the launcher's `run`.
+/// (`127.0.0.1:9464`), read by [`Runtime::from_env`](crate::Runtime::from_env) and the launcher's `run`.
 pub const METRICS_VAR: &str = "MUNGGOGGO_METRICS";
 
 /// What the builder was told about metrics.
 #[derive(Debug, Default)]
 pub(super) struct MetricsOptions {
-    metrics: Option<Metrics>,
-    listen: Option<SocketAddr>,
+    pub(super) metrics: Option<Metrics>,
+    pub(super) listen: Option<SocketAddr>,
 }
 
 /// A started runtime's metrics and its listener, if any.
@@ -53,7 +57,7 @@ pub(super) async fn starting<T>(metrics: Option<Metrics>, start: impl std::futur
 }
 
 /// Gives a new agent's core its metrics, when its runtime has them.
-pub(super) fn attach(core: &Arc<super::core::Core>, spec: &'static crate::agent::AgentSpec) {
+pub(super) fn attach(core: &Arc<Core>, spec: &'static crate::agent::AgentSpec) {
     let metrics = STARTING.try_with(|m| m.as_ref().map(|m| m.agent(&core.identity, spec)));
     if let Ok(Some(agent)) = metrics {
         agent.watch(core);
@@ -61,52 +65,17 @@ pub(super) fn attach(core: &Arc<super::core::Core>, spec: &'static crate::agent:
     }
 }
 
-impl Runtime {
-    /// Collects metrics of every agent this runtime starts into `metrics`
-    /// (see [`crate::metrics`]); serve them with [`Metrics::listen`], the
-    /// dashboard's `/metrics`, or [`Runtime::metrics_listener`].
-    pub fn metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics.metrics = Some(metrics);
-        self
+/// What the gauges of [`crate::metrics`] read of a running agent.
+impl Live for Core {
+    fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
     }
 
-    /// Collects metrics (into a new registry unless [`Runtime::metrics`]
-    /// gave one) and serves them at `GET /metrics` on `addr` while the
-    /// runtime's handle lives (port 0: a free port, see
-    /// [`RuntimeHandle::metrics_addr`]).
-    pub fn metrics_listener(mut self, addr: SocketAddr) -> Self {
-        self.metrics.listen = Some(addr);
-        self
+    fn up(&self) -> bool {
+        !matches!(self.state.get(), State::Shutdown | State::Crashed)
     }
 
-    /// [`Runtime::metrics_listener`] on the address of `MUNGGOGGO_METRICS`,
-    /// when it is set.
-    pub fn metrics_from_env(self) -> Result<Self> {
-        match std::env::var(METRICS_VAR) {
-            Ok(addr) if !addr.trim().is_empty() => {
-                let addr = addr.trim().parse().map_err(|e| {
-                    Error::Config(format!(
-                        "{METRICS_VAR} must be an address such as 127.0.0.1:9464, not `{addr}`: {e}"
-                    ))
-                })?;
-                Ok(self.metrics_listener(addr))
-            }
-            _ => Ok(self),
-        }
-    }
-}
-
-impl RuntimeHandle {
-    /// The registry its agents' metrics go to, when it has one.
-    pub fn metrics(&self) -> Option<&Metrics> {
-        self.installed_metrics().metrics.as_ref()
-    }
-
-    /// The address of its metrics listener, when it has one.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.installed_metrics()
-            .listener
-            .as_ref()
-            .map(MetricsListener::local_addr)
+    fn peers(&self) -> usize {
+        self.peers.peers(crate::peers::DEFAULT_PEER_TTL).len()
     }
 }

@@ -91,6 +91,43 @@ pub struct Runtime {
     metrics: metrics::MetricsOptions,
 }
 
+// The builder's metrics options (the rest of the feature is in `metrics.rs`).
+#[cfg(feature = "metrics")]
+impl Runtime {
+    /// Collects metrics of every agent this runtime starts into `metrics`
+    /// (see [`crate::metrics`]); serve them with [`Metrics::listen`](crate::metrics::Metrics::listen), the
+    /// dashboard's `/metrics`, or [`Runtime::metrics_listener`].
+    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics.metrics = Some(metrics);
+        self
+    }
+
+    /// Collects metrics (into a new registry unless [`Runtime::metrics`]
+    /// gave one) and serves them at `GET /metrics` on `addr` while the
+    /// runtime's handle lives (port 0: a free port, see
+    /// [`RuntimeHandle::metrics_addr`]).
+    pub fn metrics_listener(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics.listen = Some(addr);
+        self
+    }
+
+    /// [`Runtime::metrics_listener`] on the address of `MUNGGOGGO_METRICS`,
+    /// when it is set.
+    pub fn metrics_from_env(self) -> Result<Self> {
+        match std::env::var(METRICS_VAR) {
+            Ok(addr) if !addr.trim().is_empty() => {
+                let addr = addr.trim().parse().map_err(|e| {
+                    Error::Config(format!(
+                        "{METRICS_VAR} must be an address such as 127.0.0.1:9464, not `{addr}`: {e}"
+                    ))
+                })?;
+                Ok(self.metrics_listener(addr))
+            }
+            _ => Ok(self),
+        }
+    }
+}
+
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")

@@ -277,7 +277,7 @@ impl<A: Agent> Task<A> {
                         Either::Left(Box::pin(super::system::handle(&core, delivery)))
                     } else {
                         #[cfg(feature = "metrics")]
-                        crate::metrics::received(&core, delivery.received.message_type());
+                        crate::metrics::received(&core.metrics, delivery.received.message_type());
                         let traced = lanes::traces_incoming(&core, &delivery);
                         Either::Right(self.deliver(&routes, delivery, traced))
                     }
@@ -339,7 +339,7 @@ impl<A: Agent> Task<A> {
         let b = &core.behaviours[i];
         let span = tracing::debug_span!("behaviour", agent = %core.identity, behaviour = b.spec.method);
         #[cfg(feature = "metrics")]
-        let started = crate::metrics::start(&core);
+        let started = crate::metrics::start(&core.metrics);
         let trace = tracecontext::start(&span, None);
         let run = tracecontext::scope(trace, self.agent.run(&self.ctx, i));
         let run = AssertUnwindSafe(self.invocation.scope(run))
@@ -347,7 +347,7 @@ impl<A: Agent> Task<A> {
             .instrument(span);
         let outcome = serve_while(&mut self.lanes, &core, run).await;
         #[cfg(feature = "metrics")]
-        crate::metrics::ran(&core, i, started, matches!(outcome, Ok(Ok(_))));
+        crate::metrics::ran(&core.metrics, i, started, matches!(outcome, Ok(Ok(_))));
         let confirms = self.invocation.take();
         if !confirms.is_empty() {
             tokio::spawn(settle_step(Arc::clone(&core), i, confirms));
@@ -390,7 +390,7 @@ impl<A: Agent> Task<A> {
         let method = core.spec.rpcs[index].method;
         let span = tracing::debug_span!("rpc", agent = %core.identity, method);
         #[cfg(feature = "metrics")]
-        let started = crate::metrics::start(&core);
+        let started = crate::metrics::start(&core.metrics);
         let run = tracecontext::start(&span, trace.as_ref());
         *trace = Some(run.clone());
         let call = tracecontext::scope(run, self.agent.call(&self.ctx, index, params));
@@ -402,7 +402,7 @@ impl<A: Agent> Task<A> {
         let sent = serve_while(&mut self.lanes, &core, wait_all(self.invocation.take())).await;
         #[cfg(feature = "metrics")]
         crate::metrics::served(
-            &core,
+            &core.metrics,
             index,
             started,
             matches!(outcome, Ok(Ok(_))) && sent.is_ok(),
@@ -510,7 +510,7 @@ impl<A: Agent> Task<A> {
                     sender = msg.sender(),
                 );
                 #[cfg(feature = "metrics")]
-                let started = crate::metrics::start(&core);
+                let started = crate::metrics::start(&core.metrics);
                 let trace = tracecontext::start(&span, tracecontext::incoming(&msg).as_ref());
                 let handler = tracecontext::scope(trace, self.agent.handle(&self.ctx, i, &msg));
                 let handler = AssertUnwindSafe(self.invocation.scope(handler))
@@ -518,7 +518,7 @@ impl<A: Agent> Task<A> {
                     .instrument(span);
                 let outcome = serve_while(&mut self.lanes, &core, handler).await;
                 #[cfg(feature = "metrics")]
-                crate::metrics::ran(&core, i, started, matches!(outcome, Ok(Ok(()))));
+                crate::metrics::ran(&core.metrics, i, started, matches!(outcome, Ok(Ok(()))));
                 let reason = match outcome {
                     Ok(Ok(())) => {
                         b.record_run();

@@ -34,7 +34,7 @@ pub(super) fn short(what: &str, value: &str) -> Result<ShortString> {
 /// always present (`{}` when empty), as munggoggo 0.4 sends them.
 pub(super) fn to_amqp(props: &Properties) -> Result<BasicProperties> {
     let mut headers = json_to_table(&props.headers)?;
-    crate::tracecontext::to_table(props.trace.as_ref(), &mut headers);
+    crate::traceparent::to_table(props.trace.as_ref(), &mut headers);
     let mut amqp = BasicProperties::default()
         .with_headers(headers)
         .with_delivery_mode(1)
@@ -74,7 +74,7 @@ pub(super) fn from_amqp(amqp: &BasicProperties) -> Properties {
     let text = |s: &Option<ShortString>| s.as_ref().map(|s| SmolStr::from(s.as_str()));
     let headers: Headers = amqp.headers().as_ref().map(table_to_json).unwrap_or_default();
     Properties {
-        trace: crate::tracecontext::from_wire(&headers),
+        trace: crate::traceparent::from_wire(&headers),
         kind: text(amqp.kind()),
         app_id: text(amqp.app_id()),
         correlation_id: text(amqp.correlation_id()),

@@ -202,7 +202,7 @@ impl Link {
                             "connection to RabbitMQ recovered"
                         );
                         #[cfg(feature = "metrics")]
-                        crate::metrics::bus::reconnected();
+                        crate::stats::bus::reconnected();
                         break;
                     }
                     Err(e) => {
@@ -322,14 +322,14 @@ async fn log_blocking(
             lapin::Event::ConnectionBlocked(reason) => {
                 #[cfg(feature = "metrics")]
                 {
-                    blocked_since = blocked_since.or_else(|| Some(crate::metrics::bus::blocked()));
+                    blocked_since = blocked_since.or_else(|| Some(crate::stats::bus::blocked()));
                 }
                 tracing::warn!(url = %url, connection = role, reason = %reason, "RabbitMQ blocked the connection")
             }
             lapin::Event::ConnectionUnblocked => {
                 #[cfg(feature = "metrics")]
                 if let Some(since) = blocked_since.take() {
-                    crate::metrics::bus::unblocked(since);
+                    crate::stats::bus::unblocked(since);
                 }
                 tracing::info!(url = %url, connection = role, "RabbitMQ unblocked the connection")
             }

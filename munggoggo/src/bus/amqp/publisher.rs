@@ -397,14 +397,14 @@ impl Task {
         };
         let channel = Arc::clone(&self.channel);
         #[cfg(feature = "metrics")]
-        let started = crate::metrics::bus::publish_started();
+        let started = crate::stats::bus::publish_started();
         let future = Box::pin(async move {
             let confirm = channel
                 .basic_publish(exchange, routing_key, options, &body, properties)
                 .await?;
             let confirmed = confirm.await;
             #[cfg(feature = "metrics")]
-            crate::metrics::bus::confirmed(started);
+            crate::stats::bus::confirmed(started);
             confirmed
         });
         self.confirms.in_flight.push(Pending { direct, reply }, future);

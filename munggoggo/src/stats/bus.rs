@@ -1,7 +1,8 @@
 //! The bus's metrics, one set per process (a process has its buses, not
 //! its agents, in common with the broker): publish-confirm latency,
 //! reconnects and time blocked by the broker. They count once any
-//! [`Metrics`](super::Metrics) exists, and every registry shows them.
+//! [`Metrics`](crate::metrics::Metrics) exists (it calls [`enable`]), and
+//! every registry shows them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

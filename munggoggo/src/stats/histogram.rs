@@ -2,11 +2,10 @@
 //! fixed buckets of atomic counters and the sum in whole nanoseconds, so
 //! that timing every handler run costs a few relaxed atomic adds. Its
 //! buckets can also be read back, for the quantiles the dashboard shows.
+//! [`crate::metrics`] writes it in Prometheus' format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use prometheus_client::encoding::{MetricEncoder, NoLabelSet};
 
 /// The upper bounds of the buckets, in nanoseconds (10 µs to 10 s, in
 /// 1-2.5-5 steps); a last bucket takes the rest (`+Inf`).
@@ -66,16 +65,9 @@ impl Histogram {
         self.counts().iter().sum()
     }
 
-    /// Writes it as a Prometheus histogram in seconds.
-    pub(crate) fn encode(&self, mut encoder: MetricEncoder<'_>) -> std::fmt::Result {
-        let counts = self.counts();
-        let buckets: Vec<(f64, u64)> = counts
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| (BOUNDS_NANOS.get(i).map_or(f64::INFINITY, |&b| b as f64 / 1e9), n))
-            .collect();
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, counts.iter().sum(), &buckets, None)
+    /// The sum of the durations counted, in nanoseconds.
+    pub(crate) fn sum_nanos(&self) -> u64 {
+        self.sum_nanos.load(Ordering::Relaxed)
     }
 }
 
