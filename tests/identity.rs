@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::node::Node;
+use common::until;
 use munggoggo::prelude::*;
 use munggoggo::{AgentOptions, Error, Runtime, State};
 use serde::{Deserialize, Serialize};
@@ -57,17 +58,6 @@ fn holder(identity: &str, handled: &Arc<Mutex<HashSet<u64>>>) -> (Holder, AgentO
         handled: Arc::clone(handled),
     };
     (agent, options)
-}
-
-async fn until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::unique;
+use common::{unique, until};
 use munggoggo::prelude::*;
 use munggoggo::{AgentHandle, AgentOptions, Error, RuntimeHandle, State};
 use serde::{Deserialize, Serialize};
@@ -138,16 +138,37 @@ async fn start_replica(rt: &RuntimeHandle, identity: &str, log: &Arc<Log>) -> Ag
         .expect("a replica starts")
 }
 
-/// Polls `condition` until it holds, within `within`.
-async fn until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+/// Three replicas of a new group, with the log they share.
+async fn group_of_three(rt: &RuntimeHandle) -> (String, Arc<Log>, Vec<AgentHandle>) {
+    let identity = unique("worker");
+    let log = Arc::new(Log::default());
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(start_replica(rt, &identity, &log).await);
     }
+    (identity, log, replicas)
+}
+
+/// Waits until each of 3 replicas got all `count` of what goes to every
+/// replica (`each`) and the group all `count` of what goes to one
+/// (`once`), then checks that none of the latter was handled twice.
+async fn delivered(each: &Mutex<HashMap<String, HashSet<u64>>>, once: &Mutex<HashMap<u64, u32>>, count: u64) {
+    until(
+        "every replica got every one of its own",
+        Duration::from_secs(120),
+        || {
+            let each = each.lock().unwrap();
+            each.len() == 3 && each.values().all(|got| got.len() as u64 == count)
+        },
+    )
+    .await;
+    until("the group got every one of its", Duration::from_secs(60), || {
+        Log::distinct(once) as u64 == count
+    })
+    .await;
+    // Every replica's own queue drained after the shared one filled: a
+    // second handling would have arrived by now.
+    assert_eq!(Log::total(once), count, "each handled once per group");
 }
 
 fn state_of(handle: &AgentHandle, method: &str) -> State {
@@ -181,37 +202,47 @@ async fn holder(replicas: &[AgentHandle]) -> AgentHandle {
     found.expect("a holder")
 }
 
+/// Sends [`JOBS`] numbered jobs to `identity` in a task of their own;
+/// the task returns the numbers of those the bus confirmed.
+fn produce(client: &Arc<munggoggo::runtime::Client>, identity: &str) -> tokio::task::JoinHandle<Vec<u64>> {
+    let client = Arc::clone(client);
+    let identity = identity.to_owned();
+    tokio::spawn(async move {
+        let mut ok = Vec::new();
+        for n in 0..JOBS {
+            match client.send(&identity, &Job { n }).await {
+                Ok(()) => ok.push(n),
+                Err(e) => eprintln!("send {n} failed: {e}"),
+            }
+        }
+        ok
+    })
+}
+
+/// Prints the median and the maximum of the takeovers.
+fn print_takeovers(after: &str, mut takeovers: Vec<Duration>) {
+    takeovers.sort();
+    println!(
+        "singleton takeover {after}: median {:?}, max {:?} over {}",
+        takeovers[takeovers.len() / 2],
+        takeovers[takeovers.len() - 1],
+        takeovers.len()
+    );
+}
+
 const JOBS: u64 = 30_000;
 const PUBLICATIONS: u64 = 10_000;
 const BROADCASTS: u64 = 1_000;
 
 on_both_buses! {
     async fn replicas_share_direct_messages_and_calls_through_graceful_churn(rt) {
-        let identity = unique("worker");
-        let log = Arc::new(Log::default());
-        let mut replicas = Vec::new();
-        for _ in 0..3 {
-            replicas.push(start_replica(&rt, &identity, &log).await);
-        }
+        let (identity, log, mut replicas) = group_of_three(&rt).await;
         let names: HashSet<String> = replicas.iter().map(|r| r.identity().to_owned()).collect();
         assert_eq!(names.len(), 3, "each replica has a name of its own: {names:?}");
         assert!(names.iter().all(|n| n.starts_with(&format!("{identity}@"))), "{names:?}");
 
         let client = Arc::new(rt.client(unique("producer")).await.unwrap());
-        let producer = {
-            let client = Arc::clone(&client);
-            let identity = identity.clone();
-            tokio::spawn(async move {
-                let mut ok = Vec::new();
-                for n in 0..JOBS {
-                    match client.send(&identity, &Job { n }).await {
-                        Ok(()) => ok.push(n),
-                        Err(e) => panic!("send {n} failed: {e}"),
-                    }
-                }
-                ok
-            })
-        };
+        let producer = produce(&client, &identity);
         // Replicas stop gracefully and new ones start while the jobs go
         // out; the identity answers calls throughout.
         let mut answered = HashSet::new();
@@ -227,6 +258,7 @@ on_both_buses! {
             cycles += 1;
         }
         let ok = producer.await.unwrap();
+        assert_eq!(ok.len() as u64, JOBS, "every send to the group is confirmed while a replica lives");
         until("every confirmed job is handled", Duration::from_secs(120), || Log::distinct(&log.jobs) == ok.len()).await;
         {
         let jobs = log.jobs.lock().unwrap();
@@ -259,59 +291,27 @@ on_both_buses! {
     }
 
     async fn topic_handlers_get_publications_once_per_group_or_once_per_replica(rt) {
-        let identity = unique("worker");
-        let log = Arc::new(Log::default());
-        let mut replicas = Vec::new();
-        for _ in 0..3 {
-            replicas.push(start_replica(&rt, &identity, &log).await);
-        }
+        let (_, log, replicas) = group_of_three(&rt).await;
         // Topics of this test only: the names are unique per run.
         let client = rt.client(unique("publisher")).await.unwrap();
         for n in 0..PUBLICATIONS {
             client.publish("orders.new", &Job { n }).await.unwrap();
             client.publish("prices.new", &Job { n }).await.unwrap();
         }
-        until("every replica got every price", Duration::from_secs(120), || {
-            let prices = log.prices.lock().unwrap();
-            prices.len() == 3 && prices.values().all(|got| got.len() as u64 == PUBLICATIONS)
-        })
-        .await;
-        until("the group got every order", Duration::from_secs(60), || {
-            Log::distinct(&log.orders) as u64 == PUBLICATIONS
-        })
-        .await;
-        // Every replica's own queue drained after the shared one filled: a
-        // duplicate would have arrived by now.
-        assert_eq!(Log::total(&log.orders), PUBLICATIONS, "each order handled exactly once");
+        delivered(&log.prices, &log.orders, PUBLICATIONS).await;
         for replica in &replicas {
             replica.shutdown().await;
         }
     }
 
     async fn broadcasts_are_handled_once_per_group_or_on_every_replica(rt) {
-        let identity = unique("worker");
-        let log = Arc::new(Log::default());
-        let mut replicas = Vec::new();
-        for _ in 0..3 {
-            replicas.push(start_replica(&rt, &identity, &log).await);
-        }
+        let (_, log, replicas) = group_of_three(&rt).await;
         let client = rt.client(unique("announcer")).await.unwrap();
         for n in 0..BROADCASTS {
             client.broadcast(&Notice { n }).await.unwrap();
             client.broadcast(&Flush { n }).await.unwrap();
         }
-        until("every replica got every flush", Duration::from_secs(60), || {
-            let flushes = log.flushes.lock().unwrap();
-            flushes.len() == 3 && flushes.values().all(|got| got.len() as u64 == BROADCASTS)
-        })
-        .await;
-        until("the group got every notice", Duration::from_secs(60), || {
-            Log::distinct(&log.notices) as u64 == BROADCASTS
-        })
-        .await;
-        // Each replica's own fanout queue carried every notice too, after
-        // the flushes before them: a second handling would be in by now.
-        assert_eq!(Log::total(&log.notices), BROADCASTS, "each notice handled once per group");
+        delivered(&log.flushes, &log.notices, BROADCASTS).await;
         for replica in &replicas {
             let notice = replica.behaviours().into_iter().find(|b| b.name.ends_with(".notice")).unwrap();
             assert_eq!(notice.errors, 0, "{:?}", notice.last_error);
@@ -320,12 +320,7 @@ on_both_buses! {
     }
 
     async fn a_singleton_runs_on_one_replica_at_a_time_and_moves_when_its_holder_stops(rt) {
-        let identity = unique("worker");
-        let log = Arc::new(Log::default());
-        let mut replicas = Vec::new();
-        for _ in 0..3 {
-            replicas.push(start_replica(&rt, &identity, &log).await);
-        }
+        let (identity, log, mut replicas) = group_of_three(&rt).await;
         let mut takeovers = Vec::new();
         for _ in 0..5 {
             let held = holder(&replicas).await;
@@ -342,13 +337,7 @@ on_both_buses! {
             replicas.push(start_replica(&rt, &identity, &log).await);
         }
         holder(&replicas).await;
-        takeovers.sort();
-        println!(
-            "singleton takeover after a graceful stop: median {:?}, max {:?} over {} stops",
-            takeovers[takeovers.len() / 2],
-            takeovers[takeovers.len() - 1],
-            takeovers.len()
-        );
+        print_takeovers("after a graceful stop", takeovers);
         assert_eq!(log.overlaps.load(Ordering::SeqCst), 0, "two replicas ran the singleton at once");
         for replica in &replicas {
             replica.shutdown().await;
@@ -554,14 +543,21 @@ mod processes {
         (name, heard)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_singleton_moves_within_its_bound_when_its_holder_is_killed() {
-        let Some(rt) = common::buses::amqp().await else {
-            return;
-        };
+    /// A runtime with a collector, and a group of three replica processes
+    /// reporting to it.
+    async fn remote_group() -> Option<(RuntimeHandle, String, String, Arc<Heard>, Vec<Process>)> {
+        let rt = common::buses::amqp().await?;
         let identity = unique("remote");
         let (collector, heard) = collector(&rt).await;
-        let mut processes: Vec<Process> = (0..3).map(|_| Process::start(&identity, &collector)).collect();
+        let processes = (0..3).map(|_| Process::start(&identity, &collector)).collect();
+        Some((rt, identity, collector, heard, processes))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_singleton_moves_within_its_bound_when_its_holder_is_killed() {
+        let Some((rt, identity, collector, heard, mut processes)) = remote_group().await else {
+            return;
+        };
         let mut takeovers = Vec::new();
         for round in 0..10 {
             // The holder is whoever ticked last, once ticks come in.
@@ -617,38 +613,17 @@ mod processes {
             drop(ticks);
             processes.push(Process::start(&identity, &collector));
         }
-        takeovers.sort();
-        println!(
-            "singleton takeover after kill -9 of its holder: median {:?}, max {:?} over {} kills",
-            takeovers[takeovers.len() / 2],
-            takeovers[takeovers.len() - 1],
-            takeovers.len()
-        );
+        print_takeovers("after kill -9 of its holder", takeovers);
         rt.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn confirmed_jobs_survive_kill_9_of_replicas() {
-        let Some(rt) = common::buses::amqp().await else {
+        let Some((rt, identity, collector, heard, mut processes)) = remote_group().await else {
             return;
         };
-        let identity = unique("remote");
-        let (collector, heard) = collector(&rt).await;
-        let mut processes: Vec<Process> = (0..3).map(|_| Process::start(&identity, &collector)).collect();
         let client = Arc::new(rt.client(unique("producer")).await.unwrap());
-        let producer = {
-            let client = Arc::clone(&client);
-            let identity = identity.clone();
-            tokio::spawn(async move {
-                let mut ok = Vec::new();
-                for n in 0..JOBS {
-                    if client.send(&identity, &Job { n }).await.is_ok() {
-                        ok.push(n);
-                    }
-                }
-                ok
-            })
-        };
+        let producer = produce(&client, &identity);
         let mut kills = 0;
         let mut answered = 0;
         while !producer.is_finished() || kills < 3 {

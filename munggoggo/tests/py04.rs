@@ -47,6 +47,22 @@ impl RustPeer {
     }
 }
 
+/// 0.4's `run` script and a runtime in 0.4 wire mode on the local
+/// broker's default vhost, or `None` (the test is skipped) unless
+/// `MUNGGOGGO_PY04_RUN` is set: opt-in, skipped in CI too, since users who
+/// clone the project have no 0.4. 0.4's agents and `ctrl.py` only know the
+/// default vhost of the local broker (its settings.py), so the opt-in
+/// tests run there.
+async fn opted_in() -> Option<(PathBuf, munggoggo::RuntimeHandle)> {
+    let Some(run) = std::env::var_os("MUNGGOGGO_PY04_RUN").map(PathBuf::from) else {
+        munggoggo_test_support::skip_opt_in("MUNGGOGGO_PY04_RUN", "munggoggo 0.4's `run` script");
+        return None;
+    };
+    let url = munggoggo_test_support::given_url();
+    let rt = broker_at(&url, WireMode::Py04).await?;
+    Some((run, rt))
+}
+
 fn step(what: &str) {
     let _ = writeln!(std::io::stderr().lock(), "py04: {what}");
 }
@@ -91,15 +107,7 @@ async fn event(script: &mut Script, event: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_0_4_agents_and_rust_agents_on_one_broker() {
-    // Opt-in, skipped in CI too: users who clone the project have no 0.4.
-    let Some(run) = std::env::var_os("MUNGGOGGO_PY04_RUN").map(PathBuf::from) else {
-        munggoggo_test_support::skip_opt_in("MUNGGOGGO_PY04_RUN", "munggoggo 0.4's `run` script");
-        return;
-    };
-    // 0.4's agents and `ctrl.py` only know the default vhost of the local
-    // broker (its settings.py), so this opt-in test runs there.
-    let url = munggoggo_test_support::given_url();
-    let Some(rt) = broker_at(&url, WireMode::Py04).await else {
+    let Some((run, rt)) = opted_in().await else {
         return;
     };
     let rust_id = unique("rust-peer");
@@ -230,12 +238,7 @@ impl Replica {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_0_4_sees_replicas_and_reaches_one() {
-    let Some(run) = std::env::var_os("MUNGGOGGO_PY04_RUN").map(PathBuf::from) else {
-        munggoggo_test_support::skip_opt_in("MUNGGOGGO_PY04_RUN", "munggoggo 0.4's `run` script");
-        return;
-    };
-    let url = munggoggo_test_support::given_url();
-    let Some(rt) = broker_at(&url, WireMode::Py04).await else {
+    let Some((run, rt)) = opted_in().await else {
         return;
     };
     let group = unique("rust-replica");

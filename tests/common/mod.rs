@@ -37,8 +37,13 @@ pub async fn quiet(rx: &mut mpsc::UnboundedReceiver<String>, wait: Duration) {
 }
 
 /// Polls `condition` until it holds (10 s at most).
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+pub async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    until(what, Duration::from_secs(10), condition).await;
+}
+
+/// Polls `condition` until it holds, within `within`.
+pub async fn until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
     while !condition() {
         assert!(
             tokio::time::Instant::now() < deadline,
