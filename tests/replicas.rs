@@ -336,7 +336,20 @@ on_both_buses! {
             takeovers.push(stopped.elapsed());
             replicas.push(start_replica(&rt, &identity, &log).await);
         }
+        // Stopping the singleton on its holder hands it on too; started
+        // again there, it waits in standby.
+        let held = holder(&replicas).await;
+        let before = held.identity().to_owned();
+        held.context().stop_behaviour("tick").await.unwrap();
+        assert_eq!(state_of(&held, ".tick"), State::Init);
+        let seen = log.ticks.lock().unwrap().len();
+        until("another replica runs the stopped singleton", Duration::from_secs(TAKEOVER_BOUND_SECS), || {
+            log.ticks.lock().unwrap()[seen..].iter().any(|t| *t != before)
+        })
+        .await;
+        held.context().start_behaviour("tick").await.unwrap();
         holder(&replicas).await;
+        assert_eq!(state_of(&held, ".tick"), State::Standby, "started again, it waits for the lease");
         print_takeovers("after a graceful stop", takeovers);
         assert_eq!(log.overlaps.load(Ordering::SeqCst), 0, "two replicas ran the singleton at once");
         for replica in &replicas {

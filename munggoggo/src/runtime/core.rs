@@ -80,6 +80,9 @@ pub(crate) struct Core {
     pub(crate) quiet: Arc<super::flag::Quiet>,
     /// Tasks spawned with [`crate::Context::spawn`], aborted when the agent stops.
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The task holding or asking for the lease of each singleton
+    /// behaviour, by behaviour index (see `start::ask_lease`).
+    leases: Mutex<Vec<Option<AbortHandle>>>,
     /// Binding keys set with [`crate::Context::set_topics`], by behaviour
     /// index (empty until the first is set).
     topics: Mutex<Vec<Option<Vec<String>>>>,
@@ -122,6 +125,7 @@ impl Core {
             activity: super::flag::Activity::default(),
             quiet: super::flag::Quiet::new(),
             tasks: Mutex::new(Vec::new()),
+            leases: Mutex::new(Vec::new()),
             topics: Mutex::new(Vec::new()),
             #[cfg(feature = "metrics")]
             metrics: std::sync::OnceLock::new(),
@@ -158,6 +162,27 @@ impl Core {
     pub(crate) fn is_singleton(&self, i: usize) -> bool {
         let spec = self.behaviours[i].spec;
         self.group.is_some() && spec.singleton && !matches!(spec.kind, BehaviourKind::Handler(_))
+    }
+
+    /// Sets the task holding the lease of behaviour `i`; returns the one
+    /// it replaces.
+    pub(crate) fn lease_task(&self, i: usize, task: Option<AbortHandle>) -> Option<AbortHandle> {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if leases.len() <= i {
+            leases.resize_with(i + 1, || None);
+        }
+        std::mem::replace(&mut leases[i], task)
+    }
+
+    /// Gives up the lease of singleton behaviour `i` (it was stopped on
+    /// this replica): the next replica in line takes it over.
+    pub(crate) fn give_up_lease(&self, i: usize) {
+        if let Some(task) = self.lease_task(i, None) {
+            task.abort();
+        }
+        self.behaviours[i]
+            .leased
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// The lease of singleton behaviour `i`, shared by the group's replicas.

@@ -130,7 +130,7 @@ pub(crate) async fn start_agent<A: Agent>(
         return Err(e);
     }
     for i in (0..core.behaviours.len()).filter(|&i| core.is_singleton(i)) {
-        ctx.spawn(hold_lease(Arc::clone(&core), i).instrument(span.clone()));
+        ask_lease(&ctx, i);
     }
     // The runtime's first agent pings for all of them (see `crate::peers`):
     // the others need no keepalive task unless they have an interval.
@@ -141,6 +141,17 @@ pub(crate) async fn start_agent<A: Agent>(
     }
     tracing::info!(agent = %identity, "agent started");
     Ok(ctx)
+}
+
+/// Asks for the lease of singleton behaviour `i` in a task of the agent's
+/// ([`hold_lease`]), which [`Core::give_up_lease`] aborts.
+pub(crate) fn ask_lease(ctx: &Context, i: usize) {
+    let core = &ctx.core;
+    let span = tracing::info_span!("agent", agent = %core.identity);
+    let task = ctx.spawn(hold_lease(Arc::clone(core), i).instrument(span));
+    if let Some(old) = core.lease_task(i, Some(task.abort_handle())) {
+        old.abort();
+    }
 }
 
 /// Asks for the lease of singleton behaviour `i` and tells the agent's

@@ -312,9 +312,9 @@ impl<A: Agent> Task<A> {
                 }
             }
         } else if core.is_singleton(i) && !b.leased.load(std::sync::atomic::Ordering::Acquire) {
-            // Started again, it waits for the lease (or runs at once on
-            // the replica that holds it).
+            // Started again, it asks for the lease again and waits for it.
             b.state.set(State::Standby);
+            super::start::ask_lease(&self.ctx, i);
             Ok(())
         } else {
             schedule.start(i, b.spec.kind);
@@ -325,6 +325,10 @@ impl<A: Agent> Task<A> {
     async fn stop(&mut self, schedule: &mut Schedule, i: usize) {
         let core = &self.ctx.core;
         schedule.stop(i);
+        if core.is_singleton(i) {
+            // Stopped here, it runs on the next replica in line.
+            core.give_up_lease(i);
+        }
         let b = &core.behaviours[i];
         if let BehaviourKind::Handler(HandlerRoute::Topic(_)) = b.spec.kind {
             if let Err(e) = core.endpoint.unsubscribe(&core.subscription_queue(i)).await {
@@ -641,18 +645,22 @@ impl Ran {
 
 /// This replica got (`held`) or lost the lease of singleton behaviour `i`:
 /// it runs from standby, or goes back to standby (a stopped one stays
-/// stopped).
+/// stopped, and asks again when it is started).
 fn leased(core: &Core, schedule: &mut Schedule, i: usize, held: bool) {
     let b = &core.behaviours[i];
-    b.leased.store(held, std::sync::atomic::Ordering::Release);
     if held {
+        // (A stopped one ignores a lease its aborted task got meanwhile.)
         if b.state.transition(State::Standby, State::Running) {
+            b.leased.store(true, std::sync::atomic::Ordering::Release);
             tracing::info!(agent = %core.identity, behaviour = %b.name, "singleton behaviour taken over: this replica runs it");
             schedule.start(i, b.spec.kind);
         }
-    } else if b.state.transition(State::Running, State::Standby) {
-        tracing::warn!(agent = %core.identity, behaviour = %b.name, "singleton behaviour's lease lost (connection lost?): standby");
-        schedule.stop(i);
+    } else {
+        b.leased.store(false, std::sync::atomic::Ordering::Release);
+        if b.state.transition(State::Running, State::Standby) {
+            tracing::warn!(agent = %core.identity, behaviour = %b.name, "singleton behaviour's lease lost (connection lost?): standby");
+            schedule.stop(i);
+        }
     }
 }
 
