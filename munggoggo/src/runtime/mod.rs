@@ -24,6 +24,7 @@ mod handle;
 pub(crate) mod inbox;
 pub(crate) mod invocation;
 pub(crate) mod lanes;
+mod lease;
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(any(feature = "cli", feature = "web"))]

@@ -314,7 +314,7 @@ impl<A: Agent> Task<A> {
         } else if core.is_singleton(i) && !b.leased.load(std::sync::atomic::Ordering::Acquire) {
             // Started again, it asks for the lease again and waits for it.
             b.state.set(State::Standby);
-            super::start::ask_lease(&self.ctx, i);
+            super::lease::ask_lease(&self.ctx, i);
             Ok(())
         } else {
             schedule.start(i, b.spec.kind);
