@@ -312,7 +312,9 @@ impl Endpoint for AmqpEndpoint {
                 Arc::clone(&self.bus.consuming),
                 name,
                 &self.identity,
-                self.bus.options.is_durable(),
+                // Classic, and transient with quorum queues: see
+                // AmqpOptions::queue_type.
+                self.bus.options.process_queues_durable(),
                 self.bus.options.expiry(),
             )
         };

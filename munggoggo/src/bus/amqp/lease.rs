@@ -148,6 +148,13 @@ impl Holder {
 
     async fn hold_on(&self, channel: &Channel, released: &mut oneshot::Receiver<()>) -> lapin::Result<Ended> {
         channel.basic_qos(1, BasicQosOptions { global: false }).await?;
+        // Classic, whatever the queue type of the agents' queues: RabbitMQ
+        // 3.10 declares a quorum queue with single active consumer and
+        // `x-max-length = 1`, but the token is the only state and any
+        // holder publishes it again, so a lease needs no replication; with
+        // quorum queues it is transient (`durable` false), so that when its
+        // node goes the replicas declare it again on theirs rather than
+        // wait for that node.
         let mut arguments = FieldTable::default();
         arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1));

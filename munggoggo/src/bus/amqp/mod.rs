@@ -23,7 +23,12 @@
 //! [`AmqpOptions::queue_expiry`]. An endpoint that closes deletes the
 //! queues it leaves empty (a subscription that ends deletes its queue).
 //! Durable mode ([`AmqpOptions::durable`]) declares the queues durable and
-//! publishes persistent messages, which survive a broker restart.
+//! publishes persistent messages, which survive a broker restart. On a
+//! cluster, [`AmqpOptions::queue_type`] makes the identity, subscription
+//! and group queues quorum queues (replicated over the nodes; a single
+//! active consumer, since RabbitMQ does not enforce an exclusive consumer
+//! on them, and the control queue's exclusive consumer guards the
+//! identity); control and broadcast queues stay classic and transient.
 //!
 //! Publishing waits for the broker's confirm. A direct send is `mandatory`,
 //! gets a `message_id` if it has none, and fails with
@@ -83,7 +88,7 @@ use link::Link;
 pub(crate) use settle::{ack, reject, release};
 
 pub use guard::repaired_frames;
-pub use options::{AmqpOptions, DEFAULT_QUEUE_EXPIRY};
+pub use options::{AmqpOptions, QueueType, DEFAULT_QUEUE_EXPIRY};
 
 /// First delay between attempts to reopen a channel.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);

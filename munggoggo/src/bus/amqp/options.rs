@@ -5,6 +5,7 @@
 //! | parameter | meaning | default |
 //! |---|---|---|
 //! | `durable=true` | durable queues and persistent messages: queued messages survive a broker restart | `false` |
+//! | `queue_type=quorum` | agents' message queues are quorum queues, replicated over a cluster's nodes (implies `durable=true`); `classic` keeps them on one node | `classic` |
 //! | `queue_expiry=30m` | how long an agent's queues outlive it unused (`never`: kept until deleted) | `30m` |
 //! | `cacertfile=/path/ca.pem` | PEM certificates trusted for `amqps://`, beside the system's | none |
 //! | `dead_letters=false` | reject what agents cannot handle without keeping it in `munggoggo.dead-letters` | `true` |
@@ -25,6 +26,50 @@ pub const DEFAULT_IDENTITY_GRACE: Duration = Duration::from_secs(90);
 /// The default of [`AmqpOptions::queue_expiry`].
 pub const DEFAULT_QUEUE_EXPIRY: Duration = Duration::from_secs(30 * 60);
 
+/// The RabbitMQ queue type of the queues that hold messages for an agent
+/// (its identity queue, its topic subscriptions, a replicated group's
+/// shared queues); see [`AmqpOptions::queue_type`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QueueType {
+    /// Classic queues: on the node where they were declared.
+    #[default]
+    Classic,
+    /// Quorum queues: replicated (Raft) over the cluster's nodes, so they
+    /// and what they hold survive the loss of a minority of the nodes.
+    Quorum,
+}
+
+impl QueueType {
+    /// The value of the `x-queue-type` argument and the URL parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
+impl std::fmt::Display for QueueType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<QueueType> {
+        match text {
+            "classic" => Ok(QueueType::Classic),
+            "quorum" => Ok(QueueType::Quorum),
+            _ => Err(Error::Config(format!(
+                "unknown queue type `{text}`: expected classic or quorum"
+            ))),
+        }
+    }
+}
+
 /// How the RabbitMQ bus declares queues, publishes and connects.
 ///
 /// ```
@@ -33,11 +78,16 @@ pub const DEFAULT_QUEUE_EXPIRY: Duration = Duration::from_secs(30 * 60);
 ///
 /// let options = AmqpOptions::default().durable(true).queue_expiry(Some(Duration::from_secs(600)));
 /// assert!(options.is_durable());
+///
+/// // On a cluster: quorum queues, which are durable.
+/// use munggoggo::bus::amqp::QueueType;
+/// assert!(AmqpOptions::default().queue_type(QueueType::Quorum).is_durable());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AmqpOptions {
     durable: bool,
+    queue_type: QueueType,
     queue_expiry: Option<Duration>,
     ca_file: Option<PathBuf>,
     dead_letters: bool,
@@ -48,6 +98,7 @@ impl Default for AmqpOptions {
     fn default() -> Self {
         AmqpOptions {
             durable: false,
+            queue_type: QueueType::Classic,
             queue_expiry: Some(DEFAULT_QUEUE_EXPIRY),
             ca_file: None,
             dead_letters: true,
@@ -66,6 +117,42 @@ impl AmqpOptions {
     pub fn durable(mut self, durable: bool) -> Self {
         self.durable = durable;
         self
+    }
+
+    /// The type of the queues that hold messages for an agent: its
+    /// identity queue, its topic subscriptions and a replicated group's
+    /// shared queues. [`QueueType::Quorum`] replicates them over a
+    /// cluster's nodes, so that they and what they hold survive a node
+    /// being stopped or lost; quorum queues are always durable and keep
+    /// every message on disk, so this implies [`AmqpOptions::durable`].
+    /// They keep the length limit (`reject-publish`) and the expiry; they
+    /// cannot be exclusive, which the agents' queues are not anyway (one
+    /// exclusive consumer guards an identity).
+    ///
+    /// Control queues, broadcast (fanout) queues and singleton leases stay
+    /// classic, and transient with quorum queues: they serve one running
+    /// process, so when their node goes away they are declared again on
+    /// the node the process moves to (a durable classic queue would be
+    /// unusable until its node came back).
+    ///
+    /// A queue that exists with the other type cannot be declared again
+    /// (the agent fails at start naming the queue and this option): delete
+    /// it, or move its messages (shovel) first.
+    pub fn queue_type(mut self, queue_type: QueueType) -> Self {
+        self.queue_type = queue_type;
+        self
+    }
+
+    /// See [`AmqpOptions::queue_type`].
+    pub fn queue_kind(&self) -> QueueType {
+        self.queue_type
+    }
+
+    /// Whether the queues that serve one running process (control,
+    /// broadcast, lease) are durable: in durable mode with classic queues
+    /// only (see [`AmqpOptions::queue_type`]).
+    pub(super) fn process_queues_durable(&self) -> bool {
+        self.durable && self.queue_type == QueueType::Classic
     }
 
     /// How long an agent's queues stay on the broker without a consumer
@@ -113,9 +200,10 @@ impl AmqpOptions {
         self.dead_letters
     }
 
-    /// Whether durable mode is on.
+    /// Whether durable mode is on: set with [`AmqpOptions::durable`], or
+    /// implied by quorum queues.
     pub fn is_durable(&self) -> bool {
-        self.durable
+        self.durable || self.queue_type == QueueType::Quorum
     }
 
     /// The queue expiry (`None`: never).
@@ -151,6 +239,9 @@ impl AmqpOptions {
             match key {
                 "durable" => self.durable = flag()?,
                 "dead_letters" => self.dead_letters = flag()?,
+                "queue_type" => {
+                    self.queue_type = value.parse().map_err(|_| bad("expected classic or quorum"))?
+                }
                 "identity_grace" => {
                     self.identity_grace = humantime::parse_duration(value)
                         .map_err(|e| bad(&format!("{e} (for example 90s or 5s)")))?
@@ -240,6 +331,15 @@ mod tests {
         assert_eq!(options.ca(), Some(std::path::Path::new("/tmp/ca.pem")));
         assert_eq!(url, "amqps://u:p@h:5671/%2f?heartbeat=10");
 
+        let (options, url) = take("amqp://h1,h2:5673/%2f?queue_type=quorum&heartbeat=5").unwrap();
+        assert_eq!(options.queue_kind(), QueueType::Quorum);
+        assert!(options.is_durable(), "quorum queues imply durable mode");
+        assert!(!options.process_queues_durable());
+        assert_eq!(url, "amqp://h1,h2:5673/%2f?heartbeat=5");
+        let (options, _) = take("amqp://h/%2f?queue_type=classic&durable=true").unwrap();
+        assert_eq!(options.queue_kind(), QueueType::Classic);
+        assert!(options.process_queues_durable());
+
         let (options, url) = take("amqp://h/%2f?queue_expiry=never").unwrap();
         assert_eq!(options.expiry(), None);
         assert_eq!(url, "amqp://h/%2f");
@@ -252,6 +352,7 @@ mod tests {
             "amqp://h/?durable=maybe",
             "amqp://h/?dead_letters=2",
             "amqp://h/?queue_expiry=soon",
+            "amqp://h/?queue_type=mirrored",
             "amqp://h/?cacertfile=",
         ] {
             let err = take(url).unwrap_err();

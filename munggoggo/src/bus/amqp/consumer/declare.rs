@@ -13,6 +13,7 @@ use lapin::Channel;
 
 use super::{close_quietly, discard, BuildError, Closing, QueueSpec, Spec, Step, PRECONDITION_FAILED};
 use crate::bus::amqp::convert::short;
+use crate::bus::amqp::QueueType;
 use crate::bus::amqp::{is_reply_code, lapin_error};
 use crate::bus::Source;
 use crate::error::{Error, Result};
@@ -154,14 +155,36 @@ impl Spec {
                 "queue `{queue}` of agent `{}` is consumed by another connection",
                 self.identity
             )),
-            Some((queue, Step::Declare)) if is_reply_code(&error, PRECONDITION_FAILED) => Error::Bus {
-                reason: format!(
-                    "queue `{queue}` of agent `{}` exists with other settings (durable mode, maximum length \
-                     or expiry changed?); it keeps its messages until deleted: `rabbitmqctl delete_queue {queue}`",
-                    self.identity
-                ),
-                source: Some(Box::new(error)),
-            },
+            Some((queue, Step::Declare)) if is_reply_code(&error, PRECONDITION_FAILED) => {
+                let queue_type = self
+                    .queues
+                    .iter()
+                    .find(|q| q.name == queue)
+                    .map_or(QueueType::Classic, QueueSpec::queue_type);
+                let other = match queue_type {
+                    QueueType::Quorum => QueueType::Classic,
+                    _ => QueueType::Quorum,
+                };
+                let changed = if error.to_string().contains("x-queue-type") {
+                    format!(
+                        "it is a {other} queue and the bus declares {queue_type} queues (the option \
+                         queue_type={queue_type})"
+                    )
+                } else {
+                    format!(
+                        "the bus declares it as a {queue_type} queue with other settings (queue_type, durable \
+                         mode, maximum length or expiry changed?)"
+                    )
+                };
+                Error::Bus {
+                    reason: format!(
+                        "queue `{queue}` of agent `{}` exists with other settings: {changed}; it keeps its \
+                         messages until deleted: `rabbitmqctl delete_queue {queue}`",
+                        self.identity
+                    ),
+                    source: Some(Box::new(error)),
+                }
+            }
             _ => lapin_error(
                 error,
                 &format!("cannot set up queues {} of agent `{}`", self.queue_names(), self.identity),
@@ -321,6 +344,9 @@ impl Keep {
     }
 }
 
+/// The argument that lets one consumer of a queue receive at a time.
+const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
+
 /// A queue spec, checking that its names fit AMQP.
 pub(in crate::bus::amqp) fn queue_spec(
     name: &str,
@@ -342,6 +368,29 @@ pub(in crate::bus::amqp) fn queue_spec(
         let millis = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX).max(1);
         arguments.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
     }
+    // The queues that hold messages for the agent take the configured type.
+    // Control and broadcast queues serve one running process: they stay
+    // classic, and transient with quorum queues, so that when their node
+    // goes the process declares them again on the node it moves to (a
+    // durable classic queue is unusable until its node is back).
+    let holds_messages = matches!(source, Source::Direct | Source::Topic(_));
+    let quorum = holds_messages && options.queue_kind() == QueueType::Quorum;
+    if quorum {
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(QueueType::Quorum.as_str().into()),
+        );
+        // RabbitMQ (3.10 at least) accepts a second exclusive consumer on a
+        // quorum queue: a single active consumer keeps every other one
+        // idle, and the agent's classic control queue, consumed
+        // exclusively, refuses a second claimant of the identity.
+        arguments.insert(SINGLE_ACTIVE_CONSUMER.into(), AMQPValue::Boolean(true));
+    }
+    let durable = if holds_messages {
+        options.is_durable()
+    } else {
+        options.process_queues_durable()
+    };
     let name = short("queue name", name)?;
     Ok(QueueSpec {
         tag: name.clone(),
@@ -354,7 +403,7 @@ pub(in crate::bus::amqp) fn queue_spec(
             Source::Fanout | Source::Control => Closing::Delete,
             _ => Closing::KeepBacklog,
         },
-        durable: options.is_durable(),
+        durable,
         source,
         arguments,
         bindings: bindings
@@ -365,12 +414,26 @@ pub(in crate::bus::amqp) fn queue_spec(
 }
 
 impl QueueSpec {
+    /// The queue's type, as its `x-queue-type` argument says.
+    fn queue_type(&self) -> QueueType {
+        match self.arguments.inner().get("x-queue-type") {
+            Some(AMQPValue::LongString(kind)) if kind.to_string() == QueueType::Quorum.as_str() => {
+                QueueType::Quorum
+            }
+            _ => QueueType::Classic,
+        }
+    }
+
     /// The queue shared by the replicas of a group, each consuming it
     /// under the tag `<replica>:<queue>` (unique on the replica's channel,
     /// where its own queues' tags are their names).
     pub(in crate::bus::amqp) fn shared_by(mut self, replica: &str) -> Result<Self> {
         self.exclusive_consumer = false;
         self.shared = true;
+        // Replicas compete for its messages.
+        let mut arguments = self.arguments.inner().clone();
+        arguments.retain(|key, _| key.as_str() != SINGLE_ACTIVE_CONSUMER);
+        self.arguments = arguments.into();
         self.tag = short("consumer tag", &format!("{replica}:{}", self.name))?;
         Ok(self)
     }
@@ -394,4 +457,43 @@ pub(in crate::bus::amqp) fn method_queue_spec(method: &str, identity: &str, dlx:
         bindings: Vec::new(),
         arguments,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::amqp::AmqpOptions;
+
+    fn has(spec: &QueueSpec, key: &str) -> bool {
+        spec.arguments.contains_key(key)
+    }
+
+    #[test]
+    fn quorum_queues_hold_messages_and_control_queues_stay_classic_and_transient() {
+        let quorum = AmqpOptions::default().queue_type(QueueType::Quorum);
+        let direct = queue_spec("a", Source::Direct, &[], Some(10), &quorum).unwrap();
+        assert_eq!(direct.queue_type(), QueueType::Quorum);
+        assert!(direct.durable, "quorum queues are durable");
+        assert!(has(&direct, "x-max-length") && has(&direct, "x-overflow") && has(&direct, "x-expires"));
+        assert!(has(&direct, SINGLE_ACTIVE_CONSUMER), "one consumer at a time");
+        let topic = queue_spec("t", Source::Topic("t".into()), &[], None, &quorum).unwrap();
+        assert_eq!(topic.queue_type(), QueueType::Quorum);
+        let shared = queue_spec("g", Source::Direct, &[], None, &quorum)
+            .unwrap()
+            .shared_by("g-1")
+            .unwrap();
+        assert_eq!(shared.queue_type(), QueueType::Quorum);
+        assert!(!has(&shared, SINGLE_ACTIVE_CONSUMER), "replicas compete");
+        for source in [Source::Control, Source::Fanout] {
+            let spec = queue_spec("a.control", source, &[], Some(10), &quorum).unwrap();
+            assert_eq!(spec.queue_type(), QueueType::Classic);
+            assert!(!spec.durable && !has(&spec, "x-queue-type"));
+        }
+
+        let classic = AmqpOptions::default().durable(true);
+        for source in [Source::Direct, Source::Control, Source::Fanout] {
+            let spec = queue_spec("a", source, &[], None, &classic).unwrap();
+            assert!(spec.durable && !has(&spec, "x-queue-type") && !has(&spec, SINGLE_ACTIVE_CONSUMER));
+        }
+    }
 }
