@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lapin::ExchangeKind;
 
 use super::consumer::{self, queue_spec, Closing, Spec, Unit};
-use super::convert::{self, short};
-use super::publisher::{Publish, Publisher, ReturnKey};
+use super::publisher::{Publisher, Wire};
 use super::BusInner;
 use crate::bus::{
     Confirm, Consumer, Endpoint, EndpointOptions, Lease, Opened, Outgoing, Route, Source, FANOUT_EXCHANGE,
@@ -65,6 +64,10 @@ pub(super) async fn open_endpoint(
     let publisher = match Publisher::open(
         Arc::clone(&bus.publishing),
         Arc::clone(&identity),
+        Wire {
+            user: bus.user.clone(),
+            durable: bus.options.is_durable(),
+        },
         options.publish_window,
         options.send_timeout,
     )
@@ -134,48 +137,6 @@ impl AmqpEndpoint {
     fn mailbox_names(&self) -> Vec<&str> {
         self.names.iter().map(String::as_str).collect()
     }
-
-    fn prepare(&self, msg: Outgoing) -> Result<Publish> {
-        let Outgoing {
-            route,
-            mut properties,
-            body,
-        } = msg;
-        if let Some(user_id) = &properties.user_id {
-            if *user_id != self.bus.user {
-                return Err(Error::bus(format!(
-                    "user_id `{user_id}` is not the login user `{}`; RabbitMQ would refuse the message",
-                    self.bus.user
-                )));
-            }
-        }
-        let direct = match &route {
-            Route::Direct(target) => {
-                if properties.message_id.is_none() {
-                    // Needed to recognise the message if the broker returns it.
-                    Arc::make_mut(&mut properties).message_id = Some(crate::message::message_id());
-                }
-                let message_id = properties.message_id.as_deref().unwrap_or_default();
-                Some(ReturnKey {
-                    target: short("identity", target)?,
-                    message_id: short("message_id", message_id)?,
-                })
-            }
-            Route::Fanout | Route::Topic(_) => None,
-        };
-        Ok(Publish {
-            exchange: route.exchange().into(),
-            routing_key: short("routing key", route.routing_key())?,
-            properties: if self.bus.options.is_durable() {
-                // Persistent, so that a durable queue keeps it through a broker restart.
-                convert::to_amqp(&properties)?.with_delivery_mode(2)
-            } else {
-                convert::to_amqp(&properties)?
-            },
-            body,
-            direct,
-        })
-    }
 }
 
 impl Endpoint for AmqpEndpoint {
@@ -183,8 +144,7 @@ impl Endpoint for AmqpEndpoint {
         if let Route::Topic(key) = &msg.route {
             self.bus.look_at_topic(key, msg.properties.app_id.as_deref());
         }
-        let prepared = self.prepare(msg);
-        Box::pin(async move { self.publisher.publish(prepared?).await })
+        Box::pin(self.publisher.publish(msg))
     }
 
     fn subscribe<'a>(

@@ -17,9 +17,14 @@
 //! that reach no queue are normal (and not `mandatory`, so the broker does
 //! not send them back).
 //!
-//! (Longer than most files: the window, the confirms and the returns are
-//! one state machine that only the publisher task drives; its tests are in
-//! `publisher/tests.rs`.)
+//! A publish that fails with its channel (a broker restart, closed
+//! connections) is not answered with the failure: it waits in the
+//! [`outbox`] and is published again, in order, on the next channel, so
+//! that a send that returned Ok is delivered at least once.
+//!
+//! (Longer than most files: the window, the confirms, the returns and the
+//! outbox are one state machine that only the publisher task drives; its
+//! tests are in `publisher/tests.rs`.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,14 +36,20 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
-use super::link::Link;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::convert::{self, short};
+use super::link::Link;
 use super::rounds::Rounds;
 use super::{lapin_error, BACKOFF_MAX, BACKOFF_MIN, CLOSE_TIMEOUT, STUCK_GRACE};
-use crate::bus::Confirm;
+use crate::bus::{Confirm, Outgoing, Route};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
+
+mod outbox;
+
+pub(crate) use outbox::OUTBOX_BYTES;
+use outbox::{Job, Outbox, MAX_TRIES};
 
 /// A message ready for the wire.
 pub(super) struct Publish {
@@ -62,16 +73,70 @@ pub(super) struct ReturnKey {
     pub(super) message_id: ShortString,
 }
 
+/// How an endpoint's messages become AMQP publishes.
+#[derive(Clone)]
+pub(super) struct Wire {
+    /// The login user: a message's `user_id` must be it.
+    pub(super) user: String,
+    /// Durable mode: messages are persistent.
+    pub(super) durable: bool,
+}
+
+impl Wire {
+    /// The publish for `msg`; a direct message gets a message id (if it
+    /// has none) by which a returned message is recognised.
+    fn prepare(&self, msg: &mut Outgoing) -> Result<Publish> {
+        let Outgoing {
+            route, properties, ..
+        } = msg;
+        if let Some(user_id) = &properties.user_id {
+            if *user_id != self.user {
+                return Err(Error::bus(format!(
+                    "user_id `{user_id}` is not the login user `{}`; RabbitMQ would refuse the message",
+                    self.user
+                )));
+            }
+        }
+        let direct = match &*route {
+            Route::Direct(target) => {
+                if properties.message_id.is_none() {
+                    Arc::make_mut(properties).message_id = Some(crate::message::message_id());
+                }
+                let message_id = properties.message_id.as_deref().unwrap_or_default();
+                Some(ReturnKey {
+                    target: short("identity", target)?,
+                    message_id: short("message_id", message_id)?,
+                })
+            }
+            Route::Fanout | Route::Topic(_) => None,
+        };
+        let amqp = convert::to_amqp(properties)?;
+        Ok(Publish {
+            exchange: route.exchange().into(),
+            routing_key: short("routing key", route.routing_key())?,
+            // Persistent, so that a durable queue keeps it through a broker restart.
+            properties: if self.durable {
+                amqp.with_delivery_mode(2)
+            } else {
+                amqp
+            },
+            body: msg.body.clone(),
+            direct,
+        })
+    }
+}
+
 // Publishing is the common case: boxing it would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 enum Command {
-    Publish(Publish, Answer),
+    Publish(Outgoing, Publish, Answer),
     Close(oneshot::Sender<()>),
 }
 
 /// The handle an endpoint publishes through.
 pub(super) struct Publisher {
     identity: Arc<str>,
+    wire: Wire,
     commands: mpsc::UnboundedSender<Command>,
     /// Places in the window of outstanding confirms; they bound the command
     /// queue too.
@@ -97,6 +162,7 @@ impl Publisher {
     pub(super) async fn open(
         link: Arc<Link>,
         identity: Arc<str>,
+        wire: Wire,
         window: usize,
         timeout: std::time::Duration,
     ) -> Result<Publisher> {
@@ -116,13 +182,20 @@ impl Publisher {
                 in_flight: Rounds::new(),
                 undecided: Vec::new(),
                 book: ReturnBook::default(),
+                bounced: Vec::new(),
             },
             reopening: None,
             stuck_since: None,
+            wire: wire.clone(),
+            outbox: Outbox::new(OUTBOX_BYTES),
+            sent: 0,
+            reopened: None,
+            pause: None,
         };
         tokio::spawn(task.run(rx));
         Ok(Publisher {
             identity,
+            wire,
             commands,
             window: Arc::new(Semaphore::new(window.max(1))),
             timeout,
@@ -130,8 +203,10 @@ impl Publisher {
     }
 
     /// Publishes once there is a place in the window; the [`Confirm`]
-    /// completes with the broker's answer.
-    pub(super) async fn publish(&self, publish: Publish) -> Result<Confirm> {
+    /// completes with the broker's answer (after a loss, with the answer to
+    /// its publish on the next channel: see the [`outbox`]).
+    pub(super) async fn publish(&self, mut msg: Outgoing) -> Result<Confirm> {
+        let publish = self.wire.prepare(&mut msg)?;
         let stopped = || Error::AgentStopped(self.identity.to_string());
         let target = publish.routing_key.to_string();
         let place = match tokio::time::timeout(self.timeout, Arc::clone(&self.window).acquire_owned()).await {
@@ -144,7 +219,7 @@ impl Publisher {
             }
         };
         let (reply, answer) = oneshot::channel();
-        let command = Command::Publish(publish, Answer { reply, _place: place });
+        let command = Command::Publish(msg, publish, Answer { reply, _place: place });
         if self.commands.send(command).is_err() {
             return Err(stopped());
         }
@@ -172,10 +247,17 @@ async fn open_channel(conn: &Connection) -> lapin::Result<Channel> {
     Ok(channel)
 }
 
-/// What a publish waits for, and who to answer.
+/// What a round of confirms gives back to the outbox: publishes that
+/// failed with their channel, and whether some came back (bounced).
+struct Failed {
+    jobs: Vec<Job<Answer>>,
+    bounced: bool,
+}
+
+/// A publish on the current channel, waiting for its confirm.
 struct Pending {
+    job: Job<Answer>,
     direct: Option<ReturnKey>,
-    reply: Answer,
 }
 
 /// The confirms in flight and what is known about returned messages.
@@ -190,7 +272,19 @@ struct Confirms {
     /// Direct publishes confirmed in the last round, without a return yet.
     undecided: Vec<Pending>,
     book: ReturnBook,
+    /// Messages published again after a loss that came back, to be tried
+    /// once more.
+    bounced: Vec<Pending>,
 }
+
+/// For how long after its first loss a message published again that comes
+/// back (no queue for its target) is tried again rather than failed with
+/// [`Error::UnknownTarget`]: after a broker restart in transient mode the
+/// target's queue is gone until its agent, reconnecting too, declares it
+/// again.
+const BOUNCE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a publisher waits before it tries bounced messages again.
+const BOUNCE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Confirms {
     fn is_idle(&self) -> bool {
@@ -198,8 +292,9 @@ impl Confirms {
     }
 
     /// Takes the confirms of one round and answers whom it can. Ready with
-    /// whether a publish failed (the channel may need reopening).
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+    /// the publishes that failed with their channel (to be published again;
+    /// the channel may need reopening).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Failed> {
         let previous = std::mem::take(&mut self.undecided);
         let completed = match self.in_flight.poll_round(cx) {
             Poll::Ready(completed) => completed,
@@ -222,7 +317,7 @@ impl Confirms {
         for pending in previous {
             self.answer(pending, Ok(()));
         }
-        let mut failed = false;
+        let mut failed = Vec::new();
         for (pending, result) in results {
             match result {
                 Ok(false) => {
@@ -240,10 +335,29 @@ impl Confirms {
                     let refused = self.refused(&pending);
                     self.answer(pending, refused);
                 }
-                Err(e) => {
-                    failed = true;
-                    let error = lapin_error(e, &format!("publish of agent `{}` failed", self.identity));
+                Err(e) if pending.job.tries >= MAX_TRIES => {
+                    let error = lapin_error(
+                        e,
+                        &format!(
+                            "publish of agent `{}` failed {MAX_TRIES} times on as many channels",
+                            self.identity
+                        ),
+                    );
+                    tracing::error!(agent = %self.identity, target = %pending.job.message.route.target(), error = %error, "a message could not be published; giving up");
                     self.answer(pending, Err(error));
+                }
+                Err(e) => {
+                    let came_back = pending.direct.as_ref().is_some_and(|key| self.book.settle(key));
+                    if came_back {
+                        let target = pending.direct.as_ref().map(|key| key.target.to_string());
+                        pending
+                            .job
+                            .reply
+                            .send(Err(Error::UnknownTarget(target.unwrap_or_default())));
+                    } else {
+                        tracing::trace!(agent = %self.identity, error = %e, "a publish failed with its channel; it waits in the outbox");
+                        failed.push(pending);
+                    }
                 }
             }
         }
@@ -251,7 +365,14 @@ impl Confirms {
             // Their answer needs one more round, even if nothing else wakes us.
             cx.waker().wake_by_ref();
         }
-        Poll::Ready(failed)
+        Poll::Ready(Failed {
+            bounced: !self.bounced.is_empty(),
+            jobs: failed
+                .into_iter()
+                .chain(self.bounced.drain(..))
+                .map(|p| p.job)
+                .collect(),
+        })
     }
 
     /// What a `basic.nack` means: a queue at its maximum length refused the
@@ -272,16 +393,29 @@ impl Confirms {
     }
 
     /// Answers a publish; a direct one that came back is `UnknownTarget`.
+    ///
+    /// Except one that waited in the outbox through a loss, shortly after:
+    /// its target's queue may be gone with the broker's restart and about to
+    /// be declared again by its agent, so it goes back to the outbox
+    /// (see [`BOUNCE_GRACE`]).
     fn answer(&mut self, pending: Pending, outcome: Result<()>) {
-        let Pending { direct, reply } = pending;
+        let Pending { job, direct } = pending;
         let outcome = match direct {
             Some(key) if self.book.settle(&key) => match outcome {
+                Ok(()) if job.lost.is_some_and(|at| at.elapsed() < BOUNCE_GRACE) => {
+                    tracing::debug!(agent = %self.identity, target = %key.target, "a message published again came back: its target's queue is not there yet; trying again");
+                    self.bounced.push(Pending {
+                        job,
+                        direct: Some(key),
+                    });
+                    return;
+                }
                 Ok(()) => Err(Error::UnknownTarget(key.target.to_string())),
                 Err(e) => Err(e),
             },
             _ => outcome,
         };
-        reply.send(outcome);
+        job.reply.send(outcome);
     }
 }
 
@@ -292,22 +426,42 @@ struct Task {
     confirms: Confirms,
     reopening: Option<BoxFuture<'static, Option<Channel>>>,
     stuck_since: Option<Instant>,
+    wire: Wire,
+    /// Publishes waiting for a channel.
+    outbox: Outbox<Answer>,
+    /// Messages taken so far: the next one's place in the order.
+    sent: u64,
+    /// When the current channel replaced a lost one.
+    reopened: Option<Instant>,
+    /// Until when the outbox waits after messages bounced.
+    pause: Option<Instant>,
 }
+
+/// How often a publisher whose outbox holds messages looks at its channel.
+const OUTBOX_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Task {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut closing: Option<(oneshot::Sender<()>, tokio::time::Instant)> = None;
         loop {
-            if closing.is_some() && self.confirms.is_idle() {
+            self.drain();
+            if closing.is_some() && self.confirms.is_idle() && self.outbox.is_empty() {
                 break;
             }
             let deadline = closing.as_ref().map(|(_, deadline)| *deadline);
             let confirms = &mut self.confirms;
             let busy = !confirms.is_idle();
+            let waiting = !self.outbox.is_empty();
             tokio::select! {
                 biased;
                 failed = std::future::poll_fn(|cx| confirms.poll(cx)), if busy => {
-                    if failed {
+                    if failed.bounced {
+                        self.pause = Some(Instant::now() + BOUNCE_PAUSE);
+                    }
+                    if !failed.jobs.is_empty() {
+                        for job in failed.jobs {
+                            self.outbox.keep(job);
+                        }
                         self.check_channel();
                     }
                 }
@@ -316,6 +470,7 @@ impl Task {
                     if let Some(channel) = channel {
                         self.channel = Arc::new(channel);
                         self.stuck_since = None;
+                        self.reopened = Some(Instant::now());
                     }
                 }
                 command = commands.recv(), if closing.is_none() => {
@@ -323,7 +478,9 @@ impl Task {
                     // Take what else is queued too: one round serves them all.
                     loop {
                         match command {
-                            Some(Command::Publish(publish, reply)) => self.start(publish, reply),
+                            Some(Command::Publish(message, publish, reply)) => {
+                                self.start(message, publish, reply)
+                            }
                             Some(Command::Close(done)) => {
                                 closing = Some((done, tokio::time::Instant::now() + CLOSE_TIMEOUT));
                                 break;
@@ -335,6 +492,9 @@ impl Task {
                             Err(_) => break,
                         }
                     }
+                }
+                () = tokio::time::sleep(OUTBOX_CHECK), if waiting && self.reopening.is_none() => {
+                    self.check_channel();
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     tracing::warn!(
@@ -349,9 +509,17 @@ impl Task {
         self.finish(closing.map(|(done, _)| done)).await;
     }
 
-    /// Closes the channel; messages still in flight are answered by
-    /// dropping their reply senders.
+    /// Closes the channel; messages still in flight or in the outbox are
+    /// answered by dropping their reply senders.
     async fn finish(mut self, done: Option<oneshot::Sender<()>>) {
+        if !self.outbox.is_empty() {
+            tracing::error!(
+                agent = %self.identity,
+                messages = self.outbox.len(),
+                "the agent stopped with messages in its outbox that no broker confirmed; they are not published"
+            );
+        }
+        self.outbox.take();
         self.confirms.in_flight.clear();
         self.confirms.undecided.clear();
         if self.channel.status().connected() {
@@ -364,22 +532,72 @@ impl Task {
         }
     }
 
-    fn start(&mut self, publish: Publish, reply: Answer) {
-        if !self.channel.status().connected() {
-            self.check_channel();
-            let why = if self.reopening.is_some() {
-                "its publish channel is being reopened"
-            } else if self.link.is_closed() {
-                "the bus is closed"
-            } else {
-                "the publishing connection is down; the bus is reconnecting"
-            };
-            reply.send(Err(Error::connection_lost(format!(
-                "agent `{}` cannot publish: {why}",
+    /// Takes a message from a sender: published at once, or kept in the
+    /// outbox while the channel is down (or the outbox is not yet empty,
+    /// so that the order holds).
+    fn start(&mut self, message: Outgoing, publish: Publish, reply: Answer) {
+        self.sent += 1;
+        let job = Job {
+            seq: self.sent,
+            tries: 0,
+            lost: None,
+            message,
+            reply,
+        };
+        if self.link.is_closed() {
+            job.reply.send(Err(Error::connection_lost(format!(
+                "agent `{}` cannot publish: the bus is closed",
                 self.identity
             ))));
             return;
         }
+        if self.outbox.is_empty() && self.channel.status().connected() {
+            return self.put(job, publish);
+        }
+        self.check_channel();
+        if let Err(job) = self.outbox.offer(job) {
+            job.reply.send(Err(Error::connection_lost(format!(
+                "agent `{}` cannot publish: the publishing connection is down and its outbox holds \
+                 {} messages ({} bytes at most); the bus is reconnecting",
+                self.identity,
+                self.outbox.len(),
+                OUTBOX_BYTES
+            ))));
+        }
+    }
+
+    /// Publishes the outbox again once a new channel is open and every
+    /// publish of the old one is settled (so that the order holds; or after
+    /// [`STUCK_GRACE`], should the old channel leave one unanswered).
+    fn drain(&mut self) {
+        if self.outbox.is_empty() || !self.channel.status().connected() {
+            return;
+        }
+        if self.pause.is_some_and(|until| Instant::now() < until) {
+            return;
+        }
+        let settled =
+            self.confirms.in_flight.is_empty() || self.reopened.is_some_and(|at| at.elapsed() >= STUCK_GRACE);
+        if !settled {
+            return;
+        }
+        let waited = self.outbox.waiting_since().map(|since| since.elapsed());
+        let jobs = self.outbox.take();
+        tracing::info!(agent = %self.identity, messages = jobs.len(), waited = ?waited, "publishing the outbox again");
+        for mut job in jobs {
+            if !self.channel.status().connected() {
+                self.outbox.keep(job);
+                continue;
+            }
+            match self.wire.prepare(&mut job.message) {
+                Ok(publish) => self.put(job, publish),
+                Err(e) => job.reply.send(Err(e)),
+            }
+        }
+    }
+
+    /// Publishes on the current channel.
+    fn put(&mut self, mut job: Job<Answer>, publish: Publish) {
         let Publish {
             exchange,
             routing_key,
@@ -387,6 +605,7 @@ impl Task {
             body,
             direct,
         } = publish;
+        job.tries += 1;
         self.confirms.book.expect(direct.as_ref());
         // Only a direct send needs to learn that nobody took it. A returned
         // broadcast or publication would carry its whole body back and make
@@ -407,7 +626,7 @@ impl Task {
             crate::stats::bus::confirmed(started);
             confirmed
         });
-        self.confirms.in_flight.push(Pending { direct, reply }, future);
+        self.confirms.in_flight.push(Pending { job, direct }, future);
     }
 
     /// Starts reopening the channel when it is dead, or when lapin's
