@@ -165,10 +165,13 @@ impl Spec {
                     QueueType::Quorum => QueueType::Classic,
                     _ => QueueType::Quorum,
                 };
-                let changed = if error.to_string().contains("x-queue-type") {
+                // A type change shows as either argument, whichever the
+                // broker compares first.
+                let text = error.to_string();
+                let changed = if text.contains("x-queue-type") || text.contains("x-single-active-consumer") {
                     format!(
-                        "it is a {other} queue and the bus declares {queue_type} queues (the option \
-                         queue_type={queue_type})"
+                        "it was declared as a {other} queue and the bus declares {queue_type} queues (the \
+                         option queue_type={queue_type})"
                     )
                 } else {
                     format!(
@@ -207,6 +210,23 @@ impl Spec {
             let mut keep = Keep::of(closing, own);
             // Another replica may consume it.
             keep.consumers |= shared;
+            let quorum = self
+                .queues
+                .iter()
+                .any(|q| q.name == *queue && q.queue_type() == QueueType::Quorum);
+            if quorum && keep.any() {
+                // RabbitMQ refuses if-empty and if-unused deletes of a quorum
+                // queue with a connection error, and a look before an
+                // unconditional delete could lose a message confirmed in
+                // between: the queue stays until it expires unused.
+                tracing::debug!(
+                    agent = %self.identity,
+                    queue = %queue,
+                    expires = %self.expiry.map_or("never".to_owned(), |d| humantime::format_duration(d).to_string()),
+                    "a quorum queue stays until it expires unused"
+                );
+                continue;
+            }
             let channel = match open.take().filter(|c| c.status().connected()) {
                 Some(channel) => channel,
                 None => match self.open_for_deletes().await {
