@@ -71,6 +71,13 @@ impl Node {
 
     /// [`Node::start`] with more lines for its `rabbitmq.conf`.
     pub fn start_with(tag: &str, tls: Option<&TlsFiles>, conf_lines: &str) -> Node {
+        let node = Node::prepare(tag, tls, conf_lines);
+        node.boot();
+        node
+    }
+
+    /// A node's folder and configuration, not started yet.
+    fn prepare(tag: &str, tls: Option<&TlsFiles>, conf_lines: &str) -> Node {
         let name = format!("munggoggo-{tag}-{}@localhost", std::process::id());
         let dir = std::env::temp_dir().join(format!("munggoggo-node-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -101,14 +108,12 @@ impl Node {
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("node plugins");
         // The Debian scripts run the node as `rabbitmq` when started by root.
         let _ = Command::new("chown").args(["-R", "rabbitmq"]).arg(&dir).status();
-        let node = Node {
+        Node {
             name,
             dir,
             port,
             tls_port,
-        };
-        node.boot();
-        node
+        }
     }
 
     /// The folder's path as the node's environment names it.
@@ -133,6 +138,12 @@ impl Node {
 
     /// Starts the node's Erlang VM and waits until its AMQP listener answers.
     fn boot(&self) {
+        self.launch();
+        self.await_listening();
+    }
+
+    /// Starts the node's Erlang VM in the background.
+    fn launch(&self) {
         let started = self
             .command("rabbitmq-server")
             .arg("-detached")
@@ -141,6 +152,10 @@ impl Node {
             .status()
             .expect("rabbitmq-server runs (is RabbitMQ installed?)");
         assert!(started.success(), "rabbitmq-server -detached failed: {started}");
+    }
+
+    /// Waits until the node's AMQP listener answers.
+    fn await_listening(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
@@ -179,22 +194,44 @@ impl Node {
         &self.dir
     }
 
+    /// The node's Erlang name (`munggoggo-<tag>-<pid>@localhost`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `127.0.0.1:<port>` of the AMQP listener.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// Runs `rabbitmqctl -n <node> args...`.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        self.command("rabbitmqctl")
+        self.tool("rabbitmqctl", args)
+    }
+
+    /// Runs `<tool> -q -n <node> args...`.
+    pub fn tool(&self, tool: &str, args: &[&str]) -> Output {
+        self.command(tool)
             .arg("-q")
             .arg("-n")
             .arg(&self.name)
             .args(args)
             .output()
-            .expect("rabbitmqctl runs")
+            .unwrap_or_else(|e| panic!("{tool} runs: {e}"))
     }
 
     fn ctl_ok(&self, args: &[&str]) {
-        let out = self.ctl(args);
+        self.tool_ok("rabbitmqctl", args);
+    }
+
+    /// Runs one of RabbitMQ's tools (`rabbitmqctl`, `rabbitmq-queues`, ...)
+    /// on the node; panics with its output when it fails.
+    pub fn tool_ok(&self, tool: &str, args: &[&str]) {
+        let out = self.tool(tool, args);
         assert!(
             out.status.success(),
-            "rabbitmqctl {args:?} failed: {}{}",
+            "{tool} {args:?} on {} failed: {}{}",
+            self.name,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -257,5 +294,155 @@ impl Drop for Node {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Three private nodes joined in one RabbitMQ cluster (`rabbitmqctl
+/// join_cluster`), each with its own name, ports and folder; the first
+/// started node is the one the others join. Stopped and removed when
+/// dropped. A node's index (0, 1, 2) names it in every method.
+pub struct Cluster {
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// [`Cluster::start`], or `None` with a notice when `rabbitmq-server`
+    /// is not installed and `CI` is not set (with `CI` set, that fails).
+    pub fn start_or_skip(tag: &str) -> Option<Cluster> {
+        let installed = Command::new("rabbitmq-server")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !installed {
+            munggoggo_test_support::skip(format_args!(
+                "no rabbitmq-server to start a private cluster for {tag} (apt-get install rabbitmq-server)"
+            ));
+            return None;
+        }
+        Some(Cluster::start(tag))
+    }
+
+    /// Starts three nodes named after `tag` (the three VMs boot together)
+    /// and joins the second and third to the first. Panics with the logs
+    /// when they do not come up or join.
+    pub fn start(tag: &str) -> Cluster {
+        let nodes: Vec<Node> = (0..3)
+            .map(|i| Node::prepare(&format!("{tag}-{i}"), None, ""))
+            .collect();
+        for node in &nodes {
+            node.launch();
+        }
+        for node in &nodes {
+            node.await_listening();
+        }
+        let cluster = Cluster { nodes };
+        let first = cluster.nodes[0].name.clone();
+        for node in &cluster.nodes[1..] {
+            node.ctl_ok(&["stop_app"]);
+            node.ctl_ok(&["reset"]);
+            node.ctl_ok(&["join_cluster", &first]);
+            node.ctl_ok(&["start_app"]);
+            node.await_listening();
+        }
+        let status = cluster.nodes[0].ctl(&["cluster_status", "--formatter", "json"]);
+        let status = String::from_utf8_lossy(&status.stdout);
+        for node in &cluster.nodes {
+            assert!(
+                status.contains(&node.name),
+                "{} is not in the cluster: {status}",
+                node.name
+            );
+        }
+        cluster
+    }
+
+    /// A node of the cluster.
+    pub fn node(&self, index: usize) -> &Node {
+        &self.nodes[index]
+    }
+
+    /// The URL naming the three nodes (guest, default vhost), `first`
+    /// first and the others after it in turn: a client starts on `first`.
+    pub fn url_from(&self, first: usize) -> String {
+        let addresses: Vec<String> = (0..3).map(|i| self.nodes[(first + i) % 3].address()).collect();
+        format!("amqp://guest:guest@{}/%2f", addresses.join(","))
+    }
+
+    /// The URL naming the three nodes in order.
+    pub fn url(&self) -> String {
+        self.url_from(0)
+    }
+
+    /// Stops node `index` gracefully.
+    pub fn stop(&self, index: usize) {
+        self.nodes[index].stop();
+    }
+
+    /// Kills node `index`'s VM with SIGKILL.
+    pub fn kill(&self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// Starts node `index` again; it rejoins the cluster on its own. Waits
+    /// until it has booted completely.
+    pub fn start_again(&self, index: usize) {
+        let node = &self.nodes[index];
+        node.boot();
+        node.ctl_ok(&["await_startup"]);
+    }
+
+    /// Cuts node `index` off from clients: its listeners refuse new
+    /// connections and its client connections are closed, while it stays
+    /// in the cluster (and keeps its queue replicas).
+    pub fn cut_off(&self, index: usize) {
+        let node = &self.nodes[index];
+        node.ctl_ok(&["suspend_listeners"]);
+        node.close_all_connections();
+    }
+
+    /// Lets clients connect to node `index` again after [`Cluster::cut_off`].
+    pub fn reconnect(&self, index: usize) {
+        self.nodes[index].ctl_ok(&["resume_listeners"]);
+    }
+
+    /// The index of the node that leads quorum queue `queue`, asked of a
+    /// running node other than `not` (if given).
+    pub fn leader_of(&self, queue: &str, not: Option<usize>) -> Option<usize> {
+        let asked = (0..3).find(|i| Some(*i) != not)?;
+        let out = self.nodes[asked].ctl(&["list_queues", "name", "leader", "--no-table-headers"]);
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let leader = listing.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == queue).then(|| words.next().map(str::to_owned))?
+        })?;
+        self.nodes.iter().position(|node| node.name == leader)
+    }
+
+    /// Waits (up to `within`) until stopping node `index` would leave every
+    /// quorum queue with a majority of its members online, as a rolling
+    /// restart does before it takes the next node down.
+    pub fn await_not_quorum_critical(&self, index: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self.nodes[index].tool("rabbitmq-queues", &["check_if_node_is_quorum_critical"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} is still quorum-critical after {within:?}: {}{}",
+                self.nodes[index].name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Name and ready-message count of every queue of the cluster.
+    pub fn queues(&self) -> Vec<(String, u64)> {
+        self.nodes[0].queues()
     }
 }
