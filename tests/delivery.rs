@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{unique, Events};
+use munggoggo::bus::Route;
+use munggoggo::message::Properties;
 use munggoggo::prelude::*;
 use munggoggo::{AgentOptions, Error};
 use serde::{Deserialize, Serialize};
@@ -146,7 +148,68 @@ impl Keeper {
 
 const BACKLOG: u64 = 1_000;
 
+/// Hands every `Work` it handles to the test; drops what it saw already
+/// (the last 100 message ids).
+#[agent(dedup = 100)]
+struct Once {
+    seen: mpsc::UnboundedSender<u64>,
+}
+
+#[agent]
+impl Once {
+    #[on_message]
+    async fn work(&mut self, work: Work) {
+        let _ = self.seen.send(work.n);
+    }
+}
+
+/// Sends `Work { n }` to `to` with message id `id`.
+async fn work_with_id(client: &Context, to: &str, n: u64, id: &str) {
+    let mut properties = Properties::new("Work", client.identity());
+    properties.message_id = Some(id.into());
+    let body = format!(r#"{{"n":{n}}}"#);
+    client
+        .emit(Route::Direct(to.into()), properties, body.into_bytes().into())
+        .await
+        .expect("sent");
+}
+
 on_both_buses! {
+    async fn an_agent_with_dedup_handles_each_message_id_once(rt) {
+        let (seen, mut handled) = mpsc::unbounded_channel();
+        let once = rt.spawn_as(unique("once"), Once { seen }).await.unwrap();
+        let client = rt.client(unique("twice")).await.unwrap();
+        let ctx = client.handle().context();
+        // Every message twice in a row, more of them than the prefetch; then
+        // the first one again, when its id is long forgotten (100 kept).
+        const MESSAGES: u64 = 150;
+        for n in 0..MESSAGES {
+            work_with_id(ctx, once.identity(), n, &format!("id-{n}")).await;
+            work_with_id(ctx, once.identity(), n, &format!("id-{n}")).await;
+        }
+        work_with_id(ctx, once.identity(), 0, "id-0").await;
+        let mut got = Vec::new();
+        while got.len() < MESSAGES as usize + 1 {
+            let n = tokio::time::timeout(Duration::from_secs(30), handled.recv())
+                .await
+                .expect("every message id arrives once")
+                .unwrap();
+            got.push(n);
+        }
+        let mut expected: Vec<u64> = (0..MESSAGES).collect();
+        expected.push(0);
+        assert_eq!(got, expected, "each id once, in order, and the forgotten one again");
+        // Each duplicate is in the agent's trace store, with its reason.
+        let dropped = once
+            .traces()
+            .received(None)
+            .into_iter()
+            .filter(|e| e.record.reason.as_deref().is_some_and(|r| r.starts_with("duplicate")))
+            .count();
+        assert_eq!(dropped as u64, MESSAGES, "one trace entry per dropped duplicate");
+        client.shutdown().await;
+    }
+
     async fn bodies_of_every_size_arrive_whole_each_with_its_own_message_id(rt) {
         let (seen, mut got) = mpsc::unbounded_channel();
         let keeper = rt.spawn_as(unique("keeper"), Keeper { seen }).await.unwrap();

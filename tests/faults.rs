@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::node::Node;
 use munggoggo::prelude::*;
-use munggoggo::{Runtime, RuntimeHandle};
+use munggoggo::{AgentDefaults, Runtime, RuntimeHandle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
@@ -117,13 +117,20 @@ impl Sink {
 
 /// Starts a runtime at `url` with the sink `identity`.
 async fn sink(url: &str, identity: &str, received: &Received) -> RuntimeHandle {
+    sink_with(url, identity, received, 0).await
+}
+
+/// [`sink`], dropping messages whose id is one of the last `dedup` seen.
+async fn sink_with(url: &str, identity: &str, received: &Received, dedup: usize) -> RuntimeHandle {
+    let mut options = Sink::options().dedup(dedup);
+    options.identity = identity.to_owned();
     Runtime::from_url(url)
         .expect("valid URL")
-        .agent_as(
-            identity,
+        .agent_with(
             Sink {
                 received: received.clone(),
             },
+            options,
         )
         .start()
         .await
@@ -136,6 +143,9 @@ struct Report {
     /// Messages the case may lose: those in the broker's (transient)
     /// queues when it restarted, as the broker counted them.
     may_lose: u64,
+    /// Whether the consumer drops duplicates by message id (then none may
+    /// reach it).
+    dedup: bool,
     attempts: u64,
     ok: HashSet<u64>,
     /// From the fault's start to the first Ok after a failed send.
@@ -153,7 +163,7 @@ impl Report {
         };
         let seconds = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
         let line = format!(
-            "fault case {:<28} sent {:>6}  Ok {:>6}  received {:>6}  lost {:>4}{}  duplicated {:>4}  \
+            "fault case {:<38} sent {:>6}  Ok {:>6}  received {:>6}  lost {:>4}{}  duplicated {:>4}  \
              recovery: sends {}, deliveries {}",
             self.case,
             self.attempts,
@@ -174,6 +184,10 @@ impl Report {
             ),
         );
         let _ = writeln!(std::io::stderr().lock(), "{line}");
+        assert!(
+            !self.dedup || duplicates == 0,
+            "{line}: duplicates reached a consumer that drops them by message id"
+        );
         assert!(
             missing.len() as u64 <= self.may_lose,
             "{line}: Ok'd but never received: {:?}",
@@ -269,6 +283,7 @@ async fn stream(
     Report {
         case,
         may_lose: 0,
+        dedup: false,
         attempts: shared.attempts,
         ok: shared.ok,
         recovery: match (shared.fault_start, shared.recovered) {
@@ -639,11 +654,12 @@ async fn stream_from_behaviour(
     case: &'static str,
     url: &str,
     target: &str,
+    dedup: usize,
     fault_at: u64,
     fault: impl FnOnce(&mut Hold) -> u64 + Send + 'static,
 ) {
     let received = Received::default();
-    let consumer = sink(url, target, &received).await;
+    let consumer = sink_with(url, target, &received, dedup).await;
     let sent = Arc::new(Mutex::new(Sent::default()));
     let (hold, held) = tokio::sync::watch::channel(false);
     let (quiet, quieted) = tokio::sync::watch::channel(false);
@@ -692,6 +708,7 @@ async fn stream_from_behaviour(
     Report {
         case,
         may_lose,
+        dedup: dedup > 0,
         attempts,
         ok,
         recovery: None,
@@ -711,7 +728,8 @@ async fn stream_from_behaviour(
 /// window, through every fault: the outbox publishes what the broker did
 /// not confirm again on the next connection. Transient mode loses at most
 /// what the broker's queues held when it restarted (counted by the broker
-/// with the producer held still); durable mode loses nothing.
+/// with the producer held still); durable mode loses nothing. The durable restart
+/// case's consumer drops duplicates by message id, and none reach it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_behaviour_sending_without_flush_loses_nothing_through_faults() {
     let Some(node) = node("faults-outbox") else {
@@ -727,6 +745,7 @@ async fn a_behaviour_sending_without_flush_loses_nothing_through_faults() {
         "behaviour, close_all_connections",
         &transient,
         "outbox-sink-a",
+        0,
         at,
         move |_| {
             cut.close_all_connections();
@@ -740,6 +759,7 @@ async fn a_behaviour_sending_without_flush_loses_nothing_through_faults() {
         "behaviour, broker stop+start",
         &transient,
         "outbox-sink-b",
+        0,
         at,
         move |hold| {
             hold.pause();
@@ -759,9 +779,10 @@ async fn a_behaviour_sending_without_flush_loses_nothing_through_faults() {
 
     let restart = Arc::clone(&node);
     stream_from_behaviour(
-        "behaviour, stop+start (durable)",
+        "behaviour, restart (durable, dedup)",
         &durable,
         "outbox-sink-c",
+        FROM_BEHAVIOUR as usize,
         at,
         move |_| {
             restart.stop();
@@ -776,6 +797,7 @@ async fn a_behaviour_sending_without_flush_loses_nothing_through_faults() {
         "behaviour, kill -9 (durable)",
         &durable,
         "outbox-sink-d",
+        0,
         at,
         move |_| {
             kill.kill();

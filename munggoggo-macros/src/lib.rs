@@ -36,6 +36,7 @@ mod stray;
 /// | `trace_size = 1000` | entries the agent's trace store keeps | 1000 |
 /// | `peer_interval = "10s"` | interval of the keepalive ping to peers | only at start |
 /// | `call_timeout = "3s"` | default timeout of calls the agent makes | 3 s |
+/// | `dedup = 10000` | drop a message whose id is one of the last this many handled (delivery is at least once) | off |
 /// | `new = path::to::fn` | constructor `fn() -> Self` for starting the agent by name | `Default::default` if the type implements `Default` |
 ///
 /// Durations are written as [`humantime`](https://docs.rs/humantime) does:

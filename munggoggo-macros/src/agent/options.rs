@@ -24,6 +24,7 @@ const KEYS: &[&str] = &[
     "new",
     "config",
     "replicated",
+    "dedup",
 ];
 
 /// The options as written (each `None` when absent or invalid).
@@ -38,6 +39,7 @@ struct Args {
     new: Option<ExprPath>,
     config: Option<(syn::Ident, Type)>,
     replicated: bool,
+    dedup: Option<usize>,
 }
 
 /// Expands `#[agent(args)]` on a struct.
@@ -66,6 +68,7 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
                 args.trace_size = attr::integer(&meta, &keys, 0usize, "trace_size = 1000", errors)?
             }
             "replicated" => args.replicated = attr::flag(&meta, &keys, errors)?,
+            "dedup" => args.dedup = attr::integer(&meta, &keys, 0usize, "dedup = 10000", errors)?,
             "peer_interval" => args.peer_interval = attr::duration(&meta, &keys, true, errors)?,
             "call_timeout" => args.call_timeout = attr::duration(&meta, &keys, true, errors)?,
             "new" => {
@@ -174,6 +177,9 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
     }
     if args.replicated {
         sets.push(quote!(o.replicated = true;));
+    }
+    if let Some(v) = args.dedup {
+        sets.push(quote!(o.dedup = #v;));
     }
     let construct = match (&args.new, &args.config) {
         (Some(_), Some(_)) => quote! {

@@ -66,6 +66,11 @@ pub struct AgentOptions {
     /// shutdown); `None`: `<identity>@<random suffix>`. Only for a
     /// replicated agent.
     pub replica: Option<String>,
+    /// How many recent message ids the agent remembers to drop a message
+    /// it is delivered a second time (a send published again after a broker
+    /// fault, a delivery whose acknowledgement was lost); `0`, the default,
+    /// remembers none. See [`AgentOptions::dedup`].
+    pub dedup: usize,
 }
 
 impl AgentOptions {
@@ -90,6 +95,7 @@ impl AgentOptions {
             wire: crate::WireMode::Compact,
             replicated: false,
             replica: None,
+            dedup: 0,
         }
     }
 
@@ -117,6 +123,28 @@ impl AgentOptions {
     /// ```
     pub fn replicated(mut self) -> Self {
         self.replicated = true;
+        self
+    }
+
+    /// Drops messages whose message id is one of the last `ids` the agent
+    /// handled (`#[agent(dedup = 10000)]`). Delivery on RabbitMQ is at least
+    /// once: a send the broker did not confirm before a fault is published
+    /// again, and a delivery whose acknowledgement was lost comes again, so
+    /// a handler that must not see a message twice turns this on (or is
+    /// idempotent). A dropped duplicate is acknowledged, logged at debug
+    /// level and kept in the trace store with its reason. The ids are kept
+    /// in memory: a restarted agent starts with none.
+    ///
+    /// ```
+    /// # use munggoggo::prelude::*;
+    /// # #[agent] #[derive(Default)] struct Ledger;
+    /// # #[agent] impl Ledger {}
+    /// # use munggoggo::agent::AgentDefaults;
+    /// let options = Ledger::options().dedup(10_000);
+    /// assert_eq!(options.dedup, 10_000);
+    /// ```
+    pub fn dedup(mut self, ids: usize) -> Self {
+        self.dedup = ids;
         self
     }
 

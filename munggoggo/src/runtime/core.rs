@@ -78,6 +78,8 @@ pub(crate) struct Core {
     pub(crate) activity: super::flag::Activity,
     /// Wakes the agent's task for its quiet lanes (see [`super::flag::Quiet`]).
     pub(crate) quiet: Arc<super::flag::Quiet>,
+    /// The message ids it handled last, with [`AgentOptions::dedup`].
+    pub(crate) recent: Option<Box<super::dedup::RecentIds>>,
     /// Tasks spawned with [`crate::Context::spawn`], aborted when the agent stops.
     tasks: Mutex<Vec<AbortHandle>>,
     /// The task holding or asking for the lease of each singleton
@@ -101,6 +103,7 @@ impl Core {
         peers: Arc<Neighbourhood<Core>>,
     ) -> Self {
         let call_queue = options.call_queue;
+        let recent = super::dedup::RecentIds::new(options.dedup);
         Core {
             identity: identity.into(),
             group,
@@ -124,6 +127,7 @@ impl Core {
             buffered: std::sync::atomic::AtomicUsize::new(0),
             activity: super::flag::Activity::default(),
             quiet: super::flag::Quiet::new(),
+            recent,
             tasks: Mutex::new(Vec::new()),
             leases: Mutex::new(Vec::new()),
             topics: Mutex::new(Vec::new()),

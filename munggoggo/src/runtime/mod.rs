@@ -19,6 +19,7 @@ use crate::future::BoxFuture;
 pub(crate) mod calls;
 mod client;
 pub(crate) mod core;
+mod dedup;
 pub(crate) mod flag;
 mod handle;
 pub(crate) mod inbox;

@@ -446,9 +446,10 @@ impl<A: Agent> Task<A> {
             acker,
         } = delivery;
         let core = Arc::clone(&self.ctx.core);
-        if routes.leaves(&msg, &source) {
-            // Another copy of this broadcast is for this replica's group
-            // (or for every replica): nothing to do with this one.
+        // Another copy of this broadcast is for this replica's group (or for
+        // every replica), or the agent handled this message already:
+        // nothing to do with this one.
+        if routes.leaves(&msg, &source) || is_duplicate(&core, &msg) {
             return Either::Right(Either::Left(async move {
                 serve_while(&mut self.lanes, &core, ack(&core, acker)).await
             }));
@@ -662,6 +663,24 @@ fn leased(core: &Core, schedule: &mut Schedule, i: usize, held: bool) {
             schedule.stop(i);
         }
     }
+}
+
+/// Whether `msg` is one of the last messages the agent handled (with
+/// [`crate::agent::AgentOptions::dedup`]); a duplicate is logged and traced.
+fn is_duplicate(core: &Core, msg: &Arc<Received>) -> bool {
+    let (Some(recent), Some(id)) = (core.recent.as_deref(), msg.properties.message_id.as_ref()) else {
+        return false;
+    };
+    if recent.first_time(id) {
+        return false;
+    }
+    tracing::debug!(agent = %core.identity, message_id = %id, kind = msg.message_type(), "duplicate message dropped (dedup)");
+    core.traces.append(
+        Category::Incoming,
+        TraceRecord::incoming(msg)
+            .with_reason("duplicate: a message with this id was handled already; dropped"),
+    );
+    true
 }
 
 async fn ack(core: &Core, acker: crate::bus::Acker) {
