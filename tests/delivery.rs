@@ -175,6 +175,43 @@ async fn work_with_id(client: &Context, to: &str, n: u64, id: &str) {
 }
 
 on_both_buses! {
+    async fn a_client_pipelines_its_sends_and_learns_of_an_unknown_target_at_the_end(rt) {
+        let (seen, mut handled) = mpsc::unbounded_channel();
+        let once = rt.spawn_as(unique("pipelined"), Once { seen }).await.unwrap();
+        let client = rt.client(unique("pipeliner")).await.unwrap();
+        // More than the publish window (256) in one scope.
+        const MESSAGES: u64 = 1_000;
+        client
+            .pipelined(async {
+                for n in 0..MESSAGES {
+                    client.send(once.identity(), &Work { n }).await?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("every send confirmed");
+        for n in 0..MESSAGES {
+            let got = tokio::time::timeout(Duration::from_secs(30), handled.recv())
+                .await
+                .expect("every message arrives")
+                .unwrap();
+            assert_eq!(got, n, "in order");
+        }
+        let nobody = unique("nobody");
+        let outcome = client
+            .pipelined(async {
+                client.send(once.identity(), &Work { n: MESSAGES }).await?;
+                client.send(&nobody, &Work { n: 0 }).await?;
+                client.send(once.identity(), &Work { n: MESSAGES + 1 }).await
+            })
+            .await;
+        assert!(
+            matches!(&outcome, Err(Error::UnknownTarget(to)) if *to == nobody),
+            "{outcome:?}"
+        );
+        client.shutdown().await;
+    }
+
     async fn an_agent_with_dedup_handles_each_message_id_once(rt) {
         let (seen, mut handled) = mpsc::unbounded_channel();
         let once = rt.spawn_as(unique("once"), Once { seen }).await.unwrap();

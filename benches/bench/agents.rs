@@ -111,6 +111,46 @@ pub async fn agents_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> D
     end - start
 }
 
+/// One round of throughput from a [`munggoggo::runtime::Client`]'s loop
+/// of sends in [`Context::pipelined`] (outside a handler each send would
+/// wait for its own confirm).
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))]
+pub async fn client_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
+    let (tx, rx) = oneshot::channel();
+    let pid = std::process::id();
+    let sink = format!("bench-csink-{tag}-{pid}");
+    rt.spawn_with(
+        Sink {
+            expect: n,
+            seen: 0,
+            done: Some(tx),
+        },
+        unbounded(&sink),
+    )
+    .await
+    .expect("sink starts");
+    let client = rt
+        .client(format!("bench-client-{tag}-{pid}"))
+        .await
+        .expect("client starts");
+    let start = Instant::now();
+    client
+        .pipelined(async {
+            for seq in 0..n {
+                client.send(&sink, &sample(seq)).await?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("every sample confirmed");
+    let end = rx.await.expect("sink finished");
+    client.shutdown().await;
+    if let Some(sink) = rt.agent(&sink) {
+        sink.shutdown().await;
+    }
+    end - start
+}
+
 /// One round of forwarding throughput (a RabbitMQ figure): a producer sends `n` samples to a
 /// forwarder, whose handler sends each on to a sink; timed to the sink's
 /// last.

@@ -21,7 +21,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use munggoggo::agent::{DEFAULT_PREFETCH, DEFAULT_READAHEAD};
 
-use crate::agents::{agents_round, forward_round, sample, Sample};
+use crate::agents::{agents_round, client_round, forward_round, sample, Sample};
 use crate::figure::{rate, Better, Figure};
 
 mod backlog;
@@ -295,8 +295,9 @@ pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
     let url = url();
     let rt = crate::tokio();
     let (mut ours, mut forward, mut raw, mut rawf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut client = Vec::new();
     for run in 0..runs {
-        let (d, f) = rt.block_on(async {
+        let (d, f, c) = rt.block_on(async {
             let handle = munggoggo::Runtime::from_url(&url)
                 .expect("URL")
                 .start()
@@ -304,18 +305,21 @@ pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
                 .expect("broker reachable");
             let d = agents_round(&handle, n, &run.to_string()).await;
             let f = forward_round(&handle, n, &run.to_string()).await;
+            let c = client_round(&handle, n, &run.to_string()).await;
             handle.shutdown().await;
-            (d, f)
+            (d, f, c)
         });
         ours.push(rate(n, d));
         forward.push(rate(n, f));
+        client.push(rate(n, c));
         raw.push(rate(n, rt.block_on(raw_round(&url, n, run, WINDOW))));
         rawf.push(rate(n, rt.block_on(raw_forward_round(&url, n, run))));
         println!(
-            "run {}: munggoggo {:>6.0}/s forwarded {:>6.0}/s | raw lapin: window {WINDOW} {:>6.0}/s, forwarded {:>6.0}/s",
+            "run {}: munggoggo {:>6.0}/s forwarded {:>6.0}/s client {:>6.0}/s | raw lapin: window {WINDOW} {:>6.0}/s, forwarded {:>6.0}/s",
             run + 1,
             ours[run],
             forward[run],
+            client[run],
             raw[run],
             rawf[run],
         );
@@ -326,6 +330,14 @@ pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
             "msg/s",
             Better::Higher,
             ours,
+            "raw lapin, 64 confirms in flight",
+            raw.clone(),
+        ),
+        Figure::new(
+            "amqp one-way, Client pipelined",
+            "msg/s",
+            Better::Higher,
+            client,
             "raw lapin, 64 confirms in flight",
             raw,
         ),

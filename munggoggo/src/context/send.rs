@@ -117,4 +117,35 @@ impl Context {
     pub async fn flush(&self) -> Result<()> {
         crate::runtime::invocation::flush().await
     }
+
+    /// Runs `sends` with its sends pipelined, as inside a handler: each
+    /// returns once its message is on its way (in the publish window, or in
+    /// the outbox while the broker is away), and the broker's confirms are
+    /// awaited together at the end. The outcome is the first failure, of
+    /// `sends` itself or of a confirm (such as
+    /// [`Error::UnknownTarget`](crate::Error::UnknownTarget)).
+    ///
+    /// Outside a handler or behaviour run (a [`crate::runtime::Client`], a
+    /// spawned task, setup) each send waits for its own confirm, a round
+    /// trip to the broker each; a loop of sends in `pipelined` keeps up to
+    /// the publish window in flight instead. Inside a run, where sends are
+    /// pipelined already, it just runs `sends`.
+    ///
+    /// ```no_run
+    /// # use munggoggo::prelude::*;
+    /// # #[derive(serde::Serialize, serde::Deserialize, Message)] struct Reading { n: u64 }
+    /// # async fn f(client: &munggoggo::runtime::Client) -> munggoggo::Result<()> {
+    /// client
+    ///     .pipelined(async {
+    ///         for n in 0..10_000 {
+    ///             client.send("recorder", &Reading { n }).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .await?; // every reading reached the recorder's queue
+    /// # Ok(()) }
+    /// ```
+    pub async fn pipelined<T>(&self, sends: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        crate::runtime::invocation::pipelined(sends).await
+    }
 }

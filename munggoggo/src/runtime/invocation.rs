@@ -10,7 +10,9 @@
 //! agent's task, so an agent that forwards message after message is bound
 //! by the window of outstanding confirms, not by one round trip each.
 //! Outside an invocation (setup, teardown, spawned tasks, clients) a send
-//! waits for its own confirm.
+//! waits for its own confirm, unless it is made in
+//! [`Context::pipelined`](crate::Context::pipelined), which makes an
+//! invocation of its own.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Once};
@@ -37,7 +39,9 @@ pub(crate) fn install_panic_hook() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if CURRENT.try_with(|_| ()).is_ok() {
+            // A run the runtime catches panics of; not `Context::pipelined`,
+            // whose panics go on to its caller.
+            if inside() {
                 let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
                 PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
             } else {
@@ -57,6 +61,8 @@ pub(crate) fn take_panic_location() -> Option<String> {
 #[derive(Default)]
 pub(crate) struct Invocation {
     confirms: Mutex<Vec<Confirm>>,
+    /// Made by [`pipelined`], not by the runtime for a run.
+    pipelined: bool,
 }
 
 impl Invocation {
@@ -96,7 +102,9 @@ pub(crate) async fn settle(confirm: Confirm) -> Result<()> {
 /// or `#[rpc]` method on an agent's task), where waiting for that task
 /// would wait forever.
 pub(crate) fn inside() -> bool {
-    CURRENT.try_with(|_| ()).is_ok()
+    CURRENT
+        .try_with(|invocation| !invocation.pipelined)
+        .unwrap_or(false)
 }
 
 /// Waits for the confirms of the current invocation so far.
@@ -105,6 +113,22 @@ pub(crate) async fn flush() -> Result<()> {
         Ok(confirms) => wait_all(confirms).await,
         Err(_) => Ok(()),
     }
+}
+
+/// Runs `sends` as an invocation of its own (unless inside one already),
+/// then waits for the confirms of what it sent.
+pub(crate) async fn pipelined<T>(sends: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    if inside() {
+        return sends.await;
+    }
+    let invocation = Arc::new(Invocation {
+        pipelined: true,
+        ..Invocation::default()
+    });
+    let outcome = invocation.scope(sends).await;
+    let confirmed = wait_all(invocation.take()).await;
+    let value = outcome?;
+    confirmed.map(|()| value)
 }
 
 /// Waits for every confirm; the first failure is the result.
