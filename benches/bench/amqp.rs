@@ -25,11 +25,13 @@ use crate::agents::{agents_round, client_round, forward_round, sample, Sample};
 use crate::figure::{rate, Better, Figure};
 
 mod backlog;
+mod cluster;
 mod many;
 mod rpc;
 mod scale_out;
 
 pub use backlog::backlog_ping;
+pub use cluster::cluster;
 pub use many::many_agents;
 pub use rpc::rpc;
 pub use scale_out::{child as scale_out_child, scale_out};

@@ -109,6 +109,13 @@ enum Command {
         #[arg(default_value_t = 20_000)]
         messages: u64,
     },
+    /// RabbitMQ cluster: one-way and forwarding with quorum queues on 3 private nodes (vs classic durable queues on one private node).
+    #[cfg(feature = "amqp")]
+    AmqpCluster {
+        /// Messages per run.
+        #[arg(default_value_t = 10_000)]
+        messages: u64,
+    },
     /// RabbitMQ, `#[rpc]` p50/p99 and calls/s at 1/10/100 callers (vs raw lapin request/reply).
     #[cfg(feature = "amqp")]
     AmqpRpc,
@@ -229,6 +236,8 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         #[cfg(feature = "amqp")]
         Command::AmqpOneWay { messages } => amqp::one_way(messages, runs),
         #[cfg(feature = "amqp")]
+        Command::AmqpCluster { messages } => amqp::cluster(messages, runs),
+        #[cfg(feature = "amqp")]
         Command::AmqpRpc => amqp::rpc(runs),
         #[cfg(feature = "amqp")]
         Command::BacklogPing => amqp::backlog_ping(runs),
@@ -267,6 +276,7 @@ fn all(runs: usize) -> Vec<Figure> {
     #[cfg(feature = "amqp")]
     commands.extend([
         Command::AmqpOneWay { messages: 20_000 },
+        Command::AmqpCluster { messages: 10_000 },
         Command::AmqpRpc,
         Command::BacklogPing,
         Command::Amqp1k { agents: 1_000 },
