@@ -263,6 +263,23 @@ impl Received {
         self.properties.app_id.as_deref().unwrap_or("")
     }
 
+    /// Who sent it, for log lines: the sender's identity, or what the
+    /// message does carry when it names none (an aio-pika caller sets only
+    /// `reply_to` and `correlation_id`).
+    pub(crate) fn origin(&self) -> std::borrow::Cow<'_, str> {
+        let p = &self.properties;
+        match (
+            p.app_id.as_deref(),
+            p.reply_to.as_deref(),
+            p.correlation_id.as_deref(),
+        ) {
+            (Some(app_id), ..) if !app_id.is_empty() => app_id.into(),
+            (_, Some(reply_to), _) => format!("(no app_id; reply_to {reply_to})").into(),
+            (_, None, Some(id)) => format!("(no app_id; correlation_id {id})").into(),
+            _ => "(unknown: no app_id, reply_to or correlation_id)".into(),
+        }
+    }
+
     /// The type used for dispatch, or `""`.
     pub fn message_type(&self) -> &str {
         self.envelope_type
@@ -433,6 +450,29 @@ pub(crate) fn unwrap_envelope(body: &Bytes) -> Option<(SmolStr, Bytes)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_of_a_message_without_app_id_is_what_it_carries() {
+        let origin = |f: fn(&mut Properties)| {
+            let mut props = Properties::default();
+            f(&mut props);
+            let r = Received::new(props, DeliveryInfo::default(), Bytes::new());
+            r.origin().into_owned()
+        };
+        assert_eq!(origin(|p| p.app_id = Some("agent1".into())), "agent1");
+        assert_eq!(
+            origin(|p| {
+                p.reply_to = Some("amq.gen-x".into());
+                p.correlation_id = Some("c1".into());
+            }),
+            "(no app_id; reply_to amq.gen-x)"
+        );
+        assert_eq!(
+            origin(|p| p.correlation_id = Some("c1".into())),
+            "(no app_id; correlation_id c1)"
+        );
+        assert!(origin(|_| ()).starts_with("(unknown"));
+    }
 
     #[test]
     fn message_ids_are_32_hex_digits_and_differ() {

@@ -431,6 +431,27 @@ on_broker! {
         assert!(line.contains('…'), "the body is shortened: {line}");
     }
 
+    async fn send_in_the_0_4_wire_mode_wraps_the_body_in_an_envelope(rt) {
+        let client = rt.client(unique("wire04")).await.unwrap();
+        let mut cmd = command(&url(), &["send", client.identity(), "DemoData", r#"{"message": "hi"}"#]);
+        cmd.env("MUNGGOGGO_WIRE", "0.4");
+        let run = tokio::task::spawn_blocking(move || finished(cmd.output().expect("the binary runs"))).await.unwrap();
+        run.ok();
+        let got = client.recv_timeout(Duration::from_secs(10)).await.expect("the message arrives");
+        let envelope: Value = serde_json::from_slice(&got.body).expect("a JSON envelope");
+        assert_eq!(envelope["c_type"], "DemoData", "{envelope}");
+        assert_eq!(envelope["c_data"], r#"{"message": "hi"}"#, "{envelope}");
+        assert_eq!(got.message_type(), "DemoData");
+        // An envelope given as the body goes as it is.
+        let given = r#"{"c_type": "DemoData", "c_data": "{}"}"#;
+        let mut cmd = command(&url(), &["send", client.identity(), "DemoData", given]);
+        cmd.env("MUNGGOGGO_WIRE", "0.4");
+        tokio::task::spawn_blocking(move || finished(cmd.output().expect("the binary runs"))).await.unwrap().ok();
+        let got = client.recv_timeout(Duration::from_secs(10)).await.expect("the message arrives");
+        assert_eq!(&got.body[..], given.as_bytes());
+        client.shutdown().await;
+    }
+
     async fn send_broadcast_and_publish(rt) {
         let (agent, mut events) = worker(&rt).await;
         let id = agent.identity();

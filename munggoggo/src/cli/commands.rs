@@ -116,7 +116,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             }
         }
         Command::Send { target, kind, body } => {
-            if let Err(e) = ctx.send_raw(target, kind, body.clone().into_bytes()).await {
+            if let Err(e) = ctx.send_raw(target, kind, on_the_wire(kind, body)?).await {
                 return Err(match e {
                     crate::Error::UnknownTarget(_) => {
                         CliError::unknown_agent(target, names(&session.peers().await?))
@@ -127,7 +127,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             sent(json, "send", Some(target), kind, None, body);
         }
         Command::Broadcast { kind, body } => {
-            ctx.broadcast_raw(kind, body.clone().into_bytes()).await?;
+            ctx.broadcast_raw(kind, on_the_wire(kind, body)?).await?;
             sent(json, "broadcast", None, kind, None, body);
         }
         Command::Publish { topic, body, kind } => {
@@ -419,4 +419,16 @@ fn sent(json: bool, how: &str, to: Option<&str>, kind: &str, topic: Option<&str>
         };
         output::print(&format!("sent {kind} {whom} ({} bytes)\n", body.len()));
     }
+}
+
+/// The body a `send` or `broadcast` puts on the wire: as given, or with
+/// `MUNGGOGGO_WIRE=0.4` in 0.4's `{"c_type", "c_data"}` envelope (unless
+/// it is one already), as a 0.4 agent's `SerializableObject` reads it.
+fn on_the_wire(kind: &str, body: &str) -> crate::Result<bytes::Bytes> {
+    let body = bytes::Bytes::from(body.to_owned());
+    if !crate::WireMode::from_env()?.envelope() || crate::message::unwrap_envelope(&body).is_some() {
+        return Ok(body);
+    }
+    let c_data = std::str::from_utf8(&body).unwrap_or_default();
+    crate::message::envelope(kind, c_data)
 }

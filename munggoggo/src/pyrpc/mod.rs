@@ -275,7 +275,7 @@ async fn answer(core: Arc<Core>, delivery: Delivery) {
             let text = match failure {
                 Failure::Method(e) => e.to_string(),
                 Failure::BadInput(reason) => {
-                    tracing::warn!(agent = %core.identity, %method, sender = received.sender(), reason = %reason, "exposed-method call refused");
+                    tracing::warn!(agent = %core.identity, %method, sender = %received.origin(), reason = %reason, "exposed-method call refused");
                     core.traces.append(
                         Category::Rejected,
                         TraceRecord::incoming(&received).with_reason(reason.clone()),

@@ -456,7 +456,7 @@ impl Core {
     ) {
         tracing::warn!(
             agent = %self.identity,
-            sender = msg.sender(),
+            sender = %msg.origin(),
             kind = msg.message_type(),
             handler,
             reason = %reason,
@@ -483,7 +483,7 @@ impl Core {
                 }
                 Err(e) => tracing::error!(
                     agent = %self.identity,
-                    sender = msg.sender(),
+                    sender = %msg.origin(),
                     kind = msg.message_type(),
                     error = %e,
                     "cannot keep the rejected message as a dead letter; it is dropped"

@@ -72,12 +72,12 @@ async fn control(core: &Core, msg: &Received) -> Result<(), String> {
             let pong: PongControl =
                 serde_json::from_str(&env.c_data).map_err(|e| format!("PongControl does not decode: {e}"))?;
             if !core.peers.remote.update(msg.sender(), pong.status) {
-                tracing::debug!(agent = %core.identity, sender = msg.sender(), "PongControl for another agent ignored");
+                tracing::debug!(agent = %core.identity, sender = %msg.origin(), "PongControl for another agent ignored");
             }
             Ok(())
         }
         other => {
-            tracing::info!(agent = %core.identity, c_type = other, sender = msg.sender(), "unknown CONTROL message ignored");
+            tracing::info!(agent = %core.identity, c_type = other, sender = %msg.origin(), "unknown CONTROL message ignored");
             Ok(())
         }
     }
@@ -96,7 +96,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
         if !core.pending.complete(&correlation_id, reply) {
             tracing::warn!(
                 agent = %core.identity,
-                sender = msg.sender(),
+                sender = %msg.origin(),
                 %correlation_id,
                 "reply for no waiting call (late or unknown correlation id) dropped"
             );
@@ -109,7 +109,7 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
     if matches!(env.c_type.as_str(), "ManageBehav" | "ListTraceStore" | "Shutdown")
         && !core.options.may_control(msg.sender())
     {
-        tracing::warn!(agent = %core.identity, sender = msg.sender(), request = %env.c_type, "control request refused: sender not in control_from");
+        tracing::warn!(agent = %core.identity, sender = %msg.origin(), request = %env.c_type, "control request refused: sender not in control_from");
         let error = format!(
             "`{}` may not send {} to agent `{}`",
             msg.sender(),

@@ -512,7 +512,7 @@ impl<A: Agent> Task<A> {
                     agent = %core.identity,
                     behaviour = b.spec.method,
                     kind = msg.message_type(),
-                    sender = msg.sender(),
+                    sender = %msg.origin(),
                 );
                 #[cfg(feature = "metrics")]
                 let started = crate::metrics::start(&core.metrics);
