@@ -1344,3 +1344,80 @@ async fn the_rust_peer_table_lists_a_04_agent() {
     peer.close().await;
     rt.shutdown().await;
 }
+
+/// Exposes a method on 0.4's method queues, as a Python agent's RPC
+/// subsystem would.
+#[agent]
+#[derive(Default)]
+struct Exposer;
+
+#[agent]
+impl Exposer {
+    #[rpc]
+    async fn interop_cached_multiply(&mut self, x: i64, y: i64) -> i64 {
+        x * y
+    }
+}
+
+/// `ctx.call` to a 0.4 agent: the first call finds it one (its control
+/// queue bounces, it answers a ping on its identity queue) and the runtime
+/// remembers that, so later calls go straight to the method it exposes.
+/// The raw peer answers one ping only: a second ping would leave the
+/// second call waiting for a pong until its timeout. (0.4's RPC routes by
+/// method name; a Rust agent's exposed method plays the Python side.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_04_agent_ping_it_once_then_go_straight_to_its_method() {
+    let _serial = SERIAL.lock().await;
+    let Some(rt) = common::buses::amqp().await else {
+        return;
+    };
+    let mut peer = RawPeer::start("py-callee").await;
+    let mut options = Exposer::options().exposing();
+    options.identity = unique("interop-exposer");
+    let exposer = rt.spawn_with(Exposer, options).await.unwrap();
+    let client = std::sync::Arc::new(rt.client(unique("interop-caller")).await.unwrap());
+    let callee = peer.identity.clone();
+    let method = "interop_cached_multiply";
+
+    let first = {
+        let (client, callee) = (std::sync::Arc::clone(&client), callee.clone());
+        tokio::spawn(async move { client.call::<i64>(&callee, method, json!({"x": 2, "y": 3})).await })
+    };
+    let ping = recv_where(&mut peer.direct, "the caller's ping", |d| {
+        text(d.properties.kind()) == Some("RPC") && envelope(&json_body(d)).0 == "Ping"
+    })
+    .await;
+    let correlation_id = text(ping.properties.correlation_id()).unwrap().to_owned();
+    let caller = text(ping.properties.app_id()).unwrap().to_owned();
+    let (props, _) = peer.properties("RPC", Some(&correlation_id));
+    let pong = r#"{"c_type": "Pong", "c_data": "{\"pong\": \"pong\"}", "request_type": 2}"#;
+    assert!(
+        !peer.publish_props("", &caller, props, pong).await,
+        "the pong reaches the caller"
+    );
+    assert_eq!(first.await.unwrap().unwrap(), 6);
+
+    for n in 1..=3i64 {
+        let product: i64 = client
+            .call(&callee, method, json!({"x": n, "y": 7}))
+            .await
+            .expect("a later call needs no ping");
+        assert_eq!(product, n * 7);
+    }
+    // The first call tried the 0.4 agent's (missing) control queue twice,
+    // with the call and with the ping; the later ones not at all.
+    let control = format!("{callee}.control");
+    let bounced = client
+        .handle()
+        .traces()
+        .sent(None)
+        .iter()
+        .filter(|e| e.record.delivery.routing_key == control)
+        .count();
+    assert_eq!(bounced, 2, "the control queue was tried by the first call only");
+
+    client.shutdown().await;
+    exposer.shutdown().await;
+    peer.close().await;
+    rt.shutdown().await;
+}

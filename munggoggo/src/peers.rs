@@ -91,6 +91,56 @@ pub(crate) struct Neighbourhood<A> {
     local: Mutex<Locals<A>>,
     /// Peers outside the runtime, shared by its agents.
     pub(crate) remote: PeerTable,
+    /// Identities found to be munggoggo 0.4 agents.
+    pub(crate) py04: Py04Agents,
+}
+
+/// Identities found to be munggoggo 0.4 agents (no control queue; they
+/// answered a ping on their identity queue), so that a call to one goes
+/// straight to the method it exposes instead of trying the control queue
+/// and pinging first: at most [`Py04Agents::MAX`] of them, each for
+/// [`Py04Agents::TTL`] (a Rust agent may take the identity later).
+#[derive(Default)]
+pub(crate) struct Py04Agents {
+    seen: Mutex<HashMap<Arc<str>, Instant>>,
+}
+
+impl Py04Agents {
+    /// How long an identity is remembered.
+    pub(crate) const TTL: Duration = Duration::from_secs(60);
+    /// How many identities are remembered at most.
+    pub(crate) const MAX: usize = 1024;
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Instant>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `identity` was found to be a 0.4 agent within the last [`Self::TTL`].
+    pub(crate) fn contains(&self, identity: &str) -> bool {
+        self.seen()
+            .get(identity)
+            .is_some_and(|at| at.elapsed() < Self::TTL)
+    }
+
+    /// Remembers that `identity` is a 0.4 agent.
+    pub(crate) fn insert(&self, identity: &str) {
+        let mut seen = self.seen();
+        if seen.len() >= Self::MAX && !seen.contains_key(identity) {
+            seen.retain(|_, at| at.elapsed() < Self::TTL);
+            if seen.len() >= Self::MAX {
+                let oldest = seen.iter().min_by_key(|(_, at)| **at).map(|(k, _)| Arc::clone(k));
+                if let Some(oldest) = oldest {
+                    seen.remove(&oldest);
+                }
+            }
+        }
+        seen.insert(identity.into(), Instant::now());
+    }
+
+    /// Forgets `identity` (a call to it went unanswered).
+    pub(crate) fn remove(&self, identity: &str) {
+        self.seen().remove(identity);
+    }
 }
 
 struct Locals<A> {
@@ -107,6 +157,7 @@ impl<A> Default for Neighbourhood<A> {
                 prune_at: 0,
             }),
             remote: PeerTable::default(),
+            py04: Py04Agents::default(),
         }
     }
 }
@@ -236,6 +287,25 @@ impl PeerTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn py04_agents_are_remembered_bounded_in_number_and_time() {
+        let agents = Py04Agents::default();
+        assert!(!agents.contains("agent1"));
+        agents.insert("agent1");
+        assert!(agents.contains("agent1"));
+        agents.remove("agent1");
+        assert!(!agents.contains("agent1"));
+        for n in 0..=Py04Agents::MAX {
+            agents.insert(&format!("agent{n}"));
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(agents.seen().len(), Py04Agents::MAX);
+        assert!(!agents.contains("agent0"), "the oldest went");
+        assert!(agents.contains(&format!("agent{}", Py04Agents::MAX)));
+        tokio::time::advance(Py04Agents::TTL).await;
+        assert!(!agents.contains(&format!("agent{}", Py04Agents::MAX)), "expired");
+    }
 
     fn status(name: &str) -> PeerStatus {
         PeerStatus {

@@ -73,18 +73,27 @@ impl Context {
         let reply: RpcCall = match in_process.then(|| self.core.peers.local(target)).flatten() {
             Some(callee) => call_in_process(&self.core, &callee, call, timeout).await?,
             // Only a Rust agent has a control queue and knows `RpcCall`; a
-            // munggoggo 0.4 agent is called through its exposed methods.
-            None => match self.request_via(target, "RpcCall", &call, timeout, false).await {
-                Err(Error::UnknownTarget(_)) => {
-                    let result = crate::pyrpc::call_py04(self, target, method, call.params, timeout).await;
-                    #[cfg(feature = "metrics")]
-                    if result.is_ok() {
-                        timer.succeeded();
+            // munggoggo 0.4 agent is called through its exposed methods (at
+            // once when it is known to be one).
+            None => {
+                let known = self.core.peers.py04.contains(target);
+                let reply = match known {
+                    true => Err(Error::UnknownTarget(target.to_owned())),
+                    false => self.request_via(target, "RpcCall", &call, timeout, false).await,
+                };
+                match reply {
+                    Err(Error::UnknownTarget(_)) => {
+                        let result =
+                            crate::pyrpc::call_py04(self, target, method, call.params, timeout, known).await;
+                        #[cfg(feature = "metrics")]
+                        if result.is_ok() {
+                            timer.succeeded();
+                        }
+                        return result;
                     }
-                    return result;
+                    reply => reply?,
                 }
-                reply => reply?,
-            },
+            }
         };
         if let Some(error) = reply.error {
             return Err(Error::Remote {

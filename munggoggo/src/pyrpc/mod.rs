@@ -149,16 +149,24 @@ impl Context {
 }
 
 /// Calls `method` of agent `target`, which has no control queue: if it is
-/// a munggoggo 0.4 agent (it answers a ping), through the methods 0.4
-/// agents expose, with `params` as keyword arguments.
+/// a munggoggo 0.4 agent (it answers a ping, unless it is `known` to be
+/// one), through the methods 0.4 agents expose, with `params` as keyword
+/// arguments. A method exposed under that name answers, whichever agent
+/// exposes it: that is how 0.4's RPC works.
 pub(crate) async fn call_py04<R: DeserializeOwned>(
     ctx: &Context,
     target: &str,
     method: &str,
     params: serde_json::Value,
     timeout: Duration,
+    known: bool,
 ) -> Result<R> {
-    ctx.ping(target).await?;
+    let agents = &ctx.core.peers.py04;
+    if !known {
+        ctx.ping(target).await?;
+        agents.insert(target);
+    }
+    tracing::debug!(agent = %ctx.identity(), target, method, "calling a munggoggo 0.4 agent through the method it exposes");
     if params.is_array() && params.as_array().is_some_and(|p| !p.is_empty()) {
         return Err(Error::Exposed {
             method: method.to_owned(),
@@ -172,7 +180,30 @@ pub(crate) async fn call_py04<R: DeserializeOwned>(
     } else {
         serde_json::Value::Object(Default::default())
     };
-    ctx.call_exposed_with_timeout(method, params, timeout).await
+    let result = ctx.call_exposed_with_timeout(method, params, timeout).await;
+    // The errors of the exposed method name the agent called.
+    result.map_err(|e| match e {
+        Error::Timeout { timeout, .. } => {
+            // Gone, perhaps: the next call looks again.
+            agents.remove(target);
+            Error::Timeout {
+                target: target.to_owned(),
+                timeout,
+            }
+        }
+        Error::Remote { error, code, .. } => Error::Remote {
+            target: target.to_owned(),
+            error,
+            code,
+        },
+        Error::Exposed { method, reason } => Error::Exposed {
+            reason: format!(
+                "`{target}` is a munggoggo 0.4 agent, called through the method it exposes: {reason}"
+            ),
+            method,
+        },
+        e => e,
+    })
 }
 
 /// Whether a delivery on the control queue is a reply of the aio-pika
