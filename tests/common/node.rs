@@ -407,6 +407,26 @@ impl Cluster {
         self.nodes[index].ctl_ok(&["resume_listeners"]);
     }
 
+    /// Pauses node `index`'s VM (SIGSTOP): its sockets stay open and
+    /// silent, as with a host that hangs or a network that drops packets.
+    pub fn pause(&self, index: usize) {
+        self.signal(index, "-STOP");
+    }
+
+    /// Lets node `index`'s VM run again after [`Cluster::pause`] (SIGCONT).
+    pub fn resume(&self, index: usize) {
+        self.signal(index, "-CONT");
+    }
+
+    fn signal(&self, index: usize, signal: &str) {
+        let pid = std::fs::read_to_string(self.nodes[index].path("pid")).expect("node pid file");
+        let status = Command::new("kill")
+            .args([signal, pid.trim()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// The index of the node that leads quorum queue `queue`, asked of a
     /// running node other than `not` (if given).
     pub fn leader_of(&self, queue: &str, not: Option<usize>) -> Option<usize> {

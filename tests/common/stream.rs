@@ -125,8 +125,8 @@ pub struct Plan {
     pub fault_at: u64,
     /// How long the stream goes on after the fault ended.
     pub tail: Duration,
-    /// The senders' send timeout: no send may take longer (plus a second
-    /// for a loaded machine's scheduling).
+    /// The senders' send timeout: no send may take longer (plus 2 s for
+    /// a loaded machine's scheduling).
     pub send_timeout: Duration,
     /// The longest time sends (from one Ok to the next) and deliveries
     /// (from one arrival to the next) may stop.
@@ -215,7 +215,7 @@ pub async fn stream(
     let slots = Arc::new(Semaphore::new(plan.in_flight));
     let mut tasks = tokio::task::JoinSet::new();
     let mut faulting: Option<tokio::task::JoinHandle<()>> = None;
-    let hang = plan.send_timeout + Duration::from_secs(1);
+    let hang = plan.send_timeout + Duration::from_secs(2);
     let began = Instant::now();
     let mut n = 0;
     loop {
