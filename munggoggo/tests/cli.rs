@@ -786,3 +786,83 @@ async fn bad_arguments_are_usage_errors() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("`soon` is not a duration"), "{}", run.stderr);
 }
+
+/// The queues of vhost `vhost` whose names start with `prefix`.
+fn queues_in(vhost: &str, prefix: &str) -> Vec<String> {
+    let out = Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "-p", vhost, "name", "--no-table-headers"])
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The command line never comes back under its identity: its queues are
+/// auto-delete and go when it ends, whether it ends normally (with late
+/// replies landing in them: agents that answer its discovery ping slowly)
+/// or is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_runs_leave_no_queue_behind() {
+    // A vhost of the test's own: it checks every queue in it.
+    let vhost = match munggoggo_test_support::Vhost::create("cli-queues") {
+        Ok(vhost) => vhost,
+        Err(why) => return munggoggo_test_support::skip(why),
+    };
+    let url = vhost.url().to_owned();
+    // Many agents, so that replies keep coming after a short discovery.
+    let mut runtime = Runtime::from_url(&url).unwrap();
+    for n in 0..50 {
+        let mut options = Worker::options();
+        options.identity = format!("cli-queues-{n}");
+        runtime = runtime.agent_with(Worker { events: None }, options);
+    }
+    let rt = runtime.start().await.expect("the agents start");
+    let runs: Vec<_> = (0..20)
+        .map(|n| {
+            let args: Vec<String> = match n % 3 {
+                0 => vec!["--timeout".into(), "20ms".into(), "peers".into()],
+                1 => vec![
+                    "send".into(),
+                    "cli-queues-1".into(),
+                    "Job".into(),
+                    "{\"n\": 1}".into(),
+                ],
+                _ => vec!["--json".into(), "peers".into()],
+            };
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                finished(command(&url, &args).output().expect("the binary runs"))
+            })
+        })
+        .collect();
+    for run in runs {
+        let run = run.await.unwrap();
+        assert!(run.code == 0 || !run.stderr.is_empty(), "{}", run.stdout);
+    }
+    // A command line killed while it waits.
+    let mut watching = command(&url, &["watch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    until(|| !queues_in(vhost.name(), "munggoggo-cli-").is_empty()).await;
+    watching.kill().expect("kill -9");
+    watching.wait().unwrap();
+    until(|| queues_in(vhost.name(), "munggoggo-cli-").is_empty()).await;
+    rt.shutdown().await;
+}
+
+/// Waits (at most 30 s) until `condition` holds.
+async fn until(mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "not within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -12,7 +12,7 @@ pub(crate) use envelope::{
 };
 pub(crate) use observer::is_observer_traffic;
 #[cfg(feature = "cli")]
-pub(crate) use observer::OBSERVER_PREFIX;
+pub(crate) use observer::{is_tool, DASHBOARD_PREFIX, OBSERVER_PREFIX};
 pub use rules::{is_reserved_type, validate_binding_key, CONTROL, PUBSUB, RESERVED_TYPES, RPC};
 
 #[cfg(test)]

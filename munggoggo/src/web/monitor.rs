@@ -10,19 +10,8 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use super::model::{AgentView, Event, TraceView};
 use crate::peers::PeerStatus;
+use crate::protocol::{is_tool, DASHBOARD_PREFIX};
 use crate::{AgentHandle, Context, TraceQuery};
-
-/// Identities of dashboards start with this.
-const DASHBOARD_PREFIX: &str = "munggoggo-dashboard-";
-
-/// Identities of munggoggo's own tools (dashboards, the CLI) start with one
-/// of these; their traffic is left out of peer lists and message feeds.
-const TOOL_PREFIXES: [&str; 2] = [DASHBOARD_PREFIX, "munggoggo-cli-"];
-
-/// Whether `identity` is one of munggoggo's tools.
-pub(crate) fn is_tool(identity: &str) -> bool {
-    TOOL_PREFIXES.iter().any(|prefix| identity.starts_with(prefix))
-}
 
 /// Rounds an agent may miss before it is taken as gone.
 const MISSED_ROUNDS: u32 = 3;

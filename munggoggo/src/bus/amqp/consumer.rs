@@ -97,6 +97,9 @@ pub(super) struct QueueSpec {
     /// What an agent that stops does with the queue.
     pub(super) on_stop: Closing,
     pub(super) durable: bool,
+    /// Whether the broker deletes the queue once its last consumer goes
+    /// (a tool's queues).
+    pub(super) auto_delete: bool,
     pub(super) source: Source,
     /// (exchange, binding key) pairs.
     pub(super) bindings: Vec<(&'static str, ShortString)>,

@@ -339,8 +339,12 @@ impl Bus for AmqpBus {
         Box::pin(async move {
             let fanout = format!("{identity}.fanout");
             let control = control_queue(identity);
+            // A tool (the command line, a dashboard) never comes back under
+            // its identity: its queues go with it.
+            let tool = crate::protocol::is_tool(identity);
             let spec = |name: &str, source: Source, bindings: &[(&'static str, &str)]| {
-                queue_spec(name, source, bindings, options.max_queue, &self.inner.options)
+                let spec = queue_spec(name, source, bindings, options.max_queue, &self.inner.options)?;
+                Ok::<_, Error>(if tool { spec.for_a_tool() } else { spec })
             };
             let fanout_spec = spec(&fanout, Source::Fanout, &[(FANOUT_EXCHANGE, FANOUT_EXCHANGE)])?;
             let mut controls = vec![spec(&control, Source::Control, &[])?];

@@ -75,6 +75,7 @@ impl Spec {
         for queue in &self.queues {
             let options = QueueDeclareOptions {
                 durable: queue.durable,
+                auto_delete: queue.auto_delete,
                 ..QueueDeclareOptions::default()
             };
             step!(
@@ -424,6 +425,7 @@ pub(in crate::bus::amqp) fn queue_spec(
             _ => Closing::KeepBacklog,
         },
         durable,
+        auto_delete: false,
         source,
         arguments,
         bindings: bindings
@@ -434,6 +436,21 @@ pub(in crate::bus::amqp) fn queue_spec(
 }
 
 impl QueueSpec {
+    /// The queue of a tool (the command line, a dashboard), whose identity
+    /// never comes back: classic, transient and auto-delete (the broker
+    /// deletes it when its consumer goes, even with a process killed), and
+    /// deleted with what it holds when the tool stops (a late reply must
+    /// not keep it).
+    pub(in crate::bus::amqp) fn for_a_tool(mut self) -> Self {
+        let mut arguments = self.arguments.inner().clone();
+        arguments.retain(|key, _| !matches!(key.as_str(), "x-queue-type" | SINGLE_ACTIVE_CONSUMER));
+        self.arguments = arguments.into();
+        self.durable = false;
+        self.auto_delete = true;
+        self.on_stop = Closing::Delete;
+        self
+    }
+
     /// The queue's type, as its `x-queue-type` argument says.
     fn queue_type(&self) -> QueueType {
         match self.arguments.inner().get("x-queue-type") {
@@ -473,6 +490,7 @@ pub(in crate::bus::amqp) fn method_queue_spec(method: &str, identity: &str, dlx:
         shared: false,
         on_stop: Closing::KeepBacklog,
         durable: false,
+        auto_delete: false,
         source: Source::Direct,
         bindings: Vec::new(),
         arguments,
