@@ -394,6 +394,54 @@ on_both_buses! {
     }
 }
 
+/// A group and its singleton on a private node whose connections are all
+/// closed, then which restarts (durable mode): after each fault exactly one
+/// replica runs the singleton again (never two at once), and the jobs sent
+/// to the group reach it, once each.
+#[cfg(feature = "amqp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_and_its_singleton_come_back_after_broker_faults() {
+    let Some(node) = common::node::Node::start_or_skip("replicas-faults", None) else {
+        return;
+    };
+    let url = format!("{}?durable=true", node.url());
+    let rt = munggoggo::Runtime::from_url(&url).unwrap().start().await.unwrap();
+    let (identity, log, replicas) = group_of_three(&rt).await;
+    holder(&replicas).await;
+    let client = rt.client(unique("producer")).await.unwrap();
+    for (round, fault) in ["close_all_connections", "stop+start"].into_iter().enumerate() {
+        match fault {
+            "close_all_connections" => node.close_all_connections(),
+            _ => {
+                node.stop();
+                node.start_again();
+            }
+        }
+        let ticks = log.ticks.lock().unwrap().len();
+        holder(&replicas).await;
+        until("the singleton runs again", Duration::from_secs(30), || {
+            log.ticks.lock().unwrap().len() > ticks + 5
+        })
+        .await;
+        let jobs = (round as u64 * 1_000)..(round as u64 * 1_000 + 300);
+        for n in jobs.clone() {
+            // A send may time out while the group's queues come back.
+            while client.send(&identity, &Job { n }).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        until("the group handled every job", Duration::from_secs(60), || {
+            let handled = log.jobs.lock().unwrap();
+            jobs.clone().all(|n| handled.contains_key(&n))
+        })
+        .await;
+        eprintln!("replicas after {fault}: one singleton holder again, 300 jobs handled");
+    }
+    assert_eq!(log.overlaps.load(Ordering::SeqCst), 0, "two replicas ran the singleton at once");
+    client.shutdown().await;
+    rt.shutdown().await;
+}
+
 /// The documented bound of a singleton's takeover after its holder stops
 /// gracefully or its process dies (see the guide's "Scaling out").
 const TAKEOVER_BOUND_SECS: u64 = 10;
