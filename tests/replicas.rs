@@ -437,7 +437,11 @@ async fn a_group_and_its_singleton_come_back_after_broker_faults() {
         .await;
         eprintln!("replicas after {fault}: one singleton holder again, 300 jobs handled");
     }
-    assert_eq!(log.overlaps.load(Ordering::SeqCst), 0, "two replicas ran the singleton at once");
+    assert_eq!(
+        log.overlaps.load(Ordering::SeqCst),
+        0,
+        "two replicas ran the singleton at once"
+    );
     client.shutdown().await;
     rt.shutdown().await;
 }
