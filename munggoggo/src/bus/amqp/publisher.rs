@@ -277,11 +277,13 @@ struct Confirms {
     bounced: Vec<Pending>,
 }
 
-/// For how long after its first loss a message published again that comes
-/// back (no queue for its target) is tried again rather than failed with
-/// [`Error::UnknownTarget`]: after a broker restart in transient mode the
-/// target's queue is gone until its agent, reconnecting too, declares it
-/// again.
+/// For how long after it was first published again on a new channel a
+/// message from the outbox that comes back (no queue for its target) is
+/// tried again rather than failed with [`Error::UnknownTarget`]: after a
+/// broker restart in transient mode the target's queue is gone until its
+/// agent, reconnecting too, declares it again. (Counted from the new
+/// channel, not from the loss: a broker restart on a loaded machine took
+/// longer than 10 s in CI.)
 const BOUNCE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a publisher waits before it tries bounced messages again.
 const BOUNCE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
@@ -402,7 +404,7 @@ impl Confirms {
         let Pending { job, direct } = pending;
         let outcome = match direct {
             Some(key) if self.book.settle(&key) => match outcome {
-                Ok(()) if job.lost.is_some_and(|at| at.elapsed() < BOUNCE_GRACE) => {
+                Ok(()) if job.retried.is_some_and(|at| at.elapsed() < BOUNCE_GRACE) => {
                     tracing::debug!(agent = %self.identity, target = %key.target, "a message published again came back: its target's queue is not there yet; trying again");
                     self.bounced.push(Pending {
                         job,
@@ -540,7 +542,7 @@ impl Task {
         let job = Job {
             seq: self.sent,
             tries: 0,
-            lost: None,
+            retried: None,
             message,
             reply,
         };
@@ -589,6 +591,7 @@ impl Task {
                 self.outbox.keep(job);
                 continue;
             }
+            job.retried.get_or_insert_with(Instant::now);
             match self.wire.prepare(&mut job.message) {
                 Ok(publish) => self.put(job, publish),
                 Err(e) => job.reply.send(Err(e)),

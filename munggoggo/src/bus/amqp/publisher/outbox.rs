@@ -36,8 +36,9 @@ pub(super) struct Job<A> {
     pub(super) seq: u64,
     /// How often it was published already.
     pub(super) tries: u8,
-    /// When it first entered the outbox.
-    pub(super) lost: Option<Instant>,
+    /// When it was first published again from the outbox (on a new
+    /// channel, after a loss).
+    pub(super) retried: Option<Instant>,
     /// The message, to be published again after a loss.
     pub(super) message: Outgoing,
     /// Who waits for its outcome.
@@ -88,11 +89,9 @@ impl<A> Outbox<A> {
     }
 
     /// Keeps a message whose publish failed under it.
-    pub(super) fn keep(&mut self, mut job: Job<A>) {
+    pub(super) fn keep(&mut self, job: Job<A>) {
         self.bytes += job.message.body.len();
-        let now = Instant::now();
-        job.lost.get_or_insert(now);
-        self.since.get_or_insert(now);
+        self.since.get_or_insert_with(Instant::now);
         self.waiting.push(job);
     }
 
@@ -120,7 +119,7 @@ mod tests {
         Job {
             seq,
             tries: 0,
-            lost: None,
+            retried: None,
             message: Outgoing {
                 route: Route::Direct("x".into()),
                 properties: Arc::new(Properties::new(SmolStr::new("T"), SmolStr::new("me"))),
