@@ -14,7 +14,9 @@
 //! (e) the node both sender and consumer are on is cut off from clients
 //!     (listeners suspended, connections closed) and comes back,
 //! (f) that node is paused (SIGSTOP: it hangs, its sockets stay open) for
-//!     20 s and goes on.
+//!     20 s and goes on;
+//! and (g) a replicated agent's two replicas share quorum queues and a
+//! singleton's lease while one node stops.
 //! Each case prints `sent / Ok / received / lost / duplicated / longest
 //! pauses` and asserts that nothing Ok'd is lost, that every send returned
 //! within its send timeout, and that sends and deliveries were never
@@ -32,10 +34,15 @@ mod stream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use common::node::Cluster;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
+use munggoggo::prelude::*;
 use munggoggo::Runtime;
+use serde::{Deserialize, Serialize};
 use stream::{sink, Plan, Received};
 
 /// Every case: at least 3,000 messages, 500 a second, on through the fault
@@ -210,14 +217,14 @@ async fn quorum_queues_on_a_cluster_lose_nothing_through_node_faults() {
     )
     .await;
 
+    replicas_share_quorum_queues_through_a_node_stop(&cluster).await;
+
     // Quorum queues stay until they expire unused (RabbitMQ cannot delete
     // them only if empty); the classic control and fanout queues go.
-    let left: Vec<(String, u64)> = cluster
-        .queues()
+    let left: Vec<String> = cluster
+        .classic_queues()
         .into_iter()
-        .filter(|(name, _)| {
-            name.starts_with("cluster-") && (name.ends_with(".control") || name.ends_with(".fanout"))
-        })
+        .filter(|name| name.starts_with("cluster-"))
         .collect();
     assert!(left.is_empty(), "classic queues left behind: {left:?}");
     eprintln!("cluster suite done in {:.0} s", started.elapsed().as_secs_f64());
@@ -357,4 +364,126 @@ async fn identity_is_guarded_and_a_type_change_is_named(cluster: &Cluster) {
         .await
         .expect("the classic queue goes");
     let _ = connection.close(200, "OK".into()).await;
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Job {
+    n: u64,
+}
+
+/// What the replicas of [`Worker`] did.
+#[derive(Default)]
+struct Work {
+    /// How often each job was handled.
+    jobs: Mutex<HashMap<u64, u32>>,
+    /// When the singleton ran, and on which replica.
+    ticks: Mutex<Vec<(Instant, String)>>,
+}
+
+#[agent(replicated)]
+struct Worker {
+    work: Arc<Work>,
+}
+
+#[agent]
+impl Worker {
+    #[on_message]
+    async fn job(&mut self, job: Job) {
+        *self.work.jobs.lock().unwrap().entry(job.n).or_default() += 1;
+    }
+
+    #[behaviour(periodic = "50ms", initial_delay = "0s", singleton)]
+    async fn tick(&mut self, ctx: &Context) {
+        let tick = (Instant::now(), ctx.identity().to_owned());
+        self.work.ticks.lock().unwrap().push(tick);
+    }
+}
+
+/// A replicated agent with quorum queues: two replicas in runtimes on
+/// nodes 0 and 1 share the group's quorum queues (competing consumers, no
+/// single active consumer) and a singleton's lease (a transient classic
+/// queue). Node 0 stops halfway through 1,000 jobs sent to the group: every
+/// job is handled, and the singleton runs again (its lease declared anew
+/// on a running node if it lived on node 0).
+async fn replicas_share_quorum_queues_through_a_node_stop(cluster: &Arc<Cluster>) {
+    let work = Arc::new(Work::default());
+    let group = "cluster-workers";
+    let mut runtimes = Vec::new();
+    for node in [0, 1] {
+        let runtime = Runtime::from_url(&quorum_url(cluster, node))
+            .unwrap()
+            .start()
+            .await
+            .expect("a runtime starts");
+        let mut options = <Worker as munggoggo::agent::AgentDefaults>::options();
+        options.identity = group.to_owned();
+        runtime
+            .spawn_with(
+                Worker {
+                    work: Arc::clone(&work),
+                },
+                options,
+            )
+            .await
+            .expect("a replica starts");
+        runtimes.push(runtime);
+    }
+    let producer = Runtime::from_url(&quorum_url(cluster, 2))
+        .unwrap()
+        .start()
+        .await
+        .expect("the producer starts");
+    let client = producer.client("cluster-jobs").await.unwrap();
+    let send = |range: std::ops::Range<u64>| {
+        let client = &client;
+        async move {
+            for n in range {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while let Err(e) = client.send(group, &Job { n }).await {
+                    assert!(Instant::now() < deadline, "job {n} never Ok'd: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    send(0..500).await;
+    let stop = Instant::now();
+    tokio::task::block_in_place(|| cluster.stop(0));
+    let stopped = Instant::now();
+    send(500..1_000).await;
+    let ticking = |work: &Work| work.ticks.lock().unwrap().iter().any(|(at, _)| *at > stopped);
+    common::until("the singleton runs again after the stop", PLAN.bound, || {
+        ticking(&work)
+    })
+    .await;
+    let again = work
+        .ticks
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(at, _)| *at > stopped)
+        .map(|(at, replica)| (*at - stop, replica.clone()))
+        .unwrap();
+    tokio::task::block_in_place(|| cluster.start_again(0));
+    common::until("every job handled", PLAN.drain, || {
+        work.jobs.lock().unwrap().len() == 1_000
+    })
+    .await;
+    let twice = work.jobs.lock().unwrap().values().filter(|&&c| c > 1).count();
+    eprintln!(
+        "cluster case (g) group of 2 replicas, node 0 stopped  jobs Ok 1000  handled {}  twice {twice}  \
+         singleton again after {:.1} s on {}",
+        work.jobs.lock().unwrap().len(),
+        again.0.as_secs_f64(),
+        again.1
+    );
+    tokio::time::timeout(Duration::from_secs(60), async {
+        client.shutdown().await;
+        producer.shutdown().await;
+        for runtime in runtimes {
+            runtime.shutdown().await;
+        }
+    })
+    .await
+    .expect("the runtimes stop");
 }

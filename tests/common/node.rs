@@ -465,4 +465,17 @@ impl Cluster {
     pub fn queues(&self) -> Vec<(String, u64)> {
         self.nodes[0].queues()
     }
+
+    /// The names of the cluster's classic queues.
+    pub fn classic_queues(&self) -> Vec<String> {
+        let out = self.nodes[0].ctl(&["list_queues", "name", "type", "--no-table-headers"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let name = words.next()?;
+                (words.next()? == "classic").then(|| name.to_owned())
+            })
+            .collect()
+    }
 }
