@@ -405,3 +405,66 @@ on_both_buses! {
         client.shutdown().await;
     }
 }
+
+/// How many connections the test broker has to vhost `vhost`.
+#[cfg(feature = "amqp")]
+fn connections_to(vhost: &str) -> usize {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "-q", "vhost", "--no-table-headers"])
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.trim() == vhost)
+        .count()
+}
+
+/// A runtime that shuts down closes its two connections: a process that
+/// starts and stops runtimes does not pile them up on the broker.
+#[cfg(feature = "amqp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_that_shuts_down_closes_its_connections() {
+    let vhost = match munggoggo_test_support::Vhost::create("connections") {
+        Ok(vhost) => vhost,
+        Err(why) => return munggoggo_test_support::skip(why),
+    };
+    for round in 1..=3 {
+        let rt = munggoggo::Runtime::from_url(vhost.url())
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        let client = rt.client(unique("connections")).await.unwrap();
+        client.send_raw(client.identity(), "Note", "{}").await.unwrap();
+        assert_eq!(
+            connections_to(vhost.name()),
+            2,
+            "round {round}: the runtime's two connections"
+        );
+        rt.shutdown().await;
+        let mut left = connections_to(vhost.name());
+        // The broker lists a closed connection for a moment longer.
+        for _ in 0..50 {
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            left = connections_to(vhost.name());
+        }
+        assert_eq!(left, 0, "round {round}: connections left after shutdown");
+        assert!(
+            rt.spawn_as(unique("late"), Late).await.is_err(),
+            "a runtime that was shut down starts no more agents"
+        );
+    }
+}
+
+#[cfg(feature = "amqp")]
+#[agent]
+#[derive(Default)]
+struct Late;
+
+#[cfg(feature = "amqp")]
+#[agent]
+impl Late {}

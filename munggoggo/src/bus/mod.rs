@@ -371,6 +371,13 @@ pub trait Bus: Send + Sync + 'static {
         let _ = (identity, methods, prefetch);
         Box::pin(async { Ok(None) })
     }
+
+    /// Closes the bus's connections once its runtime has stopped every
+    /// agent (see [`crate::RuntimeHandle::shutdown`]); endpoints cannot be
+    /// opened afterwards. Nothing to do on a bus without connections.
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// One agent's connection to the bus.

@@ -136,7 +136,9 @@ impl RuntimeHandle {
         }
     }
 
-    /// Stops every agent gracefully and waits for them.
+    /// Stops every agent gracefully, waits for them, and closes the bus's
+    /// connections: a runtime that was shut down starts no more agents
+    /// (start a new one instead).
     pub async fn shutdown(&self) {
         let agents = self.agents();
         for agent in &agents {
@@ -144,6 +146,9 @@ impl RuntimeHandle {
         }
         for agent in &agents {
             agent.stopped().await;
+        }
+        if let Err(e) = self.inner.bus.close().await {
+            tracing::debug!(error = %e, "closing the bus's connections failed");
         }
     }
 

@@ -335,6 +335,10 @@ async fn reachable(host: &str, port: u16) -> std::io::Result<()> {
 }
 
 impl Bus for AmqpBus {
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(AmqpBus::close(self))
+    }
+
     fn open<'a>(&'a self, identity: &'a str, options: &'a EndpointOptions) -> BoxFuture<'a, Result<Opened>> {
         Box::pin(async move {
             let fanout = format!("{identity}.fanout");
