@@ -335,6 +335,19 @@ async fn a_url_of_several_nodes_takes_the_first_alive_or_names_every_failure() {
     // (The other tests of this binary broadcast notes too.)
     while next(&mut rx).await != "through the third node" {}
     rt.shutdown().await;
+    // Tried in a random order (`shuffle=true`): the live node takes it all the same.
+    let shuffled = format!(
+        "{three}{}shuffle=true",
+        if three.contains('?') { '&' } else { '?' }
+    );
+    for _ in 0..3 {
+        let rt = munggoggo::Runtime::from_url(&shuffled)
+            .unwrap()
+            .start()
+            .await
+            .expect("the live node takes the connection, in any order");
+        rt.shutdown().await;
+    }
 
     let none = with_addresses(&url, &[dead1.clone(), dead2.clone()]).replace("guest:guest@", "guest:sesame@");
     let err = munggoggo::Runtime::from_url(&none)

@@ -246,7 +246,10 @@ impl AmqpBus {
             identity: None,
             cert_chain: options.ca_pem()?,
         };
-        let nodes = nodes::parse(url, &shown)?;
+        let mut nodes = nodes::parse(url, &shown)?;
+        if options.shuffles_nodes() {
+            fastrand::shuffle(&mut nodes);
+        }
         let user = nodes[0].uri.authority.userinfo.username.clone();
         let publishing = Link::open(&nodes, &shown, "publish", &tls).await?;
         let consuming = match Link::open(&nodes, &shown, "consume", &tls).await {

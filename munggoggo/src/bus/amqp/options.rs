@@ -9,6 +9,7 @@
 //! | `queue_expiry=30m` | how long an agent's queues outlive it unused (`never`: kept until deleted) | `30m` |
 //! | `cacertfile=/path/ca.pem` | PEM certificates trusted for `amqps://`, beside the system's | none |
 //! | `dead_letters=false` | reject what agents cannot handle without keeping it in `munggoggo.dead-letters` | `true` |
+//! | `shuffle=true` | of a URL naming several nodes, try them in random order (spreads many processes over a cluster's nodes) | `false`: in the order given |
 //! | `identity_grace=90s` | how long an agent reconnecting keeps trying for its identity held by another connection, before it stops as crashed with `IdentityInUse` | `90s` |
 //!
 //! The parameters are taken off the URL before lapin parses it; lapin's
@@ -92,6 +93,7 @@ pub struct AmqpOptions {
     ca_file: Option<PathBuf>,
     dead_letters: bool,
     identity_grace: Duration,
+    shuffle: bool,
 }
 
 impl Default for AmqpOptions {
@@ -103,6 +105,7 @@ impl Default for AmqpOptions {
             ca_file: None,
             dead_letters: true,
             identity_grace: DEFAULT_IDENTITY_GRACE,
+            shuffle: false,
         }
     }
 }
@@ -146,6 +149,21 @@ impl AmqpOptions {
     /// See [`AmqpOptions::queue_type`].
     pub fn queue_kind(&self) -> QueueType {
         self.queue_type
+    }
+
+    /// Of a URL naming several nodes (`amqp://u:p@h1,h2,h3/vhost`), try
+    /// them in a random order rather than the order given, so that many
+    /// processes with one URL spread over a cluster's nodes instead of
+    /// all connecting to the first. After a loss the link moves on to the
+    /// next node of that order either way.
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// See [`AmqpOptions::shuffle`].
+    pub fn shuffles_nodes(&self) -> bool {
+        self.shuffle
     }
 
     /// Whether the queues that serve one running process (control,
@@ -238,6 +256,7 @@ impl AmqpOptions {
             };
             match key {
                 "durable" => self.durable = flag()?,
+                "shuffle" => self.shuffle = flag()?,
                 "dead_letters" => self.dead_letters = flag()?,
                 "queue_type" => {
                     self.queue_type = value.parse().map_err(|_| bad("expected classic or quorum"))?
@@ -339,6 +358,11 @@ mod tests {
         let (options, _) = take("amqp://h/%2f?queue_type=classic&durable=true").unwrap();
         assert_eq!(options.queue_kind(), QueueType::Classic);
         assert!(options.process_queues_durable());
+
+        let (options, url) = take("amqp://h1,h2,h3/%2f?shuffle=true").unwrap();
+        assert!(options.shuffles_nodes());
+        assert_eq!(url, "amqp://h1,h2,h3/%2f");
+        assert!(!AmqpOptions::default().shuffles_nodes());
 
         let (options, url) = take("amqp://h/%2f?queue_expiry=never").unwrap();
         assert_eq!(options.expiry(), None);
