@@ -6,6 +6,8 @@
 //! is ignored with a debug line and the message is handled in a new trace.
 
 mod common;
+#[path = "common/relay.rs"]
+mod relay;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -16,37 +18,13 @@ use munggoggo::message::Properties;
 use munggoggo::otel::opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use munggoggo::otel::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use munggoggo::otel::tracing_opentelemetry::OpenTelemetrySpanExt;
-use munggoggo::prelude::*;
+
 use munggoggo::tracecontext::TRACEPARENT;
 use munggoggo::RuntimeHandle;
-use serde::{Deserialize, Serialize};
+use relay::{Hop, Relay};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
-
-#[derive(Debug, Serialize, Deserialize, Message)]
-struct Hop {
-    n: u64,
-}
-
-/// Forwards every hop to `next`; answers `double`.
-#[agent]
-struct Relay {
-    next: String,
-}
-
-#[agent]
-impl Relay {
-    #[on_message]
-    async fn hop(&mut self, ctx: &Context, hop: Hop) -> munggoggo::Result<()> {
-        ctx.send(&self.next, &Hop { n: hop.n + 1 }).await
-    }
-
-    #[rpc]
-    async fn double(&mut self, x: i64) -> i64 {
-        2 * x
-    }
-}
 
 /// The process's one subscriber: munggoggo's OpenTelemetry layer on an
 /// in-memory exporter, and the debug lines of munggoggo's events.

@@ -6,37 +6,15 @@
 //! trace).
 
 mod common;
+#[path = "common/relay.rs"]
+mod relay;
 
 use common::unique;
 use munggoggo::bus::Route;
 use munggoggo::message::Properties;
 use munggoggo::prelude::*;
 use munggoggo::tracecontext::{TraceContext, TRACEPARENT, TRACESTATE};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Serialize, Deserialize, Message)]
-struct Hop {
-    n: u64,
-}
-
-/// Forwards every hop to `next`.
-#[agent]
-struct Relay {
-    next: String,
-}
-
-#[agent]
-impl Relay {
-    #[on_message]
-    async fn hop(&mut self, ctx: &Context, hop: Hop) -> munggoggo::Result<()> {
-        ctx.send(&self.next, &Hop { n: hop.n + 1 }).await
-    }
-
-    #[rpc]
-    async fn double(&mut self, x: i64) -> i64 {
-        2 * x
-    }
-}
+use relay::{Hop, Relay};
 
 const SENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
