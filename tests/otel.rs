@@ -18,7 +18,6 @@ use munggoggo::message::Properties;
 use munggoggo::otel::opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use munggoggo::otel::opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use munggoggo::otel::tracing_opentelemetry::OpenTelemetrySpanExt;
-
 use munggoggo::tracecontext::TRACEPARENT;
 use munggoggo::RuntimeHandle;
 use relay::{Hop, Relay};
