@@ -12,6 +12,7 @@ use proc_macro::TokenStream;
 mod agent;
 mod attr;
 mod errors;
+mod fsm;
 mod message;
 /// munggoggo's protocol rules, the runtime's `protocol/rules.rs` (a symlink).
 #[allow(dead_code)]
@@ -238,6 +239,65 @@ pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
     stray::expand(stray::Stray::Rpc, args.into(), input.into()).into()
+}
+
+/// Makes an enum a state machine that an agent runs as one behaviour,
+/// named after the enum in snake case (`Session` -> `<identity>.session`).
+///
+/// `#[fsm(agent = MyAgent)]` goes on the enum (before any `derive`);
+/// `restart = "initial"` makes `start` after a `stop` begin again in the
+/// initial state instead of carrying on in the state it was in. Each
+/// variant is a state, with `#[state(...)]`:
+///
+/// | argument | meaning |
+/// | --- | --- |
+/// | `initial` | the state the machine starts in (exactly one) |
+/// | `to = [A, B]` | the states its method may go to |
+/// | `timeout("30s" => A)` | after this long in the state, go to `A` (without running the method) |
+/// | `final` | reaching it finishes the machine (its behaviour reports `shutdown`) |
+///
+/// For every state that is not final the macro emits `<State>To`, an enum
+/// of `Stay` and the states of its `to`, and the agent has the state's
+/// method, named after the variant in snake case:
+/// `async fn reserved(&mut self, ctx: &Context) -> ReservedTo` (or
+/// `Result<ReservedTo, E>`). It runs when the state is entered and again
+/// whenever the agent handled something else (a message, a call, another
+/// behaviour's run) while it stays. The compiler rejects a transition that
+/// was not declared (`ReservedTo` has no such variant), a state without
+/// its method, a target that is not a state and a state that cannot be
+/// reached.
+///
+/// ```
+/// use munggoggo::prelude::*;
+///
+/// #[agent]
+/// #[derive(Default)]
+/// struct Door { open_requested: bool }
+///
+/// #[fsm(agent = Door)]
+/// enum Doorway {
+///     #[state(initial, to = [Open])]
+///     Closed,
+///     #[state(to = [Closed], timeout("10s" => Closed))]
+///     Open,
+/// }
+///
+/// #[agent]
+/// impl Door {
+///     #[rpc]
+///     async fn request_open(&mut self) { self.open_requested = true; }
+///
+///     async fn closed(&mut self, _ctx: &Context) -> ClosedTo {
+///         if std::mem::take(&mut self.open_requested) { ClosedTo::Open } else { ClosedTo::Stay }
+///     }
+///
+///     async fn open(&mut self, _ctx: &Context) -> OpenTo { OpenTo::Stay }
+/// }
+/// # fn main() {}
+/// ```
+#[proc_macro_attribute]
+pub fn fsm(args: TokenStream, input: TokenStream) -> TokenStream {
+    fsm::expand(args.into(), input.into()).into()
 }
 
 /// Implements `munggoggo::Message`: the wire type name of a payload type.

@@ -26,8 +26,10 @@ pub use crate::behaviour::Next;
 pub use crate::config::{Config, ConfigError};
 pub use crate::context::Context;
 pub use crate::error::BoxError;
+pub use crate::fsm::{Fsm, FsmSpec, Restart, StateSpec};
 pub use crate::message::{Envelope, Message, Payload, Raw, Received};
 pub use crate::rpc::{CallError, Caller};
+pub use crate::runtime::machine::{MachineRegistration, StepFn};
 pub use inventory;
 pub use serde_json;
 pub use std::time::Duration;
@@ -99,6 +101,35 @@ impl<E: Into<BoxError>> BehaviourReturn for Result<Next, E> {
     fn into_step(self) -> Result<Next, BoxError> {
         self.map_err(Into::into)
     }
+}
+
+/// Return types of the methods of an `#[fsm]` machine's states: the
+/// state's `<State>To`, or a `Result` of it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid return type for the method of a state that returns `{T}`",
+    label = "return `{T}` or `Result<{T}, E>` where `E` converts into a boxed error",
+    note = "a state's method is `async fn state(&mut self, ctx: &Context) -> <State>To`"
+)]
+pub trait StateReturn<T> {
+    /// Where the machine goes.
+    fn into_next(self) -> Result<T, BoxError>;
+}
+
+/// The outcome of a state's method, through [`StateReturn`].
+pub fn state_next<T, R: StateReturn<T>>(ret: R) -> Result<T, BoxError> {
+    ret.into_next()
+}
+
+/// A machine's step that cannot run: its agent is not the one it was
+/// registered for, or the state has no method (a final state).
+pub fn machine_misrouted<'a>(
+    machine: &'static str,
+    state: usize,
+) -> BoxFuture<'a, Result<Option<usize>, BoxError>> {
+    Box::pin(std::future::ready(Err(format!(
+        "state machine `{machine}`: no method to run for state #{state}"
+    )
+    .into())))
 }
 
 /// Return types of `#[rpc]` methods that are plain values.

@@ -88,6 +88,9 @@ pub struct BehaviourStatus {
     pub errors: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
+    /// A state machine's current state (`#[fsm]`); `None` for other behaviours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::fsm::MachineStatus>,
 }
 
 /// A state shared between the agent's task and everyone who asks.
@@ -127,6 +130,8 @@ pub(crate) struct Behaviour {
     runs: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// A state machine's live state.
+    pub(crate) machine: Option<Mutex<crate::fsm::Live>>,
 }
 
 impl Behaviour {
@@ -139,6 +144,10 @@ impl Behaviour {
             runs: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            machine: match spec.kind {
+                BehaviourKind::Fsm(fsm) => Some(crate::fsm::Live::new(fsm)),
+                _ => None,
+            },
         }
     }
 
@@ -165,6 +174,12 @@ impl Behaviour {
             runs: self.runs.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             last_error: self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            machine: match (self.spec.kind, &self.machine) {
+                (BehaviourKind::Fsm(fsm), Some(live)) => {
+                    Some(live.lock().unwrap_or_else(|e| e.into_inner()).status(fsm))
+                }
+                _ => None,
+            },
         }
     }
 
@@ -266,7 +281,7 @@ impl Schedule {
                 period,
                 initial_delay,
             } => Some(now + initial_delay.unwrap_or(period)),
-            BehaviourKind::Oneshot | BehaviourKind::Cyclic => Some(now),
+            BehaviourKind::Oneshot | BehaviourKind::Cyclic | BehaviourKind::Fsm(_) => Some(now),
             BehaviourKind::Delay(d) => Some(now + d),
             BehaviourKind::Handler(_) => None,
         };
@@ -274,6 +289,14 @@ impl Schedule {
 
     pub(crate) fn stop(&mut self, i: usize) {
         self.next[i] = None;
+    }
+
+    /// Runs behaviour `i` now if it is scheduled at all (a machine waiting
+    /// in its state after the agent handled something).
+    pub(crate) fn wake(&mut self, i: usize) {
+        if self.next[i].is_some() {
+            self.next[i] = Some(Instant::now());
+        }
     }
 
     /// The behaviour due first, and when.
@@ -304,7 +327,7 @@ impl Schedule {
                 }
                 Some(at)
             }
-            (Next::Continue, BehaviourKind::Cyclic) => Some(now),
+            (Next::Continue, BehaviourKind::Cyclic | BehaviourKind::Fsm(_)) => Some(now),
             (Next::Continue, _) => None,
         };
         self.next[i].is_some()

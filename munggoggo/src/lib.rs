@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 mod context;
 mod error;
+pub mod fsm;
 pub mod future;
 mod introspect;
 #[cfg(feature = "logging")]
@@ -55,12 +56,12 @@ pub use wire::{WireMode, WIRE_VAR};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
-pub use munggoggo_macros::{agent, behaviour, on_message, rpc, setup, teardown, Message};
+pub use munggoggo_macros::{agent, behaviour, fsm, on_message, rpc, setup, teardown, Message};
 
 /// Everything an agent file needs: `use munggoggo::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "macros")]
-    pub use crate::{agent, behaviour, on_message, rpc, setup, teardown};
+    pub use crate::{agent, behaviour, fsm, on_message, rpc, setup, teardown};
     pub use crate::{Context, Envelope, Message, Next, Raw};
 }
 
@@ -96,6 +97,8 @@ mod guide {
     mod observability {}
     #[doc = include_str!("../../docs/guide/13-scaling-out.md")]
     mod scaling_out {}
+    #[doc = include_str!("../../docs/guide/14-state-machines.md")]
+    mod state_machines {}
 }
 
 /// What the macros' generated code uses. Not a public API.

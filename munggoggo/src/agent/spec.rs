@@ -25,11 +25,13 @@ pub enum BehaviourKind {
     Cyclic,
     /// Handles messages routed to it.
     Handler(HandlerRoute),
+    /// A declared state machine (`#[fsm]`).
+    Fsm(&'static crate::fsm::FsmSpec),
 }
 
 /// The words the CLI and `DescribeAgent` use for a behaviour's kind.
 impl BehaviourKind {
-    /// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`.
+    /// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`, `fsm`.
     pub(crate) fn word(&self) -> &'static str {
         match self {
             BehaviourKind::Periodic { .. } => "periodic",
@@ -39,6 +41,7 @@ impl BehaviourKind {
             BehaviourKind::Handler(HandlerRoute::Type(_)) => "message",
             BehaviourKind::Handler(HandlerRoute::Topic(_)) => "topic",
             BehaviourKind::Handler(HandlerRoute::Fallback) => "fallback",
+            BehaviourKind::Fsm(_) => "fsm",
         }
     }
 
@@ -59,6 +62,7 @@ impl BehaviourKind {
             BehaviourKind::Handler(HandlerRoute::Type(t)) => format!("on message {t}"),
             BehaviourKind::Handler(HandlerRoute::Topic(keys)) => format!("on topic {}", keys.join(", ")),
             BehaviourKind::Handler(HandlerRoute::Fallback) => "on any other message".to_owned(),
+            BehaviourKind::Fsm(fsm) => fsm.text(),
         }
     }
 }

@@ -63,8 +63,13 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                         let count = |name: &str| b[name].as_u64().unwrap_or(0);
                         let ran = count("runs") + count("errors") > 0;
                         let state = b["state"].as_str().unwrap_or_default();
+                        // A state machine's behaviour shows its current state.
+                        let name = match b["machine"]["state"].as_str() {
+                            Some(current) => format!("{} [{current}]", text(&b["name"])),
+                            None => text(&b["name"]),
+                        };
                         vec![
-                            Cell::plain(text(&b["name"])),
+                            Cell::plain(name),
                             Cell::state(behaviour_state(state, &peer.state, ran)),
                             Cell::plain(text(&b["runs"])),
                             Cell::plain(text(&b["errors"])),
@@ -374,13 +379,18 @@ async fn behaviour_rows(session: &Session, peer: &PeerStatus) -> Result<Vec<Valu
         Ok(status) => Ok(status
             .iter()
             .map(|b| {
-                json!({
+                let mut row = json!({
                     "name": b.name,
                     "state": b.state,
                     "runs": b.runs,
                     "errors": b.errors,
                     "last_error": b.last_error,
-                })
+                });
+                // A state machine's state, entry time and transitions.
+                if let Some(machine) = &b.machine {
+                    row["machine"] = json!(machine);
+                }
+                row
             })
             .collect()),
         Err(crate::Error::Remote { .. }) => {

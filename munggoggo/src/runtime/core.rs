@@ -99,6 +99,7 @@ impl Core {
         group: Option<SmolStr>,
         options: AgentOptions,
         spec: &'static AgentSpec,
+        machines: Vec<&'static crate::agent::BehaviourSpec>,
         endpoint: Arc<dyn Endpoint>,
         peers: Arc<Neighbourhood<Core>>,
     ) -> Self {
@@ -111,6 +112,7 @@ impl Core {
             behaviours: spec
                 .behaviours
                 .iter()
+                .chain(machines)
                 .map(|b| Behaviour::new(identity, b))
                 .collect(),
             options,

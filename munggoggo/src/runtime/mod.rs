@@ -26,6 +26,7 @@ pub(crate) mod inbox;
 pub(crate) mod invocation;
 pub(crate) mod lanes;
 mod lease;
+pub(crate) mod machine;
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(any(feature = "cli", feature = "web"))]

@@ -59,6 +59,9 @@ pub(crate) async fn start_agent<A: Agent>(
         group,
         options,
         A::spec(),
+        // The `#[fsm]` machines of the agent's type come after its
+        // behaviours and handlers.
+        super::machine::machines_of(A::spec()),
         opened.endpoint,
         Arc::clone(&neighbourhood),
     ));

@@ -178,6 +178,7 @@ impl<A: Agent> Task<A> {
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
         let mut armed = None;
+        let machines = super::machine::any(&core);
         loop {
             let due = schedule.next_due();
             if let Some((_, at)) = due {
@@ -256,18 +257,25 @@ impl<A: Agent> Task<A> {
                         let trace = trace.unwrap_or_else(TraceContext::root);
                         let answer = tracecontext::scope(trace, incoming.answer(&core, result));
                         serve_while(&mut self.lanes, &core, answer).await;
+                        if machines {
+                            super::machine::wake(&core, &mut schedule, None);
+                        }
                         None
                     }
                     Next::Due => {
                         armed = None;
                         if let Some((i, _)) = due {
                             Box::pin(self.step(&mut schedule, i)).await;
+                            if machines {
+                                super::machine::wake(&core, &mut schedule, Some(i));
+                            }
                         }
                         None
                     }
                     Next::User(delivery) => Some(delivery),
                 }
             };
+            let handled = delivery.is_some();
             let handling: OptionFuture<_> = delivery
                 .map(|delivery| {
                     core.buffered
@@ -284,6 +292,10 @@ impl<A: Agent> Task<A> {
                 })
                 .into();
             handling.await;
+            if handled && machines {
+                // A state machine waiting in its state looks again.
+                super::machine::wake(&core, &mut schedule, None);
+            }
             core.activity.notify();
         }
     }
@@ -317,6 +329,7 @@ impl<A: Agent> Task<A> {
             super::lease::ask_lease(&self.ctx, i);
             Ok(())
         } else {
+            super::machine::restart(core, i);
             schedule.start(i, b.spec.kind);
             Ok(())
         }
@@ -345,7 +358,11 @@ impl<A: Agent> Task<A> {
         #[cfg(feature = "metrics")]
         let started = crate::metrics::start(&core.metrics);
         let trace = tracecontext::start(&span, None);
-        let run = tracecontext::scope(trace, self.agent.run(&self.ctx, i));
+        let run = match b.spec.kind {
+            BehaviourKind::Fsm(fsm) => super::machine::run(&core, i, fsm, &mut self.agent, &self.ctx),
+            _ => self.agent.run(&self.ctx, i),
+        };
+        let run = tracecontext::scope(trace, run);
         let run = AssertUnwindSafe(self.invocation.scope(run))
             .catch_unwind()
             .instrument(span);
