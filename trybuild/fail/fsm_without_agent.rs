@@ -1,0 +1,9 @@
+use munggoggo::prelude::*;
+
+#[fsm]
+enum Doorway {
+    #[state(initial)]
+    Closed,
+}
+
+fn main() {}

@@ -1,0 +1,26 @@
+use munggoggo::prelude::*;
+
+#[agent]
+#[derive(Default)]
+struct Door;
+
+#[fsm(agent = Door)]
+enum Doorway {
+    #[state(initial, to = [Open])]
+    Closed,
+    #[state(to = [Closed])]
+    Open,
+}
+
+#[agent]
+impl Door {
+    async fn closed(&mut self, _ctx: &Context) -> OpenTo {
+        OpenTo::Closed
+    }
+
+    async fn open(&mut self, _ctx: &Context) -> OpenTo {
+        OpenTo::Closed
+    }
+}
+
+fn main() {}
