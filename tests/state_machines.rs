@@ -125,6 +125,46 @@ impl ChargingPoint {
     }
 }
 
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Coin {}
+
+#[agent]
+struct Turnstile {
+    events: Events,
+    coins: u32,
+}
+
+/// A turnstile that begins again locked whenever it is started again.
+#[fsm(agent = Turnstile, restart = "initial")]
+enum Gate {
+    #[state(initial, to = [Unlocked])]
+    Locked,
+    #[state(to = [Locked], timeout("5s" => Locked))]
+    Unlocked,
+}
+
+#[agent]
+impl Turnstile {
+    #[on_message]
+    async fn coin(&mut self, _msg: Coin) {
+        self.coins += 1;
+    }
+
+    async fn locked(&mut self, _ctx: &Context) -> LockedTo {
+        let _ = self.events.send("in Locked".to_owned());
+        if std::mem::take(&mut self.coins) > 0 {
+            LockedTo::Unlocked
+        } else {
+            LockedTo::Stay
+        }
+    }
+
+    async fn unlocked(&mut self, _ctx: &Context) -> UnlockedTo {
+        let _ = self.events.send("in Unlocked".to_owned());
+        UnlockedTo::Stay
+    }
+}
+
 /// Reads events until `want` comes (within 10 s).
 async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) {
     wait_within(rx, want, Duration::from_secs(10)).await;
@@ -147,9 +187,14 @@ async fn spawn(rt: &RuntimeHandle) -> (AgentHandle, mpsc::UnboundedReceiver<Stri
     (agent, rx)
 }
 
-/// The transitions traced by the machine, oldest first.
+/// The transitions traced by the machine `session`, oldest first.
 fn transitions(agent: &AgentHandle) -> Vec<String> {
-    let category = format!("{}.session", agent.identity());
+    traced(agent, "session")
+}
+
+/// The transitions traced by machine `machine`, oldest first.
+fn traced(agent: &AgentHandle, machine: &str) -> Vec<String> {
+    let category = format!("{}.{machine}", agent.identity());
     agent
         .traces()
         .filter(None, None, Some(&category))
@@ -275,5 +320,44 @@ async fn a_reservation_times_out_back_to_available() {
     );
     let machine = agent.behaviour("session").unwrap().machine.unwrap();
     assert_eq!((machine.state.as_str(), machine.transitions), ("Available", 4));
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn restart_initial_begins_again_and_the_machine_is_described() {
+    let rt = common::buses::memory().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = rt
+        .spawn_as("turnstile", Turnstile { events: tx, coins: 0 })
+        .await
+        .unwrap();
+    let client = rt.client("rider").await.unwrap();
+    wait_for(&mut rx, "in Locked").await;
+    client.send("turnstile", &Coin {}).await.unwrap();
+    wait_for(&mut rx, "in Unlocked").await;
+
+    agent.context().stop_behaviour("gate").await.unwrap();
+    assert!(agent.context().start_behaviour("gate").await.unwrap());
+    assert_eq!(
+        next(&mut rx).await,
+        "in Locked",
+        "restart = \"initial\" begins again"
+    );
+    assert_eq!(
+        traced(&agent, "gate"),
+        ["Locked -> Unlocked", "Unlocked -> Locked (started again)"]
+    );
+
+    let description = client.describe_agent("turnstile").await.unwrap();
+    let gate = description
+        .behaviours
+        .iter()
+        .find(|b| b.name == "turnstile.gate")
+        .unwrap();
+    assert_eq!(gate.kind, "fsm");
+    assert_eq!(
+        gate.detail,
+        "state machine Locked -> Unlocked, Unlocked -> Locked (after 5s: Locked)"
+    );
     rt.shutdown().await;
 }

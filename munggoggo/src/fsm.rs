@@ -66,42 +66,30 @@ impl PartialEq for FsmSpec {
 impl Eq for FsmSpec {}
 
 impl FsmSpec {
-    /// `state machine Available -> Reserved, Reserved -> Charging | Available (after 30s), ...`
+    /// `state machine Available -> Reserved, Reserved -> Charging | Available
+    /// (after 30s: Available), Charging -> Finished`: the states that are
+    /// not final, where each may go.
     pub(crate) fn text(&self) -> String {
         let states: Vec<String> = self
             .states
             .iter()
             .filter(|s| !s.is_final)
             .map(|s| {
-                let mut to: Vec<&str> = s.to.iter().map(|&t| self.states[t].name).collect();
+                let to: Vec<&str> = s.to.iter().map(|&t| self.states[t].name).collect();
+                let mut text = if to.is_empty() {
+                    s.name.to_owned()
+                } else {
+                    format!("{} -> {}", s.name, to.join(" | "))
+                };
                 if let Some((after, t)) = s.timeout {
-                    to.push(self.states[t].name);
-                    let last = to.len() - 1;
-                    let timed = format!("{} (after {})", to[last], humantime::format_duration(after));
-                    return format!("{} -> {}", s.name, join(&to[..last], &timed));
+                    let after = humantime::format_duration(after);
+                    text.push_str(&format!(" (after {after}: {})", self.states[t].name));
                 }
-                format!(
-                    "{} -> {}",
-                    s.name,
-                    if to.is_empty() {
-                        "(stays)".to_owned()
-                    } else {
-                        to.join(" | ")
-                    }
-                )
+                text
             })
             .collect();
         format!("state machine {}", states.join(", "))
     }
-}
-
-fn join(first: &[&str], last: &str) -> String {
-    first
-        .iter()
-        .copied()
-        .chain([last])
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 /// A machine's part of its behaviour's status.
