@@ -165,6 +165,48 @@ impl Turnstile {
     }
 }
 
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Flip {}
+
+#[agent]
+#[derive(Default)]
+struct Switch {
+    flips: u32,
+}
+
+/// Flips with every message.
+#[fsm(agent = Switch)]
+enum Light {
+    #[state(initial, to = [On])]
+    Off,
+    #[state(to = [Off])]
+    On,
+}
+
+#[agent]
+impl Switch {
+    #[on_message]
+    async fn flip(&mut self, _msg: Flip) {
+        self.flips += 1;
+    }
+
+    async fn off(&mut self, _ctx: &Context) -> OffTo {
+        if std::mem::take(&mut self.flips) == 1 {
+            OffTo::On
+        } else {
+            OffTo::Stay
+        }
+    }
+
+    async fn on(&mut self, _ctx: &Context) -> OnTo {
+        if std::mem::take(&mut self.flips) == 1 {
+            OnTo::Off
+        } else {
+            OnTo::Stay
+        }
+    }
+}
+
 /// Reads events until `want` comes (within 10 s).
 async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) {
     wait_within(rx, want, Duration::from_secs(10)).await;
@@ -255,6 +297,30 @@ on_both_buses! {
         let machine = agent.behaviour("session").unwrap().machine.unwrap();
         assert_eq!((machine.state.as_str(), machine.transitions), ("Available", 6));
         assert_eq!(transitions(&agent).last().map(String::as_str), Some("Finished -> Available (started again)"));
+    }
+
+    async fn each_message_is_looked_at_before_the_next(rt) {
+        // A burst of messages: the machine looks after each one, before the
+        // agent takes the next, so every flip is a transition of its own
+        // (a state that saw two flips at once would stay).
+        let agent = rt.spawn_as(unique("switch"), Switch::default()).await.unwrap();
+        let id = agent.identity().to_owned();
+        let client = rt.client(unique("flipper")).await.unwrap();
+        client
+            .pipelined(async {
+                for _ in 0..1_000 {
+                    client.send(&id, &Flip {}).await?;
+                }
+                munggoggo::Result::Ok(())
+            })
+            .await
+            .unwrap();
+        common::eventually("1,000 transitions", || {
+            agent.behaviour("light").and_then(|b| b.machine).is_some_and(|m| m.transitions >= 1_000)
+        })
+        .await;
+        let machine = agent.behaviour("light").unwrap().machine.unwrap();
+        assert_eq!((machine.state.as_str(), machine.transitions), ("Off", 1_000));
     }
 
     async fn stopped_mid_machine_resumes_where_it_was(rt) {

@@ -291,14 +291,6 @@ impl Schedule {
         self.next[i] = None;
     }
 
-    /// Runs behaviour `i` now if it is scheduled at all (a machine waiting
-    /// in its state after the agent handled something).
-    pub(crate) fn wake(&mut self, i: usize) {
-        if self.next[i].is_some() {
-            self.next[i] = Some(Instant::now());
-        }
-    }
-
     /// The behaviour due first, and when.
     pub(crate) fn next_due(&self) -> Option<(usize, Instant)> {
         self.next

@@ -118,7 +118,9 @@ pub(crate) struct Live {
     pub(crate) entered: Instant,
     entered_at: SystemTime,
     pub(crate) transitions: u64,
-    /// Staying in its state until the agent handles something (or the timeout).
+    /// In its state, to look (again) as soon as the agent handled
+    /// something: after entering it (its method not run yet) and while
+    /// it stays.
     pub(crate) waiting: bool,
 }
 
@@ -129,7 +131,7 @@ impl Live {
             entered: Instant::now(),
             entered_at: SystemTime::now(),
             transitions: 0,
-            waiting: false,
+            waiting: true,
         })
     }
 
@@ -138,7 +140,7 @@ impl Live {
         self.state = state;
         self.entered = Instant::now();
         self.entered_at = SystemTime::now();
-        self.waiting = false;
+        self.waiting = true;
     }
 
     pub(crate) fn status(&self, spec: &FsmSpec) -> MachineStatus {

@@ -1,8 +1,8 @@
-//! Runs the `#[fsm]` machines of an agent: one step is the timeout of the
-//! current state or its method; a transition is counted, traced and
-//! entered at once; a state that stays waits until the agent handled
-//! something else (a message, a call, another behaviour's run) or until
-//! its timeout.
+//! Runs the `#[fsm]` machines of an agent: a step runs the current
+//! state's timeout or method and goes on through the states it enters; a
+//! transition is counted and traced; a state that stays waits until the
+//! agent handled something else (a message, a call, another behaviour's
+//! run), which runs its method again at once, or until its timeout.
 
 use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::core::Core;
 use crate::agent::{Agent, AgentSpec, BehaviourKind, BehaviourSpec};
-use crate::behaviour::{Behaviour, Next, Schedule, State};
+use crate::behaviour::{Behaviour, Next, State};
 use crate::context::Context;
 use crate::error::BoxError;
 use crate::fsm::{FsmSpec, Live, Restart};
@@ -83,9 +83,14 @@ pub(super) fn any(core: &Core) -> bool {
     core.behaviours.iter().any(|b| b.machine.is_some())
 }
 
-/// One step of machine `fsm` (behaviour `i`): what to do next, as for a
-/// cyclic behaviour (`Continue` after a transition, `After` while it
-/// stays, `Stop` in a final state).
+/// Transitions a step takes at most before it yields to the agent's
+/// other work (a machine that goes round in circles does not starve it).
+const TRANSITIONS_PER_STEP: usize = 64;
+
+/// One step of machine `fsm` (behaviour `i`): the current state's timeout
+/// or method, and on through every state it enters, until one stays
+/// (`After`: its timeout, or a wake-up), a final state is reached (`Stop`)
+/// or it took [`TRANSITIONS_PER_STEP`] (`Continue`, at once).
 pub(super) fn run<'a, A: Agent>(
     core: &'a Core,
     i: usize,
@@ -95,42 +100,45 @@ pub(super) fn run<'a, A: Agent>(
 ) -> BoxFuture<'a, Result<Next, BoxError>> {
     Box::pin(async move {
         let b = &core.behaviours[i];
-        let Some(live) = &b.machine else {
-            return Ok(Next::Stop);
-        };
-        let (state, entered) = {
-            let live = lock(live);
-            (live.state, live.entered)
-        };
-        let spec = &fsm.states[state];
-        if spec.is_final {
-            return Ok(Next::Stop);
-        }
-        if let Some((after, target)) = spec.timeout {
-            if Instant::now() >= entered + after {
-                return Ok(transition(
-                    core,
-                    b,
-                    fsm,
-                    target,
-                    &format!("timeout after {}", humantime::format_duration(after)),
-                ));
-            }
-        }
-        let Some(step) = step_of(b.spec) else {
+        let (Some(live), Some(step)) = (&b.machine, step_of(b.spec)) else {
             return Err(format!("state machine `{}` is not registered", fsm.name).into());
         };
+        // Looking now.
+        lock(live).waiting = false;
         let agent: &mut (dyn Any + Send) = agent;
-        match step(agent, ctx, state).await? {
-            Some(next) => Ok(transition(core, b, fsm, next, "")),
-            None => {
-                lock(live).waiting = true;
-                Ok(Next::After(match spec.timeout {
-                    Some((after, _)) => (entered + after).saturating_duration_since(Instant::now()),
-                    None => FOREVER,
-                }))
+        for _ in 0..TRANSITIONS_PER_STEP {
+            let (state, entered) = {
+                let live = lock(live);
+                (live.state, live.entered)
+            };
+            let spec = &fsm.states[state];
+            if spec.is_final {
+                return Ok(Next::Stop);
+            }
+            let next = match spec.timeout {
+                Some((after, target)) if Instant::now() >= entered + after => {
+                    let why = format!("timeout after {}", humantime::format_duration(after));
+                    transition(core, b, fsm, target, &why)
+                }
+                _ => match step(&mut *agent, ctx, state).await.inspect_err(|_| {
+                    // A failure waits for its backoff, not for a message.
+                    lock(live).waiting = false;
+                })? {
+                    Some(next) => transition(core, b, fsm, next, ""),
+                    None => {
+                        lock(live).waiting = true;
+                        return Ok(Next::After(match spec.timeout {
+                            Some((after, _)) => (entered + after).saturating_duration_since(Instant::now()),
+                            None => FOREVER,
+                        }));
+                    }
+                },
+            };
+            if next == Next::Stop {
+                return Ok(Next::Stop);
             }
         }
+        Ok(Next::Continue)
     })
 }
 
@@ -179,20 +187,12 @@ pub(super) fn restart(core: &Core, i: usize) {
     }
 }
 
-/// The agent handled something: machines waiting in their state (but
-/// `except`, the one that just ran) run their state's method again.
-pub(super) fn wake(core: &Core, schedule: &mut Schedule, except: Option<usize>) {
-    for (i, b) in core.behaviours.iter().enumerate() {
-        let Some(live) = &b.machine else {
-            continue;
-        };
-        if except == Some(i) || b.state.get() != State::Running {
-            continue;
-        }
-        let mut live = lock(live);
-        if live.waiting {
-            live.waiting = false;
-            schedule.wake(i);
-        }
-    }
+/// Whether machine behaviour `i` waits in its state to look again; it no
+/// longer does (the agent's task runs its step at once).
+pub(super) fn woken(core: &Core, i: usize) -> bool {
+    let b = &core.behaviours[i];
+    let Some(live) = &b.machine else {
+        return false;
+    };
+    b.state.get() == State::Running && std::mem::take(&mut lock(live).waiting)
 }

@@ -258,7 +258,7 @@ impl<A: Agent> Task<A> {
                         let answer = tracecontext::scope(trace, incoming.answer(&core, result));
                         serve_while(&mut self.lanes, &core, answer).await;
                         if machines {
-                            super::machine::wake(&core, &mut schedule, None);
+                            Box::pin(self.wake_machines(&mut schedule, None)).await;
                         }
                         None
                     }
@@ -267,7 +267,7 @@ impl<A: Agent> Task<A> {
                         if let Some((i, _)) = due {
                             Box::pin(self.step(&mut schedule, i)).await;
                             if machines {
-                                super::machine::wake(&core, &mut schedule, Some(i));
+                                Box::pin(self.wake_machines(&mut schedule, Some(i))).await;
                             }
                         }
                         None
@@ -294,7 +294,7 @@ impl<A: Agent> Task<A> {
             handling.await;
             if handled && machines {
                 // A state machine waiting in its state looks again.
-                super::machine::wake(&core, &mut schedule, None);
+                Box::pin(self.wake_machines(&mut schedule, None)).await;
             }
             core.activity.notify();
         }
@@ -346,6 +346,18 @@ impl<A: Agent> Task<A> {
         if let BehaviourKind::Handler(HandlerRoute::Topic(_)) = b.spec.kind {
             if let Err(e) = core.endpoint.unsubscribe(&core.subscription_queue(i)).await {
                 tracing::warn!(agent = %core.identity, behaviour = %b.name, error = %e, "cannot unsubscribe");
+            }
+        }
+    }
+
+    /// The agent handled something: the `#[fsm]` machines waiting in their
+    /// state (but `except`, which just ran) run their state's method again,
+    /// at once, before the agent takes its next message.
+    async fn wake_machines(&mut self, schedule: &mut Schedule, except: Option<usize>) {
+        let core = Arc::clone(&self.ctx.core);
+        for i in 0..core.behaviours.len() {
+            if except != Some(i) && super::machine::woken(&core, i) {
+                Box::pin(self.step(schedule, i)).await;
             }
         }
     }
