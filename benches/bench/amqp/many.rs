@@ -1,15 +1,19 @@
 //! Many agents on RabbitMQ in one process: the time to start them (each
-//! with a periodic behaviour and a handler, announce on) and then to get
-//! one ping answered by each, beside raw lapin doing the least an agent
-//! needs (a channel, an exclusive queue and a consumer each, on one shared
-//! connection; a responder per queue that answers to the request's
-//! `app_id`).
+//! with a periodic behaviour and a handler, announce on), `STARTS` at a
+//! time, and then to get one ping answered by each, beside raw lapin
+//! declaring what an agent declares with the same concurrency (a publish
+//! channel in confirm mode on a publishing connection; on a second
+//! connection a channel with its identity queue and its fanout queue bound
+//! to `admin`, consumed, and one with its control queue, consumed: the two
+//! connections every agent of a runtime shares) and a responder per
+//! identity queue that answers to the request's `app_id`.
 
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -19,6 +23,8 @@ use crate::scale::Worker;
 
 /// Pings in flight at once.
 const CONCURRENCY: usize = 100;
+/// Agents started at once.
+const STARTS: usize = 32;
 
 struct Run {
     started: Duration,
@@ -34,11 +40,13 @@ async fn on_munggoggo(url: &str, n: usize, run: usize) -> Run {
     let pid = std::process::id();
     let ids: Vec<String> = (0..n).map(|i| format!("bench-many-{pid}-{run}-{i}")).collect();
     let start = Instant::now();
-    for id in &ids {
-        rt.spawn_as(id.clone(), Worker::default())
-            .await
-            .expect("agent starts");
-    }
+    futures_util::stream::iter(&ids)
+        .map(|id| rt.spawn_as(id.clone(), Worker::default()))
+        .buffer_unordered(STARTS)
+        .for_each(|started| async move {
+            started.expect("agent starts");
+        })
+        .await;
     let started = start.elapsed();
     let client = rt
         .client(format!("bench-many-pinger-{pid}-{run}"))
@@ -61,22 +69,24 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
     let conn = Connection::connect(url, ConnectionProperties::default())
         .await
         .expect("connect");
+    // Publish channels on a connection of their own, as a runtime has
+    // (one connection allows 2,047 channels).
+    let publishing = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("connect");
     let replies = conn.create_channel().await.expect("channel");
     replies
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirm mode");
     let pid = std::process::id();
+    let plain = QueueDeclareOptions::default();
     let exclusive = QueueDeclareOptions {
         exclusive: true,
         ..QueueDeclareOptions::default()
     };
-    let declare = |channel: lapin::Channel, queue: String| async move {
+    let consume = |channel: lapin::Channel, queue: String| async move {
         channel
-            .queue_declare(queue.as_str().into(), exclusive, FieldTable::default())
-            .await
-            .expect("declare");
-        let consumer = channel
             .basic_consume(
                 queue.as_str().into(),
                 queue.as_str().into(),
@@ -84,18 +94,67 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
                 FieldTable::default(),
             )
             .await
-            .expect("consume");
+            .expect("consume")
+    };
+    let declare = |channel: lapin::Channel, queue: String| async move {
+        channel
+            .queue_declare(queue.as_str().into(), exclusive, FieldTable::default())
+            .await
+            .expect("declare");
+        let consumer = consume(channel.clone(), queue).await;
         (channel, consumer)
+    };
+    // What an agent declares: see the module's header.
+    let agent = |id: String| {
+        let (conn, publishing) = (&conn, &publishing);
+        async move {
+            let publish = publishing.create_channel().await.expect("channel");
+            publish
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .expect("confirm mode");
+            let mailbox = conn.create_channel().await.expect("channel");
+            let fanout = format!("{id}.fanout");
+            let control = format!("{id}.control");
+            for queue in [&id, &fanout] {
+                mailbox
+                    .queue_declare(queue.as_str().into(), plain, FieldTable::default())
+                    .await
+                    .expect("declare");
+            }
+            mailbox
+                .queue_bind(
+                    fanout.as_str().into(),
+                    "admin".into(),
+                    "admin".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("bind");
+            let requests = consume(mailbox.clone(), id.clone()).await;
+            let broadcasts = consume(mailbox.clone(), fanout).await;
+            let controls = conn.create_channel().await.expect("channel");
+            controls
+                .queue_declare(control.as_str().into(), plain, FieldTable::default())
+                .await
+                .expect("declare");
+            let control = consume(controls.clone(), control).await;
+            (id, [publish, mailbox, controls], requests, (broadcasts, control))
+        }
     };
     let ids: Vec<String> = (0..n).map(|i| format!("bench-rawmany-{pid}-{run}-{i}")).collect();
     let start = Instant::now();
+    let declared: Vec<_> = futures_util::stream::iter(ids.clone())
+        .map(agent)
+        .buffer_unordered(STARTS)
+        .collect()
+        .await;
     let mut channels = Vec::with_capacity(n);
-    for id in &ids {
-        let (channel, mut requests) =
-            declare(conn.create_channel().await.expect("channel"), id.clone()).await;
+    for (me, agent_channels, mut requests, idle) in declared {
         let out = replies.clone();
-        let me = id.clone();
         tokio::spawn(async move {
+            let _idle = idle;
             while let Some(Ok(delivery)) = requests.next().await {
                 let to = delivery
                     .properties
@@ -118,7 +177,7 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
                 let _ = delivery.ack(BasicAckOptions::default()).await;
             }
         });
-        channels.push(channel);
+        channels.push(agent_channels);
     }
     let started = start.elapsed();
     let pinger = format!("bench-rawmany-pinger-{pid}-{run}");
@@ -149,8 +208,18 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
         }
     }
     let pinged = start.elapsed();
-    let _ = conn.close(0, "bye".into()).await;
+    // The queues are not exclusive (an agent's are not): delete them.
+    let cleanup = conn.create_channel().await.expect("channel");
+    for id in &ids {
+        for queue in [id.clone(), format!("{id}.fanout"), format!("{id}.control")] {
+            let _ = cleanup
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
     drop(channels);
+    let _ = conn.close(0, "bye".into()).await;
+    let _ = publishing.close(0, "bye".into()).await;
     Run { started, pinged }
 }
 
@@ -178,7 +247,7 @@ pub fn many_agents(n: usize, runs: usize) -> Vec<Figure> {
             "ms",
             Better::Lower,
             ms(&ours, |r| r.started),
-            "raw lapin queue + consumer each",
+            "raw lapin, an agent's queues, bindings, consumers",
             ms(&raw, |r| r.started),
         ),
         Figure::new(
