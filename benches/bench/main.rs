@@ -23,6 +23,7 @@ mod amqp;
 mod chart;
 mod embedded;
 mod figure;
+mod fsm;
 #[cfg(feature = "historian")]
 mod historian;
 #[cfg(feature = "metrics")]
@@ -83,6 +84,12 @@ enum Command {
     },
     /// Embedded bus, `#[rpc]` p50/p99 and calls/s at 1/10/100 callers (vs tokio mpsc + oneshot).
     EmbeddedRpc,
+    /// Embedded bus, a declared state machine's transitions per second, driven by messages (vs the same flips by hand in the handler).
+    Fsm {
+        /// Transitions per run.
+        #[arg(default_value_t = 100_000)]
+        transitions: u64,
+    },
     /// Embedded bus, a topic publication to N subscribers (vs tokio broadcast + JSON).
     Fanout {
         /// Subscribers.
@@ -226,6 +233,7 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         #[cfg(feature = "otel")]
         Command::EmbeddedOneWayTracing { messages } => otel::one_way(messages, runs),
         Command::EmbeddedRpc => rpc::embedded(runs),
+        Command::Fsm { transitions } => fsm::transitions(transitions, runs),
         Command::Fanout {
             subscribers,
             messages,
@@ -265,6 +273,7 @@ fn all(runs: usize) -> Vec<Figure> {
             profile: false,
         },
         Command::EmbeddedRpc,
+        Command::Fsm { transitions: 100_000 },
         Command::Fanout {
             subscribers: 100,
             messages: 2_000,
