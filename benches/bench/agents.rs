@@ -78,20 +78,27 @@ impl Sink {
     }
 }
 
-/// One round of agent-to-agent throughput on the runtime's bus.
-pub async fn agents_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
+/// Starts a [`Sink`] named `name` that expects `n` samples; the receiver
+/// gets the time the last one arrived.
+async fn start_sink(rt: &munggoggo::RuntimeHandle, name: &str, n: u64) -> oneshot::Receiver<Instant> {
     let (tx, rx) = oneshot::channel();
-    let sink = format!("bench-sink-{tag}-{}", std::process::id());
     rt.spawn_with(
         Sink {
             expect: n,
             seen: 0,
             done: Some(tx),
         },
-        unbounded(&sink),
+        unbounded(name),
     )
     .await
     .expect("sink starts");
+    rx
+}
+
+/// One round of agent-to-agent throughput on the runtime's bus.
+pub async fn agents_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
+    let sink = format!("bench-sink-{tag}-{}", std::process::id());
+    let rx = start_sink(rt, &sink, n).await;
     let start = Instant::now();
     let producer = rt
         .spawn_as(
@@ -116,19 +123,9 @@ pub async fn agents_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> D
 /// wait for its own confirm).
 #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
 pub async fn client_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
-    let (tx, rx) = oneshot::channel();
     let pid = std::process::id();
     let sink = format!("bench-csink-{tag}-{pid}");
-    rt.spawn_with(
-        Sink {
-            expect: n,
-            seen: 0,
-            done: Some(tx),
-        },
-        unbounded(&sink),
-    )
-    .await
-    .expect("sink starts");
+    let rx = start_sink(rt, &sink, n).await;
     let client = rt
         .client(format!("bench-client-{tag}-{pid}"))
         .await
@@ -156,20 +153,10 @@ pub async fn client_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> D
 /// last.
 #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
 pub async fn forward_round(rt: &munggoggo::RuntimeHandle, n: u64, tag: &str) -> Duration {
-    let (tx, rx) = oneshot::channel();
     let pid = std::process::id();
     let sink = format!("bench-fsink-{tag}-{pid}");
     let forwarder = format!("bench-forwarder-{tag}-{pid}");
-    rt.spawn_with(
-        Sink {
-            expect: n,
-            seen: 0,
-            done: Some(tx),
-        },
-        unbounded(&sink),
-    )
-    .await
-    .expect("sink starts");
+    let rx = start_sink(rt, &sink, n).await;
     rt.spawn_with(Forwarder { to: sink.clone() }, unbounded(&forwarder))
         .await
         .expect("forwarder starts");
