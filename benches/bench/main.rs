@@ -136,6 +136,13 @@ enum Command {
         #[arg(default_value_t = 1_000)]
         agents: usize,
     },
+    /// 10,000 agents on RabbitMQ in one process (channels shared): start, one ping each answered, memory per agent and the broker's.
+    #[cfg(feature = "amqp")]
+    Amqp10k {
+        /// Agents.
+        #[arg(default_value_t = 10_000)]
+        agents: usize,
+    },
     /// RabbitMQ, a replicated agent doing ~200 µs of CPU work per job as 1, 2 and 4 replica processes (vs N x one replica, capped by the cores).
     #[cfg(feature = "amqp")]
     ScaleOut {
@@ -251,6 +258,8 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         Command::BacklogPing => amqp::backlog_ping(runs),
         #[cfg(feature = "amqp")]
         Command::Amqp1k { agents } => amqp::many_agents(agents, runs),
+        #[cfg(feature = "amqp")]
+        Command::Amqp10k { agents } => amqp::many_agents(agents, runs),
         #[cfg(feature = "amqp")]
         Command::ScaleOut { jobs, work_us } => amqp::scale_out(jobs, work_us, runs),
         #[cfg(feature = "historian")]

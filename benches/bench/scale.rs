@@ -61,7 +61,7 @@ fn bare_actor() -> mpsc::Sender<Vec<u8>> {
 }
 
 /// The resident set size of this process in KiB (Linux).
-fn rss_kb() -> u64 {
+pub(crate) fn rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -1,12 +1,16 @@
 //! Many agents on RabbitMQ in one process: the time to start them (each
 //! with a periodic behaviour and a handler, announce on), `STARTS` at a
 //! time, and then to get one ping answered by each, beside raw lapin
-//! declaring what an agent declares with the same concurrency (a publish
-//! channel in confirm mode on a publishing connection; on a second
-//! connection a channel with its identity queue and its fanout queue bound
-//! to `admin`, consumed, and one with its control queue, consumed: the two
-//! connections every agent of a runtime shares) and a responder per
-//! identity queue that answers to the request's `app_id`.
+//! declaring what an agent declares with the same concurrency and the same
+//! channel sharing (`SHARE` agents per channel, as the runtime's default
+//! `channel_share`): a publish channel in confirm mode on a publishing
+//! connection; on a second connection its identity queue and its fanout
+//! queue bound to `admin`, consumed, and its control queue, consumed on
+//! another channel: the two connections every agent of a runtime shares;
+//! and a responder per identity queue that answers to the request's
+//! `app_id`. Also printed: the process's memory per agent (RSS delta over
+//! the agents, one second after the last start) and the broker's (its
+//! total from `rabbitmqctl status`, before and after the start).
 
 use std::time::{Duration, Instant};
 
@@ -25,10 +29,31 @@ use crate::scale::Worker;
 const CONCURRENCY: usize = 100;
 /// Agents started at once.
 const STARTS: usize = 32;
+/// Agents per channel (the runtime's default `channel_share`).
+const SHARE: usize = munggoggo::bus::amqp::DEFAULT_CHANNEL_SHARE;
 
 struct Run {
     started: Duration,
     pinged: Duration,
+    /// Process memory per agent, in bytes (ours only).
+    per_agent: f64,
+    /// The broker's memory for them, in bytes (ours only).
+    broker: f64,
+}
+
+/// The broker's total memory in bytes, from `rabbitmqctl status` (0 if
+/// it cannot be read: a remote broker).
+fn broker_memory() -> f64 {
+    let Ok(out) = std::process::Command::new("rabbitmqctl")
+        .args(["status", "--formatter", "json"])
+        .output()
+    else {
+        return 0.0;
+    };
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|status| status["memory"]["total"]["rss"].as_f64())
+        .unwrap_or(0.0)
 }
 
 async fn on_munggoggo(url: &str, n: usize, run: usize) -> Run {
@@ -39,6 +64,7 @@ async fn on_munggoggo(url: &str, n: usize, run: usize) -> Run {
         .expect("broker reachable");
     let pid = std::process::id();
     let ids: Vec<String> = (0..n).map(|i| format!("bench-many-{pid}-{run}-{i}")).collect();
+    let (rss_before, broker_before) = (crate::scale::rss_kb(), broker_memory());
     let start = Instant::now();
     futures_util::stream::iter(&ids)
         .map(|id| rt.spawn_as(id.clone(), Worker::default()))
@@ -48,6 +74,9 @@ async fn on_munggoggo(url: &str, n: usize, run: usize) -> Run {
         })
         .await;
     let started = start.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let per_agent = (crate::scale::rss_kb().saturating_sub(rss_before) * 1024) as f64 / n as f64;
+    let broker = broker_memory() - broker_before;
     let client = rt
         .client(format!("bench-many-pinger-{pid}-{run}"))
         .await
@@ -62,7 +91,12 @@ async fn on_munggoggo(url: &str, n: usize, run: usize) -> Run {
     let pinged = start.elapsed();
     client.shutdown().await;
     rt.shutdown().await;
-    Run { started, pinged }
+    Run {
+        started,
+        pinged,
+        per_agent,
+        broker,
+    }
 }
 
 async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
@@ -104,16 +138,33 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
         let consumer = consume(channel.clone(), queue).await;
         (channel, consumer)
     };
-    // What an agent declares: see the module's header.
-    let agent = |id: String| {
-        let (conn, publishing) = (&conn, &publishing);
+    // The channels of each `SHARE` agents, opened by the first of them.
+    let groups: Vec<tokio::sync::OnceCell<[lapin::Channel; 3]>> = (0..n.div_ceil(SHARE))
+        .map(|_| tokio::sync::OnceCell::new())
+        .collect();
+    let channels_of = |i: usize| {
+        let (conn, publishing, groups) = (&conn, &publishing, &groups);
         async move {
-            let publish = publishing.create_channel().await.expect("channel");
-            publish
-                .confirm_select(ConfirmSelectOptions::default())
+            groups[i / SHARE]
+                .get_or_init(|| async {
+                    let publish = publishing.create_channel().await.expect("channel");
+                    publish
+                        .confirm_select(ConfirmSelectOptions::default())
+                        .await
+                        .expect("confirm mode");
+                    let mailbox = conn.create_channel().await.expect("channel");
+                    let controls = conn.create_channel().await.expect("channel");
+                    [publish, mailbox, controls]
+                })
                 .await
-                .expect("confirm mode");
-            let mailbox = conn.create_channel().await.expect("channel");
+                .clone()
+        }
+    };
+    // What an agent declares: see the module's header.
+    let agent = |(i, id): (usize, String)| {
+        let channels_of = &channels_of;
+        async move {
+            let [publish, mailbox, controls] = channels_of(i).await;
             let fanout = format!("{id}.fanout");
             let control = format!("{id}.control");
             for queue in [&id, &fanout] {
@@ -134,7 +185,6 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
                 .expect("bind");
             let requests = consume(mailbox.clone(), id.clone()).await;
             let broadcasts = consume(mailbox.clone(), fanout).await;
-            let controls = conn.create_channel().await.expect("channel");
             controls
                 .queue_declare(control.as_str().into(), plain, FieldTable::default())
                 .await
@@ -145,7 +195,7 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
     };
     let ids: Vec<String> = (0..n).map(|i| format!("bench-rawmany-{pid}-{run}-{i}")).collect();
     let start = Instant::now();
-    let declared: Vec<_> = futures_util::stream::iter(ids.clone())
+    let declared: Vec<_> = futures_util::stream::iter(ids.clone().into_iter().enumerate())
         .map(agent)
         .buffer_unordered(STARTS)
         .collect()
@@ -208,6 +258,7 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
         }
     }
     let pinged = start.elapsed();
+    drop(groups);
     // The queues are not exclusive (an agent's are not): delete them.
     let cleanup = conn.create_channel().await.expect("channel");
     for id in &ids {
@@ -220,7 +271,12 @@ async fn on_lapin(url: &str, n: usize, run: usize) -> Run {
     drop(channels);
     let _ = conn.close(0, "bye".into()).await;
     let _ = publishing.close(0, "bye".into()).await;
-    Run { started, pinged }
+    Run {
+        started,
+        pinged,
+        per_agent: 0.0,
+        broker: 0.0,
+    }
 }
 
 /// `amqp1k`.
@@ -232,14 +288,23 @@ pub fn many_agents(n: usize, runs: usize) -> Vec<Figure> {
         ours.push(rt.block_on(on_munggoggo(&url, n, run)));
         raw.push(rt.block_on(on_lapin(&url, n, run)));
         println!(
-            "run {}: munggoggo started {n} in {:?}, pinged all in {:?} | raw lapin {:?}, {:?}",
+            "run {}: munggoggo started {n} in {:?}, pinged all in {:?}, {:.0} B per agent, broker +{:.1} MB | raw lapin {:?}, {:?}",
             run + 1,
             ours[run].started,
             ours[run].pinged,
+            ours[run].per_agent,
+            ours[run].broker / 1e6,
             raw[run].started,
             raw[run].pinged
         );
     }
+    let per_agent = crate::figure::median(ours.iter().map(|r| r.per_agent).collect());
+    let broker = crate::figure::median(ours.iter().map(|r| r.broker).collect());
+    println!(
+        "memory for {n} agents (medians): {per_agent:.0} B per agent in this process; the broker's grew by {:.1} MB ({:.0} B per agent)",
+        broker / 1e6,
+        broker / n as f64
+    );
     let ms = |rs: &[Run], f: fn(&Run) -> Duration| rs.iter().map(|r| f(r).as_secs_f64() * 1e3).collect();
     vec![
         Figure::new(
@@ -247,7 +312,7 @@ pub fn many_agents(n: usize, runs: usize) -> Vec<Figure> {
             "ms",
             Better::Lower,
             ms(&ours, |r| r.started),
-            "raw lapin, an agent's queues, bindings, consumers",
+            "raw lapin, an agent's queues, bindings, consumers, channels shared alike",
             ms(&raw, |r| r.started),
         ),
         Figure::new(

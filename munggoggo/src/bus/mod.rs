@@ -163,7 +163,7 @@ pub enum Acker {
     /// lapin's acker and futures are large, and every agent's task (on
     /// either bus, with the `amqp` feature) would carry their size.
     #[cfg(feature = "amqp")]
-    Amqp(Box<lapin::Acker>),
+    Amqp(Box<amqp::AmqpAcker>),
 }
 
 impl Acker {

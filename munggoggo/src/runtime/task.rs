@@ -622,10 +622,22 @@ impl<A: Agent> Task<A> {
         }
         core.abort_tasks();
         core.pending.clear();
+        // A broker's deliveries go back to their queues before the endpoint
+        // looks at them (a queue with messages stays for the next start;
+        // on a shared channel, closing the consumers does not requeue what
+        // they read ahead). The embedded bus hands a replica's messages to
+        // the other replicas, once this one no longer takes any.
+        let mut buffered = Some(self.lanes.users.take_buffer());
+        let in_process = core.endpoint.in_process();
+        if !in_process {
+            core.release(buffered.take().unwrap_or_default()).await;
+        }
         if let Err(e) = core.endpoint.close().await {
             tracing::warn!(agent = %core.identity, error = %e, "cannot delete the agent's queues");
         }
-        core.release(self.lanes.users.take_buffer()).await;
+        if let Some(buffered) = buffered {
+            core.release(buffered).await;
+        }
         core.buffered.store(0, std::sync::atomic::Ordering::Relaxed);
         for b in &core.behaviours {
             b.state.set(State::Shutdown);

@@ -1,9 +1,12 @@
-//! The consuming side of an endpoint: units of one channel, its queues and
-//! their consumers on the consuming connection.
+//! The consuming side of an endpoint: units of queues and their consumers
+//! on the consuming connection.
 //!
-//! An agent's identity and fanout queues form one unit, each topic
-//! subscription another (its own channel, so a subscription the broker
-//! refuses cannot take the agent's mailbox down with it).
+//! An agent's identity and fanout queues form one unit, its control queue
+//! another, each topic subscription another. A unit declares and binds its
+//! queues on a setup channel (so a subscription the broker refuses cannot
+//! take the agent's mailbox, or anyone else's, down with it) and consumes
+//! them on a seat of a channel it shares with other units
+//! (`channels.rs`).
 //!
 //! Queues outlive their connection: they are not exclusive but consumed by
 //! one exclusive consumer (a second claimant of the identity is refused
@@ -17,8 +20,8 @@
 //! connection itself (see `link.rs`), and a channel error (such as
 //! ACCESS_REFUSED while the broker still holds the old connection's
 //! exclusive consumer) closes a channel for good. So a supervisor task per
-//! unit watches its channel and rebuilds it (declare, bind, consume) on a
-//! channel of the current connection with its own backoff; the unit's
+//! unit watches its channel and rebuilds the unit (declare, bind, consume)
+//! on a channel of the current connection with its own backoff; the unit's
 //! consumer streams switch to the new consumers and only end when the unit
 //! is closed or the bus is closed. (The paths for a channel that lapin is
 //! still recovering are a guard, should its recovery be switched on.)
@@ -39,7 +42,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 use tokio::sync::{watch, Notify};
 
-use super::link::Link;
+use super::channels::{Channels, Seat};
 use super::{is_reply_code, BACKOFF_MAX, BACKOFF_MIN, CHECK_INTERVAL, REAP_TIMEOUT, STUCK_GRACE};
 use crate::bus::{Consumer, Source};
 use crate::error::{Error, Result};
@@ -68,11 +71,17 @@ const PRECONDITION_FAILED: u16 = 406;
 /// Such consumers are rare (one per queue and channel failure) and small.
 static GRAVEYARD: Mutex<Vec<lapin::Consumer>> = Mutex::new(Vec::new());
 
-/// Lets go of a consumer: dropped if its channel is open (which cancels it
-/// cleanly), else kept in the [`GRAVEYARD`].
+/// Lets go of a consumer that was cancelled (by the unit, or by the
+/// broker) or whose channel is gone. On an open channel, what it read ahead
+/// and nobody took is requeued: the channel is shared and stays open, so
+/// those deliveries would stay unacknowledged, and their messages out of
+/// every consumer's reach, until it closes. On a closed channel the
+/// consumer is kept in the [`GRAVEYARD`].
 fn discard(consumer: lapin::Consumer, channel: &Channel) {
     if channel.status().connected() {
-        drop(consumer);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(requeue_rest(consumer));
+        }
     } else {
         GRAVEYARD.lock().unwrap_or_else(|e| e.into_inner()).push(consumer);
     }
@@ -116,8 +125,9 @@ enum Generation {
 
 /// What a unit declares, binds and consumes.
 pub(super) struct Spec {
-    /// The consuming connection (replaced when lost).
-    pub(super) link: Arc<Link>,
+    /// The consuming connection's channels (the connection is replaced
+    /// when lost).
+    pub(super) channels: Arc<Channels>,
     pub(super) identity: Arc<str>,
     /// Whether this is the agent's mailbox (identity and fanout queues).
     pub(super) mailbox: bool,
@@ -187,10 +197,17 @@ pub(super) enum Closing {
 }
 
 struct State {
+    /// The shared channel the unit's consumers are on.
     channel: Arc<Channel>,
+    /// The unit's place on it, until the unit closes.
+    seat: Option<Seat>,
     generation: u64,
     /// Consumers of the latest rebuild that their streams have not taken yet.
     fresh: HashMap<ShortString, lapin::Consumer>,
+    /// The unit's own handles on its current consumers: closing drains
+    /// them (on a shared channel, what a consumer read ahead is not
+    /// requeued by the channel's close but by the unit).
+    live: Vec<lapin::Consumer>,
     /// Channels given up on while lapin was still recovering them: closed
     /// as soon as lapin brings them back, so their stale consumers go away.
     zombies: Vec<Arc<Channel>>,
@@ -211,7 +228,7 @@ impl Unit {
     /// the unit and one consumer stream per queue, in the order given.
     pub(super) async fn open(mut spec: Spec) -> Result<(Arc<Unit>, Vec<Consumer>)> {
         spec.prefetch = spec.prefetch.max(1);
-        let (channel, mut consumers) = match spec.build().await {
+        let (seat, mut consumers) = match spec.build_within().await {
             Ok(built) => built,
             Err(failure) => return Err(spec.fail_open(failure).await),
         };
@@ -219,9 +236,11 @@ impl Unit {
         let unit = Arc::new(Unit {
             spec,
             state: Mutex::new(State {
-                channel: Arc::new(channel),
+                channel: Arc::clone(seat.channel()),
+                seat: Some(seat),
                 generation: 0,
                 fresh: HashMap::new(),
+                live: consumers.values().cloned().collect(),
                 zombies: Vec::new(),
             }),
             topology: tokio::sync::Mutex::new(()),
@@ -294,11 +313,11 @@ impl Unit {
                 return;
             }
             self.bury_zombies().await;
-            if self.spec.link.is_closed() {
+            if self.spec.link().is_closed() {
                 self.connection_gone();
                 return;
             }
-            let current = self.spec.link.current();
+            let current = self.spec.link().current();
             let conn = current.status();
             let (channel, generation) = {
                 let state = self.state();
@@ -343,11 +362,11 @@ impl Unit {
         let mut attempt = 0u32;
         let mut locked_since: Option<Instant> = None;
         loop {
-            if !self.spec.link.is_closed() && !self.spec.link.current().status().connected() {
+            if !self.spec.link().is_closed() && !self.spec.link().current().status().connected() {
                 // The link reconnects; the rebuild starts the moment it has
                 // a connection, without a backoff grown while the broker
                 // was away.
-                self.spec.link.connected().await;
+                self.spec.link().connected().await;
                 delay = BACKOFF_MIN;
             }
             {
@@ -355,18 +374,26 @@ impl Unit {
                 if self.closed.load(Ordering::SeqCst) {
                     return;
                 }
-                if self.spec.link.is_closed() {
+                if self.spec.link().is_closed() {
                     self.connection_gone();
                     return;
                 }
-                if self.spec.link.current().status().connected() {
+                if self.spec.link().current().status().connected() {
                     self.retire_channel().await;
+                    // Its consumers are cancelled (or gone with the channel):
+                    // their tags are free for the new seat, on any channel.
+                    drop(self.state().seat.take());
                     attempt += 1;
-                    match self.spec.build().await {
-                        Ok((channel, consumers)) => {
+                    match self.spec.build_within().await {
+                        Ok((seat, consumers)) => {
                             let generation = {
                                 let mut state = self.state();
-                                let old = std::mem::replace(&mut state.channel, Arc::new(channel));
+                                let old = std::mem::replace(&mut state.channel, Arc::clone(seat.channel()));
+                                state.seat = Some(seat);
+                                let live = consumers.values().cloned().collect();
+                                for consumer in std::mem::replace(&mut state.live, live) {
+                                    discard(consumer, &old);
+                                }
                                 for (_, consumer) in std::mem::replace(&mut state.fresh, consumers) {
                                     discard(consumer, &old);
                                 }
@@ -418,13 +445,14 @@ impl Unit {
         }
     }
 
-    /// Closes the current channel if it is open; remembers it as a zombie
-    /// if lapin is still recovering it.
+    /// Cancels the unit's consumers on its current channel if it is open
+    /// (a shared channel, which stays); remembers it as a zombie if lapin
+    /// is still recovering it.
     async fn retire_channel(&self) {
         let channel = self.channel();
         let status = channel.status();
         if status.connected() {
-            close_quietly(&channel, &self.spec.identity).await;
+            self.cancel_on(&channel).await;
         } else if status.reconnecting() {
             self.state().zombies.push(channel);
         }
@@ -436,8 +464,8 @@ impl Unit {
         for zombie in zombies {
             let status = zombie.status();
             if status.connected() {
-                tracing::debug!(agent = %self.spec.identity, "closing a channel lapin recovered after it was replaced");
-                close_quietly(&zombie, &self.spec.identity).await;
+                tracing::debug!(agent = %self.spec.identity, "cancelling consumers on a channel lapin recovered after it was replaced");
+                self.cancel_on(&zombie).await;
             } else if status.reconnecting() {
                 keep.push(zombie);
             }
@@ -472,19 +500,17 @@ impl Unit {
         let status = channel.status();
         let mut result = Ok(());
         if status.connected() {
-            for queue in &self.spec.queues {
-                if let Err(e) = channel
-                    .basic_cancel(queue.tag.clone(), BasicCancelOptions::default())
-                    .await
-                {
-                    tracing::debug!(agent = %self.spec.identity, queue = %queue.name, error = %e, "cancelling the consumer failed");
-                }
+            self.cancel_on(&channel).await;
+            // What the consumers read ahead goes back to the queues before
+            // they are looked at: a queue is empty only without it.
+            let live = std::mem::take(&mut self.state().live);
+            for consumer in live {
+                requeue_rest(consumer).await;
             }
-            close_quietly(&channel, &self.spec.identity).await;
             self.spec.delete_queues(&names, closing).await;
         } else if status.reconnecting() {
             pending.push(channel);
-        } else if self.spec.link.current().status().connected() {
+        } else if self.spec.link().current().status().connected() {
             // A channel-level error closed it.
             self.spec.delete_queues(&names, closing).await;
         } else {
@@ -499,6 +525,9 @@ impl Unit {
             )));
         }
         self.generation.send_replace(Generation::Ended);
+        // The unit's place on its channel is free for another.
+        drop(self.state().seat.take());
+        self.spec.channels.tidy().await;
         if !pending.is_empty() {
             tokio::spawn(Arc::clone(self).reap(pending, names, closing));
         }
@@ -521,14 +550,14 @@ impl Unit {
             for channel in channels {
                 let status = channel.status();
                 if status.connected() {
-                    close_quietly(&channel, &self.spec.identity).await;
+                    self.cancel_on(&channel).await;
                     self.spec.delete_queues(&names, closing).await;
                 } else if status.reconnecting() {
                     keep.push(channel);
                 }
             }
             channels = keep;
-            if self.spec.link.is_closed() {
+            if self.spec.link().is_closed() {
                 return;
             }
         }
@@ -544,6 +573,54 @@ impl Drop for Unit {
         for (_, consumer) in state.fresh.drain() {
             discard(consumer, &state.channel);
         }
+        for consumer in state.live.drain(..) {
+            discard(consumer, &state.channel);
+        }
+    }
+}
+
+impl Unit {
+    /// Cancels the unit's consumers on `channel` (a shared channel: the
+    /// other units' consumers stay).
+    async fn cancel_on(&self, channel: &Channel) {
+        for queue in &self.spec.queues {
+            let cancel = channel.basic_cancel(queue.tag.clone(), BasicCancelOptions::default());
+            match tokio::time::timeout(super::channels::OPEN_TIMEOUT, cancel).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(agent = %self.spec.identity, queue = %queue.name, error = %e, "cancelling the consumer failed")
+                }
+                Err(_) => {
+                    tracing::debug!(agent = %self.spec.identity, queue = %queue.name, "the broker did not answer the consumer's cancel")
+                }
+            }
+        }
+    }
+}
+
+/// How long draining a cancelled consumer waits for its next delivery or
+/// its end: lapin hands what it buffered at once, so this only bounds a
+/// drain whose end marker the consumer's stream took.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Requeues what a cancelled consumer had read ahead, until its end.
+async fn requeue_rest(mut consumer: lapin::Consumer) {
+    let mut requeued = 0usize;
+    while let Ok(Some(item)) = tokio::time::timeout(DRAIN_WAIT, consumer.next()).await {
+        match item {
+            Ok(delivery) => {
+                if super::release(super::AmqpAcker::new(delivery.acker))
+                    .await
+                    .is_ok()
+                {
+                    requeued += 1;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    if requeued > 0 {
+        tracing::debug!(queue = %consumer.queue(), requeued, "read-ahead deliveries of a cancelled consumer requeued");
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lapin::ExchangeKind;
 
 use super::consumer::{self, queue_spec, Closing, Spec, Unit};
-use super::publisher::{Publisher, Wire};
+use super::publisher::Publisher;
 use super::BusInner;
 use crate::bus::{
     Confirm, Consumer, Endpoint, EndpointOptions, Lease, Opened, Outgoing, Route, Source, FANOUT_EXCHANGE,
@@ -34,7 +34,7 @@ pub(super) async fn open_endpoint(
     // The control queue first: once the identity queue exists, peers may
     // already send requests that are answered through it.
     let (control_unit, mut control_consumers) = Unit::open(Spec {
-        link: Arc::clone(&bus.consuming),
+        channels: Arc::clone(&bus.channels),
         identity: Arc::clone(&identity),
         mailbox: true,
         prefetch: options.control_prefetch,
@@ -45,7 +45,7 @@ pub(super) async fn open_endpoint(
     })
     .await?;
     let spec = Spec {
-        link: Arc::clone(&bus.consuming),
+        channels: Arc::clone(&bus.channels),
         identity: Arc::clone(&identity),
         mailbox: true,
         prefetch: options.prefetch,
@@ -62,12 +62,8 @@ pub(super) async fn open_endpoint(
         }
     };
     let publisher = match Publisher::open(
-        Arc::clone(&bus.publishing),
+        Arc::clone(&bus.publishers),
         Arc::clone(&identity),
-        Wire {
-            user: bus.user.clone(),
-            durable: bus.options.is_durable(),
-        },
         options.publish_window,
         options.send_timeout,
     )
@@ -178,7 +174,7 @@ impl Endpoint for AmqpEndpoint {
                 )));
             }
             let opened = Unit::open(Spec {
-                link: Arc::clone(&self.bus.consuming),
+                channels: Arc::clone(&self.bus.channels),
                 identity: Arc::clone(&self.identity),
                 mailbox: false,
                 prefetch: self.prefetch,

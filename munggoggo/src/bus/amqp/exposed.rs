@@ -43,7 +43,7 @@ impl AmqpBus {
             .map(|method| method_queue_spec(method, identity, DLX))
             .collect::<Result<Vec<_>>>()?;
         let (unit, consumers) = Unit::open(Spec {
-            link: Arc::clone(&self.inner.consuming),
+            channels: Arc::clone(&self.inner.channels),
             identity: identity.into(),
             mailbox: false,
             prefetch,

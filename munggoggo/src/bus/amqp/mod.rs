@@ -2,14 +2,20 @@
 //!
 //! One [`AmqpBus`] per process holds two connections, as RabbitMQ advises:
 //! one for publishing and one for consuming, so that flow control on a busy
-//! publisher never stalls deliveries. Both use lapin's connection recovery.
-//! Each agent gets its own channels: a publish channel in confirm mode on
-//! the publishing connection, and on the consuming connection one channel
-//! for its identity and fanout queues plus one per topic subscription, each
-//! with `basic.qos(prefetch, global = false)` (prefetch per consumer) and
-//! `x-max-length` with `x-overflow = reject-publish` on its queues
-//! ([`EndpointOptions::max_queue`]): a send past it is nacked and fails with
-//! [`Error::QueueFull`].
+//! publisher never stalls deliveries; the bus replaces either when lost.
+//! Agents share their channels ([`AmqpOptions::channel_share`], 32 by
+//! default), so that a process holds thousands of agents within a
+//! connection's `channel_max`: publish channels in confirm mode on the
+//! publishing connection, each driven by one task for its agents; on the
+//! consuming connection, channels that carry the consumers of many agents'
+//! units (an agent's identity and fanout queues, its control queue, each
+//! topic subscription), each consumer with its own prefetch
+//! (`basic.qos(prefetch, global = false)`), while declarations and deletes
+//! run on setup channels of their own, so that a refusal there never closes
+//! a channel others consume on (`channels.rs` says how sharing keeps every
+//! guarantee of a channel per agent). Queues carry `x-max-length` with
+//! `x-overflow = reject-publish` ([`EndpointOptions::max_queue`]): a send
+//! past it is nacked and fails with [`Error::QueueFull`].
 //!
 //! Topology: the exchanges `topic` (topic) and `admin` (fanout),
 //! non-durable and not auto-delete, as munggoggo 0.4 declares them; per
@@ -38,8 +44,8 @@
 //! (RabbitMQ would close the channel otherwise).
 //!
 //! Recovery: the bus replaces a lost connection with a new one, with
-//! backoff, for as long as it is open (`link.rs`); every channel (consumer
-//! units, publishers) is rebuilt on the new connection by its own
+//! backoff, for as long as it is open (`link.rs`); every consumer unit and
+//! publish channel is rebuilt on the new connection by its own
 //! supervisor: queues declared and bound again, consumers started again,
 //! and the consumer streams carry on. A consumer the broker cancelled (its
 //! queue was deleted) is rebuilt the same way.
@@ -64,6 +70,7 @@ use crate::bus::topic::NearMisses;
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
 
+mod channels;
 mod connect;
 mod consumer;
 mod convert;
@@ -85,10 +92,11 @@ use consumer::queue_spec;
 use endpoint::open_endpoint;
 use error::{is_reply_code, lapin_error};
 use link::Link;
+pub use settle::AmqpAcker;
 pub(crate) use settle::{ack, reject, release};
 
 pub use guard::repaired_frames;
-pub use options::{AmqpOptions, QueueType, DEFAULT_QUEUE_EXPIRY};
+pub use options::{AmqpOptions, QueueType, DEFAULT_CHANNEL_SHARE, DEFAULT_QUEUE_EXPIRY};
 
 /// First delay between attempts to reopen a channel.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -118,6 +126,10 @@ pub struct AmqpBus {
 struct BusInner {
     publishing: Arc<Link>,
     consuming: Arc<Link>,
+    /// The consuming connection's channels, shared by the agents.
+    channels: Arc<channels::Channels>,
+    /// The publish channels, shared by the agents.
+    publishers: Arc<publisher::Publishers>,
     /// The URL with its password redacted.
     url: String,
     /// The login user name.
@@ -263,6 +275,18 @@ impl AmqpBus {
         tracing::info!(url = %shown, user = %user, durable = options.is_durable(), "connected to RabbitMQ");
         Ok(AmqpBus {
             inner: Arc::new(BusInner {
+                channels: Arc::new(channels::Channels::new(
+                    Arc::clone(&consuming),
+                    options.channel_sharing(),
+                )),
+                publishers: Arc::new(publisher::Publishers::new(
+                    Arc::clone(&publishing),
+                    publisher::Wire {
+                        user: user.clone(),
+                        durable: options.is_durable(),
+                    },
+                    options.channel_sharing(),
+                )),
                 publishing,
                 consuming,
                 url: shown,

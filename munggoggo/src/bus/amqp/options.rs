@@ -10,6 +10,7 @@
 //! | `cacertfile=/path/ca.pem` | PEM certificates trusted for `amqps://`, beside the system's | none |
 //! | `dead_letters=false` | reject what agents cannot handle without keeping it in `munggoggo.dead-letters` | `true` |
 //! | `shuffle=true` | of a URL naming several nodes, try them in random order (spreads many processes over a cluster's nodes) | `false`: in the order given |
+//! | `channel_share=32` | how many agents share a channel: consumers per consuming channel, agents per publish channel (`1`: a channel each) | `32` |
 //! | `identity_grace=90s` | how long an agent reconnecting keeps trying for its identity held by another connection, before it stops as crashed with `IdentityInUse` | `90s` |
 //!
 //! The parameters are taken off the URL before lapin parses it; lapin's
@@ -17,6 +18,10 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// How many agents share a channel by default (see
+/// [`AmqpOptions::channel_share`]).
+pub const DEFAULT_CHANNEL_SHARE: usize = 32;
 
 use crate::error::{Error, Result};
 
@@ -94,6 +99,7 @@ pub struct AmqpOptions {
     dead_letters: bool,
     identity_grace: Duration,
     shuffle: bool,
+    channel_share: usize,
 }
 
 impl Default for AmqpOptions {
@@ -106,6 +112,7 @@ impl Default for AmqpOptions {
             dead_letters: true,
             identity_grace: DEFAULT_IDENTITY_GRACE,
             shuffle: false,
+            channel_share: DEFAULT_CHANNEL_SHARE,
         }
     }
 }
@@ -164,6 +171,25 @@ impl AmqpOptions {
     /// See [`AmqpOptions::shuffle`].
     pub fn shuffles_nodes(&self) -> bool {
         self.shuffle
+    }
+
+    /// How many agents share a channel (at least 1; default
+    /// [`DEFAULT_CHANNEL_SHARE`]): on the consuming connection, how many
+    /// consumer units (an agent's mailbox, its control queue, each topic
+    /// subscription) consume on one channel, each with its own prefetch;
+    /// on the publishing connection, how many agents publish through one
+    /// channel in confirm mode. A connection allows `channel_max` channels
+    /// (2047 by default), so sharing is what lets one process hold
+    /// thousands of agents. `1` gives every unit and agent a channel of
+    /// its own, as a channel error then touches only its owner.
+    pub fn channel_share(mut self, share: usize) -> Self {
+        self.channel_share = share.max(1);
+        self
+    }
+
+    /// See [`AmqpOptions::channel_share`].
+    pub fn channel_sharing(&self) -> usize {
+        self.channel_share
     }
 
     /// Whether the queues that serve one running process (control,
@@ -257,6 +283,12 @@ impl AmqpOptions {
             match key {
                 "durable" => self.durable = flag()?,
                 "shuffle" => self.shuffle = flag()?,
+                "channel_share" => {
+                    self.channel_share = match value.parse::<usize>() {
+                        Ok(n) if n >= 1 => n,
+                        _ => return Err(bad("expected a whole number of at least 1")),
+                    }
+                }
                 "dead_letters" => self.dead_letters = flag()?,
                 "queue_type" => {
                     self.queue_type = value.parse().map_err(|_| bad("expected classic or quorum"))?

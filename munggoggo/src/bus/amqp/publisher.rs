@@ -133,22 +133,131 @@ enum Command {
     Close(oneshot::Sender<()>),
 }
 
-/// The handle an endpoint publishes through.
+/// The handle an endpoint publishes through: a place on one of the
+/// bus's publish channels, and the agent's own window.
 pub(super) struct Publisher {
     identity: Arc<str>,
     wire: Wire,
+    pool: Arc<Publishers>,
+    /// The publish channel's task, and its number in the pool.
     commands: mpsc::UnboundedSender<Command>,
+    channel: u64,
     /// Places in the window of outstanding confirms; they bound the command
     /// queue too.
     window: Arc<Semaphore>,
+    size: usize,
     /// How long a publish may wait for a place and then for its confirm.
     timeout: std::time::Duration,
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        // Dropped without close(): its place on the channel is free.
+        if !self.window.is_closed() {
+            self.window.close();
+            self.pool.leave(self.channel);
+        }
+    }
 }
 
 /// Who waits for a publish's outcome, and its place in the window.
 struct Answer {
     reply: oneshot::Sender<Result<()>>,
+    /// The publishing agent.
+    agent: Arc<str>,
     _place: OwnedSemaphorePermit,
+}
+
+/// The publish channels of a bus, each driven by its task and shared by
+/// up to [`super::AmqpOptions::channel_share`] agents: an agent's messages
+/// go through one channel in the order sent, with its own window; the
+/// confirms, returns and outbox of a channel are its task's (so a returned
+/// message is matched to its publish whichever agent sent it).
+pub(super) struct Publishers {
+    link: Arc<Link>,
+    wire: Wire,
+    share: usize,
+    channels: std::sync::Mutex<Vec<Shared>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// A publish channel's task, and how many agents use it.
+struct Shared {
+    number: u64,
+    commands: mpsc::UnboundedSender<Command>,
+    users: usize,
+}
+
+impl Publishers {
+    pub(super) fn new(link: Arc<Link>, wire: Wire, share: usize) -> Publishers {
+        Publishers {
+            link,
+            wire,
+            share: share.max(1),
+            channels: std::sync::Mutex::new(Vec::new()),
+            next: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    fn channels(&self) -> std::sync::MutexGuard<'_, Vec<Shared>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place on a channel with room, else on a new channel (opened in
+    /// confirm mode), else (at the connection's channel limit) on the
+    /// least used.
+    async fn join(&self) -> lapin::Result<(u64, mpsc::UnboundedSender<Command>)> {
+        if let Some(place) = self.room() {
+            return Ok(place);
+        }
+        match open_channel(&self.link.current()).await {
+            Ok(channel) => {
+                let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (commands, rx) = mpsc::unbounded_channel();
+                tokio::spawn(Task::new(number, Arc::clone(&self.link), channel, self.wire.clone()).run(rx));
+                self.channels().push(Shared {
+                    number,
+                    commands: commands.clone(),
+                    users: 1,
+                });
+                Ok((number, commands))
+            }
+            Err(e) => {
+                let mut channels = self.channels();
+                channels.retain(|c| !c.commands.is_closed());
+                match channels.iter_mut().min_by_key(|c| c.users) {
+                    Some(least) if matches!(e.kind(), lapin::ErrorKind::ChannelsLimitReached) => {
+                        least.users += 1;
+                        Ok((least.number, least.commands.clone()))
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    fn room(&self) -> Option<(u64, mpsc::UnboundedSender<Command>)> {
+        let mut channels = self.channels();
+        channels.retain(|c| !c.commands.is_closed());
+        let room = channels.iter_mut().find(|c| c.users < self.share)?;
+        room.users += 1;
+        Some((room.number, room.commands.clone()))
+    }
+
+    /// An agent leaves its channel; the last one closes it (after the
+    /// confirms in flight, a few seconds at most).
+    fn leave(&self, number: u64) {
+        let mut channels = self.channels();
+        let Some(at) = channels.iter().position(|c| c.number == number) else {
+            return;
+        };
+        channels[at].users -= 1;
+        if channels[at].users == 0 {
+            let last = channels.swap_remove(at);
+            let (done, _) = oneshot::channel();
+            let _ = last.commands.send(Command::Close(done));
+        }
+    }
 }
 
 impl Answer {
@@ -158,46 +267,27 @@ impl Answer {
 }
 
 impl Publisher {
-    /// Opens the agent's publish channel (confirm mode) and starts its task.
+    /// Takes a place on a publish channel of the bus for the agent.
     pub(super) async fn open(
-        link: Arc<Link>,
+        pool: Arc<Publishers>,
         identity: Arc<str>,
-        wire: Wire,
         window: usize,
         timeout: std::time::Duration,
     ) -> Result<Publisher> {
-        let channel = open_channel(&link.current()).await.map_err(|e| {
+        let (channel, commands) = pool.join().await.map_err(|e| {
             lapin_error(
                 e,
-                &format!("cannot open the publish channel of agent `{identity}`"),
+                &format!("cannot open a publish channel for agent `{identity}`"),
             )
         })?;
-        let (commands, rx) = mpsc::unbounded_channel();
-        let task = Task {
-            identity: Arc::clone(&identity),
-            link,
-            channel: Arc::new(channel),
-            confirms: Confirms {
-                identity: Arc::clone(&identity),
-                in_flight: Rounds::new(),
-                undecided: Vec::new(),
-                book: ReturnBook::default(),
-                bounced: Vec::new(),
-            },
-            reopening: None,
-            stuck_since: None,
-            wire: wire.clone(),
-            outbox: Outbox::new(OUTBOX_BYTES),
-            sent: 0,
-            reopened: None,
-            pause: None,
-        };
-        tokio::spawn(task.run(rx));
         Ok(Publisher {
             identity,
-            wire,
+            wire: pool.wire.clone(),
+            pool,
             commands,
+            channel,
             window: Arc::new(Semaphore::new(window.max(1))),
+            size: window.max(1),
             timeout,
         })
     }
@@ -219,7 +309,15 @@ impl Publisher {
             }
         };
         let (reply, answer) = oneshot::channel();
-        let command = Command::Publish(msg, publish, Answer { reply, _place: place });
+        let command = Command::Publish(
+            msg,
+            publish,
+            Answer {
+                reply,
+                agent: Arc::clone(&self.identity),
+                _place: place,
+            },
+        );
         if self.commands.send(command).is_err() {
             return Err(stopped());
         }
@@ -231,13 +329,24 @@ impl Publisher {
         ))
     }
 
-    /// Waits for the confirms in flight (a few seconds at most), then closes
-    /// the channel. Later publishes fail with [`Error::AgentStopped`].
+    /// Waits for the agent's confirms in flight (a few seconds at most),
+    /// then leaves its channel. Later publishes fail with
+    /// [`Error::AgentStopped`].
     pub(super) async fn close(&self) {
-        let (done, closed) = oneshot::channel();
-        if self.commands.send(Command::Close(done)).is_ok() {
-            let _ = closed.await;
+        if self.window.is_closed() {
+            return;
         }
+        // Every publish holds a place until it is answered.
+        let places = u32::try_from(self.size).unwrap_or(u32::MAX);
+        let settled = tokio::time::timeout(CLOSE_TIMEOUT, self.window.acquire_many(places)).await;
+        if settled.is_err() {
+            tracing::warn!(
+                agent = %self.identity,
+                "stopping without the broker's confirms for some messages; they stay with the publish channel"
+            );
+        }
+        self.window.close();
+        self.pool.leave(self.channel);
     }
 }
 
@@ -267,7 +376,6 @@ struct Pending {
 /// without a known return is answered one round later (see [`Rounds`]),
 /// when every confirm completed before its own has been looked at.
 struct Confirms {
-    identity: Arc<str>,
     in_flight: Rounds<Pending, lapin::Result<Confirmation>>,
     /// Direct publishes confirmed in the last round, without a return yet.
     undecided: Vec<Pending>,
@@ -310,7 +418,7 @@ impl Confirms {
                 let nack = confirmation.is_nack();
                 if let Some(returned) = confirmation.take_message() {
                     self.book
-                        .returned(&self.identity, pending.direct.as_ref(), &returned);
+                        .returned(&pending.job.reply.agent, pending.direct.as_ref(), &returned);
                 }
                 nack
             });
@@ -342,10 +450,10 @@ impl Confirms {
                         e,
                         &format!(
                             "publish of agent `{}` failed {MAX_TRIES} times on as many channels",
-                            self.identity
+                            pending.job.reply.agent
                         ),
                     );
-                    tracing::error!(agent = %self.identity, target = %pending.job.message.route.target(), error = %error, "a message could not be published; giving up");
+                    tracing::error!(agent = %pending.job.reply.agent, target = %pending.job.message.route.target(), error = %error, "a message could not be published; giving up");
                     self.answer(pending, Err(error));
                 }
                 Err(e) => {
@@ -357,7 +465,7 @@ impl Confirms {
                             .reply
                             .send(Err(Error::UnknownTarget(target.unwrap_or_default())));
                     } else {
-                        tracing::trace!(agent = %self.identity, error = %e, "a publish failed with its channel; it waits in the outbox");
+                        tracing::trace!(agent = %pending.job.reply.agent, error = %e, "a publish failed with its channel; it waits in the outbox");
                         failed.push(pending);
                     }
                 }
@@ -388,7 +496,7 @@ impl Confirms {
                 max_len: None,
             }),
             None => {
-                tracing::warn!(agent = %self.identity, "a broadcast or publication was refused by a full queue");
+                tracing::warn!(agent = %pending.job.reply.agent, "a broadcast or publication was refused by a full queue");
                 Ok(())
             }
         }
@@ -405,7 +513,7 @@ impl Confirms {
         let outcome = match direct {
             Some(key) if self.book.settle(&key) => match outcome {
                 Ok(()) if job.retried.is_some_and(|at| at.elapsed() < BOUNCE_GRACE) => {
-                    tracing::debug!(agent = %self.identity, target = %key.target, "a message published again came back: its target's queue is not there yet; trying again");
+                    tracing::debug!(agent = %job.reply.agent, target = %key.target, "a message published again came back: its target's queue is not there yet; trying again");
                     self.bounced.push(Pending {
                         job,
                         direct: Some(key),
@@ -422,7 +530,8 @@ impl Confirms {
 }
 
 struct Task {
-    identity: Arc<str>,
+    /// The channel's number in the pool, for log lines.
+    number: u64,
     link: Arc<Link>,
     channel: Arc<Channel>,
     confirms: Confirms,
@@ -443,6 +552,27 @@ struct Task {
 const OUTBOX_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Task {
+    fn new(number: u64, link: Arc<Link>, channel: Channel, wire: Wire) -> Task {
+        Task {
+            number,
+            link,
+            channel: Arc::new(channel),
+            confirms: Confirms {
+                in_flight: Rounds::new(),
+                undecided: Vec::new(),
+                book: ReturnBook::default(),
+                bounced: Vec::new(),
+            },
+            reopening: None,
+            stuck_since: None,
+            wire,
+            outbox: Outbox::new(OUTBOX_BYTES),
+            sent: 0,
+            reopened: None,
+            pause: None,
+        }
+    }
+
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut closing: Option<(oneshot::Sender<()>, tokio::time::Instant)> = None;
         loop {
@@ -500,7 +630,7 @@ impl Task {
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     tracing::warn!(
-                        agent = %self.identity,
+                        publisher = self.number,
                         unconfirmed = self.confirms.in_flight.len(),
                         "closing the publish channel without the broker's confirms for these messages"
                     );
@@ -516,9 +646,9 @@ impl Task {
     async fn finish(mut self, done: Option<oneshot::Sender<()>>) {
         if !self.outbox.is_empty() {
             tracing::error!(
-                agent = %self.identity,
+                publisher = self.number,
                 messages = self.outbox.len(),
-                "the agent stopped with messages in its outbox that no broker confirmed; they are not published"
+                "a publish channel closed with messages in its outbox that no broker confirmed; they are not published"
             );
         }
         self.outbox.take();
@@ -526,7 +656,7 @@ impl Task {
         self.confirms.undecided.clear();
         if self.channel.status().connected() {
             if let Err(e) = self.channel.close(200, "agent stopped".into()).await {
-                tracing::debug!(agent = %self.identity, error = %e, "closing the publish channel failed");
+                tracing::debug!(publisher = self.number, error = %e, "closing the publish channel failed");
             }
         }
         if let Some(done) = done {
@@ -547,10 +677,11 @@ impl Task {
             reply,
         };
         if self.link.is_closed() {
-            job.reply.send(Err(Error::connection_lost(format!(
+            let error = Error::connection_lost(format!(
                 "agent `{}` cannot publish: the bus is closed",
-                self.identity
-            ))));
+                job.reply.agent
+            ));
+            job.reply.send(Err(error));
             return;
         }
         if self.outbox.is_empty() && self.channel.status().connected() {
@@ -558,13 +689,14 @@ impl Task {
         }
         self.check_channel();
         if let Err(job) = self.outbox.offer(job) {
-            job.reply.send(Err(Error::connection_lost(format!(
-                "agent `{}` cannot publish: the publishing connection is down and its outbox holds \
-                 {} messages ({} bytes at most); the bus is reconnecting",
-                self.identity,
+            let error = Error::connection_lost(format!(
+                "agent `{}` cannot publish: the publishing connection is down and its channel's outbox \
+                 holds {} messages ({} bytes at most); the bus is reconnecting",
+                job.reply.agent,
                 self.outbox.len(),
                 OUTBOX_BYTES
-            ))));
+            ));
+            job.reply.send(Err(error));
         }
     }
 
@@ -585,7 +717,7 @@ impl Task {
         }
         let waited = self.outbox.waiting_since().map(|since| since.elapsed());
         let jobs = self.outbox.take();
-        tracing::info!(agent = %self.identity, messages = jobs.len(), waited = ?waited, "publishing the outbox again");
+        tracing::info!(publisher = self.number, messages = jobs.len(), waited = ?waited, "publishing the outbox again");
         for mut job in jobs {
             if !self.channel.status().connected() {
                 self.outbox.keep(job);
@@ -653,10 +785,13 @@ impl Task {
                 return;
             }
         }
-        tracing::warn!(agent = %self.identity, "the publish channel is closed; opening a new one");
+        tracing::warn!(
+            publisher = self.number,
+            "the publish channel is closed; opening a new one"
+        );
         let link = Arc::clone(&self.link);
-        let identity = Arc::clone(&self.identity);
-        self.reopening = Some(Box::pin(async move { reopen(&link, &identity).await }));
+        let number = self.number;
+        self.reopening = Some(Box::pin(async move { reopen(&link, number).await }));
     }
 }
 
@@ -677,7 +812,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// Opens a new publish channel on the bus's current publishing
 /// connection, retrying with backoff while it is down; `None` once the bus
 /// is closed.
-async fn reopen(link: &Link, identity: &str) -> Option<Channel> {
+async fn reopen(link: &Link, number: u64) -> Option<Channel> {
     let mut delay = BACKOFF_MIN;
     loop {
         if link.is_closed() {
@@ -693,11 +828,11 @@ async fn reopen(link: &Link, identity: &str) -> Option<Channel> {
         }
         match open_channel(&conn).await {
             Ok(channel) => {
-                tracing::info!(agent = %identity, "publish channel reopened");
+                tracing::info!(publisher = number, "publish channel reopened");
                 return Some(channel);
             }
             Err(e) => {
-                tracing::warn!(agent = %identity, error = %e, "cannot reopen the publish channel yet")
+                tracing::warn!(publisher = number, error = %e, "cannot reopen the publish channel yet")
             }
         }
         tokio::time::sleep(delay).await;

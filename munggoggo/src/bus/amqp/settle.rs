@@ -23,8 +23,46 @@ async fn settle(settling: impl std::future::Future<Output = lapin::Result<bool>>
     }
 }
 
+/// A RabbitMQ delivery's acknowledgement handle ([`crate::bus::Acker::Amqp`]).
+///
+/// A delivery dropped without being settled goes back to its queue: its
+/// channel may be shared with other agents and stay open, so its close
+/// would not requeue it (a handler task aborted as its agent stops, for
+/// example).
+pub struct AmqpAcker(Option<lapin::Acker>);
+
+impl AmqpAcker {
+    pub(super) fn new(acker: lapin::Acker) -> AmqpAcker {
+        AmqpAcker(Some(acker))
+    }
+
+    fn take(mut self) -> lapin::Acker {
+        self.0.take().expect("an acker until settled")
+    }
+}
+
+impl Drop for AmqpAcker {
+    fn drop(&mut self) {
+        let Some(acker) = self.0.take() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = requeue(acker).await {
+                    tracing::debug!(error = %e, "cannot requeue a delivery dropped unsettled");
+                }
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for AmqpAcker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpAcker").finish_non_exhaustive()
+    }
+}
+
 /// Acknowledges a RabbitMQ delivery.
-pub(crate) async fn ack(acker: lapin::Acker) -> Result<()> {
+pub(crate) async fn ack(acker: AmqpAcker) -> Result<()> {
+    let acker = acker.take();
     settle(
         acker.ack(BasicAckOptions::default()),
         "acknowledging a delivery failed",
@@ -33,7 +71,8 @@ pub(crate) async fn ack(acker: lapin::Acker) -> Result<()> {
 }
 
 /// Rejects a RabbitMQ delivery without requeueing it.
-pub(crate) async fn reject(acker: lapin::Acker) -> Result<()> {
+pub(crate) async fn reject(acker: AmqpAcker) -> Result<()> {
+    let acker = acker.take();
     settle(
         acker.reject(BasicRejectOptions { requeue: false }),
         "rejecting a delivery failed",
@@ -42,7 +81,11 @@ pub(crate) async fn reject(acker: lapin::Acker) -> Result<()> {
 }
 
 /// Requeues a RabbitMQ delivery.
-pub(crate) async fn release(acker: lapin::Acker) -> Result<()> {
+pub(crate) async fn release(acker: AmqpAcker) -> Result<()> {
+    requeue(acker.take()).await
+}
+
+async fn requeue(acker: lapin::Acker) -> Result<()> {
     settle(
         acker.reject(BasicRejectOptions { requeue: true }),
         "requeueing a delivery failed",

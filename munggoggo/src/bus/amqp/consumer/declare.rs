@@ -4,12 +4,9 @@
 
 use std::collections::HashMap;
 
-use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
-};
+use crate::bus::amqp::channels::{Seat, Setup};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::Channel;
 
 use super::{close_quietly, discard, BuildError, Closing, QueueSpec, Spec, Step, PRECONDITION_FAILED};
 use crate::bus::amqp::convert::short;
@@ -27,22 +24,42 @@ impl Spec {
             .join(", ")
     }
 
-    /// Opens a channel and declares, binds and consumes everything.
-    pub(super) async fn build(
+    /// The consuming connection.
+    pub(super) fn link(&self) -> &std::sync::Arc<crate::bus::amqp::link::Link> {
+        self.channels.link()
+    }
+
+    /// [`Spec::build`] within [`BUILD_TIMEOUT`].
+    pub(super) async fn build_within(
         &self,
-    ) -> std::result::Result<(Channel, HashMap<ShortString, lapin::Consumer>), BuildError> {
-        let mut declared = Vec::new();
-        let channel = self
-            .link
-            .current()
-            .create_channel()
-            .await
-            .map_err(|error| BuildError {
-                error,
+    ) -> std::result::Result<(Seat, HashMap<ShortString, lapin::Consumer>), BuildError> {
+        match tokio::time::timeout(BUILD_TIMEOUT, self.build()).await {
+            Ok(built) => built,
+            Err(_) => Err(BuildError {
+                error: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the broker did not answer within {BUILD_TIMEOUT:?}"),
+                )
+                .into(),
                 queue: None,
                 declared: Vec::new(),
                 channel: None,
-            })?;
+            }),
+        }
+    }
+
+    /// Declares and binds everything on a setup channel, then consumes on
+    /// a shared channel: the unit's seat and a consumer per queue.
+    pub(super) async fn build(
+        &self,
+    ) -> std::result::Result<(Seat, HashMap<ShortString, lapin::Consumer>), BuildError> {
+        let mut declared = Vec::new();
+        let channel = self.channels.setup().await.map_err(|error| BuildError {
+            error,
+            queue: None,
+            declared: Vec::new(),
+            channel: None,
+        })?;
         macro_rules! step {
             ($op:expr, $queue:expr) => {
                 match $op.await {
@@ -52,16 +69,12 @@ impl Spec {
                             error,
                             queue: $queue,
                             declared,
-                            channel: Some(channel),
+                            channel: Some(channel.into_inner()),
                         })
                     }
                 }
             };
         }
-        step!(
-            channel.basic_qos(self.prefetch, BasicQosOptions { global: false }),
-            None
-        );
         for (name, kind, auto_delete) in &self.exchanges {
             let options = ExchangeDeclareOptions {
                 auto_delete: *auto_delete,
@@ -78,11 +91,29 @@ impl Spec {
                 auto_delete: queue.auto_delete,
                 ..QueueDeclareOptions::default()
             };
-            step!(
+            let state = step!(
                 channel.queue_declare(queue.name.clone(), options, queue.arguments.clone()),
                 Some((queue.name.clone(), Step::Declare))
             );
             declared.push(queue.name.clone());
+            if queue.exclusive_consumer
+                && queue.queue_type() == QueueType::Classic
+                && state.consumer_count() > 0
+            {
+                // Another connection's exclusive consumer holds it: the
+                // broker would refuse ours with a channel error, which on a
+                // shared channel would take other agents' consumers down.
+                // (A claimant that consumes between this look and our
+                // consume still gets the refusal; the units on the channel
+                // then rebuild elsewhere.)
+                channel.done();
+                return Err(BuildError {
+                    error: held_elsewhere(&queue.name),
+                    queue: Some((queue.name.clone(), Step::Consume)),
+                    declared,
+                    channel: None,
+                });
+            }
             for (exchange, key) in &queue.bindings {
                 step!(
                     channel.queue_bind(
@@ -96,17 +127,22 @@ impl Spec {
                 );
             }
         }
+        channel.done();
+        let tags: Vec<ShortString> = self.queues.iter().map(|q| q.tag.clone()).collect();
+        let seat = self.channels.seat(&tags).await.map_err(|error| BuildError {
+            error,
+            queue: None,
+            declared: declared.clone(),
+            channel: None,
+        })?;
         let mut consumers = HashMap::new();
         for queue in &self.queues {
-            let consumed = channel
-                .basic_consume(
+            let consumed = seat
+                .consume(
                     queue.name.clone(),
                     queue.tag.clone(),
-                    BasicConsumeOptions {
-                        exclusive: queue.exclusive_consumer,
-                        ..BasicConsumeOptions::default()
-                    },
-                    FieldTable::default(),
+                    queue.exclusive_consumer,
+                    self.prefetch,
                 )
                 .await;
             match consumed {
@@ -115,18 +151,20 @@ impl Spec {
                 }
                 Err(error) => {
                     for (_, consumer) in consumers.drain() {
-                        discard(consumer, &channel);
+                        discard(consumer, seat.channel());
                     }
+                    // The broker closed the shared channel (a refused
+                    // consume): its units rebuild, this one included.
                     return Err(BuildError {
                         error,
                         queue: Some((queue.name.clone(), Step::Consume)),
                         declared,
-                        channel: Some(channel),
+                        channel: None,
                     });
                 }
             }
         }
-        Ok((channel, consumers))
+        Ok((seat, consumers))
     }
 
     /// Cleans up after a failed first build and says why it failed.
@@ -202,9 +240,9 @@ impl Spec {
     /// unconsumed ones (see [`Keep`]); the others are logged with what they
     /// keep.
     pub(super) async fn delete_queues(&self, queues: &[ShortString], closing: Closing) {
-        // One channel for every queue, opened again only after the broker
-        // closed it (a refused conditional delete, a queue already gone).
-        let mut open: Option<Channel> = None;
+        // A setup channel, taken again only after the broker closed one
+        // (a refused conditional delete, a queue already gone).
+        let mut open: Option<Setup<'_>> = None;
         for queue in queues {
             let own = self.queues.iter().find(|q| q.name == *queue).map(|q| q.on_stop);
             let shared = self.queues.iter().any(|q| q.name == *queue && q.shared);
@@ -233,8 +271,8 @@ impl Spec {
                 None => match self.open_for_deletes().await {
                     Ok(channel) => channel,
                     Err(e) => {
-                        // The next queue may fare better: a channel frees
-                        // up whenever another agent is done.
+                        // The next queue may fare better: the connection
+                        // may be back.
                         tracing::warn!(agent = %self.identity, queue = %queue, error = %e, "cannot delete the queue; it expires unused");
                         continue;
                     }
@@ -247,10 +285,7 @@ impl Spec {
                     passive: true,
                     ..QueueDeclareOptions::default()
                 };
-                match channel
-                    .queue_declare(queue.clone(), passive, FieldTable::default())
-                    .await
-                {
+                match within(channel.queue_declare(queue.clone(), passive, FieldTable::default())).await {
                     Ok(state)
                         if keep.consumers
                             && state.consumer_count() > 0
@@ -296,7 +331,7 @@ impl Spec {
                 if_unused: keep.consumers,
                 ..QueueDeleteOptions::default()
             };
-            match channel.queue_delete(queue.clone(), options).await {
+            match within(channel.queue_delete(queue.clone(), options)).await {
                 Ok(_) => open = Some(channel),
                 Err(e) if keep.any() && is_reply_code(&e, PRECONDITION_FAILED) => {
                     tracing::info!(agent = %self.identity, queue = %queue, "the queue got a message or a consumer meanwhile; it stays");
@@ -307,21 +342,21 @@ impl Spec {
             }
         }
         if let Some(channel) = open {
-            close_quietly(&channel, &self.identity).await;
+            channel.done();
         }
     }
 
-    /// A channel for deleting queues: the broker may refuse one while the
-    /// connection is at its channel limit (many agents stopping together),
-    /// so a refusal is retried a few times with backoff (about 3 s in all)
-    /// before the queue is given up to its expiry.
-    async fn open_for_deletes(&self) -> lapin::Result<Channel> {
+    /// A setup channel for deleting queues: opening one may fail while the
+    /// connection is at its channel limit or being replaced, so a failure
+    /// is retried a few times with backoff (about 3 s in all) before the
+    /// queue is given up to its expiry.
+    async fn open_for_deletes(&self) -> lapin::Result<Setup<'_>> {
         let mut delay = std::time::Duration::from_millis(50);
         let mut attempt = 1;
         loop {
-            match self.link.current().create_channel().await {
+            match self.channels.setup().await {
                 Ok(channel) => return Ok(channel),
-                Err(e) if attempt >= DELETE_CHANNEL_ATTEMPTS || self.link.is_closed() => return Err(e),
+                Err(e) if attempt >= DELETE_CHANNEL_ATTEMPTS || self.link().is_closed() => return Err(e),
                 Err(e) => {
                     tracing::debug!(agent = %self.identity, attempt, error = %e, "no channel to delete queues with yet; retrying");
                 }
@@ -333,8 +368,37 @@ impl Spec {
     }
 }
 
+/// How long building a unit may take. lapin 4.12 can leave a request on a
+/// connection that died unanswered for good (see `channels::OPEN_TIMEOUT`);
+/// past this the build fails and is tried again on the current connection.
+const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A request to the broker within `channels::OPEN_TIMEOUT` (see there).
+async fn within<T>(request: impl std::future::Future<Output = lapin::Result<T>>) -> lapin::Result<T> {
+    let limit = crate::bus::amqp::channels::OPEN_TIMEOUT;
+    match tokio::time::timeout(limit, request).await {
+        Ok(answer) => answer,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the broker did not answer within {limit:?}"),
+        )
+        .into()),
+    }
+}
+
 /// Attempts at opening a channel to delete queues with (50 ms, doubling).
 const DELETE_CHANNEL_ATTEMPTS: u32 = 6;
+
+/// The error a consume meeting another connection's exclusive consumer
+/// would get: ACCESS_REFUSED.
+fn held_elsewhere(queue: &ShortString) -> lapin::Error {
+    use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPSoftError};
+    lapin::ErrorKind::ProtocolError(AMQPError::new(
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED),
+        format!("queue '{queue}' has an exclusive consumer on another connection").into(),
+    ))
+    .into()
+}
 
 /// What deleting a queue must leave alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,13 @@ pub(super) struct StreamState {
 impl Drop for StreamState {
     fn drop(&mut self) {
         if let Some(consumer) = self.consumer.take() {
-            discard(consumer, &self.channel);
+            let current = self.unit.state().generation == self.generation;
+            if current && !self.unit.closed.load(Ordering::SeqCst) {
+                // Still consuming (the unit holds it too): not to be drained.
+                drop(consumer);
+            } else {
+                discard(consumer, &self.channel);
+            }
         }
     }
 }
@@ -43,7 +49,9 @@ impl StreamState {
                 item = next_delivery(&mut self.consumer), if self.consumer.is_some() => match item {
                     Some(Ok(delivery)) => {
                         if self.unit.closed.load(Ordering::SeqCst) {
-                            // Prefetched before the close; its channel is gone.
+                            // Read ahead before the close: back to its queue
+                            // (its channel may be shared, and stay open).
+                            let _ = crate::bus::amqp::release(crate::bus::amqp::AmqpAcker::new(delivery.acker)).await;
                             return None;
                         }
                         return Some(self.map(delivery));
@@ -125,7 +133,7 @@ impl StreamState {
         Delivery {
             received: Arc::new(Received::new(from_amqp(&properties), info, Bytes::from(data))),
             source: self.source.clone(),
-            acker: Acker::Amqp(Box::new(acker)),
+            acker: Acker::Amqp(Box::new(crate::bus::amqp::AmqpAcker::new(acker))),
         }
     }
 }
