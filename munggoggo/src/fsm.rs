@@ -109,6 +109,98 @@ impl MachineStatus {
     pub fn state_as<S: Fsm>(&self) -> Option<S> {
         S::from_name(&self.state)
     }
+
+    /// When the machine entered its current state.
+    pub fn entered(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(self.entered_ms)
+    }
+
+    /// `in Reserved since 2026-12-07T16:30:01Z, 3 transitions`: how a
+    /// `ListBehav` reply and the CLI show it.
+    pub fn text(&self) -> String {
+        let since = humantime::format_rfc3339_seconds(self.entered());
+        let plural = if self.transitions == 1 { "" } else { "s" };
+        format!(
+            "in {} since {since}, {} transition{plural}",
+            self.state, self.transitions
+        )
+    }
+}
+
+/// How a `ListBehav` reply shows a machine after its behaviour's name:
+/// `agent1.session (state machine: in Reserved since ..., 3 transitions)`.
+/// 0.4's `ctrl.py list-behaviour` prints the entry as it is; a Rust caller
+/// reads the name before it ([`behaviour_name`]).
+pub(crate) const LIST_SUFFIX: &str = " (state machine: ";
+
+/// The behaviour's name of a `ListBehav` entry (one that shows a
+/// machine's state carries it after the name).
+pub(crate) fn behaviour_name(entry: &str) -> &str {
+    entry.find(LIST_SUFFIX).map_or(entry, |at| &entry[..at])
+}
+
+/// A machine as the agent describes it (`DescribeAgent`): its states,
+/// where each may go, and where it is now. The dashboard and the CLI's
+/// `graph` draw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MachineDescription {
+    /// The enum's name.
+    pub name: String,
+    /// Its states, in declaration order.
+    pub states: Vec<StateDescription>,
+    /// The initial state's name.
+    pub initial: String,
+    /// What `start` does after a stop: `resume` or `initial`.
+    pub restart: String,
+    /// Where it is now.
+    pub current: MachineStatus,
+}
+
+/// One state of a [`MachineDescription`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StateDescription {
+    /// The variant's name.
+    pub name: String,
+    /// The states it may go to.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// After this long in the state (milliseconds), it goes to that state.
+    #[serde(default)]
+    pub timeout: Option<(u64, String)>,
+    /// Reaching it finishes the machine.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+}
+
+impl FsmSpec {
+    /// The machine's description, in state `current`.
+    pub(crate) fn describe(&self, current: MachineStatus) -> MachineDescription {
+        let name = |i: usize| self.states[i].name.to_owned();
+        MachineDescription {
+            name: self.name.to_owned(),
+            states: self
+                .states
+                .iter()
+                .map(|s| StateDescription {
+                    name: s.name.to_owned(),
+                    to: s.to.iter().map(|&t| name(t)).collect(),
+                    timeout: s
+                        .timeout
+                        .map(|(after, t)| (u64::try_from(after.as_millis()).unwrap_or(u64::MAX), name(t))),
+                    is_final: s.is_final,
+                })
+                .collect(),
+            initial: name(self.initial),
+            restart: match self.restart {
+                Restart::Resume => "resume",
+                Restart::Initial => "initial",
+            }
+            .to_owned(),
+            current,
+        }
+    }
 }
 
 /// The live state of a machine, kept in its behaviour.
@@ -153,5 +245,31 @@ impl Live {
             entered_ms,
             transitions: self.transitions,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_entry_shows_the_state_and_gives_back_the_name() {
+        let status = MachineStatus {
+            state: "Reserved".to_owned(),
+            entered_ms: 1_796_660_401_000,
+            transitions: 3,
+        };
+        let entry = format!("cp.session{LIST_SUFFIX}{})", status.text());
+        assert_eq!(
+            entry,
+            "cp.session (state machine: in Reserved since 2026-12-07T16:20:01Z, 3 transitions)"
+        );
+        assert_eq!(behaviour_name(&entry), "cp.session");
+        assert_eq!(behaviour_name("cp.tick"), "cp.tick");
+        let one = MachineStatus {
+            transitions: 1,
+            ..status
+        };
+        assert!(one.text().ends_with(", 1 transition"), "{}", one.text());
     }
 }
