@@ -19,7 +19,7 @@ use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{AgentHandle, Runtime, RuntimeHandle, State};
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use web_common::{legacy_agent, unique, within, Calc, Job, Worker};
+use web_common::{legacy_agent, unique, within, Calc, Job, Lamp, Toggle, Worker};
 
 /// A runtime with a worker and a calculator under unique names, and a
 /// dashboard that sees both.
@@ -1307,49 +1307,6 @@ async fn replicas_show_their_group_and_the_singleton_standby() {
         );
     }
     runtime.shutdown().await;
-}
-
-#[derive(Debug, serde::Serialize, serde::Deserialize, munggoggo::Message)]
-struct Toggle {}
-
-/// A lamp: a state machine switched by messages.
-#[munggoggo::agent]
-#[derive(Default)]
-struct Lamp {
-    toggles: u32,
-}
-
-/// Off until toggled; back off by itself after an hour.
-#[munggoggo::fsm(agent = Lamp)]
-enum Light {
-    #[state(initial, to = [On])]
-    Off,
-    #[state(to = [Off], timeout("1h" => Off))]
-    On,
-}
-
-#[munggoggo::agent]
-impl Lamp {
-    #[on_message]
-    async fn toggle(&mut self, _msg: Toggle) {
-        self.toggles += 1;
-    }
-
-    async fn off(&mut self, _ctx: &munggoggo::Context) -> OffTo {
-        if std::mem::take(&mut self.toggles) > 0 {
-            OffTo::On
-        } else {
-            OffTo::Stay
-        }
-    }
-
-    async fn on(&mut self, _ctx: &munggoggo::Context) -> OnTo {
-        if std::mem::take(&mut self.toggles) > 0 {
-            OnTo::Off
-        } else {
-            OnTo::Stay
-        }
-    }
 }
 
 /// A state machine on the dashboard: its states and where it is, in the

@@ -264,7 +264,9 @@ function renderGraph(peers) {
 
   const defs = svg("defs", {},
     svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "8", markerHeight: "8", markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" },
-      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6ea8fe" })));
+      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6ea8fe" })),
+    svg("marker", { id: "fsm-arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "6", markerHeight: "6", markerUnits: "userSpaceOnUse", orient: "auto" },
+      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6b7a9c" })));
   graph.append(defs);
   const edges = svg("g", {}), nodes = svg("g", {});
   graph.append(edges, nodes);
@@ -353,13 +355,15 @@ function drawMachine(edges, nodes, b, x0, y) {
   const arc = (from, to, timeout, i) => {
     const x1 = at.get(from), x2 = at.get(to);
     if (x1 === undefined || x2 === undefined) return;
-    const bend = 8 + Math.abs(x2 - x1) / 10 + (timeout ? 6 : 0);
+    // Backward arcs (and timeouts) bend deeper, so that a pair of states
+    // that go both ways shows two arcs.
+    const bend = (x2 > x1 ? 7 : 15) + Math.abs(x2 - x1) / 10 + (timeout ? 8 : 0);
     // Forward arcs leave a little right of the middle, backward ones left.
     const shift = x2 > x1 ? 6 : -6;
     const path = svg("path", {
       class: "fsm-edge" + (timeout ? " timeout" : ""),
       d: `M${x1 + shift} ${y + H / 2} C ${x1 + shift} ${y + H / 2 + bend}, ${x2 - shift} ${y + H / 2 + bend}, ${x2 - shift} ${y + H / 2 + 1}`,
-      "data-from": from, "data-to": to,
+      "data-from": from, "data-to": to, "marker-end": "url(#fsm-arrow)",
     });
     path.append(svg("title", { text: `${from} \u2192 ${to}${timeout ? " after " + seconds(timeout) : ""}` }));
     edges.append(path);
