@@ -203,12 +203,50 @@ impl FsmSpec {
     }
 }
 
+/// A transition as the trace store keeps it: nothing allocated when it is
+/// traced; its text (`Reserved -> Available (timeout after 30s)`) is made
+/// when the entry is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transition {
+    pub(crate) from: &'static str,
+    pub(crate) to: &'static str,
+    pub(crate) why: Why,
+}
+
+/// Why a machine took a transition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Why {
+    /// The state's method returned the next state.
+    Step,
+    /// The state's timeout expired.
+    Timeout(Duration),
+    /// The behaviour was started again (into the initial state).
+    StartedAgain,
+}
+
+impl Transition {
+    /// The trace entry's reason.
+    pub(crate) fn text(&self) -> String {
+        let (from, to) = (self.from, self.to);
+        match self.why {
+            Why::Step => format!("{from} -> {to}"),
+            Why::Timeout(after) => {
+                let after = humantime::format_duration(after);
+                format!("{from} -> {to} (timeout after {after})")
+            }
+            Why::StartedAgain => format!("{from} -> {to} (started again)"),
+        }
+    }
+}
+
 /// The live state of a machine, kept in its behaviour.
 #[derive(Debug)]
 pub(crate) struct Live {
     pub(crate) state: usize,
     pub(crate) entered: Instant,
-    entered_at: SystemTime,
+    /// When the machine was made, on both clocks: the time of an entry
+    /// follows from its instant (one clock read per transition).
+    origin: (Instant, SystemTime),
     pub(crate) transitions: u64,
     /// In its state, to look (again) as soon as the agent handled
     /// something: after entering it (its method not run yet) and while
@@ -218,10 +256,11 @@ pub(crate) struct Live {
 
 impl Live {
     pub(crate) fn new(spec: &FsmSpec) -> Mutex<Live> {
+        let now = Instant::now();
         Mutex::new(Live {
             state: spec.initial,
-            entered: Instant::now(),
-            entered_at: SystemTime::now(),
+            entered: now,
+            origin: (now, SystemTime::now()),
             transitions: 0,
             waiting: true,
         })
@@ -231,13 +270,13 @@ impl Live {
     pub(crate) fn enter(&mut self, state: usize) {
         self.state = state;
         self.entered = Instant::now();
-        self.entered_at = SystemTime::now();
         self.waiting = true;
     }
 
     pub(crate) fn status(&self, spec: &FsmSpec) -> MachineStatus {
-        let entered_ms = self
-            .entered_at
+        let (instant, time) = self.origin;
+        let entered_at = time + self.entered.saturating_duration_since(instant);
+        let entered_ms = entered_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         MachineStatus {
