@@ -145,7 +145,9 @@ impl Behaviour {
             errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
             machine: match spec.kind {
-                BehaviourKind::Fsm(fsm) => Some(crate::fsm::Live::new(fsm)),
+                BehaviourKind::Fsm(fsm) => {
+                    Some(crate::fsm::Live::new(fsm, crate::runtime::machine::step_of(spec)))
+                }
                 _ => None,
             },
         }

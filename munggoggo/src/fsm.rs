@@ -252,10 +252,12 @@ pub(crate) struct Live {
     /// something: after entering it (its method not run yet) and while
     /// it stays.
     pub(crate) waiting: bool,
+    /// Runs the states' methods (found once, not at every step).
+    pub(crate) step: Option<crate::runtime::machine::StepFn>,
 }
 
 impl Live {
-    pub(crate) fn new(spec: &FsmSpec) -> Mutex<Live> {
+    pub(crate) fn new(spec: &FsmSpec, step: Option<crate::runtime::machine::StepFn>) -> Mutex<Live> {
         let now = Instant::now();
         Mutex::new(Live {
             state: spec.initial,
@@ -263,6 +265,7 @@ impl Live {
             origin: (now, SystemTime::now()),
             transitions: 0,
             waiting: true,
+            step,
         })
     }
 

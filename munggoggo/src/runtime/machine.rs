@@ -64,7 +64,7 @@ pub(crate) fn machines_of(spec: &'static AgentSpec) -> Vec<&'static BehaviourSpe
 }
 
 /// The state methods of the machine behaviour `behaviour`.
-fn step_of(behaviour: &'static BehaviourSpec) -> Option<StepFn> {
+pub(crate) fn step_of(behaviour: &'static BehaviourSpec) -> Option<StepFn> {
     inventory::iter::<MachineRegistration>
         .into_iter()
         .find(|r| std::ptr::eq(r.behaviour, behaviour))
@@ -102,15 +102,18 @@ pub(super) fn run<'a, A: Agent>(
 ) -> BoxFuture<'a, Result<Next, BoxError>> {
     Box::pin(async move {
         let b = &core.behaviours[i];
-        let (Some(live), Some(step)) = (&b.machine, step_of(b.spec)) else {
+        let Some(live) = &b.machine else {
             return Err(format!("state machine `{}` is not registered", fsm.name).into());
         };
         // Looking now. Only this task changes the state, so it is read
         // once and followed here.
-        let (mut state, mut entered) = {
+        let (mut state, mut entered, step) = {
             let mut live = lock(live);
             live.waiting = false;
-            (live.state, live.entered)
+            (live.state, live.entered, live.step)
+        };
+        let Some(step) = step else {
+            return Err(format!("state machine `{}` is not registered", fsm.name).into());
         };
         let agent: &mut (dyn Any + Send) = agent;
         for _ in 0..TRANSITIONS_PER_STEP {
