@@ -291,6 +291,36 @@ on_both_buses! {
         );
         assert_eq!(Session::Reserved.name(), "Reserved");
 
+        // The description carries the machine's states and where it is.
+        let description = client.describe_agent(&id).await.unwrap();
+        let described = description.behaviours.iter().find(|b| b.name == session.name).unwrap();
+        let drawn = described.machine.as_ref().expect("a machine describes its states");
+        assert_eq!(drawn.name, "Session");
+        assert_eq!((drawn.initial.as_str(), drawn.restart.as_str()), ("Available", "resume"));
+        assert_eq!(
+            serde_json::to_value(&drawn.states).unwrap(),
+            serde_json::json!([
+                { "name": "Available", "to": ["Reserved"], "timeout": null, "final": false },
+                { "name": "Reserved", "to": ["Charging", "Available"], "timeout": [30_000, "Available"], "final": false },
+                { "name": "Charging", "to": ["Finished"], "timeout": null, "final": false },
+                { "name": "Finished", "to": [], "timeout": null, "final": true },
+            ])
+        );
+        assert_eq!(&drawn.current, machine);
+
+        // ListBehav, 0.4's request: the state follows the machine's name,
+        // as text ctrl.py prints; a Rust caller gets the names alone.
+        let names = client.list_behaviours(&id).await.unwrap();
+        assert!(names.contains(&session.name), "{names:?}");
+        let since = humantime::format_rfc3339_seconds(machine.entered());
+        let shown = format!("{} (state machine: in Finished since {since}, 5 transitions)", session.name);
+        let replied = agent
+            .traces()
+            .filter(None, None, Some("outgoing"))
+            .iter()
+            .any(|e| String::from_utf8_lossy(&e.record.body).contains(&shown));
+        assert!(replied, "the ListBehav reply shows {shown:?}");
+
         // Started again, a finished machine begins in its initial state.
         client.manage_behaviour(&id, "session", "start").await.unwrap();
         wait_for(&mut rx, "in Available").await;

@@ -145,7 +145,9 @@ impl Behaviour {
             errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
             machine: match spec.kind {
-                BehaviourKind::Fsm(fsm) => Some(crate::fsm::Live::new(fsm)),
+                BehaviourKind::Fsm(fsm) => {
+                    Some(crate::fsm::Live::new(fsm, crate::runtime::machine::step_of(spec)))
+                }
                 _ => None,
             },
         }
@@ -228,6 +230,12 @@ pub(crate) enum AfterFailure {
     Crash,
 }
 
+/// A wait this long or longer parks a behaviour (a state machine waiting
+/// for a message): it is due at one fixed far time, the same after every
+/// run, so that waiting again neither reads the clock nor moves the
+/// agent's timer.
+pub(crate) const PARKED: Duration = Duration::from_secs(60 * 60 * 24 * 365 * 30);
+
 /// When each timed behaviour of an agent runs next.
 #[derive(Debug)]
 pub(crate) struct Schedule {
@@ -235,6 +243,8 @@ pub(crate) struct Schedule {
     /// Failures in a row, per behaviour.
     failures: Vec<u32>,
     policy: FailurePolicy,
+    /// When a parked behaviour is due: [`PARKED`] after the schedule began.
+    parked: Instant,
 }
 
 impl Schedule {
@@ -243,6 +253,7 @@ impl Schedule {
             next: vec![None; len],
             failures: vec![0; len],
             policy,
+            parked: Instant::now() + PARKED,
         }
     }
 
@@ -304,6 +315,10 @@ impl Schedule {
     /// false when the behaviour is finished.
     pub(crate) fn after_run(&mut self, i: usize, kind: BehaviourKind, next: Next) -> bool {
         self.failures[i] = 0;
+        if matches!(next, Next::After(wait) if wait >= PARKED) {
+            self.next[i] = Some(self.parked);
+            return true;
+        }
         let now = Instant::now();
         self.next[i] = match (next, kind) {
             (Next::Stop, _) => None,

@@ -109,6 +109,134 @@ impl MachineStatus {
     pub fn state_as<S: Fsm>(&self) -> Option<S> {
         S::from_name(&self.state)
     }
+
+    /// When the machine entered its current state.
+    pub fn entered(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(self.entered_ms)
+    }
+
+    /// `in Reserved since 2026-12-07T16:30:01Z, 3 transitions`: how a
+    /// `ListBehav` reply and the CLI show it.
+    pub fn text(&self) -> String {
+        let since = humantime::format_rfc3339_seconds(self.entered());
+        let plural = if self.transitions == 1 { "" } else { "s" };
+        format!(
+            "in {} since {since}, {} transition{plural}",
+            self.state, self.transitions
+        )
+    }
+}
+
+/// How a `ListBehav` reply shows a machine after its behaviour's name:
+/// `agent1.session (state machine: in Reserved since ..., 3 transitions)`.
+/// 0.4's `ctrl.py list-behaviour` prints the entry as it is; a Rust caller
+/// reads the name before it ([`behaviour_name`]).
+pub(crate) const LIST_SUFFIX: &str = " (state machine: ";
+
+/// The behaviour's name of a `ListBehav` entry (one that shows a
+/// machine's state carries it after the name).
+pub(crate) fn behaviour_name(entry: &str) -> &str {
+    entry.find(LIST_SUFFIX).map_or(entry, |at| &entry[..at])
+}
+
+/// A machine as the agent describes it (`DescribeAgent`): its states,
+/// where each may go, and where it is now. The dashboard and the CLI's
+/// `graph` draw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MachineDescription {
+    /// The enum's name.
+    pub name: String,
+    /// Its states, in declaration order.
+    pub states: Vec<StateDescription>,
+    /// The initial state's name.
+    pub initial: String,
+    /// What `start` does after a stop: `resume` or `initial`.
+    pub restart: String,
+    /// Where it is now.
+    pub current: MachineStatus,
+}
+
+/// One state of a [`MachineDescription`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StateDescription {
+    /// The variant's name.
+    pub name: String,
+    /// The states it may go to.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// After this long in the state (milliseconds), it goes to that state.
+    #[serde(default)]
+    pub timeout: Option<(u64, String)>,
+    /// Reaching it finishes the machine.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+}
+
+impl FsmSpec {
+    /// The machine's description, in state `current`.
+    pub(crate) fn describe(&self, current: MachineStatus) -> MachineDescription {
+        let name = |i: usize| self.states[i].name.to_owned();
+        MachineDescription {
+            name: self.name.to_owned(),
+            states: self
+                .states
+                .iter()
+                .map(|s| StateDescription {
+                    name: s.name.to_owned(),
+                    to: s.to.iter().map(|&t| name(t)).collect(),
+                    timeout: s
+                        .timeout
+                        .map(|(after, t)| (u64::try_from(after.as_millis()).unwrap_or(u64::MAX), name(t))),
+                    is_final: s.is_final,
+                })
+                .collect(),
+            initial: name(self.initial),
+            restart: match self.restart {
+                Restart::Resume => "resume",
+                Restart::Initial => "initial",
+            }
+            .to_owned(),
+            current,
+        }
+    }
+}
+
+/// A transition as the trace store keeps it: nothing allocated when it is
+/// traced; its text (`Reserved -> Available (timeout after 30s)`) is made
+/// when the entry is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transition {
+    pub(crate) from: &'static str,
+    pub(crate) to: &'static str,
+    pub(crate) why: Why,
+}
+
+/// Why a machine took a transition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Why {
+    /// The state's method returned the next state.
+    Step,
+    /// The state's timeout expired.
+    Timeout(Duration),
+    /// The behaviour was started again (into the initial state).
+    StartedAgain,
+}
+
+impl Transition {
+    /// The trace entry's reason.
+    pub(crate) fn text(&self) -> String {
+        let (from, to) = (self.from, self.to);
+        match self.why {
+            Why::Step => format!("{from} -> {to}"),
+            Why::Timeout(after) => {
+                let after = humantime::format_duration(after);
+                format!("{from} -> {to} (timeout after {after})")
+            }
+            Why::StartedAgain => format!("{from} -> {to} (started again)"),
+        }
+    }
 }
 
 /// The live state of a machine, kept in its behaviour.
@@ -116,22 +244,28 @@ impl MachineStatus {
 pub(crate) struct Live {
     pub(crate) state: usize,
     pub(crate) entered: Instant,
-    entered_at: SystemTime,
+    /// When the machine was made, on both clocks: the time of an entry
+    /// follows from its instant (one clock read per transition).
+    origin: (Instant, SystemTime),
     pub(crate) transitions: u64,
     /// In its state, to look (again) as soon as the agent handled
     /// something: after entering it (its method not run yet) and while
     /// it stays.
     pub(crate) waiting: bool,
+    /// Runs the states' methods (found once, not at every step).
+    pub(crate) step: Option<crate::runtime::machine::StepFn>,
 }
 
 impl Live {
-    pub(crate) fn new(spec: &FsmSpec) -> Mutex<Live> {
+    pub(crate) fn new(spec: &FsmSpec, step: Option<crate::runtime::machine::StepFn>) -> Mutex<Live> {
+        let now = Instant::now();
         Mutex::new(Live {
             state: spec.initial,
-            entered: Instant::now(),
-            entered_at: SystemTime::now(),
+            entered: now,
+            origin: (now, SystemTime::now()),
             transitions: 0,
             waiting: true,
+            step,
         })
     }
 
@@ -139,13 +273,13 @@ impl Live {
     pub(crate) fn enter(&mut self, state: usize) {
         self.state = state;
         self.entered = Instant::now();
-        self.entered_at = SystemTime::now();
         self.waiting = true;
     }
 
     pub(crate) fn status(&self, spec: &FsmSpec) -> MachineStatus {
-        let entered_ms = self
-            .entered_at
+        let (instant, time) = self.origin;
+        let entered_at = time + self.entered.saturating_duration_since(instant);
+        let entered_ms = entered_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         MachineStatus {
@@ -153,5 +287,31 @@ impl Live {
             entered_ms,
             transitions: self.transitions,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_entry_shows_the_state_and_gives_back_the_name() {
+        let status = MachineStatus {
+            state: "Reserved".to_owned(),
+            entered_ms: 1_796_660_401_000,
+            transitions: 3,
+        };
+        let entry = format!("cp.session{LIST_SUFFIX}{})", status.text());
+        assert_eq!(
+            entry,
+            "cp.session (state machine: in Reserved since 2026-12-07T16:20:01Z, 3 transitions)"
+        );
+        assert_eq!(behaviour_name(&entry), "cp.session");
+        assert_eq!(behaviour_name("cp.tick"), "cp.tick");
+        let one = MachineStatus {
+            transitions: 1,
+            ..status
+        };
+        assert!(one.text().ends_with(", 1 transition"), "{}", one.text());
     }
 }

@@ -61,6 +61,9 @@ pub struct BehaviourDescription {
     /// The last error, if any.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// A state machine's states and where it is now (`#[fsm]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::fsm::MachineDescription>,
 }
 
 /// One `#[rpc]` method of an [`AgentDescription`].
@@ -103,6 +106,10 @@ pub(crate) fn describe(core: &Core) -> AgentDescription {
                     runs: status.runs,
                     errors: status.errors,
                     last_error: status.last_error,
+                    machine: match (b.spec.kind, status.machine) {
+                        (BehaviourKind::Fsm(fsm), Some(current)) => Some(fsm.describe(current)),
+                        _ => None,
+                    },
                 }
             })
             .collect(),

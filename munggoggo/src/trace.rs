@@ -370,6 +370,8 @@ enum Kept {
         message: Arc<dyn Deferred>,
         outgoing: bool,
     },
+    /// A state machine's transition: a record whose reason says it.
+    Transition(crate::fsm::Transition),
 }
 
 /// A message traced as it goes by and encoded only if its entry is read
@@ -395,6 +397,7 @@ impl Kept {
             Kept::Received(received) => &received.properties,
             Kept::Sent { properties, .. } => properties,
             Kept::Deferred { message, .. } => return message.is_control(),
+            Kept::Transition(_) => return false,
         };
         properties.kind.as_deref() == Some(crate::message::CONTROL)
     }
@@ -404,7 +407,7 @@ impl Kept {
         match self {
             Kept::Record(record) => record.sender(),
             Kept::Received(received) => received.sender(),
-            Kept::Sent { .. } | Kept::Deferred { outgoing: true, .. } => "",
+            Kept::Sent { .. } | Kept::Deferred { outgoing: true, .. } | Kept::Transition(_) => "",
             Kept::Deferred { message, .. } => message.sender(),
         }
     }
@@ -424,6 +427,7 @@ impl Kept {
                 properties,
                 body.clone(),
             )),
+            Kept::Transition(transition) => Arc::new(TraceRecord::default().with_reason(transition.text())),
             Kept::Deferred { message, outgoing } => {
                 let record = message.record(*outgoing);
                 Arc::new(if record.body.len() > body_limit {
@@ -512,6 +516,15 @@ impl TraceStore {
             record = Arc::new(cut((*record).clone(), self.inner.body_limit));
         }
         self.keep([(category, Kept::Record(record))]);
+    }
+
+    /// Records a state machine's transition under `category` (its
+    /// behaviour), allocating nothing: its record is made when read.
+    pub(crate) fn append_transition(&self, category: Category, transition: crate::fsm::Transition) {
+        if self.inner.capacity == 0 {
+            return;
+        }
+        self.keep([(category, Kept::Transition(transition))]);
     }
 
     /// Records a received message under `category`, sharing it.

@@ -80,6 +80,45 @@ impl Kitchen {
     async fn clean(&mut self) {}
 }
 
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Knock {}
+
+/// An agent with a state machine: a hatch that opens at a knock.
+#[agent]
+#[derive(Default)]
+struct Door {
+    knocks: u32,
+}
+
+/// Shut until someone knocks; open for an hour at most.
+#[fsm(agent = Door)]
+enum Hatch {
+    #[state(initial, to = [Open])]
+    Shut,
+    #[state(to = [Shut], timeout("1h" => Shut))]
+    Open,
+}
+
+#[agent]
+impl Door {
+    #[on_message]
+    async fn knock(&mut self, _msg: Knock) {
+        self.knocks += 1;
+    }
+
+    async fn shut(&mut self, _ctx: &Context) -> ShutTo {
+        if std::mem::take(&mut self.knocks) > 0 {
+            ShutTo::Open
+        } else {
+            ShutTo::Stay
+        }
+    }
+
+    async fn open(&mut self, _ctx: &Context) -> OpenTo {
+        OpenTo::Stay
+    }
+}
+
 /// The test broker, in this process's own vhost, without dead letters
 /// (`dead_letters.rs` checks them in a vhost of its own).
 fn url() -> String {
@@ -590,6 +629,46 @@ on_broker! {
         let json = cli(&["--json", "graph"]).await.json();
         assert!(json["dot"].as_str().unwrap().contains(&format!("\"{id}\" -> \"{id}.news\";")));
         assert!(json["peers"].as_array().unwrap().iter().any(|p| p["name"] == id));
+    }
+
+    async fn a_state_machine_s_state_in_behaviours_and_graph(rt) {
+        let door = rt.spawn_as(unique("cli-door"), Door::default()).await.expect("the door starts");
+        let id = door.identity();
+        let client = rt.client(unique("cli-knocker")).await.expect("client");
+        client.send(id, &Knock {}).await.expect("sent");
+        door.wait_until(|d| d.behaviour("hatch").and_then(|b| b.machine).is_some_and(|m| m.state == "Open"))
+            .await
+            .expect("the hatch opens");
+        let machine = door.behaviour("hatch").unwrap().machine.unwrap();
+        let since = humantime::format_rfc3339_seconds(machine.entered()).to_string();
+
+        // `behaviours`: the current state beside the name, and under the
+        // table since when and how many transitions.
+        let human = cli(&["behaviours", id]).await;
+        let out = human.ok();
+        let row = out.lines().find(|l| l.starts_with(&format!("{id}.hatch "))).unwrap_or_else(|| panic!("{out}"));
+        assert!(row.starts_with(&format!("{id}.hatch [Open] ")) && row.contains(" running "), "{row}");
+        assert!(out.lines().any(|l| l == format!("{id}.hatch: in Open since {since}, 1 transition")), "{out}");
+        let json = cli(&["--json", "behaviours", id]).await.json();
+        let hatch = json["behaviours"].as_array().unwrap().iter().find(|b| b["name"] == format!("{id}.hatch")).expect("the machine");
+        assert_eq!(hatch["machine"]["state"], "Open");
+        assert_eq!(hatch["machine"]["transitions"], 1);
+        assert_eq!(hatch["machine"]["entered_ms"], machine.entered_ms);
+
+        // `graph`: the machine's states beside its behaviour, the current
+        // one highlighted, its timeout dashed.
+        let human = cli(&["graph"]).await;
+        let dot = human.ok();
+        assert!(dot.contains(&format!("subgraph \"cluster_{id}.hatch\" {{")), "{dot}");
+        assert!(dot.contains(&format!("\"{id}.hatch/Open\" [shape=box, style=\"rounded,filled\", fillcolor=\"#ffd966\", label=\"Open\", penwidth=3")), "{dot}");
+        assert!(dot.contains(&format!("\"{id}.hatch/Shut\" [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", label=\"Shut\"];")), "{dot}");
+        assert!(dot.contains(&format!("\"{id}.hatch/Shut\" -> \"{id}.hatch/Open\";")), "{dot}");
+        assert!(dot.contains(&format!("\"{id}.hatch/Open\" -> \"{id}.hatch/Shut\" [style=dashed, label=\"after 1h\"];")), "{dot}");
+        assert!(dot.contains(&format!("\"{id}.hatch\" -> \"{id}.hatch/Shut\" [style=dotted, label=\"initial\"];")), "{dot}");
+        let json = cli(&["--json", "graph"]).await.json();
+        assert_eq!(json["machines"][format!("{id}.hatch")]["current"]["state"], "Open", "{json}");
+        assert_eq!(json["machines"][format!("{id}.hatch")]["name"], "Hatch", "{json}");
+        door.shutdown().await;
     }
 
     async fn unknown_agent_lists_the_known_peers(rt) {

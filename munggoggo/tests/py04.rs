@@ -7,7 +7,8 @@
 //! 0.4 agent receives a Rust direct, topic and fanout message and decodes
 //! it with `SerializableObject`; a 0.4 agent calls a Rust `#[rpc]` method
 //! through its RPC subsystem; the `munggoggo` CLI calls 0.4's
-//! `example_rpc_method`. Run it with `--nocapture` to see every step.
+//! `example_rpc_method`; `ctrl.py` drives a Rust state machine, shows its
+//! state and stops and starts it. Run it with `--nocapture` to see every step.
 #![cfg(feature = "cli")]
 
 use std::io::Write;
@@ -282,4 +283,93 @@ async fn real_0_4_sees_replicas_and_reaches_one() {
         replica.shutdown().await;
     }
     rt.shutdown().await;
+}
+
+#[derive(Debug, Serialize, Deserialize, Message)]
+struct Knock {}
+
+/// A Rust agent with a state machine, for [`ctrl_py_shows_a_state_machine_s_state`].
+#[agent]
+#[derive(Default)]
+struct Door {
+    knocks: u32,
+}
+
+/// Shut until someone knocks.
+#[fsm(agent = Door)]
+enum Hatch {
+    #[state(initial, to = [Open])]
+    Shut,
+    #[state(to = [Shut])]
+    Open,
+}
+
+#[agent]
+impl Door {
+    #[on_message]
+    async fn knock(&mut self, _msg: Knock) {
+        self.knocks += 1;
+    }
+
+    async fn shut(&mut self, _ctx: &Context) -> ShutTo {
+        if std::mem::take(&mut self.knocks) > 0 {
+            ShutTo::Open
+        } else {
+            ShutTo::Stay
+        }
+    }
+
+    async fn open(&mut self, _ctx: &Context) -> OpenTo {
+        OpenTo::Stay
+    }
+}
+
+/// `ctrl.py` knocks (a 0.4 direct message), lists the machine with its
+/// state (ListBehav's text), stops it and starts it again: it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_py_shows_a_state_machine_s_state() {
+    let Some((run, rt)) = opted_in().await else {
+        return;
+    };
+    let id = unique("rust-door");
+    let mut options = Door::options();
+    options.identity = id.clone();
+    options.peer_interval = Some(Duration::from_secs(1));
+    let door = rt.spawn_with(Door::default(), options).await.unwrap();
+    let hatch = format!("{id}.hatch");
+
+    let listed = run04(&run, &["ctrl.py", "list-behaviour", &id]);
+    assert!(
+        listed.contains(&format!("{hatch} (state machine: in Shut since "))
+            && listed.contains(", 0 transitions)"),
+        "{listed}"
+    );
+    run04(&run, &["ctrl.py", "send-message", "{}", "Knock", &id]);
+    door.wait_until(|d| {
+        d.behaviour("hatch")
+            .and_then(|b| b.machine)
+            .is_some_and(|m| m.state == "Open")
+    })
+    .await
+    .unwrap();
+    let machine = door.behaviour("hatch").and_then(|b| b.machine).unwrap();
+    let since = humantime::format_rfc3339_seconds(machine.entered());
+    let shown = format!("{hatch} (state machine: in Open since {since}, 1 transition)");
+    let listed = run04(&run, &["ctrl.py", "list-behaviour", &id]);
+    assert!(listed.lines().any(|l| l.trim() == shown), "{shown:?} in {listed}");
+
+    let stopped = run04(&run, &["ctrl.py", "call", "stop", &id, "hatch"]);
+    assert!(stopped.contains(&format!("{hatch} stopped: init")), "{stopped}");
+    let started = run04(&run, &["ctrl.py", "call", "start", &id, "hatch"]);
+    assert!(started.contains(&format!("{hatch} started.")), "{started}");
+    let listed = run04(&run, &["ctrl.py", "list-behaviour", &id]);
+    assert!(
+        listed.contains(&format!("{hatch} (state machine: in Open since "))
+            && listed.contains(", 1 transition)"),
+        "a restart resumes in Open: {listed}"
+    );
+    door.shutdown().await;
+    rt.shutdown().await;
+    // ctrl.py's RPC subsystem leaves its method queue (quirk Q9).
+    delete_unused(&["example_rpc_method"]).await;
 }

@@ -19,7 +19,7 @@ use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{AgentHandle, Runtime, RuntimeHandle, State};
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use web_common::{legacy_agent, unique, within, Calc, Job, Worker};
+use web_common::{legacy_agent, unique, within, Calc, Job, Lamp, Toggle, Worker};
 
 /// A runtime with a worker and a calculator under unique names, and a
 /// dashboard that sees both.
@@ -1101,7 +1101,15 @@ vm.runInContext(script, context);
     const body = li.children.find((c) => c.className === "body");
     return { from: li.getAttribute("data-from"), to: li.getAttribute("data-to"), body: body && body.textContent };
   });
-  console.log(JSON.stringify({ headers, rows, messages }));
+  // The states of the state machines drawn in the graph.
+  const walk = (node) => [node, ...node.children.flatMap(walk)];
+  const states = walk(document.getElementById("graph"))
+    .filter((n) => n.getAttribute && n.getAttribute("class") && n.getAttribute("class").startsWith("fsm-state"))
+    .map((n) => ({ machine: n.getAttribute("data-machine"), state: n.getAttribute("data-state"), class: n.getAttribute("class"), text: n.textContent }));
+  const arcs = walk(document.getElementById("graph"))
+    .filter((n) => n.getAttribute && (n.getAttribute("class") || "").startsWith("fsm-edge"))
+    .map((n) => ({ from: n.getAttribute("data-from"), to: n.getAttribute("data-to"), class: n.getAttribute("class") }));
+  console.log(JSON.stringify({ headers, rows, messages, states, arcs }));
   process.exit(0);
 })().catch((e) => { console.error(e && e.stack || e); process.exit(1); });
 "##;
@@ -1299,4 +1307,104 @@ async fn replicas_show_their_group_and_the_singleton_standby() {
         );
     }
     runtime.shutdown().await;
+}
+
+/// A state machine on the dashboard: its states and where it is, in the
+/// API and on the page (the current state highlighted), kept up to date
+/// as it moves.
+#[tokio::test]
+async fn a_state_machine_is_drawn_with_its_current_state_kept_live() {
+    let net = net(DashboardOptions::default()).await;
+    let lamp = net
+        .runtime
+        .spawn_as(unique("lamp"), Lamp::default())
+        .await
+        .expect("the lamp starts");
+    let id = lamp.identity().to_owned();
+    let light = format!("{id}.light");
+    let state_on_dashboard = |state: &'static str| {
+        let (id, light) = (id.clone(), light.clone());
+        net.dashboard.wait_until(move |peers| {
+            peers
+                .iter()
+                .filter(|p| p.name == id)
+                .flat_map(|p| &p.behaviours)
+                .any(|b| b.name == light && b.machine.as_ref().is_some_and(|m| m.state == state))
+        })
+    };
+    within("the dashboard sees the lamp off", state_on_dashboard("Off")).await;
+    let sender = net.runtime.client(unique("switcher")).await.expect("a client");
+    sender.send(&id, &Toggle {}).await.expect("sent");
+    within("the dashboard sees the lamp on", state_on_dashboard("On")).await;
+
+    let (_, peers) = call(&net.router, "GET", "/api/peers", None).await;
+    let machine = peers["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .flat_map(|p| p["behaviours"].as_array().expect("behaviours"))
+        .find(|b| b["name"] == light.as_str())
+        .map(|b| b["machine"].clone())
+        .expect("the machine in /api/peers");
+    assert_eq!(machine["name"], "Light", "{machine}");
+    assert_eq!(machine["state"], "On", "{machine}");
+    assert_eq!(machine["transitions"], 1, "{machine}");
+    assert_eq!(machine["initial"], "Off", "{machine}");
+    assert_eq!(
+        machine["states"],
+        json!([
+            { "name": "Off", "to": ["On"], "timeout_ms": null, "timeout_to": null, "final": false },
+            { "name": "On", "to": ["Off"], "timeout_ms": 3_600_000, "timeout_to": "Off", "final": false },
+        ])
+    );
+    let entered = lamp
+        .behaviour("light")
+        .and_then(|b| b.machine)
+        .expect("a machine");
+    assert_eq!(machine["entered_ms"], entered.entered_ms, "{machine}");
+
+    let event = json!({ "event": "snapshot", "peers": peers["peers"], "traces": [] });
+    let Some(page) = draw_page(&net.router, &event).await else {
+        return;
+    };
+    let states: Vec<(&str, &str)> = page["states"]
+        .as_array()
+        .expect("states")
+        .iter()
+        .filter(|s| s["machine"] == light.as_str())
+        .map(|s| (s["state"].as_str().unwrap(), s["class"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [("Off", "fsm-state"), ("On", "fsm-state current")],
+        "{page}"
+    );
+    let arcs: Vec<(&str, &str, &str)> = page["arcs"]
+        .as_array()
+        .expect("arcs")
+        .iter()
+        .map(|a| {
+            (
+                a["from"].as_str().unwrap(),
+                a["to"].as_str().unwrap(),
+                a["class"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        arcs,
+        [
+            ("Off", "On", "fsm-edge"),
+            ("On", "Off", "fsm-edge"),
+            ("On", "Off", "fsm-edge timeout")
+        ],
+        "{page}"
+    );
+    let row = page["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["behaviour"] == light.as_str())
+        .unwrap_or_else(|| panic!("a row for {light}: {page}"));
+    assert_eq!(cell_under(&page, row, "State"), "running On", "{row}");
 }

@@ -24,7 +24,7 @@ use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{Runtime, State};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use web_common::{legacy_agent, within, Calc};
+use web_common::{legacy_agent, within, Calc, Lamp, Toggle};
 
 #[derive(Debug, Serialize, Deserialize, Message)]
 struct Ping {
@@ -298,6 +298,7 @@ async fn scenario(client: Client) {
         .agent(Sensor::default())
         .agent(Historian::default())
         .agent(Calc)
+        .agent(Lamp::default())
         .start()
         .await
         .expect("agents start");
@@ -326,6 +327,7 @@ async fn scenario(client: Client) {
         "kitchen-sensor",
         "historian",
         "calc",
+        "lamp",
         "agent1",
     ];
     for agent in agents {
@@ -513,6 +515,32 @@ async fn scenario(client: Client) {
     )
     .await
     .expect("the ponger runs");
+
+    step("a state machine moves");
+    // The lamp's machine is drawn with its current state highlighted, and
+    // the highlight follows the machine.
+    expect(
+        &client,
+        "#graph g.fsm-state.current[data-machine='lamp.light'][data-state='Off']",
+    )
+    .await;
+    expect(
+        &client,
+        "#graph g.fsm-state[data-machine='lamp.light'][data-state='On']",
+    )
+    .await;
+    let switch = runtime.client("lamp-switch").await.expect("a client");
+    switch.send("lamp", &Toggle {}).await.expect("sent");
+    expect(
+        &client,
+        "#graph g.fsm-state.current[data-machine='lamp.light'][data-state='On']",
+    )
+    .await;
+    expect(
+        &client,
+        "tr.behaviour-row[data-behaviour='lamp.light'] .fsm-current[data-fsm-state='On']",
+    )
+    .await;
 
     step("done");
     dashboard.leave().await;

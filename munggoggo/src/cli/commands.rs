@@ -1,5 +1,7 @@
 //! The commands of the `munggoggo` binary.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use super::args::{Command, GlobalArgs};
@@ -8,6 +10,7 @@ use super::output::{self, behaviour_state, short_name, Cell};
 use super::session::{names, Session};
 use super::tables::{graph, peers_table, TraceLine, TRACE_HEADERS};
 use crate::bus::Route;
+use crate::fsm::{MachineDescription, MachineStatus};
 use crate::message::Properties;
 use crate::peers::PeerStatus;
 use crate::TraceQuery;
@@ -81,6 +84,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
                     &["BEHAVIOUR", "STATE", "RUNS", "ERRORS", "LAST ERROR"],
                     &rows,
                 ));
+                output::print(&machine_lines(&behaviours));
             }
         }
         Command::Start { agent, behaviour } => manage(session, json, agent, behaviour, "start").await?,
@@ -220,9 +224,10 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
         }
         Command::Graph => {
             let peers = session.peers().await?;
-            let dot = graph(&peers);
+            let machines = machines_of(session, &peers).await;
+            let dot = graph(&peers, &machines);
             if json {
-                output::print_json(&json!({ "peers": peers, "dot": dot }));
+                output::print_json(&json!({ "peers": peers, "machines": machines, "dot": dot }));
             } else {
                 output::print(&dot);
             }
@@ -409,6 +414,41 @@ async fn behaviour_rows(session: &Session, peer: &PeerStatus) -> Result<Vec<Valu
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The state machines of the agents, by behaviour name, as the agents
+/// describe them (all asked at once); an agent that does not describe
+/// itself (munggoggo 0.4) or does not answer in time has none.
+async fn machines_of(session: &Session, peers: &[PeerStatus]) -> HashMap<String, MachineDescription> {
+    let with_machines = peers.iter().filter(|p| !p.behaviours.is_empty());
+    let asks = with_machines.map(|p| session.ctx().describe_agent(&p.name));
+    let mut machines = HashMap::new();
+    for described in futures_util::future::join_all(asks).await {
+        match described {
+            Ok(agent) => machines.extend(
+                agent
+                    .behaviours
+                    .into_iter()
+                    .filter_map(|b| Some((b.name, b.machine?))),
+            ),
+            Err(e) => tracing::debug!(error = %e, "no description, no state machines drawn"),
+        }
+    }
+    machines
+}
+
+/// Under the behaviours table, one line per state machine: its state,
+/// since when and its transitions
+/// (`agent1.session: in Reserved since 2026-12-07T16:30:01Z, 3 transitions`).
+fn machine_lines(behaviours: &[Value]) -> String {
+    behaviours
+        .iter()
+        .filter_map(|b| {
+            let machine: MachineStatus = serde_json::from_value(b.get("machine")?.clone()).ok()?;
+            let name = b["name"].as_str().unwrap_or_default();
+            Some(format!("{name}: {}\n", machine.text()))
+        })
+        .collect()
 }
 
 /// Reports a sent message.

@@ -1,9 +1,12 @@
 //! How the commands show what they found: the peers table, a peer's
 //! behaviours in one cell, the message graph and trace lines.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use super::output::{self, behaviour_state, short_name, Cell, Colour};
+use crate::fsm::MachineDescription;
 use crate::peers::PeerStatus;
 
 /// The peers as a table: name, state, behaviours with their states. The
@@ -62,8 +65,10 @@ pub(crate) fn behaviour_summary(peer: &PeerStatus) -> String {
     }
 }
 
-/// The agents and their behaviours as a Graphviz digraph.
-pub(crate) fn graph(peers: &[PeerStatus]) -> String {
+/// The agents and their behaviours as a Graphviz digraph; a state
+/// machine (`machines`, by behaviour name) is drawn beside its behaviour,
+/// its current state highlighted.
+pub(crate) fn graph(peers: &[PeerStatus], machines: &HashMap<String, MachineDescription>) -> String {
     fn fill(state: &str) -> &'static str {
         match state {
             "running" => "#c6efce",
@@ -72,12 +77,6 @@ pub(crate) fn graph(peers: &[PeerStatus]) -> String {
             "standby" => "#bdd7ee",
             _ => "#e0e0e0",
         }
-    }
-    fn escape(text: &str) -> String {
-        text.replace('\\', "\\\\").replace('"', "\\\"")
-    }
-    fn quote(text: &str) -> String {
-        format!("\"{}\"", escape(text))
     }
     // Two lines: the name, then the state.
     fn label(name: &str, state: &str) -> String {
@@ -102,10 +101,73 @@ pub(crate) fn graph(peers: &[PeerStatus]) -> String {
                 quote(&peer.name),
                 quote(&b.name),
             ));
+            if let Some(machine) = machines.get(&b.name) {
+                dot.push_str(&machine_dot(&b.name, machine));
+            }
         }
     }
     dot.push_str("}\n");
     dot
+}
+
+/// A machine as a cluster of its states: `to` as arrows, timeouts as
+/// dashed arrows labelled with their time, final states with a double
+/// border, the initial one pointed at by its behaviour, the current one
+/// bold and filled.
+fn machine_dot(behaviour: &str, machine: &MachineDescription) -> String {
+    let id = |state: &str| quote(&format!("{behaviour}/{state}"));
+    let current = &machine.current.state;
+    let mut dot = format!(
+        "  subgraph {} {{\n    label={}; style=\"rounded,dashed\"; color=\"#999999\";\n",
+        quote(&format!("cluster_{behaviour}")),
+        quote(&format!(
+            "{} ({} transitions)",
+            machine.name, machine.current.transitions
+        )),
+    );
+    for state in &machine.states {
+        let (fill, pen) = if &state.name == current {
+            ("#ffd966", ", penwidth=3, fontname=\"Helvetica-Bold\"")
+        } else {
+            ("#ffffff", "")
+        };
+        let peripheries = if state.is_final { ", peripheries=2" } else { "" };
+        dot.push_str(&format!(
+            "    {} [shape=box, style=\"rounded,filled\", fillcolor={}, label={}{peripheries}{pen}];\n",
+            id(&state.name),
+            quote(fill),
+            quote(&state.name),
+        ));
+    }
+    for state in &machine.states {
+        for to in &state.to {
+            dot.push_str(&format!("    {} -> {};\n", id(&state.name), id(to)));
+        }
+        if let Some((after, to)) = &state.timeout {
+            let after = humantime::format_duration(std::time::Duration::from_millis(*after));
+            dot.push_str(&format!(
+                "    {} -> {} [style=dashed, label={}];\n",
+                id(&state.name),
+                id(to),
+                quote(&format!("after {after}")),
+            ));
+        }
+    }
+    dot.push_str("  }\n");
+    dot.push_str(&format!(
+        "  {} -> {} [style=dotted, label=\"initial\"];\n",
+        quote(behaviour),
+        id(&machine.initial),
+    ));
+    dot
+}
+
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn quote(text: &str) -> String {
+    format!("\"{}\"", escape(text))
 }
 
 /// Column headers of trace tables.

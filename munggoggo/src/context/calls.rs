@@ -137,7 +137,9 @@ impl Context {
         Ok(started.elapsed())
     }
 
-    /// The full names of agent `target`'s behaviours (system RPC `ListBehav`).
+    /// The full names of agent `target`'s behaviours (system RPC
+    /// `ListBehav`; the reply shows a state machine's state after its
+    /// name, which is left out here: see [`Context::behaviour_status`]).
     pub async fn list_behaviours(&self, target: &str) -> Result<Vec<String>> {
         #[derive(Serialize, Deserialize)]
         struct ListBehav {
@@ -151,7 +153,14 @@ impl Context {
                 self.core.options.call_timeout,
             )
             .await?;
-        Ok(reply.behavs)
+        Ok(reply
+            .behavs
+            .into_iter()
+            .map(|entry| match crate::fsm::behaviour_name(&entry) {
+                name if name.len() < entry.len() => name.to_owned(),
+                _ => entry,
+            })
+            .collect())
     }
 
     /// The status of every behaviour of agent `target`: state, runs, errors

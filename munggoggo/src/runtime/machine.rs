@@ -15,9 +15,9 @@ use crate::agent::{Agent, AgentSpec, BehaviourKind, BehaviourSpec};
 use crate::behaviour::{Behaviour, Next, State};
 use crate::context::Context;
 use crate::error::BoxError;
-use crate::fsm::{FsmSpec, Live, Restart};
+use crate::fsm::{FsmSpec, Live, Restart, Transition, Why};
 use crate::future::BoxFuture;
-use crate::trace::{Category, TraceRecord};
+use crate::trace::Category;
 
 /// Runs the method of state `state` on the agent; `Ok(None)` to stay.
 pub type StepFn = for<'a> fn(
@@ -64,15 +64,17 @@ pub(crate) fn machines_of(spec: &'static AgentSpec) -> Vec<&'static BehaviourSpe
 }
 
 /// The state methods of the machine behaviour `behaviour`.
-fn step_of(behaviour: &'static BehaviourSpec) -> Option<StepFn> {
+pub(crate) fn step_of(behaviour: &'static BehaviourSpec) -> Option<StepFn> {
     inventory::iter::<MachineRegistration>
         .into_iter()
         .find(|r| std::ptr::eq(r.behaviour, behaviour))
         .map(|r| r.step)
 }
 
-/// How long a state without a timeout waits when nothing wakes it.
-const FOREVER: Duration = Duration::from_secs(60 * 60 * 24 * 365 * 30);
+/// How long a state without a timeout waits when nothing wakes it: the
+/// schedule parks it (see `Schedule::after_run`), so that waiting after
+/// each message neither reads the clock nor moves the agent's timer.
+pub(crate) const FOREVER: Duration = crate::behaviour::PARKED;
 
 fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
     live.lock().unwrap_or_else(|e| e.into_inner())
@@ -100,31 +102,32 @@ pub(super) fn run<'a, A: Agent>(
 ) -> BoxFuture<'a, Result<Next, BoxError>> {
     Box::pin(async move {
         let b = &core.behaviours[i];
-        let (Some(live), Some(step)) = (&b.machine, step_of(b.spec)) else {
+        let Some(live) = &b.machine else {
             return Err(format!("state machine `{}` is not registered", fsm.name).into());
         };
-        // Looking now.
-        lock(live).waiting = false;
+        // Looking now. Only this task changes the state, so it is read
+        // once and followed here.
+        let (mut state, mut entered, step) = {
+            let mut live = lock(live);
+            live.waiting = false;
+            (live.state, live.entered, live.step)
+        };
+        let Some(step) = step else {
+            return Err(format!("state machine `{}` is not registered", fsm.name).into());
+        };
         let agent: &mut (dyn Any + Send) = agent;
         for _ in 0..TRANSITIONS_PER_STEP {
-            let (state, entered) = {
-                let live = lock(live);
-                (live.state, live.entered)
-            };
             let spec = &fsm.states[state];
             if spec.is_final {
                 return Ok(Next::Stop);
             }
-            let next = match spec.timeout {
-                Some((after, target)) if Instant::now() >= entered + after => {
-                    let why = format!("timeout after {}", humantime::format_duration(after));
-                    transition(core, b, fsm, target, &why)
-                }
+            let (to, why) = match spec.timeout {
+                Some((after, target)) if Instant::now() >= entered + after => (target, Why::Timeout(after)),
                 _ => match step(&mut *agent, ctx, state).await.inspect_err(|_| {
                     // A failure waits for its backoff, not for a message.
                     lock(live).waiting = false;
                 })? {
-                    Some(next) => transition(core, b, fsm, next, ""),
+                    Some(next) => (next, Why::Step),
                     None => {
                         lock(live).waiting = true;
                         return Ok(Next::After(match spec.timeout {
@@ -134,41 +137,32 @@ pub(super) fn run<'a, A: Agent>(
                     }
                 },
             };
-            if next == Next::Stop {
-                return Ok(Next::Stop);
-            }
+            entered = transition(core, b, live, fsm, to, why);
+            state = to;
         }
         Ok(Next::Continue)
     })
 }
 
-/// Enters state `to`: counted, logged and traced (`Available -> Reserved`).
-fn transition(core: &Core, b: &Behaviour, fsm: &FsmSpec, to: usize, why: &str) -> Next {
-    let Some(live) = &b.machine else {
-        return Next::Stop;
-    };
-    let from = {
+/// Enters state `to`: counted, logged and traced (`Available -> Reserved`,
+/// an entry that allocates nothing until it is read); returns when.
+fn transition(core: &Core, b: &Behaviour, live: &Mutex<Live>, fsm: &FsmSpec, to: usize, why: Why) -> Instant {
+    let (from, entered) = {
         let mut live = lock(live);
         let from = live.state;
         live.enter(to);
         live.transitions += 1;
-        from
+        (from, live.entered)
     };
-    let (from, to) = (fsm.states[from].name, &fsm.states[to]);
-    tracing::debug!(agent = %core.identity, behaviour = %b.name, from, to = to.name, why, "state machine transition");
-    let mut reason = format!("{from} -> {}", to.name);
-    if !why.is_empty() {
-        reason = format!("{reason} ({why})");
-    }
-    core.traces.append(
-        Category::Behaviour(Arc::clone(&b.name)),
-        TraceRecord::default().with_reason(reason),
-    );
-    if to.is_final {
-        Next::Stop
-    } else {
-        Next::Continue
-    }
+    let transition = Transition {
+        from: fsm.states[from].name,
+        to: fsm.states[to].name,
+        why,
+    };
+    tracing::debug!(agent = %core.identity, behaviour = %b.name, from = transition.from, to = transition.to, why = ?transition.why, "state machine transition");
+    core.traces
+        .append_transition(Category::Behaviour(Arc::clone(&b.name)), transition);
+    entered
 }
 
 /// Behaviour `i` is started again: a machine resumes in its state (its
@@ -181,7 +175,7 @@ pub(super) fn restart(core: &Core, i: usize) {
     };
     let state = lock(live).state;
     if fsm.restart == Restart::Initial || fsm.states[state].is_final {
-        transition(core, b, fsm, fsm.initial, "started again");
+        transition(core, b, live, fsm, fsm.initial, Why::StartedAgain);
     } else {
         lock(live).enter(state);
     }

@@ -129,7 +129,15 @@ async fn rpc(core: &std::sync::Arc<Core>, msg: &Received) -> Result<(), String> 
     let (c_type, c_data) = match env.c_type.as_str() {
         "Ping" => ("Pong".to_owned(), r#"{"pong":"pong"}"#.to_owned()),
         "ListBehav" => {
-            let behavs: Vec<String> = core.behaviours.iter().map(|b| b.name.to_string()).collect();
+            // A machine's state follows its name, as text 0.4's ctrl.py shows.
+            let behavs: Vec<String> = core
+                .behaviours
+                .iter()
+                .map(|b| match b.status().machine {
+                    Some(m) => format!("{}{}{})", b.name, crate::fsm::LIST_SUFFIX, m.text()),
+                    None => b.name.to_string(),
+                })
+                .collect();
             (env.c_type, json(&serde_json::json!({ "behavs": behavs })))
         }
         "BehavStatus" => {

@@ -56,6 +56,75 @@ pub struct BehaviourView {
     pub errors: Option<u64>,
     /// The last error.
     pub last_error: Option<String>,
+    /// A state machine's states and where it is now (`#[fsm]`); `None`
+    /// for other behaviours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineView>,
+}
+
+/// A state machine of a [`BehaviourView`]: the page draws its states, the
+/// current one highlighted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[non_exhaustive]
+pub struct MachineView {
+    /// The enum's name.
+    pub name: String,
+    /// Its states, in declaration order.
+    pub states: Vec<StateView>,
+    /// The initial state.
+    pub initial: String,
+    /// What `start` does after a stop: `resume` or `initial`.
+    pub restart: String,
+    /// The current state.
+    pub state: String,
+    /// When it entered the current state, in milliseconds since the Unix epoch.
+    pub entered_ms: u64,
+    /// Transitions taken since the agent started.
+    pub transitions: u64,
+}
+
+/// One state of a [`MachineView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[non_exhaustive]
+pub struct StateView {
+    /// Its name.
+    pub name: String,
+    /// The states it may go to.
+    pub to: Vec<String>,
+    /// After this many milliseconds in the state, it goes to `timeout_to`.
+    pub timeout_ms: Option<u64>,
+    /// Where its timeout goes.
+    pub timeout_to: Option<String>,
+    /// Reaching it finishes the machine.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+impl From<crate::fsm::MachineDescription> for MachineView {
+    fn from(m: crate::fsm::MachineDescription) -> Self {
+        MachineView {
+            name: m.name,
+            states: m
+                .states
+                .into_iter()
+                .map(|s| {
+                    let (timeout_ms, timeout_to) = s.timeout.unzip();
+                    StateView {
+                        name: s.name,
+                        to: s.to,
+                        timeout_ms,
+                        timeout_to,
+                        is_final: s.is_final,
+                    }
+                })
+                .collect(),
+            initial: m.initial,
+            restart: m.restart,
+            state: m.current.state,
+            entered_ms: m.current.entered_ms,
+            transitions: m.current.transitions,
+        }
+    }
 }
 
 /// One `#[rpc]` method of an [`AgentView`].
@@ -91,6 +160,7 @@ impl AgentView {
                     runs: Some(b.runs),
                     errors: Some(b.errors),
                     last_error: b.last_error,
+                    machine: b.machine.map(MachineView::from),
                 })
                 .collect(),
             methods: d
@@ -133,6 +203,7 @@ impl AgentView {
                         runs: old.and_then(|o| o.runs),
                         errors: old.and_then(|o| o.errors),
                         last_error: old.and_then(|o| o.last_error.clone()),
+                        machine: old.and_then(|o| o.machine.clone()),
                     }
                 })
                 .collect(),

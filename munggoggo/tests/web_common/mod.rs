@@ -67,6 +67,50 @@ impl Calc {
     }
 }
 
+/// Switches a [`Lamp`].
+#[derive(Debug, Serialize, Deserialize, Message)]
+pub struct Toggle {}
+
+/// A lamp: a state machine switched by messages.
+#[agent(identity = "lamp")]
+#[derive(Default)]
+pub struct Lamp {
+    toggles: u32,
+}
+
+/// Off until toggled; back off by itself after an hour.
+#[fsm(agent = Lamp)]
+pub enum Light {
+    #[state(initial, to = [On])]
+    Off,
+    #[state(to = [Off], timeout("1h" => Off))]
+    On,
+}
+
+#[agent]
+impl Lamp {
+    #[on_message]
+    async fn toggle(&mut self, _msg: Toggle) {
+        self.toggles += 1;
+    }
+
+    async fn off(&mut self, _ctx: &Context) -> OffTo {
+        if std::mem::take(&mut self.toggles) > 0 {
+            OffTo::On
+        } else {
+            OffTo::Stay
+        }
+    }
+
+    async fn on(&mut self, _ctx: &Context) -> OnTo {
+        if std::mem::take(&mut self.toggles) > 0 {
+            OnTo::Off
+        } else {
+            OnTo::Stay
+        }
+    }
+}
+
 /// A name no other test uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);

@@ -235,14 +235,18 @@ function renderGraph(peers) {
   const agentPos = new Map(), behaviourPos = new Map(), topics = new Map();
   let y = TOP;
   for (const p of peers) {
-    const rows = Math.max(p.behaviours.length + p.methods.length, 1);
+    // A state machine takes MACHINE_ROWS more rows: its states under it.
+    const machineRows = p.behaviours.filter((b) => b.machine).length * MACHINE_ROWS;
+    const rows = Math.max(p.behaviours.length + p.methods.length + machineRows, 1);
     const height = rows * ROW;
     agentPos.set(p.name, { y: y + height / 2 - 4 });
     p.methods.forEach((m, i) => {
-      behaviourPos.set(p.name + "()" + m.name, { y: y + (p.behaviours.length + i) * ROW + ROW / 2 - 4 });
+      behaviourPos.set(p.name + "()" + m.name, { y: y + (p.behaviours.length + machineRows + i) * ROW + ROW / 2 - 4 });
     });
-    p.behaviours.forEach((b, i) => {
-      const by = y + i * ROW + ROW / 2 - 4;
+    let row = 0;
+    p.behaviours.forEach((b) => {
+      const by = y + row * ROW + ROW / 2 - 4;
+      row += b.machine ? 1 + MACHINE_ROWS : 1;
       behaviourPos.set(b.name, { y: by });
       for (const key of b.topics || []) {
         if (!topics.has(key)) topics.set(key, []);
@@ -260,7 +264,9 @@ function renderGraph(peers) {
 
   const defs = svg("defs", {},
     svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "8", markerHeight: "8", markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" },
-      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6ea8fe" })));
+      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6ea8fe" })),
+    svg("marker", { id: "fsm-arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "6", markerHeight: "6", markerUnits: "userSpaceOnUse", orient: "auto" },
+      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#6b7a9c" })));
   graph.append(defs);
   const edges = svg("g", {}), nodes = svg("g", {});
   graph.append(edges, nodes);
@@ -307,6 +313,7 @@ function renderGraph(peers) {
         svg("text", { class: "kind", x: B_X + B_W - 10, y: by + 4, "text-anchor": "end", text: b.kind || "" }),
         svg("title", { text: `${b.name}: ${stateWord(b.state)}${b.detail ? " \u2014 " + b.detail : ""}` }));
       nodes.append(node);
+      if (b.machine) drawMachine(edges, nodes, b, B_X, by + ROW);
       for (const key of b.topics || []) {
         const t = topicList.find((t) => t.key === key);
         edges.append(svg("path", { class: "edge topic", d: `M${T_X} ${t.y} C ${T_X - 50} ${t.y}, ${B_X + B_W + 50} ${by}, ${B_X + B_W} ${by}` }));
@@ -332,6 +339,57 @@ function renderGraph(peers) {
       svg("text", { x: T_X + 12, y: t.y + 4, text: "# " + shorten(t.key, 18) }),
       svg("title", { text: "topic " + t.key })));
   }
+}
+
+// Rows of the graph a state machine's drawing takes under its behaviour.
+const MACHINE_ROWS = 2;
+
+// A state machine under its behaviour: its states left to right in their
+// declared order, the current one highlighted (its time and transitions
+// in its tooltip), final ones with a double border; each way a state may
+// go is an arc below the states, a timeout's arc dashed.
+function drawMachine(edges, nodes, b, x0, y) {
+  const m = b.machine;
+  const W = Math.min(118, (890 - x0) / m.states.length), H = 22, GAP = 10;
+  const at = new Map(m.states.map((s, i) => [s.name, x0 + i * W + (W - GAP) / 2]));
+  const arc = (from, to, timeout, i) => {
+    const x1 = at.get(from), x2 = at.get(to);
+    if (x1 === undefined || x2 === undefined) return;
+    // Backward arcs (and timeouts) bend deeper, so that a pair of states
+    // that go both ways shows two arcs.
+    const bend = (x2 > x1 ? 7 : 15) + Math.abs(x2 - x1) / 10 + (timeout ? 8 : 0);
+    // Forward arcs leave a little right of the middle, backward ones left.
+    const shift = x2 > x1 ? 6 : -6;
+    const path = svg("path", {
+      class: "fsm-edge" + (timeout ? " timeout" : ""),
+      d: `M${x1 + shift} ${y + H / 2} C ${x1 + shift} ${y + H / 2 + bend}, ${x2 - shift} ${y + H / 2 + bend}, ${x2 - shift} ${y + H / 2 + 1}`,
+      "data-from": from, "data-to": to, "marker-end": "url(#fsm-arrow)",
+    });
+    path.append(svg("title", { text: `${from} \u2192 ${to}${timeout ? " after " + seconds(timeout) : ""}` }));
+    edges.append(path);
+  };
+  for (const s of m.states) {
+    for (const to of s.to) arc(s.name, to, null);
+    if (s.timeout_to) arc(s.name, s.timeout_to, s.timeout_ms);
+  }
+  m.states.forEach((s, i) => {
+    const x = x0 + i * W;
+    const current = s.name === m.state;
+    const since = new Date(m.entered_ms).toISOString().replace(".000Z", "Z");
+    const title = current
+      ? `${b.method}: in ${s.name} since ${since}, ${m.transitions} transition${m.transitions === 1 ? "" : "s"}`
+      : `${b.method}: ${s.name}${s.name === m.initial ? " (initial)" : ""}${s.final ? " (final)" : ""}`;
+    nodes.append(svg("g", { class: "fsm-state" + (current ? " current" : "") + (s.final ? " final" : ""), "data-machine": b.name, "data-state": s.name },
+      svg("rect", { x, y: y - H / 2, width: W - GAP, height: H, rx: 6 }),
+      s.final ? svg("rect", { class: "inner", x: x + 3, y: y - H / 2 + 3, width: W - GAP - 6, height: H - 6, rx: 4 }) : null,
+      svg("text", { x: x + (W - GAP) / 2, y: y + 4, "text-anchor": "middle", text: shorten(s.name, Math.floor((W - GAP) / 7)) }),
+      svg("title", { text: title })));
+  });
+}
+
+// `30s`, `1.5s`: a timeout in milliseconds, as a person reads it.
+function seconds(ms) {
+  return ms % 1000 === 0 ? ms / 1000 + "s" : (ms / 1000).toFixed(1) + "s";
 }
 
 // Rows drawn last time, by key. A row keeps its node and a cell is
@@ -420,7 +478,8 @@ function behaviourRow(p, b) {
       return el("tr", { class: "behaviour-row", "data-behaviour": b.name, "data-agent-of": p.name },
         el("td", { text: b.method }),
         el("td", { class: "kind", text: b.detail || b.kind || "" }),
-        el("td", { class: "state" }, el("span", { class: "badge " + stateClass(b.state), "data-state": b.state, text: stateWord(b.state) })),
+        el("td", { class: "state" }, el("span", { class: "badge " + stateClass(b.state), "data-state": b.state, text: stateWord(b.state) }),
+          b.machine ? el("span", { class: "fsm-current", "data-fsm-state": b.machine.state, title: b.machine.transitions + " transitions", text: " " + b.machine.state }) : null),
         el("td", { class: "num", text: b.runs == null ? "\u2013" : String(b.runs) }),
         el("td", { class: "num" + (b.errors ? " errors-some" : ""), text: errors }),
         el("td", { class: "last-error", text: b.last_error || "", title: b.last_error || "" }),
