@@ -182,3 +182,19 @@ pub fn fanout(subscribers: usize, n: u64, runs: usize) -> Vec<Figure> {
         raw,
     )]
 }
+
+/// `fanout --profile`: the rounds of [`fanout`] without the baseline, for
+/// a profiler.
+pub fn profile_fanout(subscribers: usize, n: u64, runs: usize) -> Vec<Figure> {
+    let rt = crate::tokio();
+    let deliveries = n * subscribers as u64;
+    for run in 0..runs {
+        let d = rt.block_on(fanout_round(subscribers, n, run));
+        println!(
+            "run {}: munggoggo {:>10.0} deliveries/s (profiling: no baseline)",
+            run + 1,
+            rate(deliveries, d)
+        );
+    }
+    Vec::new()
+}

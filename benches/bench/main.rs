@@ -83,7 +83,11 @@ enum Command {
         messages: u64,
     },
     /// Embedded bus, `#[rpc]` p50/p99 and calls/s at 1/10/100 callers (vs tokio mpsc + oneshot).
-    EmbeddedRpc,
+    EmbeddedRpc {
+        /// Runs munggoggo alone, for a profiler; no figure is printed.
+        #[arg(long)]
+        profile: bool,
+    },
     /// Embedded bus, a declared state machine's transitions per second, driven by messages (vs the same flips by hand in the handler).
     Fsm {
         /// Transitions per run.
@@ -98,6 +102,9 @@ enum Command {
         /// Publications per run.
         #[arg(default_value_t = 2_000)]
         messages: u64,
+        /// Runs munggoggo alone, for a profiler; no figure is printed.
+        #[arg(long)]
+        profile: bool,
     },
     /// Process start to first agent ready and idle RSS, one agent, embedded bus (vs a bare tokio process).
     Startup,
@@ -239,11 +246,18 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         Command::EmbeddedOneWayMetrics { messages } => metrics::one_way(messages, runs),
         #[cfg(feature = "otel")]
         Command::EmbeddedOneWayTracing { messages } => otel::one_way(messages, runs),
-        Command::EmbeddedRpc => rpc::embedded(runs),
+        Command::EmbeddedRpc { profile: true } => return rpc::profile_embedded(runs),
+        Command::EmbeddedRpc { .. } => rpc::embedded(runs),
         Command::Fsm { transitions } => fsm::transitions(transitions, runs),
         Command::Fanout {
             subscribers,
             messages,
+            profile: true,
+        } => return embedded::profile_fanout(subscribers, messages, runs),
+        Command::Fanout {
+            subscribers,
+            messages,
+            ..
         } => embedded::fanout(subscribers, messages, runs),
         Command::Startup => scale::startup(runs),
         Command::Memory { agents } => scale::agents(agents, runs),
@@ -281,11 +295,12 @@ fn all(runs: usize) -> Vec<Figure> {
             messages: 200_000,
             profile: false,
         },
-        Command::EmbeddedRpc,
+        Command::EmbeddedRpc { profile: false },
         Command::Fsm { transitions: 100_000 },
         Command::Fanout {
             subscribers: 100,
             messages: 2_000,
+            profile: false,
         },
         Command::Startup,
         Command::Memory { agents: 1_000 },

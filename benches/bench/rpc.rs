@@ -179,3 +179,35 @@ pub fn embedded(runs: usize) -> Vec<Figure> {
     }
     figures("embedded", &ours, "tokio mpsc + oneshot", &raw)
 }
+
+/// `embedded-rpc --profile`: calls from one caller task only (the
+/// figure the issue tracks), without the baseline, for a profiler.
+pub fn profile_embedded(runs: usize) -> Vec<Figure> {
+    const CALLS: u64 = 100_000;
+    let rt = crate::tokio();
+    for run in 0..runs {
+        let rate = rt.block_on(async {
+            let rt = munggoggo::Runtime::memory().start().await.expect("bus");
+            let server = format!("bench-echo-{}-{run}", std::process::id());
+            rt.spawn_as(server.clone(), Echo).await.expect("echo agent");
+            let client = rt.client(format!("bench-caller-{run}")).await.expect("client");
+            let caller = Munggoggo(client.handle().context().clone(), server);
+            let start = Instant::now();
+            tokio::spawn(async move {
+                for x in 0..CALLS {
+                    assert_eq!(caller.call(x).await, x);
+                }
+            })
+            .await
+            .expect("caller");
+            let rate = CALLS as f64 / start.elapsed().as_secs_f64();
+            rt.shutdown().await;
+            rate
+        });
+        println!(
+            "run {}: munggoggo {rate:.0} calls/s from 1 caller (profiling: no baseline)",
+            run + 1
+        );
+    }
+    Vec::new()
+}
