@@ -582,9 +582,16 @@ impl MemoryBus {
             Route::Topic(key) => {
                 let mut matched: Vec<&Arc<Queue>> = Vec::new();
                 for (binding, queue) in &topology.topic {
-                    if topic_matches(binding, key) && !matched.iter().any(|q| Arc::ptr_eq(q, queue)) {
+                    if topic_matches(binding, key) {
                         matched.push(queue);
                     }
+                }
+                // A queue matched by several of its bindings gets the
+                // message once: sorted and deduplicated rather than looked
+                // up at each match (quadratic in the subscribers).
+                if matched.len() > 1 {
+                    matched.sort_unstable_by_key(|q| Arc::as_ptr(q));
+                    matched.dedup_by(|a, b| Arc::ptr_eq(a, b));
                 }
                 if matched.is_empty() {
                     // Off the hot path: only a publication that reaches nobody.

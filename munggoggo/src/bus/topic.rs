@@ -23,6 +23,11 @@ use std::sync::Mutex;
 /// (RabbitMQ 3.10.8's own matching is exponential in the number of `#`: a
 /// binding of ten `#` against sixty words stalled its channel.)
 pub fn topic_matches(binding_key: &str, routing_key: &str) -> bool {
+    // The common case, a binding without wildcards: a key matches itself
+    // (each of its words, a wildcard or not, matches the same word).
+    if binding_key == routing_key {
+        return true;
+    }
     let mut pattern = Words::new(binding_key);
     let mut words = Words::new(routing_key);
     // The pattern after the last `#` seen, and the routing words that `#` has
