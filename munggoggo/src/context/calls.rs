@@ -19,6 +19,12 @@ use crate::runtime::calls::CallTrace;
 use crate::runtime::core::Core;
 use crate::trace::TraceQuery;
 
+/// What times a call for the metrics (nothing without them).
+#[cfg(feature = "metrics")]
+type CallTimer = crate::metrics::CallTimer;
+#[cfg(not(feature = "metrics"))]
+type CallTimer = ();
+
 impl Context {
     /// Calls the `#[rpc]` method `method` of agent `target` with `params`
     /// (a tuple or array for positional parameters, a struct or map for
@@ -64,6 +70,8 @@ impl Context {
         }
         #[cfg(feature = "metrics")]
         let mut timer = crate::metrics::CallTimer::start(&self.core.metrics, method);
+        #[cfg(not(feature = "metrics"))]
+        let timer: CallTimer = ();
         let params = serde_json::to_value(params).map_err(|source| Error::Encode {
             type_name: "RpcCall".to_owned(),
             source,
@@ -71,20 +79,33 @@ impl Context {
         let call = RpcCall::request(method, params);
         let in_process = self.core.endpoint.in_process();
         let reply: RpcCall = match in_process.then(|| self.core.peers.local(target)).flatten() {
-            Some(callee) => call_in_process(&self.core, &callee, call, timeout).await?,
+            Some(callee) => match call_in_process(&self.core, &callee, call, timeout).await? {
+                // The result as it is, without the reply a call over the
+                // bus would have got around it.
+                Ok(result) => return self.decode_result(target, method, result, timer),
+                Err(e) => {
+                    let mut reply = RpcCall::request(method, serde_json::Value::Null);
+                    reply.set_outcome(Err(e));
+                    reply
+                }
+            },
             // Only a Rust agent has a control queue and knows `RpcCall`; a
             // munggoggo 0.4 agent is called through its exposed methods (at
             // once when it is known to be one).
             None => {
                 let known = self.core.peers.py04.contains(target);
+                // Boxed, as the call to a 0.4 agent below: inline, these
+                // futures would make every call's future (the in-process
+                // one included) several times larger, and it is moved
+                // whole when it is awaited or boxed.
                 let reply = match known {
                     true => Err(Error::UnknownTarget(target.to_owned())),
-                    false => self.request_via(target, "RpcCall", &call, timeout, false).await,
+                    false => Box::pin(self.request_via(target, "RpcCall", &call, timeout, false)).await,
                 };
                 match reply {
                     Err(Error::UnknownTarget(_)) => {
-                        let result =
-                            crate::pyrpc::call_py04(self, target, method, call.params, timeout, known).await;
+                        let py04 = crate::pyrpc::call_py04(self, target, method, call.params, timeout, known);
+                        let result = Box::pin(py04).await;
                         #[cfg(feature = "metrics")]
                         if result.is_ok() {
                             timer.succeeded();
@@ -105,7 +126,18 @@ impl Context {
                     .and_then(|word| ErrorCode::from_word(word, reply.known)),
             });
         }
-        let result = serde_json::from_value(reply.result).map_err(|e| Error::BadReply {
+        self.decode_result(target, method, reply.result, timer)
+    }
+
+    /// Decodes the result of a call that succeeded.
+    fn decode_result<R: DeserializeOwned>(
+        &self,
+        target: &str,
+        method: &str,
+        result: serde_json::Value,
+        #[allow(unused_mut, unused_variables)] mut timer: CallTimer,
+    ) -> Result<R> {
+        let result = serde_json::from_value(result).map_err(|e| Error::BadReply {
             target: target.to_owned(),
             reason: format!("the result of `{method}` does not decode: {e}"),
         });
@@ -387,9 +419,14 @@ impl Context {
 /// goes to the callee's task and its answer comes back directly, with the
 /// checks, errors and timeout of a call over the bus, and without
 /// encoding the request and the reply as messages and decoding them
-/// again. What comes back is the reply a call over the bus would have got.
-async fn call_in_process(caller: &Core, callee: &Core, call: RpcCall, timeout: Duration) -> Result<RpcCall> {
-    let method = call.method.clone();
+/// again. What comes back is the outcome the reply of a call over the bus
+/// would have carried.
+async fn call_in_process(
+    caller: &Core,
+    callee: &Core,
+    call: RpcCall,
+    timeout: Duration,
+) -> Result<std::result::Result<serde_json::Value, CallError>> {
     // An id as the bus gives one (short on the embedded bus: no allocation).
     let correlation_id = caller.endpoint.message_id();
     // Listed among the caller's pending calls as a call over the bus is,
@@ -419,7 +456,5 @@ async fn call_in_process(caller: &Core, callee: &Core, call: RpcCall, timeout: D
             })
         }
     };
-    let mut reply = RpcCall::request(&method, serde_json::Value::Null);
-    reply.set_outcome(outcome);
-    Ok(reply)
+    Ok(outcome)
 }

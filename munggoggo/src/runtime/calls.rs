@@ -189,7 +189,9 @@ impl CallTrace {
     /// the called agent's identity and trace store.
     pub(crate) fn request(&self, callee: (&SmolStr, &TraceStore), call: &RpcCall) {
         let caller = (&self.caller, &self.traces);
-        self.record(caller, callee, REQUEST, call.clone());
+        self.record(caller, callee, &call.method, || {
+            Traced::Params(call.params.clone())
+        });
     }
 
     /// Records the reply.
@@ -199,21 +201,20 @@ impl CallTrace {
         method: &str,
         outcome: &std::result::Result<serde_json::Value, CallError>,
     ) {
-        let mut reply = RpcCall::request(method, serde_json::Value::Null);
-        reply.set_outcome(outcome.clone());
         let caller = (&self.caller, &self.traces);
-        self.record(callee, caller, REPLY, reply);
+        self.record(callee, caller, method, || Traced::Outcome(outcome.clone()));
     }
 
     /// Records one message: outgoing in the store of `from`, incoming in
     /// that of `to` (except the traffic of a CLI observer, as on the bus).
-    /// Both entries keep the call and encode it only if they are read.
+    /// Both entries keep what the message carries and encode it only if
+    /// they are read.
     fn record(
         &self,
         from: (&SmolStr, &TraceStore),
         to: (&SmolStr, &TraceStore),
-        request_type: i64,
-        call: RpcCall,
+        method: &str,
+        carried: impl FnOnce() -> Traced,
     ) {
         let traced_by = |traces: &TraceStore, peer: &str| {
             traces.capacity() > 0 && !is_observer_traffic(Some(message::RPC), peer)
@@ -227,8 +228,9 @@ impl CallTrace {
             to: to.0.clone(),
             correlation_id: self.correlation_id.clone(),
             timestamp: message::now_secs(),
-            call,
-            request_type,
+            // Inline (no allocation) for a method name of up to 23 bytes.
+            method: SmolStr::new(method),
+            carried: carried(),
         });
         if outgoing {
             from.1.append_deferred(&message, true);
@@ -241,7 +243,8 @@ impl CallTrace {
 
 /// A request or reply of an in-process call, as the trace keeps it: what
 /// its record is made of when read. (It has no message id: it was never
-/// published.)
+/// published.) Its `RpcCall` is made only then, so that a call costs its
+/// trace a copy of the parameters and of the result, not of the call.
 struct TracedCall {
     from: SmolStr,
     /// The receiver, whose control queue the bus would have carried it to.
@@ -249,8 +252,30 @@ struct TracedCall {
     correlation_id: SmolStr,
     /// When it was sent (UTC seconds).
     timestamp: u64,
-    call: RpcCall,
-    request_type: i64,
+    method: SmolStr,
+    carried: Traced,
+}
+
+/// What a traced request or reply carries.
+enum Traced {
+    /// A request's parameters.
+    Params(serde_json::Value),
+    /// A reply's result or error.
+    Outcome(std::result::Result<serde_json::Value, CallError>),
+}
+
+impl TracedCall {
+    /// The `RpcCall` the bus would have carried, and its request type.
+    fn call(&self) -> (RpcCall, i64) {
+        match &self.carried {
+            Traced::Params(params) => (RpcCall::request(&self.method, params.clone()), REQUEST),
+            Traced::Outcome(outcome) => {
+                let mut reply = RpcCall::request(&self.method, serde_json::Value::Null);
+                reply.set_outcome(outcome.clone());
+                (reply, REPLY)
+            }
+        }
+    }
 }
 
 impl Deferred for TracedCall {
@@ -271,12 +296,13 @@ impl Deferred for TracedCall {
             content_type: Some(SmolStr::new_static(message::JSON_CONTENT_TYPE)),
             ..Properties::default()
         });
-        let encoded = serde_json::to_string(&self.call).map_err(|source| Error::Encode {
+        let (call, request_type) = self.call();
+        let encoded = serde_json::to_string(&call).map_err(|source| Error::Encode {
             type_name: "RpcCall".to_owned(),
             source,
         });
         let body = encoded
-            .and_then(|c_data| rpc_body("RpcCall", c_data, self.request_type))
+            .and_then(|c_data| rpc_body("RpcCall", c_data, request_type))
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot encode a traced call");
                 Bytes::new()
