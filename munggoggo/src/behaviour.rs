@@ -145,9 +145,7 @@ impl Behaviour {
             errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
             machine: match spec.kind {
-                BehaviourKind::Fsm(fsm) => {
-                    Some(crate::fsm::Live::new(fsm, crate::runtime::machine::step_of(spec)))
-                }
+                BehaviourKind::Fsm(fsm) => Some(crate::fsm::Live::new(fsm)),
                 _ => None,
             },
         }

@@ -203,41 +203,7 @@ impl FsmSpec {
     }
 }
 
-/// A transition as the trace store keeps it: nothing allocated when it is
-/// traced; its text (`Reserved -> Available (timeout after 30s)`) is made
-/// when the entry is read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Transition {
-    pub(crate) from: &'static str,
-    pub(crate) to: &'static str,
-    pub(crate) why: Why,
-}
-
-/// Why a machine took a transition.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Why {
-    /// The state's method returned the next state.
-    Step,
-    /// The state's timeout expired.
-    Timeout(Duration),
-    /// The behaviour was started again (into the initial state).
-    StartedAgain,
-}
-
-impl Transition {
-    /// The trace entry's reason.
-    pub(crate) fn text(&self) -> String {
-        let (from, to) = (self.from, self.to);
-        match self.why {
-            Why::Step => format!("{from} -> {to}"),
-            Why::Timeout(after) => {
-                let after = humantime::format_duration(after);
-                format!("{from} -> {to} (timeout after {after})")
-            }
-            Why::StartedAgain => format!("{from} -> {to} (started again)"),
-        }
-    }
-}
+pub(crate) use crate::trace::{Transition, Why};
 
 /// The live state of a machine, kept in its behaviour.
 #[derive(Debug)]
@@ -252,12 +218,10 @@ pub(crate) struct Live {
     /// something: after entering it (its method not run yet) and while
     /// it stays.
     pub(crate) waiting: bool,
-    /// Runs the states' methods (found once, not at every step).
-    pub(crate) step: Option<crate::runtime::machine::StepFn>,
 }
 
 impl Live {
-    pub(crate) fn new(spec: &FsmSpec, step: Option<crate::runtime::machine::StepFn>) -> Mutex<Live> {
+    pub(crate) fn new(spec: &FsmSpec) -> Mutex<Live> {
         let now = Instant::now();
         Mutex::new(Live {
             state: spec.initial,
@@ -265,7 +229,6 @@ impl Live {
             origin: (now, SystemTime::now()),
             transitions: 0,
             waiting: true,
-            step,
         })
     }
 

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
@@ -371,7 +371,7 @@ enum Kept {
         outgoing: bool,
     },
     /// A state machine's transition: a record whose reason says it.
-    Transition(crate::fsm::Transition),
+    Transition(Transition),
 }
 
 /// A message traced as it goes by and encoded only if its entry is read
@@ -520,7 +520,7 @@ impl TraceStore {
 
     /// Records a state machine's transition under `category` (its
     /// behaviour), allocating nothing: its record is made when read.
-    pub(crate) fn append_transition(&self, category: Category, transition: crate::fsm::Transition) {
+    pub(crate) fn append_transition(&self, category: Category, transition: Transition) {
         if self.inner.capacity == 0 {
             return;
         }
@@ -1026,6 +1026,42 @@ mod tests {
                 (&entry.record.body[..], entry.record.cut_from),
                 (&b"0123"[..], Some(10))
             );
+        }
+    }
+}
+
+/// A transition as the trace store keeps it: nothing allocated when it is
+/// traced; its text (`Reserved -> Available (timeout after 30s)`) is made
+/// when the entry is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transition {
+    pub(crate) from: &'static str,
+    pub(crate) to: &'static str,
+    pub(crate) why: Why,
+}
+
+/// Why a machine took a transition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Why {
+    /// The state's method returned the next state.
+    Step,
+    /// The state's timeout expired.
+    Timeout(Duration),
+    /// The behaviour was started again (into the initial state).
+    StartedAgain,
+}
+
+impl Transition {
+    /// The trace entry's reason.
+    pub(crate) fn text(&self) -> String {
+        let (from, to) = (self.from, self.to);
+        match self.why {
+            Why::Step => format!("{from} -> {to}"),
+            Why::Timeout(after) => {
+                let after = humantime::format_duration(after);
+                format!("{from} -> {to} (timeout after {after})")
+            }
+            Why::StartedAgain => format!("{from} -> {to} (started again)"),
         }
     }
 }

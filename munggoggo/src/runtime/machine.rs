@@ -64,7 +64,7 @@ pub(crate) fn machines_of(spec: &'static AgentSpec) -> Vec<&'static BehaviourSpe
 }
 
 /// The state methods of the machine behaviour `behaviour`.
-pub(crate) fn step_of(behaviour: &'static BehaviourSpec) -> Option<StepFn> {
+fn step_of(behaviour: &'static BehaviourSpec) -> Option<StepFn> {
     inventory::iter::<MachineRegistration>
         .into_iter()
         .find(|r| std::ptr::eq(r.behaviour, behaviour))
@@ -102,18 +102,15 @@ pub(super) fn run<'a, A: Agent>(
 ) -> BoxFuture<'a, Result<Next, BoxError>> {
     Box::pin(async move {
         let b = &core.behaviours[i];
-        let Some(live) = &b.machine else {
+        let (Some(live), Some(step)) = (&b.machine, step_of(b.spec)) else {
             return Err(format!("state machine `{}` is not registered", fsm.name).into());
         };
         // Looking now. Only this task changes the state, so it is read
         // once and followed here.
-        let (mut state, mut entered, step) = {
+        let (mut state, mut entered) = {
             let mut live = lock(live);
             live.waiting = false;
-            (live.state, live.entered, live.step)
-        };
-        let Some(step) = step else {
-            return Err(format!("state machine `{}` is not registered", fsm.name).into());
+            (live.state, live.entered)
         };
         let agent: &mut (dyn Any + Send) = agent;
         for _ in 0..TRANSITIONS_PER_STEP {
