@@ -246,7 +246,24 @@ impl Node {
     /// Stops the whole node gracefully (queues and messages that are not
     /// durable and persistent are gone when it starts again).
     pub fn stop(&self) {
+        let pid = std::fs::read_to_string(self.path("pid")).ok();
         self.ctl_ok(&["stop"]);
+        // `rabbitmqctl stop` can return while the VM still exits (its rabbit
+        // application stopped, its name and port still held): a start
+        // before it is gone would meet the old VM (seen in CI as
+        // `await_startup` answering rabbit_is_not_running).
+        if let Some(pid) = pid {
+            let alive = Path::new("/proc").join(pid.trim());
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while alive.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(
+                !alive.exists(),
+                "node {} still runs 60 s after `rabbitmqctl stop`",
+                self.name
+            );
+        }
     }
 
     /// Kills the node's VM with SIGKILL.
