@@ -64,6 +64,13 @@ pub struct BehaviourDescription {
     /// A state machine's states and where it is now (`#[fsm]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::fsm::MachineDescription>,
+    /// How long its runs took since the agent started: the count of runs
+    /// per duration bucket (not cumulative), one per bound of
+    /// `metrics::bucket_bounds()` and a last one for longer runs. Only an
+    /// agent whose runtime collects metrics (feature `metrics`) times its
+    /// runs; `None` otherwise. The dashboard's p50 and p99 come from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations: Option<Vec<u64>>,
 }
 
 /// One `#[rpc]` method of an [`AgentDescription`].
@@ -86,7 +93,8 @@ pub(crate) fn describe(core: &Core) -> AgentDescription {
         behaviours: core
             .behaviours
             .iter()
-            .map(|b| {
+            .enumerate()
+            .map(|(i, b)| {
                 let status = b.status();
                 BehaviourDescription {
                     name: status.name,
@@ -110,6 +118,7 @@ pub(crate) fn describe(core: &Core) -> AgentDescription {
                         (BehaviourKind::Fsm(fsm), Some(current)) => Some(fsm.describe(current)),
                         _ => None,
                     },
+                    durations: durations(core, i),
                 }
             })
             .collect(),
@@ -123,4 +132,19 @@ pub(crate) fn describe(core: &Core) -> AgentDescription {
             })
             .collect(),
     }
+}
+
+/// The bucket counts of behaviour `i`'s run durations, when the agent's
+/// runtime collects metrics.
+#[cfg(feature = "metrics")]
+fn durations(core: &Core, i: usize) -> Option<Vec<u64>> {
+    let metrics = core.metrics.get()?;
+    let (_, _, runs) = metrics.behaviours.get(i)?;
+    Some(runs.duration.counts().to_vec())
+}
+
+/// Without the `metrics` feature, runs are not timed.
+#[cfg(not(feature = "metrics"))]
+fn durations(_: &Core, _: usize) -> Option<Vec<u64>> {
+    None
 }

@@ -28,7 +28,7 @@ mod protocol;
 pub mod pyrpc;
 pub mod rpc;
 pub mod runtime;
-#[cfg(feature = "metrics")]
+#[cfg(any(feature = "metrics", feature = "web"))]
 mod stats;
 pub mod trace;
 pub mod tracecontext;

@@ -1408,3 +1408,129 @@ async fn a_state_machine_is_drawn_with_its_current_state_kept_live() {
         .unwrap_or_else(|| panic!("a row for {light}: {page}"));
     assert_eq!(cell_under(&page, row, "State"), "running On", "{row}");
 }
+
+/// Waits until the dashboard shows `agent` with its `job` handler's rate
+/// known and all `sent` jobs counted; returns the agent's view as the API
+/// gives it.
+async fn live_view(dashboard: &Dashboard, router: &Router, agent: &str, sent: u64) -> Value {
+    within(
+        "the dashboard shows the handler's rate",
+        dashboard.wait_until(|peers| {
+            peers.iter().filter(|p| p.name == agent).any(|p| {
+                p.rate.is_some_and(|r| r > 0.0)
+                    && p.behaviours
+                        .iter()
+                        .any(|b| b.method == "job" && b.runs == Some(sent))
+            })
+        }),
+    )
+    .await;
+    let (status, view) = call(router, "GET", &format!("/api/peers/{agent}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    view
+}
+
+fn behaviour<'a>(view: &'a Value, method: &str) -> &'a Value {
+    view["behaviours"]
+        .as_array()
+        .expect("behaviours")
+        .iter()
+        .find(|b| b["method"] == method)
+        .unwrap_or_else(|| panic!("no {method} in {view}"))
+}
+
+/// The page's live figures: each agent's and behaviour's rate over the
+/// last seconds, and, where the agent's runtime collects metrics, the p50
+/// and p99 of its handlers' times; a backlog larger than the read-ahead.
+#[tokio::test]
+async fn rates_and_handler_times_are_shown_live() {
+    const JOBS: u64 = 1_000;
+    let timed = unique("worker");
+    let untimed = unique("worker");
+    let bus = munggoggo::bus::memory::MemoryBus::new();
+    let builder = Runtime::with_bus(bus.clone()).agent_as(&timed, Worker::default());
+    #[cfg(feature = "metrics")]
+    let builder = builder.metrics(munggoggo::metrics::Metrics::new());
+    let runtime = builder.start().await.expect("agents start");
+    // A runtime on the same bus without metrics: its runs are not timed.
+    let plain = Runtime::with_bus(bus)
+        .agent_as(&untimed, Worker::default())
+        .start()
+        .await
+        .expect("agents start");
+    let dashboard = Dashboard::start(
+        &runtime,
+        DashboardOptions::default().refresh(Duration::from_millis(50)),
+    )
+    .await
+    .expect("dashboard starts");
+    let router = dashboard.router();
+    within(
+        "the dashboard sees both workers",
+        dashboard.wait_until(|peers| {
+            [&timed, &untimed]
+                .iter()
+                .all(|w| peers.iter().any(|p| &&p.name == w))
+        }),
+    )
+    .await;
+    let sender = runtime.client(unique("sender")).await.expect("a client");
+    for _ in 0..JOBS {
+        for worker in [&timed, &untimed] {
+            sender.send(worker, &Job { n: 1 }).await.expect("sent");
+        }
+    }
+
+    let view = live_view(&dashboard, &router, &timed, JOBS).await;
+    let job = behaviour(&view, "job");
+    assert!(job["rate"].as_f64().is_some_and(|r| r > 0.0), "{job}");
+    assert_eq!(view["rate"], job["rate"], "only `job` handled messages: {view}");
+    let tick = behaviour(&view, "tick");
+    assert_eq!(tick["rate"], 0.0, "{tick}");
+    assert_eq!(tick["p50_ms"], Value::Null, "the hourly tick did not run: {tick}");
+    assert_eq!(behaviour(&view, "jobs")["p50_ms"], Value::Null, "{view}");
+    if cfg!(feature = "metrics") {
+        let (p50, p99) = (job["p50_ms"].as_f64(), job["p99_ms"].as_f64());
+        assert!(
+            p50.is_some_and(|p| p > 0.0) && p99 >= p50,
+            "p50 and p99 of the handler: {job}"
+        );
+        assert_eq!(view["p50_ms"], job["p50_ms"], "{view}");
+        assert_eq!(view["p99_ms"], job["p99_ms"], "{view}");
+    }
+
+    let view = live_view(&dashboard, &router, &untimed, JOBS).await;
+    assert!(view["rate"].as_f64().is_some_and(|r| r > 0.0), "{view}");
+    assert_eq!(view["p50_ms"], Value::Null, "no metrics, no times: {view}");
+    assert_eq!(behaviour(&view, "job")["p99_ms"], Value::Null, "{view}");
+
+    // The page shows them under their columns.
+    let (_, peers) = call(&router, "GET", "/api/peers", None).await;
+    let event = json!({ "event": "snapshot", "peers": peers["peers"], "traces": [] });
+    let Some(page) = draw_page(&router, &event).await else {
+        return;
+    };
+    let rows = page["rows"].as_array().expect("rows");
+    let row = |key: &str, name: &str| {
+        rows.iter()
+            .find(|r| r[key] == name)
+            .unwrap_or_else(|| panic!("a row for {name}: {page}"))
+    };
+    let timed_row = row("agent", &timed);
+    let rate = cell_under(&page, timed_row, "Per s");
+    assert!(rate.parse::<f64>().is_ok_and(|r| r > 0.0), "{timed_row}");
+    let times = cell_under(&page, timed_row, "p50 / p99 ms");
+    if cfg!(feature = "metrics") {
+        let (p50, p99) = times.split_once(" / ").expect("two figures");
+        assert!(
+            p50.parse::<f64>().is_ok() && p99.parse::<f64>().is_ok(),
+            "{times}"
+        );
+    }
+    let untimed_row = row("agent", &untimed);
+    assert_eq!(cell_under(&page, untimed_row, "p50 / p99 ms"), "\u{2013}");
+    let tick = row("behaviour", &format!("{timed}.tick"));
+    assert_eq!(cell_under(&page, tick, "Per s"), "0");
+    plain.shutdown().await;
+    runtime.shutdown().await;
+}

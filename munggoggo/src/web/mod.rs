@@ -60,6 +60,7 @@ pub mod model;
 mod monitor;
 mod openapi;
 mod page;
+mod rates;
 mod ws;
 
 pub use model::AgentView;

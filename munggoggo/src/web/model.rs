@@ -9,7 +9,7 @@ use crate::introspect::AgentDescription;
 use crate::peers::PeerStatus;
 
 /// An agent on the bus as the dashboard sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[non_exhaustive]
 pub struct AgentView {
     /// Its identity (a replica's own name).
@@ -29,11 +29,25 @@ pub struct AgentView {
     pub behaviours: Vec<BehaviourView>,
     /// Its `#[rpc]` methods.
     pub methods: Vec<MethodView>,
+    /// Messages its handlers took per second over the last 10 seconds (or
+    /// three refresh intervals, when longer); `None` until the dashboard
+    /// has looked at it twice.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// The median time its handlers took over the same window, in
+    /// milliseconds; `None` when none ran in it or when the agent's runtime
+    /// collects no metrics (handlers are timed only with feature `metrics`
+    /// and a runtime with `.metrics(...)` or `.metrics_listener(...)`).
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// The 99th percentile of the same, in milliseconds.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
 }
 
 /// One behaviour or handler of an [`AgentView`]. Fields a munggoggo 0.4
 /// agent does not report are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[non_exhaustive]
 pub struct BehaviourView {
     /// The full name, `<agent>.<method>`.
@@ -60,6 +74,16 @@ pub struct BehaviourView {
     /// for other behaviours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineView>,
+    /// Runs (or messages) per second over the window of [`AgentView::rate`].
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// The median run time over that window, in milliseconds (see
+    /// [`AgentView::p50_ms`] for when it is known).
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// The 99th percentile run time over that window, in milliseconds.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
 }
 
 /// A state machine of a [`BehaviourView`]: the page draws its states, the
@@ -161,6 +185,9 @@ impl AgentView {
                     errors: Some(b.errors),
                     last_error: b.last_error,
                     machine: b.machine.map(MachineView::from),
+                    rate: None,
+                    p50_ms: None,
+                    p99_ms: None,
                 })
                 .collect(),
             methods: d
@@ -172,6 +199,9 @@ impl AgentView {
                 })
                 .collect(),
             name: d.name,
+            rate: None,
+            p50_ms: None,
+            p99_ms: None,
         }
     }
 
@@ -204,10 +234,33 @@ impl AgentView {
                         errors: old.and_then(|o| o.errors),
                         last_error: old.and_then(|o| o.last_error.clone()),
                         machine: old.and_then(|o| o.machine.clone()),
+                        rate: None,
+                        p50_ms: None,
+                        p99_ms: None,
                     }
                 })
                 .collect(),
             methods: previous.map(|p| p.methods.clone()).unwrap_or_default(),
+            rate: None,
+            p50_ms: None,
+            p99_ms: None,
+        }
+    }
+
+    /// An agent with nothing yet (for tests).
+    #[cfg(test)]
+    pub(crate) fn blank(name: &str) -> Self {
+        AgentView {
+            name: name.to_owned(),
+            group: None,
+            state: "running".to_owned(),
+            agent_type: None,
+            flavour: "rust".to_owned(),
+            behaviours: Vec::new(),
+            methods: Vec::new(),
+            rate: None,
+            p50_ms: None,
+            p99_ms: None,
         }
     }
 
@@ -217,6 +270,34 @@ impl AgentView {
             .iter()
             .find(|b| b.name == name)
             .or_else(|| self.behaviours.iter().find(|b| b.method == name))
+    }
+}
+
+impl BehaviourView {
+    /// Whether it handles messages (rather than running on a schedule).
+    pub(crate) fn is_handler(&self) -> bool {
+        matches!(self.kind.as_deref(), Some("message" | "topic" | "fallback"))
+    }
+
+    /// A behaviour with its kind and runs (for tests).
+    #[cfg(test)]
+    pub(crate) fn blank(name: &str, kind: &str, runs: Option<u64>) -> Self {
+        BehaviourView {
+            name: name.to_owned(),
+            method: name.rsplit('.').next().unwrap_or(name).to_owned(),
+            state: "running".to_owned(),
+            kind: Some(kind.to_owned()),
+            detail: None,
+            message_type: None,
+            topics: Vec::new(),
+            runs,
+            errors: Some(0),
+            last_error: None,
+            machine: None,
+            rate: None,
+            p50_ms: None,
+            p99_ms: None,
+        }
     }
 }
 

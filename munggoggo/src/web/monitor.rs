@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::model::{AgentView, Event, TraceView};
+use super::rates::{self, Rates};
 use crate::peers::PeerStatus;
 use crate::protocol::{is_tool, DASHBOARD_PREFIX};
 use crate::{AgentHandle, Context, TraceQuery};
@@ -45,6 +46,8 @@ pub(crate) struct Monitor {
     /// When the last round pinged: a round also counts the pongs that
     /// answered that ping after its window closed.
     last_ping: Mutex<Option<tokio::time::Instant>>,
+    /// The counters of the last rounds, for the live rates and times.
+    rates: Mutex<Rates>,
 }
 
 impl Monitor {
@@ -61,6 +64,7 @@ impl Monitor {
             wake: Notify::new(),
             looking: tokio::sync::Mutex::new(()),
             last_ping: Mutex::new(None),
+            rates: Mutex::new(Rates::new(rates::window(refresh))),
         }
     }
 
@@ -146,13 +150,30 @@ impl Monitor {
         }
     }
 
-    /// The view of one agent: its description, else its pong.
+    /// The view of one agent, with its live figures.
     async fn look_at(
         &self,
         name: &str,
         pong: Option<&PeerStatus>,
         previous: Option<&AgentView>,
     ) -> Option<AgentView> {
+        let (mut view, durations) = self.describe(name, pong, previous).await?;
+        self.rates.lock().unwrap_or_else(|e| e.into_inner()).fill(
+            &mut view,
+            durations,
+            tokio::time::Instant::now(),
+        );
+        Some(view)
+    }
+
+    /// The view of one agent: its description (with the bucket counts of
+    /// its behaviours' durations, by name), else its pong.
+    async fn describe(
+        &self,
+        name: &str,
+        pong: Option<&PeerStatus>,
+        previous: Option<&AgentView>,
+    ) -> Option<(AgentView, HashMap<String, Vec<u64>>)> {
         let legacy = self
             .legacy
             .lock()
@@ -160,7 +181,14 @@ impl Monitor {
             .contains(name);
         if !legacy {
             match self.ctx().describe_agent(name).await {
-                Ok(description) => return Some(AgentView::described(description)),
+                Ok(mut description) => {
+                    let durations = description
+                        .behaviours
+                        .iter_mut()
+                        .filter_map(|b| Some((b.name.clone(), b.durations.take()?)))
+                        .collect();
+                    return Some((AgentView::described(description), durations));
+                }
                 Err(crate::Error::Remote { .. }) => {
                     tracing::debug!(agent = name, "no DescribeAgent: a munggoggo 0.4 agent");
                     self.legacy
@@ -171,7 +199,7 @@ impl Monitor {
                 Err(e) => tracing::debug!(agent = name, error = %e, "cannot describe an agent"),
             }
         }
-        match pong {
+        let view = match pong {
             Some(pong) => Some(AgentView::from_pong(pong, previous)),
             None => {
                 // Ask for a fresh pong (0.4 agents answer ManageBehav, but
@@ -184,7 +212,8 @@ impl Monitor {
                     .find(|p| p.name == name)
                     .map(|p| AgentView::from_pong(p, previous))
             }
-        }
+        };
+        view.map(|view| (view, HashMap::new()))
     }
 
     /// Pings the peers and collects the pongs that answer this ping (or
@@ -280,6 +309,7 @@ impl Monitor {
         }
         for name in &gone {
             self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+            self.rates.lock().unwrap_or_else(|e| e.into_inner()).forget(name);
         }
     }
 

@@ -424,7 +424,7 @@ function renderTable(peers) {
   const keys = new Set();
   for (const p of peers) {
     keys.add("a:" + p.name);
-    rows.push(cachedRow("a:" + p.name, [app.selected === p.name, p.name, p.agent_type, p.flavour, p.state, p.methods, p.behaviours, p.group && groupCount(p.group)], () => agentRow(p)));
+    rows.push(cachedRow("a:" + p.name, [app.selected === p.name, p.name, p.agent_type, p.flavour, p.state, p.methods, p.behaviours, p.rate, p.p50_ms, p.p99_ms, p.group && groupCount(p.group)], () => agentRow(p)));
     for (const b of p.behaviours) {
       keys.add("b:" + p.name + ":" + b.name);
       rows.push(cachedRow("b:" + p.name + ":" + b.name, b, () => behaviourRow(p, b)));
@@ -448,6 +448,8 @@ function agentRow(p) {
         el("span", { class: "agent-type", text: p.agent_type || "munggoggo 0.4" }), chip, replica, methods),
       el("td", {}, el("span", { class: "badge " + stateClass(p.state), text: stateWord(p.state) })),
       el("td", { class: "num", text: sum(p.behaviours, "runs") }),
+      el("td", { class: "num rate", text: figure(p.rate) }),
+      el("td", { class: "num latency", text: latency(p) }),
       el("td", { class: "num", text: sum(p.behaviours, "errors") }),
       el("td", { class: "last-error" }),
       el("td", { class: "num" }, el("button", {
@@ -481,9 +483,23 @@ function behaviourRow(p, b) {
         el("td", { class: "state" }, el("span", { class: "badge " + stateClass(b.state), "data-state": b.state, text: stateWord(b.state) }),
           b.machine ? el("span", { class: "fsm-current", "data-fsm-state": b.machine.state, title: b.machine.transitions + " transitions", text: " " + b.machine.state }) : null),
         el("td", { class: "num", text: b.runs == null ? "\u2013" : String(b.runs) }),
+        el("td", { class: "num rate", text: figure(b.rate) }),
+        el("td", { class: "num latency", text: latency(b) }),
         el("td", { class: "num" + (b.errors ? " errors-some" : ""), text: errors }),
         el("td", { class: "last-error", text: b.last_error || "", title: b.last_error || "" }),
         el("td", { class: "num" }, button));
+}
+
+// A live figure (per second or milliseconds), or a dash when unknown.
+function figure(x) {
+  if (x == null) return "\u2013";
+  return x >= 100 ? String(Math.round(x)) : String(Number(x.toPrecision(3)));
+}
+
+// `0.0123 / 0.0456`: the p50 and p99 run time of an agent or a behaviour.
+function latency(v) {
+  if (v.p50_ms == null) return "\u2013";
+  return figure(v.p50_ms) + " / " + figure(v.p99_ms);
 }
 
 function sum(behaviours, field) {
