@@ -8,6 +8,8 @@
 //! cargo bench -p munggoggo-bench --bench bench -- embedded-one-way          # one figure
 //! cargo bench -p munggoggo-bench --features metrics --bench bench -- embedded-one-way-metrics
 //! cargo bench -p munggoggo-bench --features otel --bench bench -- embedded-one-way-tracing
+//! cargo bench -p munggoggo-bench --features amqp,metrics,otel --bench bench -- amqp-one-way-metrics
+//! cargo bench -p munggoggo-bench --features amqp,metrics,otel --bench bench -- amqp-one-way-tracing
 //! cargo bench -p munggoggo-bench --features amqp --bench bench -- all --json docs/bench.json
 //! cargo bench -p munggoggo-bench --bench bench -- chart docs/bench.json docs/bench.svg
 //! ```
@@ -20,6 +22,8 @@
 mod agents;
 #[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(any(feature = "metrics", feature = "otel"))]
+mod bus;
 mod chart;
 mod embedded;
 mod figure;
@@ -35,6 +39,8 @@ mod scale;
 
 use std::path::PathBuf;
 
+#[cfg(any(feature = "metrics", feature = "otel"))]
+use bus::OnBus;
 use clap::{Parser, Subcommand};
 use figure::Figure;
 
@@ -80,6 +86,20 @@ enum Command {
     EmbeddedOneWayTracing {
         /// Messages per run.
         #[arg(default_value_t = 200_000)]
+        messages: u64,
+    },
+    /// RabbitMQ one-way with metrics on beside off, rounds interleaved in one run.
+    #[cfg(all(feature = "metrics", feature = "amqp"))]
+    AmqpOneWayMetrics {
+        /// Messages per run.
+        #[arg(default_value_t = 20_000)]
+        messages: u64,
+    },
+    /// RabbitMQ one-way with spans exported (OpenTelemetry) beside not, rounds interleaved in one run.
+    #[cfg(all(feature = "otel", feature = "amqp"))]
+    AmqpOneWayTracing {
+        /// Messages per run.
+        #[arg(default_value_t = 20_000)]
         messages: u64,
     },
     /// Embedded bus, `#[rpc]` p50/p99 and calls/s at 1/10/100 callers (vs tokio mpsc + oneshot).
@@ -243,9 +263,13 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         } => return embedded::profile_one_way(messages, runs),
         Command::EmbeddedOneWay { messages, .. } => embedded::one_way(messages, runs),
         #[cfg(feature = "metrics")]
-        Command::EmbeddedOneWayMetrics { messages } => metrics::one_way(messages, runs),
+        Command::EmbeddedOneWayMetrics { messages } => metrics::one_way(OnBus::Embedded, messages, runs),
         #[cfg(feature = "otel")]
-        Command::EmbeddedOneWayTracing { messages } => otel::one_way(messages, runs),
+        Command::EmbeddedOneWayTracing { messages } => otel::one_way(OnBus::Embedded, messages, runs),
+        #[cfg(all(feature = "metrics", feature = "amqp"))]
+        Command::AmqpOneWayMetrics { messages } => metrics::one_way(OnBus::Amqp, messages, runs),
+        #[cfg(all(feature = "otel", feature = "amqp"))]
+        Command::AmqpOneWayTracing { messages } => otel::one_way(OnBus::Amqp, messages, runs),
         Command::EmbeddedRpc { profile: true } => return rpc::profile_embedded(runs),
         Command::EmbeddedRpc { .. } => rpc::embedded(runs),
         Command::Fsm { transitions } => fsm::transitions(transitions, runs),

@@ -1,5 +1,5 @@
-//! `embedded-one-way-tracing`: the cost of exporting spans (feature
-//! `otel`) on the embedded one-way path, rounds with the OpenTelemetry
+//! `embedded-one-way-tracing` and `amqp-one-way-tracing`: the cost of
+//! exporting spans (feature `otel`) on the one-way path of either bus, rounds with the OpenTelemetry
 //! layer on and off interleaved in the same run, so that both see the
 //! same machine.
 //!
@@ -19,6 +19,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
 use crate::agents::agents_round;
+use crate::bus::OnBus;
 use crate::figure::{rate, Better, Figure};
 
 /// Whether the OpenTelemetry layer takes spans.
@@ -53,11 +54,11 @@ fn install() -> &'static (SdkTracerProvider, Arc<AtomicU64>) {
 
 /// One round of `embedded-one-way`, with the layer on or off; the spans
 /// exported in it.
-async fn round(n: u64, run: usize, on: bool) -> (Duration, u64) {
+async fn round(bus: OnBus, n: u64, run: usize, on: bool) -> (Duration, u64) {
     let (provider, exported) = install();
     ON.store(on, Ordering::Relaxed);
     let before = exported.load(Ordering::Relaxed);
-    let handle = munggoggo::Runtime::memory().start().await.expect("runtime");
+    let handle = bus.runtime().start().await.expect("runtime");
     let tag = format!("{}-{run}", if on { "t" } else { "p" });
     let d = agents_round(&handle, n, &tag).await;
     handle.shutdown().await;
@@ -67,13 +68,13 @@ async fn round(n: u64, run: usize, on: bool) -> (Duration, u64) {
 }
 
 /// Messages per second with tracing on beside tracing off.
-pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
+pub fn one_way(bus: OnBus, n: u64, runs: usize) -> Vec<Figure> {
     let rt = crate::tokio();
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for run in 0..runs {
-        let (d, _) = rt.block_on(round(n, run, false));
+        let (d, _) = rt.block_on(round(bus, n, run, false));
         off.push(rate(n, d));
-        let (d, spans) = rt.block_on(round(n, run, true));
+        let (d, spans) = rt.block_on(round(bus, n, run, true));
         on.push(rate(n, d));
         println!(
             "run {}: tracing on {:>10.0} msg/s ({spans} of {} spans exported)   tracing off {:>10.0} msg/s   ({:.3}x)",
@@ -85,7 +86,7 @@ pub fn one_way(n: u64, runs: usize) -> Vec<Figure> {
         );
     }
     vec![Figure::new(
-        "embedded one-way, tracing on",
+        &format!("{} one-way, tracing on", bus.word()),
         "msg/s",
         Better::Higher,
         on,
