@@ -6,6 +6,11 @@
 //! (c) Python decodes messages a Rust agent sends in 0.4 wire mode as 0.4's
 //! `SerializableObject` does.
 //!
+//! With the `otel` feature they run with tracing on: munggoggo's
+//! OpenTelemetry layer exports every span (to memory), so the Python side
+//! gets the trace headers and the Rust side makes its spans as it would in
+//! production.
+//!
 //! The scripts run in the venv at `MUNGGOGGO_PY_VENV` (default
 //! `~/.cache/munggoggo/py-venv`), which `.ci/run` builds from PyPI. Without
 //! the venv or the broker the tests are skipped with a message, unless `CI`
@@ -50,8 +55,38 @@ struct Sender;
 #[agent]
 impl Sender {}
 
+/// munggoggo's OpenTelemetry layer on an in-memory exporter, installed
+/// once for the process.
+#[cfg(feature = "otel")]
+fn tracing_on() -> &'static opentelemetry_sdk::trace::InMemorySpanExporter {
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt;
+    static EXPORTER: std::sync::OnceLock<(InMemorySpanExporter, SdkTracerProvider)> =
+        std::sync::OnceLock::new();
+    let (exporter, _) = EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(munggoggo::otel::layer(&provider));
+        tracing::subscriber::set_global_default(subscriber).expect("the test's subscriber");
+        (exporter, provider)
+    });
+    exporter
+}
+
+/// Tracing off: nothing is exported.
+#[cfg(not(feature = "otel"))]
+struct Off;
+
+#[cfg(not(feature = "otel"))]
+fn tracing_on() -> Off {
+    Off
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_calls_an_exposed_rust_method() {
+    let _spans = tracing_on();
     let Some(python) = python() else { return };
     let Some(rt) = broker().await else { return };
     let identity = unique("py-calc");
@@ -73,6 +108,18 @@ async fn python_calls_an_exposed_rust_method() {
         "{error}"
     );
     assert!(output.iter().any(|l| l.starts_with("ok global")), "{output:?}");
+    #[cfg(feature = "otel")]
+    {
+        // The method ran in a span of its own, exported: tracing was on.
+        let spans = _spans.get_finished_spans().expect("spans");
+        assert!(
+            spans.iter().any(|s| s.name == "rpc"
+                && s.attributes
+                    .iter()
+                    .any(|kv| kv.key.as_str() == "agent" && kv.value.as_str() == identity.as_str())),
+            "no exported `rpc` span of {identity}"
+        );
+    }
     // The refused call is logged and traced as bad input.
     let rejected = calc.context().traces().filter(None, None, Some("rejected"));
     assert!(
@@ -87,6 +134,7 @@ async fn python_calls_an_exposed_rust_method() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_and_the_cli_call_a_method_python_exposes() {
+    let _spans = tracing_on();
     let Some(python) = python() else { return };
     let Some(rt) = broker().await else { return };
     let method = unique("py_exposed");
@@ -150,6 +198,7 @@ async fn rust_and_the_cli_call_a_method_python_exposes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_decodes_messages_sent_in_0_4_wire_mode() {
+    let _spans = tracing_on();
     let Some(python) = python() else { return };
     let Some(rt) = broker_in(WireMode::Py04).await else {
         return;

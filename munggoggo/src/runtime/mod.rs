@@ -29,7 +29,7 @@ mod lease;
 pub(crate) mod machine;
 #[cfg(feature = "metrics")]
 mod metrics;
-#[cfg(any(feature = "cli", feature = "web"))]
+#[cfg(feature = "web")]
 pub(crate) mod observer;
 pub(crate) mod signal;
 mod start;
