@@ -1,6 +1,8 @@
 //! Transitions per second of a declared state machine (`#[fsm]`) driven by
 //! messages on the embedded bus, beside the same logic written by hand in
-//! the agent's message handler (no machine: the handler flips a field),
+//! a cyclic behaviour (the handler counts the flip, the behaviour makes it:
+//! a machine's work split as the machine splits it) and, the strongest
+//! baseline, in the message handler itself (no behaviour step at all),
 //! rounds interleaved in the same run. Each `Flip` message makes one
 //! transition; the round ends when the agent has made them all. On Linux
 //! it also reports the process's CPU time per transition of each round
@@ -102,6 +104,42 @@ impl HandSwitch {
     }
 }
 
+/// The same switch by hand in a cyclic behaviour: the handler notes the
+/// flip, the behaviour makes it, and looks again a millisecond later when
+/// there is none.
+#[agent]
+pub struct CyclicSwitch {
+    on: bool,
+    pending: u64,
+    done: u64,
+    expect: u64,
+    finished: Option<oneshot::Sender<Instant>>,
+}
+
+#[agent]
+impl CyclicSwitch {
+    #[on_message]
+    async fn flip(&mut self, _flip: Flip) {
+        self.pending += 1;
+    }
+
+    #[behaviour(cyclic)]
+    async fn switch(&mut self) -> Next {
+        if self.pending == 0 {
+            return Next::After(Duration::from_millis(1));
+        }
+        self.pending -= 1;
+        self.on = !self.on;
+        self.done += 1;
+        if self.done == self.expect {
+            if let Some(finished) = self.finished.take() {
+                let _ = finished.send(Instant::now());
+            }
+        }
+        Next::Continue
+    }
+}
+
 /// The CPU time all threads of this process have run so far (Linux:
 /// the sum of `/proc/self/task/*/schedstat`), `None` elsewhere.
 fn process_cpu() -> Option<Duration> {
@@ -141,75 +179,117 @@ async fn drive(
     (end - start, cpu)
 }
 
-/// `fsm`: transitions per second, machine beside hand-written.
+/// Starts `agent` as `name` and drives it with `n` flips.
+async fn round<A: munggoggo::Agent>(
+    rt: &munggoggo::RuntimeHandle,
+    name: String,
+    agent: A,
+    n: u64,
+    finished: oneshot::Receiver<Instant>,
+) -> (Duration, Option<Duration>) {
+    let handle = rt.spawn_as(name.clone(), agent).await.expect("switch starts");
+    let measured = drive(rt, &name, n, finished).await;
+    handle.shutdown().await;
+    measured
+}
+
+/// `fsm`: transitions per second, the machine beside by hand.
 pub fn transitions(n: u64, runs: usize) -> Vec<Figure> {
     let rt = crate::tokio();
-    let (mut machine, mut by_hand) = (Vec::new(), Vec::new());
-    let (mut machine_cpu, mut by_hand_cpu) = (Vec::new(), Vec::new());
+    // Rates and CPU per transition: the machine, by hand in a cyclic
+    // behaviour, by hand in the handler.
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut cpus: [Vec<f64>; 3] = Default::default();
     for run in 0..runs {
-        let (m, h) = rt.block_on(async {
+        let measured = rt.block_on(async {
             let handle = munggoggo::Runtime::memory().start().await.expect("embedded bus");
             let (tx, rx) = oneshot::channel();
-            let switch = format!("bench-switch-{run}");
-            let agent = Switch {
+            let machine = Switch {
                 pending: 0,
                 done: 0,
                 expect: n,
                 finished: Some(tx),
             };
-            handle
-                .spawn_as(switch.clone(), agent)
-                .await
-                .expect("switch starts");
-            let m = drive(&handle, &switch, n, rx).await;
+            let m = round(&handle, format!("bench-switch-{run}"), machine, n, rx).await;
             let (tx, rx) = oneshot::channel();
-            let hand = format!("bench-hand-switch-{run}");
-            let agent = HandSwitch {
+            let cyclic = CyclicSwitch {
+                on: false,
+                pending: 0,
+                done: 0,
+                expect: n,
+                finished: Some(tx),
+            };
+            let c = round(&handle, format!("bench-cyclic-switch-{run}"), cyclic, n, rx).await;
+            let (tx, rx) = oneshot::channel();
+            let hand = HandSwitch {
                 on: false,
                 done: 0,
                 expect: n,
                 finished: Some(tx),
             };
-            handle.spawn_as(hand.clone(), agent).await.expect("switch starts");
-            let h = drive(&handle, &hand, n, rx).await;
+            let h = round(&handle, format!("bench-hand-switch-{run}"), hand, n, rx).await;
             handle.shutdown().await;
-            (m, h)
+            [m, c, h]
         });
-        let ((m, m_cpu), (h, h_cpu)) = (m, h);
-        machine.push(rate(n, m));
-        by_hand.push(rate(n, h));
         let per = |cpu: Duration| cpu.as_nanos() as f64 / n as f64;
-        let cpu = match (m_cpu, h_cpu) {
-            (Some(m), Some(h)) => {
-                machine_cpu.push(per(m));
-                by_hand_cpu.push(per(h));
-                format!(" | CPU per transition {:.0} ns vs {:.0} ns", per(m), per(h))
+        for (i, (d, cpu)) in measured.into_iter().enumerate() {
+            rates[i].push(rate(n, d));
+            if let Some(cpu) = cpu {
+                cpus[i].push(per(cpu));
             }
-            _ => String::new(),
+        }
+        let cpu = if cpus.iter().all(|c| c.len() == run + 1) {
+            format!(
+                " | CPU per transition {:.0} / {:.0} / {:.0} ns",
+                cpus[0][run], cpus[1][run], cpus[2][run]
+            )
+        } else {
+            String::new()
         };
         println!(
-            "run {}: machine {:>8.0} transitions/s | by hand in the handler {:>8.0}/s{cpu}",
+            "run {}: transitions/s machine {:>8.0} | by hand in a cyclic behaviour {:>8.0} | in the handler {:>8.0}{cpu}",
             run + 1,
-            machine[run],
-            by_hand[run]
+            rates[0][run],
+            rates[1][run],
+            rates[2][run]
         );
     }
-    let mut figures = vec![Figure::new(
-        "fsm transitions, driven by messages",
-        "transitions/s",
-        Better::Higher,
-        machine,
-        "the same flips by hand in the handler",
-        by_hand,
-    )];
-    if !machine_cpu.is_empty() {
+    let [machine, cyclic, handler] = rates;
+    let mut figures = vec![
+        Figure::new(
+            "fsm transitions, driven by messages",
+            "transitions/s",
+            Better::Higher,
+            machine.clone(),
+            "the same logic by hand in a cyclic behaviour",
+            cyclic,
+        ),
+        Figure::new(
+            "fsm transitions, driven by messages (vs no behaviour step)",
+            "transitions/s",
+            Better::Higher,
+            machine,
+            "the same flips by hand in the handler",
+            handler,
+        ),
+    ];
+    let [machine_cpu, cyclic_cpu, handler_cpu] = cpus;
+    if machine_cpu.len() == runs && cyclic_cpu.len() == runs && handler_cpu.len() == runs {
         figures.push(Figure::new(
             "fsm CPU per transition, driven by messages",
             "ns",
             Better::Lower,
+            machine_cpu.clone(),
+            "the same logic by hand in a cyclic behaviour",
+            cyclic_cpu,
+        ));
+        figures.push(Figure::new(
+            "fsm CPU per transition (vs no behaviour step)",
+            "ns",
+            Better::Lower,
             machine_cpu,
             "the same flips by hand in the handler",
-            by_hand_cpu,
+            handler_cpu,
         ));
     }
     figures

@@ -108,7 +108,7 @@ enum Command {
         #[arg(long)]
         profile: bool,
     },
-    /// Embedded bus, a declared state machine's transitions per second, driven by messages (vs the same flips by hand in the handler).
+    /// Embedded bus, a declared state machine's transitions per second, driven by messages (vs the same logic by hand in a cyclic behaviour, and in the handler).
     Fsm {
         /// Transitions per run.
         #[arg(default_value_t = 100_000)]
