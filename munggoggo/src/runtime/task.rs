@@ -178,6 +178,11 @@ impl<A: Agent> Task<A> {
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
         let mut armed = None;
+        // The armed time had passed when it was armed: the behaviour is due
+        // without the timer, whose wheel counts whole milliseconds (a
+        // deadline of now fires on its next tick, up to 1 ms later, so a
+        // cyclic behaviour would run only once per millisecond).
+        let mut overdue = false;
         let machines = super::machine::any(&core);
         loop {
             let due = schedule.next_due();
@@ -186,6 +191,7 @@ impl<A: Agent> Task<A> {
                 if armed != Some(at) {
                     timer.as_mut().reset(at);
                     armed = Some(at);
+                    overdue = at <= tokio::time::Instant::now();
                     core.quiet.look_again();
                 }
             }
@@ -211,7 +217,7 @@ impl<A: Agent> Task<A> {
                             Some(control.map_or(Next::Stop, Next::Request))
                         } else if let Poll::Ready(Some(incoming)) = core.calls.poll_recv(&mut quiet) {
                             Some(Next::Call(incoming))
-                        } else if due.is_some() && timer.as_mut().poll(&mut quiet).is_ready() {
+                        } else if due.is_some() && (overdue || timer.as_mut().poll(&mut quiet).is_ready()) {
                             Some(Next::Due)
                         } else {
                             None
