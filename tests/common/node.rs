@@ -478,6 +478,47 @@ impl Cluster {
         }
     }
 
+    /// What the nodes say of the queues and their consumers, for a failed
+    /// case's message.
+    pub fn describe_queues(&self) -> String {
+        let mut text = String::new();
+        for args in [
+            &[
+                "list_queues",
+                "name",
+                "type",
+                "leader",
+                "members",
+                "messages_ready",
+                "messages_unacknowledged",
+                "consumers",
+            ][..],
+            &[
+                "list_consumers",
+                "queue_name",
+                "channel_pid",
+                "consumer_tag",
+                "ack_required",
+                "prefetch_count",
+                "active",
+                "activity_status",
+            ][..],
+            &["list_connections", "name", "peer_port", "state", "channels"][..],
+        ] {
+            for node in &self.nodes {
+                let out = node.ctl(args);
+                text.push_str(&format!(
+                    "{} {}:\n{}{}\n",
+                    node.name,
+                    args[0],
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        text
+    }
+
     /// Name and ready-message count of every queue of the cluster.
     pub fn queues(&self) -> Vec<(String, u64)> {
         self.nodes[0].queues()

@@ -153,7 +153,18 @@ impl Report {
     /// Prints the case's line, and asserts that nothing Ok'd is lost and
     /// that sends and deliveries never stopped longer than the plan's bound.
     pub async fn check(self, received: &Received) {
+        self.check_with(received, String::new).await;
+    }
+
+    /// [`Report::check`], with what `diagnose` tells (the broker's view of
+    /// the queues, say) in the message of a failure to receive everything.
+    pub async fn check_with(self, received: &Received, diagnose: impl FnOnce() -> String) {
         let missing = received.wait_for(&self.ok, self.plan.drain).await;
+        let diagnosis = if missing.is_empty() {
+            String::new()
+        } else {
+            diagnose()
+        };
         let (got, duplicates, delivery_gap) = {
             let seen = received.seen.lock().unwrap();
             (seen.numbers.len(), seen.duplicates, seen.longest_gap)
@@ -177,7 +188,7 @@ impl Report {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
         assert!(
             missing.is_empty(),
-            "{line}: Ok'd but never received: {:?}",
+            "{line}: Ok'd but never received: {:?}\n{diagnosis}",
             &missing[..missing.len().min(20)]
         );
         assert!(
