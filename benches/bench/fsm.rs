@@ -21,13 +21,38 @@ use crate::figure::{rate, Better, Figure};
 #[derive(Debug, Serialize, Deserialize, Message)]
 pub struct Flip {}
 
+/// Counts transitions and says when the last one of a round was made.
+pub struct Tally {
+    done: u64,
+    expect: u64,
+    finished: Option<oneshot::Sender<Instant>>,
+}
+
+impl Tally {
+    fn new(expect: u64, finished: oneshot::Sender<Instant>) -> Self {
+        Tally {
+            done: 0,
+            expect,
+            finished: Some(finished),
+        }
+    }
+
+    /// One transition made.
+    fn count(&mut self) {
+        self.done += 1;
+        if self.done == self.expect {
+            if let Some(finished) = self.finished.take() {
+                let _ = finished.send(Instant::now());
+            }
+        }
+    }
+}
+
 /// A switch whose state a machine keeps.
 #[agent]
 pub struct Switch {
     pending: u64,
-    done: u64,
-    expect: u64,
-    finished: Option<oneshot::Sender<Instant>>,
+    tally: Tally,
 }
 
 /// The switch's machine: every flip takes it to the other state.
@@ -47,12 +72,7 @@ impl Switch {
             return false;
         }
         self.pending -= 1;
-        self.done += 1;
-        if self.done == self.expect {
-            if let Some(finished) = self.finished.take() {
-                let _ = finished.send(Instant::now());
-            }
-        }
+        self.tally.count();
         true
     }
 }
@@ -85,9 +105,7 @@ impl Switch {
 #[agent]
 pub struct HandSwitch {
     on: bool,
-    done: u64,
-    expect: u64,
-    finished: Option<oneshot::Sender<Instant>>,
+    tally: Tally,
 }
 
 #[agent]
@@ -95,12 +113,7 @@ impl HandSwitch {
     #[on_message]
     async fn flip(&mut self, _flip: Flip) {
         self.on = !self.on;
-        self.done += 1;
-        if self.done == self.expect {
-            if let Some(finished) = self.finished.take() {
-                let _ = finished.send(Instant::now());
-            }
-        }
+        self.tally.count();
     }
 }
 
@@ -111,9 +124,7 @@ impl HandSwitch {
 pub struct CyclicSwitch {
     on: bool,
     pending: u64,
-    done: u64,
-    expect: u64,
-    finished: Option<oneshot::Sender<Instant>>,
+    tally: Tally,
 }
 
 #[agent]
@@ -130,12 +141,7 @@ impl CyclicSwitch {
         }
         self.pending -= 1;
         self.on = !self.on;
-        self.done += 1;
-        if self.done == self.expect {
-            if let Some(finished) = self.finished.take() {
-                let _ = finished.send(Instant::now());
-            }
-        }
+        self.tally.count();
         Next::Continue
     }
 }
@@ -206,26 +212,20 @@ pub fn transitions(n: u64, runs: usize) -> Vec<Figure> {
             let (tx, rx) = oneshot::channel();
             let machine = Switch {
                 pending: 0,
-                done: 0,
-                expect: n,
-                finished: Some(tx),
+                tally: Tally::new(n, tx),
             };
             let m = round(&handle, format!("bench-switch-{run}"), machine, n, rx).await;
             let (tx, rx) = oneshot::channel();
             let cyclic = CyclicSwitch {
                 on: false,
                 pending: 0,
-                done: 0,
-                expect: n,
-                finished: Some(tx),
+                tally: Tally::new(n, tx),
             };
             let c = round(&handle, format!("bench-cyclic-switch-{run}"), cyclic, n, rx).await;
             let (tx, rx) = oneshot::channel();
             let hand = HandSwitch {
                 on: false,
-                done: 0,
-                expect: n,
-                finished: Some(tx),
+                tally: Tally::new(n, tx),
             };
             let h = round(&handle, format!("bench-hand-switch-{run}"), hand, n, rx).await;
             handle.shutdown().await;
