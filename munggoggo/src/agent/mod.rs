@@ -16,8 +16,3 @@ pub use options::{
 pub use registry::{registered, Registration};
 pub use spec::{AgentSpec, BehaviourKind, BehaviourSpec, GroupDelivery, HandlerError, HandlerRoute, RpcSpec};
 pub use traits::{unknown_index, Agent, AgentDefaults};
-
-/// The old name of [`HandlerRoute`] (it clashed with [`crate::bus::Route`],
-/// where a message goes).
-#[deprecated(since = "0.1.0", note = "renamed to `HandlerRoute`")]
-pub type Route = HandlerRoute;
