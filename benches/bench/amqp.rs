@@ -27,12 +27,14 @@ use crate::figure::{rate, Better, Figure};
 mod backlog;
 mod cluster;
 mod many;
+mod py04;
 mod rpc;
 mod scale_out;
 
 pub use backlog::backlog_ping;
 pub use cluster::cluster;
 pub use many::many_agents;
+pub use py04::{py04_call, Target};
 pub use rpc::rpc;
 pub use scale_out::{child as scale_out_child, scale_out};
 

@@ -156,6 +156,16 @@ enum Command {
     /// Ping latency to an agent with 10,000 messages queued (vs an idle agent), both buses.
     #[cfg(feature = "amqp")]
     BacklogPing,
+    /// RabbitMQ, `ctx.call` p50 to a munggoggo 0.4 agent (a raw stand-in, or a real one with `--peer`) vs `ctx.call_exposed` of the same method.
+    #[cfg(feature = "amqp")]
+    AmqpPy04Call {
+        /// A running 0.4 agent to call (default: a stand-in of the run's own).
+        #[arg(long)]
+        peer: Option<String>,
+        /// The exposed method (with `--peer`, one that takes `x` and `y`, such as `example_rpc_method`).
+        #[arg(long, default_value = "bench_py04_multiply")]
+        method: String,
+    },
     /// 1,000 agents on RabbitMQ in one process: start, then one ping each answered.
     #[cfg(feature = "amqp")]
     Amqp1k {
@@ -295,6 +305,8 @@ fn one(command: Command, runs: usize) -> Vec<Figure> {
         #[cfg(feature = "amqp")]
         Command::BacklogPing => amqp::backlog_ping(runs),
         #[cfg(feature = "amqp")]
+        Command::AmqpPy04Call { peer, method } => amqp::py04_call(amqp::Target { peer, method }, runs),
+        #[cfg(feature = "amqp")]
         Command::Amqp1k { agents } => amqp::many_agents(agents, runs),
         #[cfg(feature = "amqp")]
         Command::Amqp10k { agents } => amqp::many_agents(agents, runs),
@@ -336,6 +348,10 @@ fn all(runs: usize) -> Vec<Figure> {
         Command::AmqpCluster { messages: 10_000 },
         Command::AmqpRpc,
         Command::BacklogPing,
+        Command::AmqpPy04Call {
+            peer: None,
+            method: "bench_py04_multiply".to_owned(),
+        },
         Command::Amqp1k { agents: 1_000 },
         Command::ScaleOut {
             jobs: 10_000,
