@@ -901,28 +901,31 @@ async fn command_line_runs_leave_no_queue_behind() {
         runtime = runtime.agent_with(Worker { events: None }, options);
     }
     let rt = runtime.start().await.expect("the agents start");
-    let runs: Vec<_> = (0..20)
-        .map(|n| {
-            let args: Vec<String> = match n % 3 {
-                0 => vec!["--timeout".into(), "20ms".into(), "peers".into()],
-                1 => vec![
-                    "send".into(),
-                    "cli-queues-1".into(),
-                    "Job".into(),
-                    "{\"n\": 1}".into(),
-                ],
-                _ => vec!["--json".into(), "peers".into()],
-            };
-            let url = url.clone();
-            tokio::task::spawn_blocking(move || {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                finished(command(&url, &args).output().expect("the binary runs"))
+    // 100 runs, 20 at a time.
+    for wave in 0..5 {
+        let runs: Vec<_> = (wave * 20..(wave + 1) * 20)
+            .map(|n| {
+                let args: Vec<String> = match n % 3 {
+                    0 => vec!["--timeout".into(), "20ms".into(), "peers".into()],
+                    1 => vec![
+                        "send".into(),
+                        "cli-queues-1".into(),
+                        "Job".into(),
+                        "{\"n\": 1}".into(),
+                    ],
+                    _ => vec!["--json".into(), "peers".into()],
+                };
+                let url = url.clone();
+                tokio::task::spawn_blocking(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    finished(command(&url, &args).output().expect("the binary runs"))
+                })
             })
-        })
-        .collect();
-    for run in runs {
-        let run = run.await.unwrap();
-        assert!(run.code == 0 || !run.stderr.is_empty(), "{}", run.stdout);
+            .collect();
+        for run in runs {
+            let run = run.await.unwrap();
+            assert!(run.code == 0 || !run.stderr.is_empty(), "{}", run.stdout);
+        }
     }
     // A command line killed while it waits.
     let mut watching = command(&url, &["watch"])
