@@ -9,11 +9,15 @@
 
 use proc_macro::TokenStream;
 
+use crate::method_attr::MethodAttr;
+
 mod agent;
-mod attr;
+mod args;
 mod errors;
 mod fsm;
+mod krate;
 mod message;
+mod method_attr;
 /// munggoggo's protocol rules, the runtime's `protocol/rules.rs` (a symlink).
 #[allow(dead_code)]
 mod protocol_rules;
@@ -150,7 +154,7 @@ pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Behaviour, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Behaviour, args.into(), input.into()).into()
 }
 
 /// Marks a method of an `#[agent]` impl block as a message handler. See
@@ -180,7 +184,7 @@ pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_message(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::OnMessage, args.into(), input.into()).into()
+    stray::expand(MethodAttr::OnMessage, args.into(), input.into()).into()
 }
 
 /// Marks the method of an `#[agent]` impl block that runs once when the
@@ -198,7 +202,7 @@ pub fn on_message(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn setup(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Setup, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Setup, args.into(), input.into()).into()
 }
 
 /// Marks the method of an `#[agent]` impl block that runs once when the
@@ -216,7 +220,7 @@ pub fn setup(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Teardown, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Teardown, args.into(), input.into()).into()
 }
 
 /// Marks a method of an `#[agent]` impl block as callable by name, with its
@@ -238,7 +242,7 @@ pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Rpc, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Rpc, args.into(), input.into()).into()
 }
 
 /// Makes an enum a state machine that an agent runs as one behaviour,

@@ -17,6 +17,7 @@ use syn::spanned::Spanned;
 use syn::Item;
 
 use crate::errors::Errors;
+use crate::krate::Crate;
 
 /// Expands `#[agent(args)]` on `input`.
 pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -24,7 +25,7 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         Ok(Item::Struct(item)) => options::expand(args, item),
         Ok(Item::Impl(item)) => {
             let mut errors = Errors::default();
-            let parsed = parse::parse(item, &mut errors);
+            let parsed = parse::parse(item, Crate::default(), &mut errors);
             let model = model::check(&args, &parsed, &mut errors);
             let generated = model.as_ref().map(expand::expand);
             let item = &parsed.item;
