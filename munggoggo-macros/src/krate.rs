@@ -29,6 +29,11 @@ impl ToTokens for Crate {
 }
 
 impl Crate {
+    /// The crate at `path`, as `crate = ...` gives it.
+    pub(crate) fn new(path: Path) -> Self {
+        Crate { path }
+    }
+
     /// `<crate>::__private`: what generated code uses.
     pub(crate) fn private(&self) -> TokenStream {
         quote!(#self::__private)

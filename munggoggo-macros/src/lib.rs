@@ -5,7 +5,8 @@
 //! Every macro runs the same pipeline: parse the arguments and the item,
 //! check them into a model (collecting every mistake as a spanned error),
 //! then expand the model into code that names only
-//! `::munggoggo::__private::...`, `::core::...` and `::std::...`.
+//! `::munggoggo::__private::...` (or the path `crate = "..."` gives),
+//! `::core::...` and `::std::...`.
 
 use proc_macro::TokenStream;
 
@@ -43,14 +44,18 @@ mod stray;
 /// | `call_timeout = "3s"` | default timeout of calls the agent makes | 3 s |
 /// | `dedup = 10000` | drop a message whose id is one of the last this many handled (delivery is at least once) | off |
 /// | `new = path::to::fn` | constructor `fn() -> Self` for starting the agent by name | `Default::default` if the type implements `Default` |
+/// | `crate = "my_reexport::munggoggo"` | the path of munggoggo in the generated code, for code that reaches it through a re-export or under another name (also a bare path: `crate = mg`) | `::munggoggo` |
 ///
 /// Durations are written as [`humantime`](https://docs.rs/humantime) does:
 /// `"5s"`, `"250ms"`, `"1m 30s"`. The struct must not be generic.
 ///
 /// # On the impl block
 ///
-/// No arguments. Its methods marked with these attributes become the agent's
-/// parts (methods without them are left alone):
+/// Only `crate = "..."`, as on the struct (each of the two needs it); the
+/// methods' attributes may then also be named under that path
+/// (`#[my_reexport::munggoggo::rpc]`). Its methods marked with these
+/// attributes become the agent's parts (methods without them are left
+/// alone):
 ///
 /// | attribute | what the method is |
 /// | --- | --- |
@@ -250,8 +255,9 @@ pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// `#[fsm(agent = MyAgent)]` goes on the enum (before any `derive`);
 /// `restart = "initial"` makes `start` after a `stop` begin again in the
-/// initial state instead of carrying on in the state it was in. Each
-/// variant is a state, with `#[state(...)]`:
+/// initial state instead of carrying on in the state it was in;
+/// `crate = "my_reexport::munggoggo"` names munggoggo for the generated
+/// code, as in `#[agent]`. Each variant is a state, with `#[state(...)]`:
 ///
 /// | argument | meaning |
 /// | --- | --- |
@@ -308,8 +314,10 @@ pub fn fsm(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// The name is the type's name unless `#[message(type = "...")]` gives
 /// another; `#[message(envelope)]` sends it in munggoggo 0.4's
-/// `{"c_type", "c_data"}` envelope for Python receivers. The names
-/// `CONTROL`, `RPC` and `PUBSUB` are reserved by the protocol.
+/// `{"c_type", "c_data"}` envelope for Python receivers;
+/// `#[message(crate = "my_reexport::munggoggo")]` names munggoggo for the
+/// generated impl, as in `#[agent]`. The names `CONTROL`, `RPC` and
+/// `PUBSUB` are reserved by the protocol.
 ///
 /// ```
 /// use munggoggo::Message;

@@ -12,6 +12,7 @@ use crate::krate::Crate;
 keys! {
     /// The keys of `#[message]`.
     enum MessageKey in "message" {
+        Crate(syn::token::Crate) = "crate",
         Type(syn::token::Type) = "type",
         Envelope(kw::envelope) = "envelope",
     }
@@ -82,6 +83,11 @@ fn parse(input: &DeriveInput, errors: &mut Errors) -> Args {
                 }
                 seen.push(which);
                 match key {
+                    MessageKey::Crate(_) => {
+                        if let Some(krate) = value.crate_path(errors)? {
+                            args.krate = krate;
+                        }
+                    }
                     MessageKey::Type(_) => args.type_name = value.string("type = \"Ping\"", errors)?,
                     MessageKey::Envelope(_) => args.envelope = value.flag(errors)?,
                 }
@@ -132,4 +138,14 @@ fn check(input: &DeriveInput, args: Args, errors: &mut Errors) -> Model {
         );
     }
     model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_by_its_name() {
+        crate::args::check_names::<MessageKey>();
+    }
 }

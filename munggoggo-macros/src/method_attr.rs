@@ -95,4 +95,15 @@ mod tests {
             assert_eq!(MethodAttr::of(&foreign, &krate), None);
         }
     }
+
+    #[test]
+    fn the_crate_path_names_the_runtime_too() {
+        let krate = Crate::new(syn::parse_quote!(my_reexport::mg));
+        let attr: Attribute = syn::parse_quote!(#[my_reexport::mg::rpc]);
+        assert_eq!(MethodAttr::of(&attr, &krate), Some(MethodAttr::Rpc));
+        let attr: Attribute = syn::parse_quote!(#[my_reexport::mg::prelude::rpc]);
+        assert_eq!(MethodAttr::of(&attr, &krate), Some(MethodAttr::Rpc));
+        let attr: Attribute = syn::parse_quote!(#[mg::rpc]);
+        assert_eq!(MethodAttr::of(&attr, &krate), None);
+    }
 }

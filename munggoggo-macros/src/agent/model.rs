@@ -3,7 +3,7 @@
 //! the smallest offending token; methods with mistakes are left out of the
 //! model so that the generated impl does not add errors of its own.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::Ident;
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -62,17 +62,11 @@ pub(crate) struct RpcParam {
 
 /// Checks the parsed impl block into the model; `None` when the block as a
 /// whole cannot be an agent.
-pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) -> Option<AgentModel> {
+pub(crate) fn check(parsed: &Parsed, errors: &mut Errors) -> Option<AgentModel> {
     // Every check runs, so that one compile shows every mistake; the block
     // is an agent only if none of those about the block as a whole failed.
     let item = &parsed.item;
     let mut whole = true;
-    if !args.is_empty() {
-        errors.spanned(
-            args,
-            "`#[agent]` on an impl block takes no arguments; put the agent's options on the struct: `#[agent(identity = \"...\")]`",
-        );
-    }
     if let Some((_, path, _)) = &item.trait_ {
         errors.spanned(
             path,

@@ -18,6 +18,7 @@ use crate::krate::Crate;
 keys! {
     /// The keys of `#[agent]` on the struct.
     enum AgentKey in "agent" {
+        Crate(syn::token::Crate) = "crate",
         Identity(kw::identity) = "identity",
         Prefetch(kw::prefetch) = "prefetch",
         MaxQueue(kw::max_queue) = "max_queue",
@@ -65,6 +66,11 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let parser = |input: syn::parse::ParseStream<'_>| {
         args::parse(input, errors, |key, value, errors| {
             match key {
+                AgentKey::Crate(_) => {
+                    if let Some(krate) = value.crate_path(errors)? {
+                        args.krate = krate;
+                    }
+                }
                 AgentKey::Identity(_) => args.identity = value.string("identity = \"pinger\"", errors)?,
                 AgentKey::Prefetch(_) => args.prefetch = value.integer(1u16, "prefetch = 64", errors)?,
                 AgentKey::MaxQueue(_) => {
@@ -248,5 +254,15 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
 
             #configured
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_by_its_name() {
+        crate::args::check_names::<AgentKey>();
     }
 }

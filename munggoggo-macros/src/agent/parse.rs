@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use proc_macro2::TokenStream;
+use syn::parse::Parser;
 use syn::{Attribute, ImplItem, ItemImpl, LitStr, Meta, Signature};
 
 use crate::args::{self, keys, kw, Key as _};
@@ -101,9 +103,42 @@ fn parse_args(marker: MethodAttr, attr: &Attribute, errors: &mut Errors) -> Opti
     }
 }
 
-/// Strips munggoggo's attributes from `item` and parses them; `krate` is
-/// the runtime's path, under which they may be named too.
-pub(crate) fn parse(mut item: ItemImpl, krate: Crate, errors: &mut Errors) -> Parsed {
+keys! {
+    /// The keys of `#[agent]` on the impl block.
+    enum ImplKey in "agent",
+        place = " on an impl block",
+        help = "; put the agent's options on the struct: `#[agent(identity = \"...\")]`"
+    {
+        Crate(syn::token::Crate) = "crate",
+    }
+}
+
+/// `#[agent(crate = "...")]` on the impl block: the runtime's path, in the
+/// generated code and in the paths of the methods' attributes.
+fn impl_args(tokens: TokenStream, errors: &mut Errors) -> Crate {
+    let mut krate = Crate::default();
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        args::parse(input, errors, |key, value, errors| {
+            match key {
+                ImplKey::Crate(_) => {
+                    if let Some(given) = value.crate_path(errors)? {
+                        krate = given;
+                    }
+                }
+            }
+            Ok(())
+        })
+    };
+    if let Err(e) = parser.parse2(tokens) {
+        errors.push(e);
+    }
+    krate
+}
+
+/// Parses the impl block's arguments `args`, strips munggoggo's
+/// attributes from `item` and parses them.
+pub(crate) fn parse(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -> Parsed {
+    let krate = impl_args(args, errors);
     let mut methods = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
@@ -403,5 +438,17 @@ fn check_binding_key(lit: &LitStr, errors: &mut Errors) -> bool {
             );
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_by_its_name() {
+        crate::args::check_names::<ImplKey>();
+        crate::args::check_names::<BehaviourKey>();
+        crate::args::check_names::<OnMessageKey>();
     }
 }

@@ -57,6 +57,8 @@ pub(crate) trait Key: Copy {
     const ATTR: &'static str;
     /// Every key as written, for the message about an unknown one.
     const NAMES: &'static [&'static str];
+    /// Where the attribute is, if that limits its keys: ` on an impl block`.
+    const PLACE: &'static str = "";
     /// Added to the message about an unknown key.
     const HELP: &'static str = "";
 
@@ -87,7 +89,7 @@ pub(crate) trait Key: Copy {
 macro_rules! keys {
     (
         $(#[$meta:meta])*
-        $vis:vis enum $name:ident in $attr:literal $(, help = $help:literal)? {
+        $vis:vis enum $name:ident in $attr:literal $(, place = $place:literal, help = $help:literal)? {
             $($variant:ident($keyword:path) = $text:literal),* $(,)?
         }
     ) => {
@@ -103,7 +105,10 @@ macro_rules! keys {
         impl $crate::args::Key for $name {
             const ATTR: &'static str = $attr;
             const NAMES: &'static [&'static str] = &[$($text),*];
-            $(const HELP: &'static str = $help;)?
+            $(
+                const PLACE: &'static str = $place;
+                const HELP: &'static str = $help;
+            )?
 
             fn parse_key(
                 input: ::syn::parse::ParseStream<'_>,
@@ -198,8 +203,9 @@ fn unknown<K: Key>(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<(
     errors.spanned(
         &path,
         format!(
-            "unknown argument `{shown}` in `#[{}]`; {expected}{}",
+            "unknown argument `{shown}` in `#[{}]`{}; {expected}{}",
             K::ATTR,
+            K::PLACE,
             K::HELP
         ),
     );
@@ -221,4 +227,16 @@ fn key_path(input: ParseStream<'_>) -> syn::Result<Path> {
         leading_colon,
         segments,
     })
+}
+
+/// Checks a `keys!` table: each key's name parses as its keyword.
+#[cfg(test)]
+pub(crate) fn check_names<K: Key>() {
+    use syn::parse::Parser;
+    for name in K::NAMES {
+        let key = K::parse_key
+            .parse_str(name)
+            .unwrap_or_else(|e| panic!("`{name}` of `#[{}]`: {e}", K::ATTR));
+        assert_eq!(key.map(K::name), Some(*name), "`{name}` of `#[{}]`", K::ATTR);
+    }
 }

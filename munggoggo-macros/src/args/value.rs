@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Token};
+use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Path, PathArguments, Token};
 
 use crate::errors::Errors;
+use crate::krate::Crate;
 
 /// The input right after a key, and what messages say about the key.
 pub(crate) struct Value<'a> {
@@ -224,6 +225,52 @@ impl<'a> Value<'a> {
                 errors.spanned(
                     &lit,
                     format!("invalid `{key}` in `#[{attr}]`: {e}; write a number such as `{example}`"),
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// `crate = "path::to::munggoggo"`, a string literal as tokio's and
+    /// serde's `crate` take it, or the bare path `crate = path::to::munggoggo`.
+    pub(crate) fn crate_path(&self, errors: &mut Errors) -> syn::Result<Option<Crate>> {
+        let attr = self.attr;
+        let example = "crate = \"my_reexport::munggoggo\"";
+        let help =
+            format!("write the path of the munggoggo crate as this code names it, such as `{example}`");
+        let Some(expr) = self.expr(example, errors)? else {
+            return Ok(None);
+        };
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => match lit.parse_with(Path::parse_mod_style) {
+                Ok(path) => Ok(Some(Crate::new(path))),
+                Err(_) => {
+                    errors.spanned(
+                        &lit,
+                        format!(
+                            "invalid `crate` in `#[{attr}]`: {:?} is not a path; {help}",
+                            lit.value()
+                        ),
+                    );
+                    Ok(None)
+                }
+            },
+            Expr::Path(p)
+                if p.qself.is_none()
+                    && p.attrs.is_empty()
+                    && p.path
+                        .segments
+                        .iter()
+                        .all(|s| matches!(s.arguments, PathArguments::None)) =>
+            {
+                Ok(Some(Crate::new(p.path)))
+            }
+            other => {
+                errors.spanned(
+                    other,
+                    format!("`crate` in `#[{attr}]` takes a path as a string literal; {help}"),
                 );
                 Ok(None)
             }

@@ -39,6 +39,7 @@ pub(crate) struct StateDecl {
 keys! {
     /// The keys of `#[fsm]`.
     enum FsmKey in "fsm" {
+        Crate(syn::token::Crate) = "crate",
         Agent(kw::agent) = "agent",
         Restart(kw::restart) = "restart",
     }
@@ -128,6 +129,11 @@ fn fsm_args(tokens: TokenStream, errors: &mut Errors) -> FsmArgs {
     let parser = |input: syn::parse::ParseStream<'_>| {
         args::parse(input, errors, |key, value, errors| {
             match key {
+                FsmKey::Crate(_) => {
+                    if let Some(krate) = value.crate_path(errors)? {
+                        args.krate = krate;
+                    }
+                }
                 FsmKey::Agent(_) => {
                     args.agent = value
                         .parse::<Type>("`agent` in `#[fsm]` needs a value: `agent = MyAgent`", errors)?;
@@ -229,4 +235,15 @@ fn state_ident(expr: &Expr, errors: &mut Errors) -> Option<Ident> {
         "name a state of this enum by its variant: `to = [Reserved]`",
     );
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_by_its_name() {
+        crate::args::check_names::<FsmKey>();
+        crate::args::check_names::<StateKey>();
+    }
 }
