@@ -67,21 +67,10 @@ pub(crate) fn expand(input: DeriveInput) -> TokenStream {
 fn parse(input: &DeriveInput, errors: &mut Errors) -> Args {
     let mut args = Args::default();
     // The keys are checked across all `#[message]` attributes: each at most once.
-    let mut seen = Vec::new();
+    let mut seen = args::Seen::default();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("message")) {
         let result = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
-            args::parse(input, errors, |key, value, errors| {
-                let which = std::mem::discriminant(&key);
-                if seen.contains(&which) {
-                    return value.reject(
-                        errors,
-                        format!(
-                            "duplicate argument `{}` in `#[message]`; give it once",
-                            args::Key::name(key)
-                        ),
-                    );
-                }
-                seen.push(which);
+            args::parse_again(input, &mut seen, errors, |key, value, errors| {
                 match key {
                     MessageKey::Crate(_) => {
                         if let Some(krate) = value.crate_path(errors)? {

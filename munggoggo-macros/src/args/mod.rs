@@ -144,9 +144,30 @@ pub(crate) use keys;
 pub(crate) fn parse<K: Key>(
     input: ParseStream<'_>,
     errors: &mut Errors,
+    each: impl FnMut(K, &Value<'_>, &mut Errors) -> syn::Result<()>,
+) -> syn::Result<()> {
+    parse_again(input, &mut Seen::default(), errors, each)
+}
+
+/// The keys given so far, across the attributes that share them.
+pub(crate) struct Seen<K>(Vec<Discriminant<K>>);
+
+impl<K> Default for Seen<K> {
+    fn default() -> Self {
+        Seen(Vec::new())
+    }
+}
+
+/// As [`parse`], for an attribute that may be given several times
+/// (`#[message(type = "A")] #[message(envelope)]`): a key that `seen` holds
+/// from an earlier one is a key given twice too.
+pub(crate) fn parse_again<K: Key>(
+    input: ParseStream<'_>,
+    seen: &mut Seen<K>,
+    errors: &mut Errors,
     mut each: impl FnMut(K, &Value<'_>, &mut Errors) -> syn::Result<()>,
 ) -> syn::Result<()> {
-    let mut seen: Vec<Discriminant<K>> = Vec::new();
+    let seen = &mut seen.0;
     while !input.is_empty() {
         match K::parse_key(input)? {
             Some(key) => {
