@@ -5,15 +5,20 @@
 //! Every macro runs the same pipeline: parse the arguments and the item,
 //! check them into a model (collecting every mistake as a spanned error),
 //! then expand the model into code that names only
-//! `::munggoggo::__private::...`, `::core::...` and `::std::...`.
+//! `::munggoggo::__private::...` (or the path `crate = "..."` gives),
+//! `::core::...` and `::std::...`.
 
 use proc_macro::TokenStream;
 
+use crate::method_attr::MethodAttr;
+
 mod agent;
-mod attr;
+mod args;
 mod errors;
 mod fsm;
+mod krate;
 mod message;
+mod method_attr;
 /// munggoggo's protocol rules, the runtime's `protocol/rules.rs` (a symlink).
 #[allow(dead_code)]
 mod protocol_rules;
@@ -39,14 +44,18 @@ mod stray;
 /// | `call_timeout = "3s"` | default timeout of calls the agent makes | 3 s |
 /// | `dedup = 10000` | drop a message whose id is one of the last this many handled (delivery is at least once) | off |
 /// | `new = path::to::fn` | constructor `fn() -> Self` for starting the agent by name | `Default::default` if the type implements `Default` |
+/// | `crate = "my_reexport::munggoggo"` | the path of munggoggo in the generated code, for code that reaches it through a re-export or under another name (also a bare path: `crate = mg`) | `::munggoggo` |
 ///
 /// Durations are written as [`humantime`](https://docs.rs/humantime) does:
 /// `"5s"`, `"250ms"`, `"1m 30s"`. The struct must not be generic.
 ///
 /// # On the impl block
 ///
-/// No arguments. Its methods marked with these attributes become the agent's
-/// parts (methods without them are left alone):
+/// Only `crate = "..."`, as on the struct (each of the two needs it); the
+/// methods' attributes may then also be named under that path
+/// (`#[my_reexport::munggoggo::rpc]`). Its methods marked with these
+/// attributes become the agent's parts (methods without them are left
+/// alone):
 ///
 /// | attribute | what the method is |
 /// | --- | --- |
@@ -150,7 +159,7 @@ pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Behaviour, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Behaviour, args.into(), input.into()).into()
 }
 
 /// Marks a method of an `#[agent]` impl block as a message handler. See
@@ -180,7 +189,7 @@ pub fn behaviour(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_message(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::OnMessage, args.into(), input.into()).into()
+    stray::expand(MethodAttr::OnMessage, args.into(), input.into()).into()
 }
 
 /// Marks the method of an `#[agent]` impl block that runs once when the
@@ -198,7 +207,7 @@ pub fn on_message(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn setup(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Setup, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Setup, args.into(), input.into()).into()
 }
 
 /// Marks the method of an `#[agent]` impl block that runs once when the
@@ -216,7 +225,7 @@ pub fn setup(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Teardown, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Teardown, args.into(), input.into()).into()
 }
 
 /// Marks a method of an `#[agent]` impl block as callable by name, with its
@@ -238,7 +247,7 @@ pub fn teardown(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
-    stray::expand(stray::Stray::Rpc, args.into(), input.into()).into()
+    stray::expand(MethodAttr::Rpc, args.into(), input.into()).into()
 }
 
 /// Makes an enum a state machine that an agent runs as one behaviour,
@@ -246,8 +255,9 @@ pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// `#[fsm(agent = MyAgent)]` goes on the enum (before any `derive`);
 /// `restart = "initial"` makes `start` after a `stop` begin again in the
-/// initial state instead of carrying on in the state it was in. Each
-/// variant is a state, with `#[state(...)]`:
+/// initial state instead of carrying on in the state it was in;
+/// `crate = "my_reexport::munggoggo"` names munggoggo for the generated
+/// code, as in `#[agent]`. Each variant is a state, with `#[state(...)]`:
 ///
 /// | argument | meaning |
 /// | --- | --- |
@@ -304,8 +314,10 @@ pub fn fsm(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// The name is the type's name unless `#[message(type = "...")]` gives
 /// another; `#[message(envelope)]` sends it in munggoggo 0.4's
-/// `{"c_type", "c_data"}` envelope for Python receivers. The names
-/// `CONTROL`, `RPC` and `PUBSUB` are reserved by the protocol.
+/// `{"c_type", "c_data"}` envelope for Python receivers;
+/// `#[message(crate = "my_reexport::munggoggo")]` names munggoggo for the
+/// generated impl, as in `#[agent]`. The names `CONTROL`, `RPC` and
+/// `PUBSUB` are reserved by the protocol.
 ///
 /// ```
 /// use munggoggo::Message;

@@ -5,30 +5,10 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-/// Which attribute was misplaced.
-#[derive(Clone, Copy)]
-pub(crate) enum Stray {
-    Behaviour,
-    OnMessage,
-    Setup,
-    Teardown,
-    Rpc,
-}
-
-impl Stray {
-    fn name(self) -> &'static str {
-        match self {
-            Stray::Behaviour => "behaviour",
-            Stray::OnMessage => "on_message",
-            Stray::Setup => "setup",
-            Stray::Teardown => "teardown",
-            Stray::Rpc => "rpc",
-        }
-    }
-}
+use crate::method_attr::MethodAttr;
 
 /// Emits the item unchanged and an error at the attribute.
-pub(crate) fn expand(attr: Stray, _args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn expand(attr: MethodAttr, _args: TokenStream, item: TokenStream) -> TokenStream {
     let name = attr.name();
     let method = syn::parse2::<syn::ImplItemFn>(item.clone()).ok();
     let message = match method {

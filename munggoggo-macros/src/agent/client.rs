@@ -17,6 +17,7 @@ use syn::{GenericArgument, ImplItem, ItemImpl, PathArguments, Type, Visibility};
 
 use super::expand::{is_result, nameable};
 use super::model::{AgentModel, Kind, Method};
+use crate::krate::Crate;
 
 /// The client struct, its methods and the two constructors on the agent;
 /// nothing for an agent without `#[rpc]` methods.
@@ -24,6 +25,8 @@ pub(crate) fn expand(model: &AgentModel, item: &ItemImpl) -> TokenStream {
     if !model.methods.iter().any(|m| matches!(m.kind, Kind::Rpc { .. })) {
         return TokenStream::new();
     }
+    let krate = &model.krate;
+    let p = &krate.private();
     let self_ty = &model.self_ty;
     let client = format_ident!("{}Client", model.name, span = self_ty.span());
     let agent_doc = format!(
@@ -31,13 +34,17 @@ pub(crate) fn expand(model: &AgentModel, item: &ItemImpl) -> TokenStream {
          `{name}::client(&ctx).method(args).await` returns `munggoggo::Result<T>`.",
         name = model.name
     );
-    let methods: Vec<TokenStream> = model.methods.iter().filter_map(|m| method(m, item)).collect();
+    let methods: Vec<TokenStream> = model
+        .methods
+        .iter()
+        .filter_map(|m| method(krate, m, item))
+        .collect();
     quote! {
         #[doc = #agent_doc]
         #[derive(Debug, Clone)]
         #[allow(dead_code)]
         pub struct #client<'a> {
-            ctx: &'a ::munggoggo::__private::Context,
+            ctx: &'a #p::Context,
             identity: ::std::string::String,
         }
 
@@ -47,12 +54,12 @@ pub(crate) fn expand(model: &AgentModel, item: &ItemImpl) -> TokenStream {
             /// agent with this type's default identity.
             pub fn client<'a, C>(caller: &'a C) -> #client<'a>
             where
-                C: ::munggoggo::__private::Caller + ?::core::marker::Sized,
-                for<'__munggoggo> #self_ty: ::munggoggo::__private::AgentDefaults,
+                C: #p::Caller + ?::core::marker::Sized,
+                for<'__munggoggo> #self_ty: #p::AgentDefaults,
             {
                 #client {
-                    ctx: ::munggoggo::__private::Caller::context(caller),
-                    identity: <#self_ty as ::munggoggo::__private::AgentDefaults>::options().identity,
+                    ctx: #p::Caller::context(caller),
+                    identity: <#self_ty as #p::AgentDefaults>::options().identity,
                 }
             }
 
@@ -60,10 +67,10 @@ pub(crate) fn expand(model: &AgentModel, item: &ItemImpl) -> TokenStream {
             /// agent with identity `identity` (a second instance, say).
             pub fn client_for<'a, C>(caller: &'a C, identity: impl ::core::convert::Into<::std::string::String>) -> #client<'a>
             where
-                C: ::munggoggo::__private::Caller + ?::core::marker::Sized,
+                C: #p::Caller + ?::core::marker::Sized,
             {
                 #client {
-                    ctx: ::munggoggo::__private::Caller::context(caller),
+                    ctx: #p::Caller::context(caller),
                     identity: ::core::convert::Into::into(identity),
                 }
             }
@@ -78,7 +85,8 @@ pub(crate) fn expand(model: &AgentModel, item: &ItemImpl) -> TokenStream {
 
 /// One typed method; `None` when a type cannot be named outside the
 /// method (the string form `ctx.call(...)` still works for it).
-fn method(method: &Method, item: &ItemImpl) -> Option<TokenStream> {
+fn method(krate: &Crate, method: &Method, item: &ItemImpl) -> Option<TokenStream> {
+    let p = &krate.private();
     let Kind::Rpc { params } = &method.kind else {
         return None;
     };
@@ -94,14 +102,18 @@ fn method(method: &Method, item: &ItemImpl) -> Option<TokenStream> {
         let ty = &p.ty;
         quote!(#name: #ty)
     });
-    let bounds = params.iter().map(|p| {
-        let ty = &p.ty;
-        quote_spanned!(ty.span()=> for<'__munggoggo> #ty: ::munggoggo::__private::ClientArg)
+    let bounds = params.iter().map(|param| {
+        let ty = &param.ty;
+        let p = krate.private_at(ty.span());
+        quote_spanned!(ty.span()=> for<'__munggoggo> #ty: #p::ClientArg)
     });
-    let ret_bound = quote_spanned!(ret.span()=> for<'__munggoggo> #ret: ::munggoggo::__private::ClientOutput);
+    let ret_bound = {
+        let p = krate.private_at(ret.span());
+        quote_spanned!(ret.span()=> for<'__munggoggo> #ret: #p::ClientOutput)
+    };
     let doc = format!("Calls `#[rpc]` method `{wire}` of the agent and decodes its result.");
     let call = quote! {
-        ::munggoggo::__private::Context::call(self.ctx, &self.identity, #wire, (#(#names,)*)).await
+        #p::Context::call(self.ctx, &self.identity, #wire, (#(#names,)*)).await
     };
     let body = if method.ret.as_ref().is_some_and(is_result) {
         quote!(#call)
@@ -111,14 +123,14 @@ fn method(method: &Method, item: &ItemImpl) -> Option<TokenStream> {
         // `Result<T, E>` comes back as itself, always `Ok`).
         quote! {
             #[allow(unused_imports)]
-            use ::munggoggo::__private::{ResultShape as _, ValueShape as _};
-            let value: ::munggoggo::__private::serde_json::Value = #call?;
-            (&::munggoggo::__private::Shape::<#ret>::new()).rpc_shape().client_decode(&self.identity, #wire, value)
+            use #p::{ResultShape as _, ValueShape as _};
+            let value: #p::serde_json::Value = #call?;
+            (&#p::Shape::<#ret>::new()).rpc_shape().client_decode(&self.identity, #wire, value)
         }
     };
     Some(quote! {
         #[doc = #doc]
-        #vis async fn #ident(&self, #(#decls),*) -> ::munggoggo::Result<#ret>
+        #vis async fn #ident(&self, #(#decls),*) -> #krate::Result<#ret>
         where
             #(#bounds,)*
             #ret_bound,

@@ -7,10 +7,12 @@ use syn::Type;
 
 use super::model::{AgentModel, Kind, Method, Payload};
 use super::parse::{BehaviourArgs, Delivery, RouteArgs};
-use crate::attr::duration_tokens;
+use crate::krate::{respan, Crate};
 
 /// The `Agent` impl and the `inventory` registration, inside `const _`.
 pub(crate) fn expand(model: &AgentModel) -> TokenStream {
+    let krate = &model.krate;
+    let p = &krate.private();
     let self_ty = &model.self_ty;
     let name = &model.name;
 
@@ -28,19 +30,19 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
             Kind::Teardown => teardown = Some(method),
             Kind::Behaviour(args, singleton) => {
                 let index = behaviours.len();
-                let kind = behaviour_kind(args);
+                let kind = behaviour_kind(krate, args);
                 behaviours.push(quote! {
-                    ::munggoggo::__private::BehaviourSpec {
+                    #p::BehaviourSpec {
                         method: #name,
                         kind: #kind,
                         singleton: #singleton,
-                        delivery: ::munggoggo::__private::GroupDelivery::Default,
+                        delivery: #p::GroupDelivery::Default,
                     }
                 });
-                let body = run_body(self_ty, method);
+                let body = run_body(p, self_ty, method);
                 run_arms.push(quote!(#index => #body,));
             }
-            Kind::Handler { route, payload } => {
+            Kind::OnMessage { route, payload } => {
                 let index = behaviours.len();
                 let delivery = match route {
                     RouteArgs::Topic(_, Delivery::Group)
@@ -51,23 +53,23 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
                     | RouteArgs::Inferred(Delivery::EachReplica) => quote!(EachReplica),
                     _ => quote!(Default),
                 };
-                let route = route_tokens(route, payload);
+                let route = route_tokens(p, route, payload);
                 behaviours.push(quote! {
-                    ::munggoggo::__private::BehaviourSpec {
+                    #p::BehaviourSpec {
                         method: #name,
-                        kind: ::munggoggo::__private::BehaviourKind::Handler(#route),
+                        kind: #p::BehaviourKind::Handler(#route),
                         singleton: false,
-                        delivery: ::munggoggo::__private::GroupDelivery::#delivery,
+                        delivery: #p::GroupDelivery::#delivery,
                     }
                 });
-                let body = handle_body(self_ty, method, payload);
+                let body = handle_body(p, self_ty, method, payload);
                 handle_arms.push(quote!(#index => #body,));
             }
             Kind::Rpc { params } => {
                 let index = rpcs.len();
                 let names = params.iter().map(|p| &p.name);
-                rpcs.push(quote!(::munggoggo::__private::RpcSpec { method: #name, params: &[#(#names),*] }));
-                let body = call_body(self_ty, method);
+                rpcs.push(quote!(#p::RpcSpec { method: #name, params: &[#(#names),*] }));
+                let body = call_body(p, self_ty, method);
                 call_arms.push(quote!(#index => #body,));
             }
         }
@@ -75,36 +77,35 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
 
     // What the agent lacks is left to the trait's defaults (no setup or
     // teardown; no behaviour, handler or method at any index).
-    let p = quote!(::munggoggo::__private);
     let future =
         |output: TokenStream| quote!(#p::BoxFuture<'a, ::core::result::Result<#output, #p::BoxError>>);
     let (unit, next) = (future(quote!(())), future(quote!(#p::Next)));
-    let setup = setup.map(|m| method(quote!(setup), quote!(), &unit, once_body(self_ty, m)));
-    let teardown = teardown.map(|m| method(quote!(teardown), quote!(), &unit, once_body(self_ty, m)));
+    let setup = setup.map(|m| method(p, quote!(setup), quote!(), &unit, once_body(p, self_ty, m)));
+    let teardown = teardown.map(|m| method(p, quote!(teardown), quote!(), &unit, once_body(p, self_ty, m)));
     let run = (!run_arms.is_empty()).then(|| {
-        let body = dispatch(quote!(index), run_arms, "behaviour");
-        method(quote!(run), quote!(index: usize,), &next, body)
+        let body = dispatch(p, quote!(index), run_arms, "behaviour");
+        method(p, quote!(run), quote!(index: usize,), &next, body)
     });
     let handle = (!handle_arms.is_empty()).then(|| {
-        let body = dispatch(quote!(index), handle_arms, "handler");
+        let body = dispatch(p, quote!(index), handle_arms, "handler");
         let args = quote!(index: usize, msg: &'a ::std::sync::Arc<#p::Received>,);
         let output = quote!(#p::BoxFuture<'a, ::core::result::Result<(), #p::HandlerError>>);
-        method(quote!(handle), args, &output, body)
+        method(p, quote!(handle), args, &output, body)
     });
     let call = (!call_arms.is_empty()).then(|| {
-        let body = dispatch(quote!(index), call_arms, "rpc method");
+        let body = dispatch(p, quote!(index), call_arms, "rpc method");
         let args = quote!(index: usize, params: #p::serde_json::Value,);
         let output = quote!(#p::BoxFuture<'a, ::core::result::Result<#p::serde_json::Value, #p::CallError>>);
-        method(quote!(call), args, &output, body)
+        method(p, quote!(call), args, &output, body)
     });
 
     quote! {
         const _: () = {
             #[automatically_derived]
             #[allow(unused_variables, clippy::all, clippy::pedantic, clippy::nursery)]
-            impl ::munggoggo::__private::Agent for #self_ty {
-                fn spec() -> &'static ::munggoggo::__private::AgentSpec {
-                    static SPEC: ::munggoggo::__private::AgentSpec = ::munggoggo::__private::AgentSpec {
+            impl #p::Agent for #self_ty {
+                fn spec() -> &'static #p::AgentSpec {
+                    static SPEC: #p::AgentSpec = #p::AgentSpec {
                         name: #name,
                         behaviours: &[#(#behaviours),*],
                         rpcs: &[#(#rpcs),*],
@@ -119,19 +120,25 @@ pub(crate) fn expand(model: &AgentModel) -> TokenStream {
                 #call
             }
 
-            ::munggoggo::__private::inventory::submit! {
-                ::munggoggo::__private::Registration::of::<#self_ty>()
+            #p::inventory::submit! {
+                #p::Registration::of::<#self_ty>()
             }
         };
     }
 }
 
 /// A method of the `Agent` trait: `fn name<'a>(&'a mut self, ctx, args) -> output { body }`.
-fn method(name: TokenStream, args: TokenStream, output: &TokenStream, body: TokenStream) -> TokenStream {
+fn method(
+    p: &TokenStream,
+    name: TokenStream,
+    args: TokenStream,
+    output: &TokenStream,
+    body: TokenStream,
+) -> TokenStream {
     quote! {
         fn #name<'a>(
             &'a mut self,
-            ctx: &'a ::munggoggo::__private::Context,
+            ctx: &'a #p::Context,
             #args
         ) -> #output {
             #body
@@ -141,8 +148,8 @@ fn method(name: TokenStream, args: TokenStream, output: &TokenStream, body: Toke
 
 /// `match index { arms, _ => unknown }` (never reached with an index the
 /// spec does not have).
-fn dispatch(index: TokenStream, arms: Vec<TokenStream>, what: &str) -> TokenStream {
-    let unknown = quote!(::munggoggo::__private::unknown_index(#what, #index));
+fn dispatch(p: &TokenStream, index: TokenStream, arms: Vec<TokenStream>, what: &str) -> TokenStream {
+    let unknown = quote!(#p::unknown_index(#what, #index));
     quote! {
         match #index {
             #(#arms)*
@@ -151,40 +158,42 @@ fn dispatch(index: TokenStream, arms: Vec<TokenStream>, what: &str) -> TokenStre
     }
 }
 
-fn behaviour_kind(args: &BehaviourArgs) -> TokenStream {
+fn behaviour_kind(krate: &Crate, args: &BehaviourArgs) -> TokenStream {
+    let p = krate.private();
     match args {
         BehaviourArgs::Periodic {
             period,
             initial_delay,
         } => {
-            let period = duration_tokens(*period);
+            let period = krate.duration(*period);
             let initial_delay = match initial_delay {
                 Some(d) => {
-                    let d = duration_tokens(*d);
+                    let d = krate.duration(*d);
                     quote!(::core::option::Option::Some(#d))
                 }
                 None => quote!(::core::option::Option::None),
             };
-            quote!(::munggoggo::__private::BehaviourKind::Periodic { period: #period, initial_delay: #initial_delay })
+            quote!(#p::BehaviourKind::Periodic { period: #period, initial_delay: #initial_delay })
         }
-        BehaviourArgs::Oneshot => quote!(::munggoggo::__private::BehaviourKind::Oneshot),
+        BehaviourArgs::Oneshot => quote!(#p::BehaviourKind::Oneshot),
         BehaviourArgs::Delay(d) => {
-            let d = duration_tokens(*d);
-            quote!(::munggoggo::__private::BehaviourKind::Delay(#d))
+            let d = krate.duration(*d);
+            quote!(#p::BehaviourKind::Delay(#d))
         }
-        BehaviourArgs::Cyclic => quote!(::munggoggo::__private::BehaviourKind::Cyclic),
+        BehaviourArgs::Cyclic => quote!(#p::BehaviourKind::Cyclic),
     }
 }
 
-fn route_tokens(route: &RouteArgs, payload: &Payload) -> TokenStream {
+fn route_tokens(p: &TokenStream, route: &RouteArgs, payload: &Payload) -> TokenStream {
     match route {
         RouteArgs::Inferred(_) => {
             let ty = &payload.ty;
-            quote_spanned!(ty.span()=> ::munggoggo::__private::HandlerRoute::Type(<#ty as ::munggoggo::__private::Message>::TYPE))
+            let p = respan(p.clone(), ty.span());
+            quote_spanned!(ty.span()=> #p::HandlerRoute::Type(<#ty as #p::Message>::TYPE))
         }
-        RouteArgs::Type(lit, _) => quote!(::munggoggo::__private::HandlerRoute::Type(#lit)),
-        RouteArgs::Topic(keys, _) => quote!(::munggoggo::__private::HandlerRoute::Topic(&[#(#keys),*])),
-        RouteArgs::Fallback => quote!(::munggoggo::__private::HandlerRoute::Fallback),
+        RouteArgs::Type(lit, _) => quote!(#p::HandlerRoute::Type(#lit)),
+        RouteArgs::Topic(keys, _) => quote!(#p::HandlerRoute::Topic(&[#(#keys),*])),
+        RouteArgs::Fallback => quote!(#p::HandlerRoute::Fallback),
     }
 }
 
@@ -212,37 +221,38 @@ fn boxed(method: &Method, body: TokenStream) -> TokenStream {
     quote_spanned!(method.ident.span()=> ::std::boxed::Box::pin(async move { #body }))
 }
 
-fn once_body(self_ty: &Type, method: &Method) -> TokenStream {
+fn once_body(p: &TokenStream, self_ty: &Type, method: &Method) -> TokenStream {
     let value = convert(
         method,
-        quote!(::munggoggo::__private::HandlerReturn),
+        quote!(#p::HandlerReturn),
         quote!(into_result),
         call_expr(self_ty, method, &[]),
     );
     boxed(method, value)
 }
 
-fn run_body(self_ty: &Type, method: &Method) -> TokenStream {
+fn run_body(p: &TokenStream, self_ty: &Type, method: &Method) -> TokenStream {
     let value = convert(
         method,
-        quote!(::munggoggo::__private::BehaviourReturn),
+        quote!(#p::BehaviourReturn),
         quote!(into_step),
         call_expr(self_ty, method, &[]),
     );
     boxed(method, value)
 }
 
-fn handle_body(self_ty: &Type, method: &Method, payload: &Payload) -> TokenStream {
+fn handle_body(p: &TokenStream, self_ty: &Type, method: &Method, payload: &Payload) -> TokenStream {
     let ty = &payload.ty;
-    let check = quote_spanned!(ty.span()=> ::munggoggo::__private::check_payload::<#ty>(););
+    let p_ty = respan(p.clone(), ty.span());
+    let check = quote_spanned!(ty.span()=> #p_ty::check_payload::<#ty>(););
     let decode = if payload.envelope {
-        quote_spanned!(ty.span()=> ::munggoggo::__private::decode_envelope::<#ty>(msg)?)
+        quote_spanned!(ty.span()=> #p_ty::decode_envelope::<#ty>(msg)?)
     } else {
-        quote_spanned!(ty.span()=> ::munggoggo::__private::decode::<#ty>(msg)?)
+        quote_spanned!(ty.span()=> #p_ty::decode::<#ty>(msg)?)
     };
     let value = convert(
         method,
-        quote!(::munggoggo::__private::HandlerReturn),
+        quote!(#p::HandlerReturn),
         quote!(into_result),
         call_expr(self_ty, method, &[quote!(payload)]),
     );
@@ -251,12 +261,12 @@ fn handle_body(self_ty: &Type, method: &Method, payload: &Payload) -> TokenStrea
         quote! {
             #check
             let payload = #decode;
-            #value.map_err(::munggoggo::__private::HandlerError::Failed)
+            #value.map_err(#p::HandlerError::Failed)
         },
     )
 }
 
-fn call_body(self_ty: &Type, method: &Method) -> TokenStream {
+fn call_body(p: &TokenStream, self_ty: &Type, method: &Method) -> TokenStream {
     let Kind::Rpc { params } = &method.kind else {
         unreachable!("call_body is for #[rpc] methods");
     };
@@ -266,9 +276,9 @@ fn call_body(self_ty: &Type, method: &Method) -> TokenStream {
         let var = syn::Ident::new(&format!("arg{i}"), Span::call_site());
         let ty = &param.ty;
         let name = &param.name;
-        let check = quote_spanned!(ty.span()=> ::munggoggo::__private::check_rpc_param::<#ty>(););
-        let param_value =
-            quote_spanned!(ty.span()=> ::munggoggo::__private::rpc_param::<#ty>(&params, #i, #name));
+        let p_ty = respan(p.clone(), ty.span());
+        let check = quote_spanned!(ty.span()=> #p_ty::check_rpc_param::<#ty>(););
+        let param_value = quote_spanned!(ty.span()=> #p_ty::rpc_param::<#ty>(&params, #i, #name));
         lets.push(quote! {
             #check
             let #var = #param_value?;
@@ -287,17 +297,18 @@ fn call_body(self_ty: &Type, method: &Method) -> TokenStream {
             } else {
                 (None, None)
             };
+            let p_ret = respan(p.clone(), ret.span());
             let convert = quote_spanned!(ret.span()=>
-                (&::munggoggo::__private::Shape::of(&ret)).rpc_shape().into_value #turbofish (ret)
+                (&#p_ret::Shape::of(&ret)).rpc_shape().into_value #turbofish (ret)
             );
             quote! {{
                 #[allow(unused_imports)]
-                use ::munggoggo::__private::{ResultShape as _, ValueShape as _};
+                use #p::{ResultShape as _, ValueShape as _};
                 let ret #annotated = #call;
                 #convert
             }}
         }
-        None => quote!(::munggoggo::__private::ValueOut.into_value::<()>(#call)),
+        None => quote!(#p::ValueOut.into_value::<()>(#call)),
     };
     boxed(
         method,

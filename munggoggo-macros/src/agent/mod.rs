@@ -24,8 +24,8 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         Ok(Item::Struct(item)) => options::expand(args, item),
         Ok(Item::Impl(item)) => {
             let mut errors = Errors::default();
-            let parsed = parse::parse(item, &mut errors);
-            let model = model::check(&args, &parsed, &mut errors);
+            let parsed = parse::parse(args, item, &mut errors);
+            let model = model::check(&parsed, &mut errors);
             let generated = model.as_ref().map(expand::expand);
             let item = &parsed.item;
             let client = model.as_ref().map(|model| client::expand(model, item));

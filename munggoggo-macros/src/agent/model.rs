@@ -3,18 +3,21 @@
 //! the smallest offending token; methods with mistakes are left out of the
 //! model so that the generated impl does not add errors of its own.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::Ident;
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::Type;
 
-use super::parse::{Args, BehaviourArgs, Marked, Parsed, RouteArgs};
+use super::parse::{Args, Marked, Parsed, Role, RouteArgs};
 use super::signature::{is_raw, payload, return_type, rpc_param, signature};
 use crate::errors::Errors;
+use crate::krate::Crate;
 
 /// An agent's impl block, checked.
 pub(crate) struct AgentModel {
+    /// The runtime crate's path in the generated code.
+    pub(crate) krate: Crate,
     /// The agent type, as the impl block names it.
     pub(crate) self_ty: Type,
     /// Its Rust name, for `AgentSpec::name`.
@@ -40,20 +43,9 @@ impl Method {
     }
 }
 
-/// What a method is.
-pub(crate) enum Kind {
-    Setup,
-    Teardown,
-    /// The kind, and whether it is a `singleton`.
-    Behaviour(BehaviourArgs, bool),
-    Handler {
-        route: RouteArgs,
-        payload: Box<Payload>,
-    },
-    Rpc {
-        params: Vec<RpcParam>,
-    },
-}
+/// What a method is: its role, with the handler's payload and the
+/// `#[rpc]` method's parameters.
+pub(crate) type Kind = Role<Box<Payload>, Vec<RpcParam>>;
 
 /// The payload parameter of a handler.
 pub(crate) struct Payload {
@@ -70,17 +62,11 @@ pub(crate) struct RpcParam {
 
 /// Checks the parsed impl block into the model; `None` when the block as a
 /// whole cannot be an agent.
-pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) -> Option<AgentModel> {
+pub(crate) fn check(parsed: &Parsed, errors: &mut Errors) -> Option<AgentModel> {
     // Every check runs, so that one compile shows every mistake; the block
     // is an agent only if none of those about the block as a whole failed.
     let item = &parsed.item;
     let mut whole = true;
-    if !args.is_empty() {
-        errors.spanned(
-            args,
-            "`#[agent]` on an impl block takes no arguments; put the agent's options on the struct: `#[agent(identity = \"...\")]`",
-        );
-    }
     if let Some((_, path, _)) = &item.trait_ {
         errors.spanned(
             path,
@@ -112,7 +98,7 @@ pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) ->
     for marked in &parsed.methods {
         let Some(args) = &marked.args else {
             // The attribute had errors; still check the signature.
-            signature(marked, &format!("#[{}]", marked.role.name()), errors);
+            signature(marked, &format!("#[{}]", marked.marker.name()), errors);
             continue;
         };
         if let Some(method) = method(marked, args, errors) {
@@ -122,6 +108,7 @@ pub(crate) fn check(args: &TokenStream, parsed: &Parsed, errors: &mut Errors) ->
     }
     let name = name.filter(|_| whole)?;
     Some(AgentModel {
+        krate: parsed.krate.clone(),
         self_ty: (*item.self_ty).clone(),
         name,
         methods,
@@ -133,14 +120,14 @@ fn check_unique(method: &Method, marked: &Marked, earlier: &[Method], errors: &m
     let (what, attr) = match &method.kind {
         Kind::Setup => ("setup", "#[setup]"),
         Kind::Teardown => ("teardown", "#[teardown]"),
-        Kind::Handler {
+        Kind::OnMessage {
             route: RouteArgs::Fallback,
             ..
         } => ("fallback", "#[on_message(fallback)]"),
-        Kind::Handler { route, payload } => {
+        Kind::OnMessage { route, payload } => {
             let key = type_key(route, payload);
             let first = earlier.iter().find(|m| match &m.kind {
-                Kind::Handler { route, payload } => key.is_some() && type_key(route, payload) == key,
+                Kind::OnMessage { route, payload } => key.is_some() && type_key(route, payload) == key,
                 _ => false,
             });
             if let (Some(first), Some(key)) = (first, key) {
@@ -166,11 +153,11 @@ fn check_unique(method: &Method, marked: &Marked, earlier: &[Method], errors: &m
             (Kind::Setup, Kind::Setup)
                 | (Kind::Teardown, Kind::Teardown)
                 | (
-                    Kind::Handler {
+                    Kind::OnMessage {
                         route: RouteArgs::Fallback,
                         ..
                     },
-                    Kind::Handler {
+                    Kind::OnMessage {
                         route: RouteArgs::Fallback,
                         ..
                     },
@@ -198,39 +185,27 @@ fn type_key(route: &RouteArgs, payload: &Payload) -> Option<String> {
 }
 
 fn method(marked: &Marked, args: &Args, errors: &mut Errors) -> Option<Method> {
-    let (attr, only_ctx_help) = match args {
-        Args::Setup => (
-            "#[setup]",
-            "`#[setup]` methods take only `&mut self` and an optional `ctx: &Context`",
-        ),
-        Args::Teardown => (
-            "#[teardown]",
-            "`#[teardown]` methods take only `&mut self` and an optional `ctx: &Context`",
-        ),
-        Args::Behaviour(..) => (
-            "#[behaviour]",
-            "`#[behaviour]` methods take only `&mut self` and an optional `ctx: &Context`",
-        ),
-        Args::OnMessage(_) => ("#[on_message]", ""),
-        Args::Rpc => ("#[rpc]", ""),
-    };
+    let attr = format!("#[{}]", marked.marker.name());
     // The parameters are checked even when the signature has mistakes of
     // its own (not `async`, no `&mut self`), so that all are reported.
     let before = errors.count();
-    let sig = signature(marked, attr, errors);
+    let sig = signature(marked, &attr, errors);
     let kind = match args {
-        Args::Setup | Args::Teardown | Args::Behaviour(..) => {
+        Role::Setup | Role::Teardown | Role::Behaviour(..) => {
             for param in &sig.rest {
-                errors.spanned(param, format!("unexpected parameter: {only_ctx_help}"));
+                errors.spanned(
+                    param,
+                    format!("unexpected parameter: `{attr}` methods take only `&mut self` and an optional `ctx: &Context`"),
+                );
             }
             match args {
-                Args::Setup => Kind::Setup,
-                Args::Teardown => Kind::Teardown,
-                Args::Behaviour(b, singleton) => Kind::Behaviour(b.clone(), *singleton),
-                _ => unreachable!(),
+                Role::Setup => Kind::Setup,
+                Role::Teardown => Kind::Teardown,
+                Role::Behaviour(b, singleton) => Kind::Behaviour(b.clone(), *singleton),
+                Role::OnMessage { .. } | Role::Rpc { .. } => unreachable!("matched above"),
             }
         }
-        Args::OnMessage(route) => {
+        Role::OnMessage { route, payload: () } => {
             let payload = payload(marked, &sig, errors)?;
             if matches!(route, RouteArgs::Inferred(_)) && is_raw(&payload.ty) {
                 errors.spanned(
@@ -239,12 +214,12 @@ fn method(marked: &Marked, args: &Args, errors: &mut Errors) -> Option<Method> {
                 );
                 return None;
             }
-            Kind::Handler {
+            Kind::OnMessage {
                 route: route.clone(),
                 payload: Box::new(payload),
             }
         }
-        Args::Rpc => Kind::Rpc {
+        Role::Rpc { params: () } => Kind::Rpc {
             params: sig.rest.iter().filter_map(|p| rpc_param(p, errors)).collect(),
         },
     };

@@ -11,25 +11,32 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprPath, ItemStruct, LitStr, Type};
 
-use crate::attr::{self, Keys};
+use crate::args::{self, keys, kw};
 use crate::errors::Errors;
+use crate::krate::Crate;
 
-const KEYS: &[&str] = &[
-    "identity",
-    "prefetch",
-    "max_queue",
-    "trace_size",
-    "peer_interval",
-    "call_timeout",
-    "new",
-    "config",
-    "replicated",
-    "dedup",
-];
+keys! {
+    /// The keys of `#[agent]` on the struct.
+    enum AgentKey in "agent" {
+        Crate(syn::token::Crate) = "crate",
+        Identity(kw::identity) = "identity",
+        Prefetch(kw::prefetch) = "prefetch",
+        MaxQueue(kw::max_queue) = "max_queue",
+        TraceSize(kw::trace_size) = "trace_size",
+        PeerInterval(kw::peer_interval) = "peer_interval",
+        CallTimeout(kw::call_timeout) = "call_timeout",
+        New(kw::new) = "new",
+        Config(kw::config) = "config",
+        Replicated(kw::replicated) = "replicated",
+        Dedup(kw::dedup) = "dedup",
+    }
+}
 
 /// The options as written (each `None` when absent or invalid).
 #[derive(Default)]
 struct Args {
+    /// The runtime crate's path in the generated code.
+    krate: Crate,
     identity: Option<LitStr>,
     prefetch: Option<u16>,
     max_queue: Option<usize>,
@@ -37,7 +44,8 @@ struct Args {
     peer_interval: Option<Duration>,
     call_timeout: Option<Duration>,
     new: Option<ExprPath>,
-    config: Option<(syn::Ident, Type)>,
+    /// The `config` key (for errors) and the type.
+    config: Option<(kw::config, Type)>,
     replicated: bool,
     dedup: Option<usize>,
 }
@@ -55,58 +63,47 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> TokenStream {
 
 fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
-    let mut keys = Keys::new("agent", KEYS);
-    let parser = syn::meta::parser(|meta| {
-        let Some(key) = keys.accept(&meta, errors)? else {
-            return Ok(());
-        };
-        match key.as_str() {
-            "identity" => args.identity = attr::string(&meta, &keys, "identity = \"pinger\"", errors)?,
-            "prefetch" => args.prefetch = attr::integer(&meta, &keys, 1u16, "prefetch = 64", errors)?,
-            "max_queue" => args.max_queue = attr::integer(&meta, &keys, 1usize, "max_queue = 10000", errors)?,
-            "trace_size" => {
-                args.trace_size = attr::integer(&meta, &keys, 0usize, "trace_size = 1000", errors)?
-            }
-            "replicated" => args.replicated = attr::flag(&meta, &keys, errors)?,
-            "dedup" => args.dedup = attr::integer(&meta, &keys, 0usize, "dedup = 10000", errors)?,
-            "peer_interval" => args.peer_interval = attr::duration(&meta, &keys, true, errors)?,
-            "call_timeout" => args.call_timeout = attr::duration(&meta, &keys, true, errors)?,
-            "new" => {
-                if !meta.input.peek(syn::Token![=]) {
-                    errors.spanned(
-                        &meta.path,
-                        "`new` in `#[agent]` needs a value: `new = path::to::constructor`",
-                    );
-                    attr::skip_value(&meta)?;
-                    return Ok(());
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        args::parse(input, errors, |key, value, errors| {
+            match key {
+                AgentKey::Crate(_) => {
+                    if let Some(krate) = value.crate_path(errors)? {
+                        args.krate = krate;
+                    }
                 }
-                match meta.value()?.parse::<Expr>()? {
-                    Expr::Path(path) => args.new = Some(path),
-                    other => errors.spanned(
-                        other,
-                        "`new` in `#[agent]` takes the path of a function `fn() -> Self`: `new = Self::new` or `new = path::to::constructor`",
-                    ),
+                AgentKey::Identity(_) => args.identity = value.string("identity = \"pinger\"", errors)?,
+                AgentKey::Prefetch(_) => args.prefetch = value.integer(1u16, "prefetch = 64", errors)?,
+                AgentKey::MaxQueue(_) => {
+                    args.max_queue = value.integer(1usize, "max_queue = 10000", errors)?
                 }
-            }
-            "config" => {
-                if !meta.input.peek(syn::Token![=]) {
-                    errors.spanned(
-                        &meta.path,
-                        "`config` in `#[agent]` needs a value: `config = MyConfig`, a struct that derives `serde::Deserialize`",
-                    );
-                    attr::skip_value(&meta)?;
-                    return Ok(());
+                AgentKey::TraceSize(_) => {
+                    args.trace_size = value.integer(0usize, "trace_size = 1000", errors)?
                 }
-                let key = meta.path.get_ident().cloned();
-                let ty = meta.value()?.parse::<Type>()?;
-                if let Some(key) = key {
-                    args.config = Some((key, ty));
+                AgentKey::Replicated(_) => args.replicated = value.flag(errors)?,
+                AgentKey::Dedup(_) => args.dedup = value.integer(0usize, "dedup = 10000", errors)?,
+                AgentKey::PeerInterval(_) => args.peer_interval = value.duration(true, errors)?,
+                AgentKey::CallTimeout(_) => args.call_timeout = value.duration(true, errors)?,
+                AgentKey::New(_) => {
+                    let help = "`new` in `#[agent]` needs a value: `new = path::to::constructor`";
+                    match value.parse::<Expr>(help, errors)? {
+                        Some(Expr::Path(path)) => args.new = Some(path),
+                        Some(other) => errors.spanned(
+                            other,
+                            "`new` in `#[agent]` takes the path of a function `fn() -> Self`: `new = Self::new` or `new = path::to::constructor`",
+                        ),
+                        None => {}
+                    }
+                }
+                AgentKey::Config(keyword) => {
+                    let help = "`config` in `#[agent]` needs a value: `config = MyConfig`, a struct that derives `serde::Deserialize`";
+                    if let Some(ty) = value.parse::<Type>(help, errors)? {
+                        args.config = Some((keyword, ty));
+                    }
                 }
             }
-            _ => unreachable!("every key in KEYS is handled"),
-        }
-        Ok(())
-    });
+            Ok(())
+        })
+    };
     if let Err(e) = parser.parse2(tokens) {
         errors.push(e);
     }
@@ -116,8 +113,8 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
 fn check(args: &Args, item: &ItemStruct, errors: &mut Errors) {
     if let (Some((key, ty)), None) = (&args.config, &args.new) {
         let ty = quote!(#ty).to_string().replace(' ', "");
-        errors.spanned(
-            key,
+        errors.at(
+            key.span,
             format!(
                 "`config = {ty}` in `#[agent]` needs a constructor that takes it: add `new = Self::new` with `fn new(config: {ty}) -> Self`"
             ),
@@ -152,6 +149,8 @@ fn check(args: &Args, item: &ItemStruct, errors: &mut Errors) {
 }
 
 fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
+    let krate = &args.krate;
+    let p = &krate.private();
     let ident = &item.ident;
     let identity = match &args.identity {
         Some(lit) => lit.value(),
@@ -168,11 +167,11 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
         sets.push(quote!(o.trace_size = #v;));
     }
     if let Some(d) = args.peer_interval {
-        let d = attr::duration_tokens(d);
+        let d = krate.duration(d);
         sets.push(quote!(o.peer_interval = ::core::option::Option::Some(#d);));
     }
     if let Some(d) = args.call_timeout {
-        let d = attr::duration_tokens(d);
+        let d = krate.duration(d);
         sets.push(quote!(o.call_timeout = #d;));
     }
     if args.replicated {
@@ -183,8 +182,8 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
     }
     let construct = match (&args.new, &args.config) {
         (Some(_), Some(_)) => quote! {
-            let defaults = ::munggoggo::__private::defaults_only();
-            <Self as ::munggoggo::__private::AgentDefaults>::configured(&defaults, "")
+            let defaults = #p::defaults_only();
+            <Self as #p::AgentDefaults>::configured(&defaults, "")
                 .ok()
                 .flatten()
         },
@@ -194,29 +193,30 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
         },
         (None, _) => quote! {
             #[allow(unused_imports)]
-            use ::munggoggo::__private::{ViaDefault as _, ViaNothing as _};
-            (&::munggoggo::__private::Construct::<Self>::new()).construct()
+            use #p::{ViaDefault as _, ViaNothing as _};
+            (&#p::Construct::<Self>::new()).construct()
         },
     };
     let has_constructor = match &args.new {
         Some(_) => quote!(true),
         None => quote! {
             #[allow(unused_imports)]
-            use ::munggoggo::__private::{ViaDefault as _, ViaNothing as _};
-            (&::munggoggo::__private::Construct::<Self>::new()).exists()
+            use #p::{ViaDefault as _, ViaNothing as _};
+            (&#p::Construct::<Self>::new()).exists()
         },
     };
     let configured = match (&args.new, &args.config) {
         (Some(path), Some((_, ty))) => {
             let agent_type = ident.unraw().to_string();
             let config_name = quote!(#ty).to_string().replace(' ', "");
-            let check = quote_spanned!(ty.span()=> ::munggoggo::__private::load_config::<#ty>);
+            let p_ty = krate.private_at(ty.span());
+            let check = quote_spanned!(ty.span()=> #p_ty::load_config::<#ty>);
             let new = quote_spanned!(path.span()=> let new: fn(#ty) -> Self = #path;);
             quote! {
                 fn configured(
-                    config: &::munggoggo::__private::Config,
+                    config: &#p::Config,
                     identity: &str,
-                ) -> ::core::result::Result<::core::option::Option<Self>, ::munggoggo::__private::ConfigError> {
+                ) -> ::core::result::Result<::core::option::Option<Self>, #p::ConfigError> {
                     #new
                     #check(config, identity, #agent_type).map(|c| ::core::option::Option::Some(new(c)))
                 }
@@ -229,18 +229,18 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
         _ => TokenStream::new(),
     };
     let options = if sets.is_empty() {
-        quote!(::munggoggo::__private::AgentOptions::new(#identity))
+        quote!(#p::AgentOptions::new(#identity))
     } else {
         quote! {
-            let mut o = ::munggoggo::__private::AgentOptions::new(#identity);
+            let mut o = #p::AgentOptions::new(#identity);
             #(#sets)*
             o
         }
     };
     quote! {
         #[automatically_derived]
-        impl ::munggoggo::__private::AgentDefaults for #ident {
-            fn options() -> ::munggoggo::__private::AgentOptions {
+        impl #p::AgentDefaults for #ident {
+            fn options() -> #p::AgentOptions {
                 #options
             }
 
@@ -254,5 +254,15 @@ fn defaults_impl(args: &Args, item: &ItemStruct) -> TokenStream {
 
             #configured
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_by_its_name() {
+        crate::args::check_names::<AgentKey>();
     }
 }

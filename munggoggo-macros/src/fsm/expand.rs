@@ -10,7 +10,6 @@ use syn::Ident;
 
 use super::model::Machine;
 use super::parse::Parsed;
-use crate::attr::duration_tokens;
 
 /// `<State>To`: the ways out of a state, named after it.
 fn ways_out_ident(state: &Ident) -> Ident {
@@ -69,7 +68,8 @@ pub(crate) fn ways_out(parsed: &Parsed) -> TokenStream {
 
 /// The machine's description, dispatch and registration.
 pub(crate) fn expand(machine: &Machine) -> TokenStream {
-    let p = quote!(::munggoggo::__private);
+    let krate = &machine.krate;
+    let p = &krate.private();
     let ident = &machine.ident;
     let agent = &machine.agent;
     let name = ident.to_string();
@@ -89,7 +89,7 @@ pub(crate) fn expand(machine: &Machine) -> TokenStream {
         let to = state.to.iter().map(|(t, _)| t);
         let timeout = match state.timeout {
             Some((d, t)) => {
-                let d = duration_tokens(d);
+                let d = krate.duration(d);
                 quote!(::core::option::Option::Some((#d, #t)))
             }
             None => quote!(::core::option::Option::None),
@@ -131,7 +131,8 @@ pub(crate) fn expand(machine: &Machine) -> TokenStream {
         });
         // Spanned at the variant: a state without its method is reported there.
         let call = quote_spanned!(state.ident.span()=> <#agent>::#method(agent, ctx));
-        let next = quote_spanned!(state.ident.span()=> #p::state_next::<#ways, _>(#call.await));
+        let p_state = krate.private_at(state.ident.span());
+        let next = quote_spanned!(state.ident.span()=> #p_state::state_next::<#ways, _>(#call.await));
         arms.push(quote! {
             #i => ::std::boxed::Box::pin(async move {
                 ::core::result::Result::Ok(#next?.__munggoggo_index())

@@ -9,9 +9,12 @@ use syn::{Ident, Type};
 
 use super::parse::Parsed;
 use crate::errors::Errors;
+use crate::krate::Crate;
 
 /// A machine without mistakes.
 pub(crate) struct Machine {
+    /// The runtime crate's path in the generated code.
+    pub(crate) krate: Crate,
     pub(crate) ident: Ident,
     pub(crate) agent: Type,
     pub(crate) restart_initial: bool,
@@ -151,6 +154,7 @@ pub(crate) fn check(parsed: &Parsed, errors: &mut Errors) -> Option<Machine> {
     }
     let agent = parsed.agent.clone()?;
     Some(Machine {
+        krate: parsed.krate.clone(),
         ident: enum_name.clone(),
         agent,
         restart_initial: parsed.restart_initial,

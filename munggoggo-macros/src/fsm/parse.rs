@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
-use syn::spanned::Spanned;
 use syn::{Expr, Fields, Ident, ItemEnum, LitStr, Token, Type};
 
-use crate::attr::{self, Keys};
+use crate::args::{self, keys, kw};
 use crate::errors::Errors;
+use crate::krate::Crate;
 
 /// The enum, with its `#[state]` attributes stripped, and what they say.
 pub(crate) struct Parsed {
+    /// The runtime crate's path in the generated code.
+    pub(crate) krate: Crate,
     pub(crate) item: ItemEnum,
     /// `agent = ...`.
     pub(crate) agent: Option<Type>,
@@ -34,12 +36,41 @@ pub(crate) struct StateDecl {
     pub(crate) timeout: Option<(Span, Duration, Ident)>,
 }
 
-const FSM_KEYS: &[&str] = &["agent", "restart"];
-const STATE_KEYS: &[&str] = &["initial", "final", "to", "timeout"];
+keys! {
+    /// The keys of `#[fsm]`.
+    enum FsmKey in "fsm" {
+        Crate(syn::token::Crate) = "crate",
+        Agent(kw::agent) = "agent",
+        Restart(kw::restart) = "restart",
+    }
+}
+
+keys! {
+    /// The keys of `#[state]`.
+    enum StateKey in "state" {
+        Initial(kw::initial) = "initial",
+        Final(syn::token::Final) = "final",
+        To(kw::to) = "to",
+        Timeout(kw::timeout) = "timeout",
+    }
+}
+
+/// `#[fsm(...)]` as written.
+#[derive(Default)]
+struct FsmArgs {
+    krate: Crate,
+    agent: Option<Type>,
+    /// `restart = "initial"`.
+    restart_initial: bool,
+}
 
 /// Parses the arguments of `#[fsm]` and the variants' `#[state]`.
 pub(crate) fn parse(args: TokenStream, mut item: ItemEnum, errors: &mut Errors) -> Parsed {
-    let (agent, restart_initial) = fsm_args(args, errors);
+    let FsmArgs {
+        krate,
+        agent,
+        restart_initial,
+    } = fsm_args(args, errors);
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.spanned(
             &item.generics,
@@ -85,6 +116,7 @@ pub(crate) fn parse(args: TokenStream, mut item: ItemEnum, errors: &mut Errors) 
         states.push(decl);
     }
     Parsed {
+        krate,
         item,
         agent,
         restart_initial,
@@ -92,105 +124,99 @@ pub(crate) fn parse(args: TokenStream, mut item: ItemEnum, errors: &mut Errors) 
     }
 }
 
-fn fsm_args(args: TokenStream, errors: &mut Errors) -> (Option<Type>, bool) {
-    let mut agent = None;
-    let mut restart_initial = false;
-    let mut keys = Keys::new("fsm", FSM_KEYS);
-    let parser = syn::meta::parser(|meta| {
-        let Some(key) = keys.accept(&meta, errors)? else {
-            return Ok(());
-        };
-        if key == "agent" {
-            if meta.input.peek(Token![=]) {
-                agent = Some(meta.value()?.parse::<Type>()?);
-            } else {
-                errors.spanned(&meta.path, "`agent` in `#[fsm]` needs a value: `agent = MyAgent`");
-                attr::skip_value(&meta)?;
+fn fsm_args(tokens: TokenStream, errors: &mut Errors) -> FsmArgs {
+    let mut args = FsmArgs::default();
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        args::parse(input, errors, |key, value, errors| {
+            match key {
+                FsmKey::Crate(_) => {
+                    if let Some(krate) = value.crate_path(errors)? {
+                        args.krate = krate;
+                    }
+                }
+                FsmKey::Agent(_) => {
+                    args.agent = value
+                        .parse::<Type>("`agent` in `#[fsm]` needs a value: `agent = MyAgent`", errors)?;
+                }
+                FsmKey::Restart(_) => {
+                    if let Some(lit) = value.string("restart = \"initial\"", errors)? {
+                        match lit.value().as_str() {
+                            "initial" => args.restart_initial = true,
+                            "resume" => args.restart_initial = false,
+                            other => errors.spanned(
+                                &lit,
+                                format!("unknown restart {other:?} in `#[fsm]`; write `restart = \"resume\"` (the default: carry on in the state it was in) or `restart = \"initial\"`"),
+                            ),
+                        }
+                    }
+                }
             }
-            return Ok(());
-        }
-        let example = "restart = \"initial\"";
-        if let Some(lit) = attr::string(&meta, &keys, example, errors)? {
-            match lit.value().as_str() {
-                "initial" => restart_initial = true,
-                "resume" => restart_initial = false,
-                other => errors.spanned(
-                    &lit,
-                    format!("unknown restart {other:?} in `#[fsm]`; write `restart = \"resume\"` (the default: carry on in the state it was in) or `restart = \"initial\"`"),
-                ),
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = parser.parse2(args) {
+            Ok(())
+        })
+    };
+    if let Err(e) = parser.parse2(tokens) {
         errors.push(e);
     }
-    if agent.is_none() && errors.count() == 0 {
+    if args.agent.is_none() && errors.count() == 0 {
         errors.at(
             Span::call_site(),
             "`#[fsm]` needs the agent that runs the machine: `#[fsm(agent = MyAgent)]`",
         );
     }
-    (agent, restart_initial)
+    args
 }
 
 fn state_args(attr: &syn::Attribute, decl: &mut StateDecl, errors: &mut Errors) {
-    let mut keys = Keys::new("state", STATE_KEYS);
-    let result = attr.parse_nested_meta(|meta| {
-        let Some(key) = keys.accept(&meta, errors)? else {
-            return Ok(());
-        };
-        let span = meta.path.span();
-        match key.as_str() {
-            "initial" => {
-                if attr::flag(&meta, &keys, errors)? {
-                    decl.initial = Some(span);
+    let result = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+        args::parse(input, errors, |key, value, errors| {
+            let span = value.span();
+            match key {
+                StateKey::Initial(_) => {
+                    if value.flag(errors)? {
+                        decl.initial = Some(span);
+                    }
                 }
-            }
-            "final" => {
-                if attr::flag(&meta, &keys, errors)? {
-                    decl.is_final = Some(span);
+                StateKey::Final(_) => {
+                    if value.flag(errors)? {
+                        decl.is_final = Some(span);
+                    }
                 }
-            }
-            "to" => {
-                if !meta.input.peek(Token![=]) {
-                    errors.spanned(&meta.path, "`to` in `#[state]` needs the states it may go to: `to = [Reserved, Available]`");
-                    attr::skip_value(&meta)?;
-                    return Ok(());
+                StateKey::To(_) => {
+                    let help = "`to` in `#[state]` needs the states it may go to: `to = [Reserved, Available]`";
+                    let Some(expr) = value.parse::<Expr>(help, errors)? else {
+                        return Ok(());
+                    };
+                    let targets = match expr {
+                        Expr::Array(array) => array.elems.iter().filter_map(|e| state_ident(e, errors)).collect(),
+                        other => state_ident(&other, errors).into_iter().collect(),
+                    };
+                    decl.to = Some((span, targets));
                 }
-                let expr = meta.value()?.parse::<Expr>()?;
-                let targets = match expr {
-                    Expr::Array(array) => array.elems.iter().filter_map(|e| state_ident(e, errors)).collect(),
-                    other => state_ident(&other, errors).into_iter().collect(),
-                };
-                decl.to = Some((span, targets));
-            }
-            "timeout" => {
-                if !meta.input.peek(syn::token::Paren) {
-                    errors.spanned(&meta.path, "`timeout` in `#[state]` takes a duration and the state to go to: `timeout(\"30s\" => Available)`");
-                    attr::skip_value(&meta)?;
-                    return Ok(());
-                }
-                let content;
-                syn::parenthesized!(content in meta.input);
-                let lit: LitStr = content.parse()?;
-                content.parse::<Token![=>]>()?;
-                let target: Ident = content.parse()?;
-                match humantime::parse_duration(lit.value().trim()) {
-                    Ok(d) if !d.is_zero() => decl.timeout = Some((span, d, target)),
-                    Ok(_) => errors.spanned(&lit, "the timeout of a state must be longer than zero, such as \"30s\""),
-                    Err(e) => errors.spanned(
-                        &lit,
-                        format!(
-                            "invalid duration {:?} in `timeout` of `#[state]`: {e}; write numbers with units, such as \"30s\" or \"1m 30s\"",
-                            lit.value()
+                StateKey::Timeout(_) => {
+                    let input = value.input();
+                    if !input.peek(syn::token::Paren) {
+                        return value.reject(errors, "`timeout` in `#[state]` takes a duration and the state to go to: `timeout(\"30s\" => Available)`");
+                    }
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let lit: LitStr = content.parse()?;
+                    content.parse::<Token![=>]>()?;
+                    let target: Ident = content.parse()?;
+                    match humantime::parse_duration(lit.value().trim()) {
+                        Ok(d) if !d.is_zero() => decl.timeout = Some((span, d, target)),
+                        Ok(_) => errors.spanned(&lit, "the timeout of a state must be longer than zero, such as \"30s\""),
+                        Err(e) => errors.spanned(
+                            &lit,
+                            format!(
+                                "invalid duration {:?} in `timeout` of `#[state]`: {e}; write numbers with units, such as \"30s\" or \"1m 30s\"",
+                                lit.value()
+                            ),
                         ),
-                    ),
+                    }
                 }
             }
-            _ => unreachable!("every key in STATE_KEYS is handled"),
-        }
-        Ok(())
+            Ok(())
+        })
     });
     if let Err(e) = result {
         errors.push(e);
@@ -209,4 +235,15 @@ fn state_ident(expr: &Expr, errors: &mut Errors) -> Option<Ident> {
         "name a state of this enum by its variant: `to = [Reserved]`",
     );
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_by_its_name() {
+        crate::args::check_names::<FsmKey>();
+        crate::args::check_names::<StateKey>();
+    }
 }
