@@ -1,5 +1,6 @@
-//! A historian: an agent that stores the network's messages in SQLite
-//! (bundled, no system library), and a `query` command to read them back.
+//! A launcher with the historian of `munggoggo-historian` compiled in: an
+//! agent that stores the network's messages in SQLite (bundled, no system
+//! library), and a `query` command to read them back.
 //!
 //! ```text
 //! # run it beside other agents on RabbitMQ (0.4 Python agents too):
@@ -29,14 +30,12 @@
 //!
 //! Every other command of the launcher (`list`, `peers`, `traces`, ...) works too.
 
-mod historian;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use historian::{Filter, GroupBy, Store};
+use munggoggo_historian::{Filter, GroupBy, Store};
 
 /// `query`: reads a historian's database file.
 #[derive(Debug, Parser)]

@@ -1,125 +1,14 @@
-//! The historian agent: stores the messages it is given in SQLite.
-//!
-//! What it stores comes from its configuration ([`HistorianConfig`]): topic
-//! messages matching `topics`, messages sent to it directly (`direct`) and
-//! broadcasts (`fanout`). One writer thread owns the database; the handlers
-//! hand it records through a bounded channel and it writes whatever has
-//! queued up in one transaction, so a burst costs one commit, not one per
-//! message. Queries go through the same thread, after every record received
-//! before them, so a query sees every message the historian has taken.
+//! [`Store`]: the SQLite database, owned by one writer thread that writes
+//! whatever has queued up in one transaction.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use munggoggo::message::Received;
-use munggoggo::prelude::*;
 use rusqlite::{params_from_iter, Connection};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-/// What the historian stores and where.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HistorianConfig {
-    /// The SQLite database file (created when missing).
-    pub database: PathBuf,
-    /// Binding keys of the topic messages to store (`[]`: none).
-    pub topics: Vec<String>,
-    /// Store messages sent to the historian's identity.
-    pub direct: bool,
-    /// Store broadcasts (the fanout exchange).
-    pub fanout: bool,
-    /// Most records written in one transaction.
-    pub batch: usize,
-    /// Cut bodies longer than this many bytes (flagged `truncated`); `None`
-    /// stores every body as it is.
-    pub max_body: Option<usize>,
-}
-
-impl Default for HistorianConfig {
-    fn default() -> Self {
-        HistorianConfig {
-            database: PathBuf::from("historian.db"),
-            topics: vec!["#".to_owned()],
-            direct: true,
-            fanout: true,
-            batch: 1000,
-            max_body: None,
-        }
-    }
-}
-
-/// One stored message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// Row id, in the order of arrival.
-    pub id: i64,
-    /// When the historian received it: milliseconds since the Unix epoch (UTC).
-    pub time_ms: i64,
-    /// The sender's `timestamp` property (seconds), if it had one.
-    pub sent: Option<i64>,
-    /// The sender's identity (`app_id`), or `""`.
-    pub sender: String,
-    /// The message type: `c_type` of a 0.4 envelope, else the AMQP `type`.
-    #[serde(rename = "type")]
-    pub message_type: String,
-    /// The routing key: the topic, the receiver's identity, or `admin`.
-    pub routing_key: String,
-    /// The exchange: `topic`, `admin` (fanout) or `""` (direct).
-    pub exchange: String,
-    /// The correlation id, if any.
-    pub correlation_id: Option<String>,
-    /// The body as text when it is UTF-8, else lossily decoded.
-    pub body: String,
-    /// The length of the body as received, in bytes.
-    pub size: i64,
-    /// Whether the stored body was cut to `max_body`.
-    pub truncated: bool,
-}
-
-/// Which messages a query takes; every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Filter {
-    /// Only from this sender.
-    pub sender: Option<String>,
-    /// Only of this type.
-    #[serde(rename = "type")]
-    pub message_type: Option<String>,
-    /// Only with this routing key (topic).
-    pub topic: Option<String>,
-    /// Only on this exchange (`topic`, `admin`, `""`).
-    pub exchange: Option<String>,
-    /// Only received at or after this time (ms since the epoch).
-    pub since: Option<i64>,
-    /// Only received before this time (ms since the epoch).
-    pub until: Option<i64>,
-}
-
-/// What `count_by` groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupBy {
-    /// The sender's identity.
-    Sender,
-    /// The message type.
-    Type,
-    /// The routing key.
-    Topic,
-    /// The exchange.
-    Exchange,
-}
-
-impl GroupBy {
-    fn column(self) -> &'static str {
-        match self {
-            GroupBy::Sender => "sender",
-            GroupBy::Type => "type",
-            GroupBy::Topic => "routing_key",
-            GroupBy::Exchange => "exchange",
-        }
-    }
-}
+use crate::record::{Filter, GroupBy, Record};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -142,7 +31,7 @@ CREATE INDEX IF NOT EXISTS messages_topic ON messages (routing_key, time_ms);
 ";
 
 /// A message on its way to the database.
-struct Row {
+pub(crate) struct Row {
     time_ms: i64,
     sent: Option<i64>,
     sender: String,
@@ -156,7 +45,7 @@ struct Row {
 }
 
 impl Row {
-    fn new(msg: &Received, max_body: Option<usize>) -> Self {
+    pub(crate) fn new(msg: &Received, max_body: Option<usize>) -> Self {
         let body = &msg.body;
         let cut = max_body.filter(|max| body.len() > *max);
         let mut end = cut.unwrap_or(body.len());
@@ -216,7 +105,7 @@ impl Store {
         Ok(Store { tx })
     }
 
-    async fn store(&self, row: Row) -> Result<(), String> {
+    pub(crate) async fn store(&self, row: Row) -> Result<(), String> {
         self.tx
             .send(Command::Store(row))
             .await
@@ -395,123 +284,4 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Stores the network's messages in SQLite; query it with its `#[rpc]`
-/// methods `count`, `list` and `count_by`.
-#[agent(identity = "historian", config = HistorianConfig, new = Historian::new)]
-pub struct Historian {
-    config: HistorianConfig,
-    store: Option<Store>,
-}
-
-impl Historian {
-    /// A historian with this configuration; the database opens at setup.
-    pub fn new(config: HistorianConfig) -> Self {
-        Historian { config, store: None }
-    }
-
-    async fn keep(&mut self, msg: &Received) -> Result<(), String> {
-        let store = self.store.as_ref().ok_or("the database is not open")?;
-        store.store(Row::new(msg, self.config.max_body)).await
-    }
-
-    fn store_or_err(&self) -> Result<&Store, String> {
-        self.store
-            .as_ref()
-            .ok_or_else(|| "the database is not open".to_owned())
-    }
-}
-
-#[agent]
-impl Historian {
-    #[setup]
-    async fn open(&mut self, ctx: &Context) -> Result<(), munggoggo::BoxError> {
-        ctx.set_topics("topics", &self.config.topics)?;
-        let store = Store::open(&self.config.database, self.config.batch)
-            .map_err(|e| format!("cannot open {}: {e}", self.config.database.display()))?;
-        tracing::info!(database = %self.config.database.display(), topics = ?self.config.topics, "historian: storing");
-        self.store = Some(store);
-        Ok(())
-    }
-
-    /// Topic messages matching the configured binding keys.
-    #[on_message(topic = "#")]
-    async fn topics(&mut self, msg: Envelope<Raw>) -> Result<(), String> {
-        self.keep(msg.received()).await
-    }
-
-    /// Direct messages and broadcasts, as configured.
-    #[on_message(fallback)]
-    async fn messages(&mut self, msg: Envelope<Raw>) -> Result<(), String> {
-        let fanout = msg.received().delivery.exchange == munggoggo::bus::FANOUT_EXCHANGE;
-        if (fanout && self.config.fanout) || (!fanout && self.config.direct) {
-            self.keep(msg.received()).await?;
-        }
-        Ok(())
-    }
-
-    /// The number of stored messages, optionally only from `sender`, of
-    /// `type`, on `topic`, in `[since, until)` (ms since the epoch).
-    #[rpc]
-    async fn count(
-        &mut self,
-        sender: Option<String>,
-        r#type: Option<String>,
-        topic: Option<String>,
-        since: Option<i64>,
-        until: Option<i64>,
-    ) -> Result<u64, String> {
-        let filter = Filter {
-            sender,
-            message_type: r#type,
-            topic,
-            since,
-            until,
-            ..Filter::default()
-        };
-        self.store_or_err()?.count(filter).await
-    }
-
-    /// The stored messages passing the same filters as `count`, oldest
-    /// first, at most `limit` (default 100).
-    #[rpc]
-    #[allow(clippy::too_many_arguments)]
-    async fn list(
-        &mut self,
-        sender: Option<String>,
-        r#type: Option<String>,
-        topic: Option<String>,
-        since: Option<i64>,
-        until: Option<i64>,
-        limit: Option<u32>,
-    ) -> Result<Vec<Record>, String> {
-        let filter = Filter {
-            sender,
-            message_type: r#type,
-            topic,
-            since,
-            until,
-            ..Filter::default()
-        };
-        self.store_or_err()?
-            .list(filter, Some(limit.unwrap_or(100)))
-            .await
-    }
-
-    /// Counts per `by` (`sender`, `type`, `topic` or `exchange`), most first.
-    #[rpc]
-    async fn count_by(
-        &mut self,
-        by: GroupBy,
-        since: Option<i64>,
-        until: Option<i64>,
-    ) -> Result<Vec<(String, u64)>, String> {
-        let filter = Filter {
-            since,
-            until,
-            ..Filter::default()
-        };
-        self.store_or_err()?.count_by(by, filter).await
-    }
 }
