@@ -28,14 +28,10 @@ mod protocol;
 pub mod pyrpc;
 pub mod rpc;
 pub mod runtime;
-#[cfg(any(feature = "metrics", feature = "web"))]
 mod stats;
 pub mod trace;
 pub mod tracecontext;
 mod traceparent;
-#[cfg(feature = "web")]
-#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-pub mod web;
 mod wire;
 
 pub use agent::{Agent, AgentDefaults, AgentOptions};
@@ -51,6 +47,7 @@ pub use message::{Envelope, Message, Raw, SmolStr};
 pub use peers::{Peer, PeerBehaviour, PeerStatus};
 pub use rpc::TraceQuery;
 pub use runtime::{AgentHandle, Runtime, RuntimeHandle};
+pub use stats::histogram::{quantile as duration_quantile, BUCKETS as DURATION_BUCKETS};
 pub use trace::TraceStore;
 pub use wire::{WireMode, WIRE_VAR};
 

@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::introspect::AgentDescription;
-use crate::peers::PeerStatus;
+use munggoggo::{AgentDescription, PeerStatus};
 
 /// An agent on the bus as the dashboard sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -124,8 +123,8 @@ pub struct StateView {
     pub is_final: bool,
 }
 
-impl From<crate::fsm::MachineDescription> for MachineView {
-    fn from(m: crate::fsm::MachineDescription) -> Self {
+impl From<munggoggo::fsm::MachineDescription> for MachineView {
+    fn from(m: munggoggo::fsm::MachineDescription) -> Self {
         MachineView {
             name: m.name,
             states: m
@@ -436,7 +435,7 @@ impl TraceView {
             routing_key: field("routing_key").to_owned(),
             body: body.to_owned(),
             reason: record.get("reason").and_then(Value::as_str).map(str::to_owned),
-            rpc: (kind == crate::message::RPC)
+            rpc: (kind == munggoggo::message::RPC)
                 .then(|| RpcView::parse(body))
                 .flatten(),
         })

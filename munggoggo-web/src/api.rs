@@ -18,9 +18,9 @@ use super::model::{
 };
 use super::monitor::tool_request;
 use super::Shared;
-use crate::bus::Route;
-use crate::message::Properties;
-use crate::TraceQuery;
+use munggoggo::bus::Route;
+use munggoggo::message::Properties;
+use munggoggo::TraceQuery;
 
 type AppState = State<Arc<Shared>>;
 
@@ -88,7 +88,7 @@ pub(crate) async fn info(State(shared): AppState) -> Json<InfoResponse> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         identity: shared.monitor.observer.identity().to_owned(),
         auth_required: shared.options.token.is_some(),
-        bus: crate::bus::redact(&shared.bus),
+        bus: munggoggo::bus::redact(&shared.bus),
     })
 }
 
@@ -233,7 +233,7 @@ fn check_kind(kind: &str) -> Result<(), ApiError> {
     if kind.trim().is_empty() {
         return Err(ApiError::bad_request("the message `type` must not be empty"));
     }
-    if kind == crate::message::CONTROL || kind == crate::message::RPC {
+    if kind == munggoggo::message::CONTROL || kind == munggoggo::message::RPC {
         return Err(ApiError::bad_request(format!(
             "the message type `{kind}` is reserved for system messages"
         )));
@@ -314,8 +314,8 @@ pub(crate) async fn publish(
     let kind = request
         .kind
         .clone()
-        .unwrap_or_else(|| crate::message::PUBSUB.to_owned());
-    if kind != crate::message::PUBSUB {
+        .unwrap_or_else(|| munggoggo::message::PUBSUB.to_owned());
+    if kind != munggoggo::message::PUBSUB {
         check_kind(&kind)?;
     }
     let body = body_bytes(&request.body);
@@ -376,7 +376,7 @@ pub(crate) async fn call_agent(
     agent: &str,
     method: &str,
     params: Value,
-) -> crate::Result<Value> {
+) -> munggoggo::Result<Value> {
     shared
         .monitor
         .observer

@@ -20,8 +20,8 @@ use std::time::Duration;
 use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use munggoggo::prelude::*;
-use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{Runtime, State};
+use munggoggo_web::{Dashboard, DashboardOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use web_common::{legacy_agent, within, Calc, Lamp, Toggle};
@@ -307,7 +307,7 @@ async fn scenario(client: Client) {
     let dashboard = Dashboard::start(&runtime, options)
         .await
         .expect("the dashboard starts");
-    let listener = munggoggo::web::bind("127.0.0.1:0".parse().unwrap())
+    let listener = munggoggo_web::bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("a port");
     let address = listener.local_addr().expect("an address");

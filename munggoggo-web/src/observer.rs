@@ -1,10 +1,10 @@
-//! [`Observer`]: the agent behind the CLI and the dashboard.
+//! [`Observer`]: the dashboard's agent on the bus.
 
-use crate::agent::{Agent, AgentDefaults, AgentOptions, AgentSpec};
+use munggoggo::agent::{Agent, AgentDefaults, AgentOptions, AgentSpec};
 
-/// A participant without behaviours, handlers or methods, behind the CLI
-/// and the dashboard: the runtime answers system requests and collects
-/// pongs and replies for it.
+/// A participant without behaviours, handlers or methods, behind the
+/// dashboard: the runtime answers system requests and collects pongs and
+/// replies for it.
 pub(crate) struct Observer;
 
 static OBSERVER_SPEC: AgentSpec = AgentSpec {

@@ -49,8 +49,8 @@ impl ApiError {
     }
 
     /// The error of a failed request to agent `agent`.
-    pub(crate) fn from_error(shared: &Shared, agent: &str, e: crate::Error) -> Self {
-        use crate::{Error, ErrorCode};
+    pub(crate) fn from_error(shared: &Shared, agent: &str, e: munggoggo::Error) -> Self {
+        use munggoggo::{Error, ErrorCode};
         match e {
             Error::UnknownTarget(_) => Self::unknown_agent(agent, shared.monitor.names()),
             Error::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string()),

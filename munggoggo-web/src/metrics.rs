@@ -29,7 +29,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     match &shared.metrics {
         Some(metrics) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+            [(header::CONTENT_TYPE, munggoggo::metrics::CONTENT_TYPE)],
             metrics.encode(),
         )
             .into_response(),

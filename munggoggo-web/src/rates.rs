@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::model::AgentView;
-use crate::stats::histogram::{quantile, BUCKETS};
+use munggoggo::{duration_quantile as quantile, DURATION_BUCKETS as BUCKETS};
 
 /// The shortest window the figures are taken over.
 const MIN_WINDOW: Duration = Duration::from_secs(10);
@@ -167,7 +167,7 @@ fn round(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::model::BehaviourView;
+    use crate::model::BehaviourView;
 
     fn view(runs: u64, durations_at_25us: u64) -> (AgentView, HashMap<String, Vec<u64>>) {
         let mut view = AgentView::blank("a");

@@ -10,9 +10,9 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use super::model::{AgentView, Event, TraceView};
 use super::rates::{self, Rates};
-use crate::peers::PeerStatus;
-use crate::protocol::{is_tool, DASHBOARD_PREFIX};
-use crate::{AgentHandle, Context, TraceQuery};
+use munggoggo::runtime::{is_tool, DASHBOARD_PREFIX};
+use munggoggo::PeerStatus;
+use munggoggo::{AgentHandle, Context, TraceQuery};
 
 /// Rounds an agent may miss before it is taken as gone.
 const MISSED_ROUNDS: u32 = 3;
@@ -189,7 +189,7 @@ impl Monitor {
                         .collect();
                     return Some((AgentView::described(description), durations));
                 }
-                Err(crate::Error::Remote { .. }) => {
+                Err(munggoggo::Error::Remote { .. }) => {
                     tracing::debug!(agent = name, "no DescribeAgent: a munggoggo 0.4 agent");
                     self.legacy
                         .lock()
@@ -380,13 +380,13 @@ impl Monitor {
 /// Whether a message belongs in the feed: not the keepalive pings, not
 /// the requests of munggoggo's tools (what a user sends with them stays).
 pub(crate) fn shown(view: &TraceView) -> bool {
-    view.kind != crate::message::CONTROL && !tool_request(view)
+    view.kind != munggoggo::message::CONTROL && !tool_request(view)
 }
 
 /// Whether a dashboard or the CLI sent or receives the message as one of
 /// their system requests or replies (peer pings, descriptions, traces, calls).
 pub(crate) fn tool_request(view: &TraceView) -> bool {
-    let system = view.kind == crate::message::RPC || view.kind == crate::message::CONTROL;
+    let system = view.kind == munggoggo::message::RPC || view.kind == munggoggo::message::CONTROL;
     system && (is_tool(&view.from) || is_tool(&view.to))
 }
 

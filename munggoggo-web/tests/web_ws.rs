@@ -12,8 +12,8 @@ use axum::http::{header, Request, StatusCode};
 use std::future::IntoFuture;
 
 use futures_util::StreamExt;
-use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{Runtime, State};
+use munggoggo_web::{Dashboard, DashboardOptions};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
@@ -55,7 +55,7 @@ async fn clients_see_a_behaviour_stop_in_the_next_push_and_new_messages() {
     )
     .await;
     let router = dashboard.router();
-    let listener = munggoggo::web::bind("127.0.0.1:0".parse().unwrap())
+    let listener = munggoggo_web::bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("a port");
     let address = listener.local_addr().expect("an address");
@@ -138,7 +138,7 @@ async fn many_clients_connect_and_leave_while_agents_change() {
     let dashboard = Dashboard::start(&runtime, options)
         .await
         .expect("the dashboard starts");
-    let listener = munggoggo::web::bind("127.0.0.1:0".parse().unwrap())
+    let listener = munggoggo_web::bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("a port");
     let address = listener.local_addr().expect("an address");

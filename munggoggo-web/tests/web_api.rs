@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use munggoggo::bus::{control_queue, Opened, Outgoing, Route};
 use munggoggo::message::Properties;
-use munggoggo::web::{Dashboard, DashboardOptions};
 use munggoggo::{AgentHandle, Runtime, RuntimeHandle, State};
+use munggoggo_web::{Dashboard, DashboardOptions};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use web_common::{legacy_agent, unique, within, Calc, Job, Lamp, Toggle, Worker};
@@ -1270,7 +1270,7 @@ async fn replicas_show_their_group_and_the_singleton_standby() {
     )
     .await
     .expect("dashboard starts");
-    let replicas = |peers: &[munggoggo::web::AgentView]| -> Vec<munggoggo::web::AgentView> {
+    let replicas = |peers: &[munggoggo_web::AgentView]| -> Vec<munggoggo_web::AgentView> {
         peers
             .iter()
             .filter(|p| p.group.as_deref() == Some(group.as_str()))

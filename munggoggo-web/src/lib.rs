@@ -1,5 +1,6 @@
-//! The web dashboard (feature `web`): watch and steer the agent network in
-//! a browser.
+//! The web dashboard of munggoggo: watch and steer the agent network in a
+//! browser. Built on the runtime's public API; add it beside `munggoggo`
+//! (`munggoggo-web = "0.1"`, feature `metrics` for `/metrics`).
 //!
 //! [`Dashboard`] joins the bus of a running [`RuntimeHandle`] as an
 //! observer with an identity of its own (`munggoggo-dashboard-<pid>-<random>`)
@@ -15,7 +16,7 @@
 //! - `GET /openapi.json`: the OpenAPI 3 document of the API;
 //! - `GET /ws`: a WebSocket pushing peer changes and new messages;
 //! - `GET /metrics` (feature `metrics`): the runtime's metrics for
-//!   Prometheus (see [`crate::metrics`]).
+//!   Prometheus (see `munggoggo::metrics`).
 //!
 //! Safe by default: the command line listens on [`DEFAULT_LISTEN`]
 //! (`127.0.0.1`) unless told otherwise; with a token
@@ -33,8 +34,8 @@
 //!     // .agent(Pinger::default())
 //!     .start()
 //!     .await?;
-//! let options = munggoggo::web::DashboardOptions::from_env();
-//! munggoggo::web::serve(&runtime, "127.0.0.1:8000".parse().unwrap(), options).await?;
+//! let options = munggoggo_web::DashboardOptions::from_env();
+//! munggoggo_web::serve(&runtime, "127.0.0.1:8000".parse().unwrap(), options).await?;
 //! # Ok(()) }
 //! ```
 
@@ -47,8 +48,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, Result};
-use crate::{AgentOptions, RuntimeHandle};
+use munggoggo::{AgentOptions, Error, Result, RuntimeHandle};
 
 mod api;
 mod error;
@@ -58,6 +58,7 @@ mod jsonrpc;
 mod metrics;
 pub mod model;
 mod monitor;
+mod observer;
 mod openapi;
 mod page;
 mod rates;
@@ -153,7 +154,7 @@ pub(crate) struct Shared {
     pub(crate) bus: String,
     /// The runtime's metrics, served at `/metrics` (feature `metrics`).
     #[cfg(feature = "metrics")]
-    pub(crate) metrics: Option<crate::metrics::Metrics>,
+    pub(crate) metrics: Option<munggoggo::metrics::Metrics>,
 }
 
 /// A dashboard on the bus of a running runtime: its observer agent and the
@@ -182,9 +183,7 @@ impl Dashboard {
         agent_options.call_timeout = options.call_timeout;
         agent_options.trace_size = 64;
         agent_options.prefetch = 16;
-        let observer = runtime
-            .spawn_with(crate::runtime::observer::Observer, agent_options)
-            .await?;
+        let observer = runtime.spawn_with(observer::Observer, agent_options).await?;
         let monitor = Arc::new(monitor::Monitor::new(observer, options.refresh));
         let task = tokio::spawn(Arc::clone(&monitor).run());
         tracing::info!(identity = monitor.observer.identity(), "dashboard joined the bus");
@@ -270,7 +269,7 @@ pub async fn serve(runtime: &RuntimeHandle, addr: SocketAddr, options: Dashboard
     let listener = bind(addr).await?;
     Dashboard::start(runtime, options)
         .await?
-        .serve(listener, crate::runtime::signal::shutdown_signal())
+        .serve(listener, munggoggo::runtime::shutdown_signal())
         .await
 }
 
