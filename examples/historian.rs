@@ -114,7 +114,7 @@ async fn query(args: QueryArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let mut argv = std::env::args();
     if argv.nth(1).as_deref() != Some("query") {
-        munggoggo::cli::main()
+        munggoggo_cli::main()
     }
     let args = QueryArgs::parse_from(std::env::args().skip(1));
     let runtime = match tokio::runtime::Builder::new_current_thread().build() {

@@ -4,9 +4,6 @@
 pub mod agent;
 pub mod behaviour;
 pub mod bus;
-#[cfg(feature = "cli")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-pub mod cli;
 pub mod config;
 mod context;
 mod error;
@@ -82,9 +79,7 @@ mod guide {
     mod rabbitmq {}
     #[doc = include_str!("../../docs/guide/08-testing.md")]
     mod testing {}
-    #[cfg(feature = "cli")]
-    #[doc = include_str!("../../docs/guide/09-operations.md")]
-    mod operations {}
+    // Chapter 9, operations, is munggoggo-cli's (its launcher and command line).
     #[doc = include_str!("../../docs/guide/10-from-python.md")]
     mod from_python {}
     #[doc = include_str!("../../docs/guide/11-with-python.md")]

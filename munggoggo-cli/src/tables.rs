@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::output::{self, behaviour_state, short_name, Cell, Colour};
-use crate::fsm::MachineDescription;
-use crate::peers::PeerStatus;
+use munggoggo::fsm::MachineDescription;
+use munggoggo::PeerStatus;
 
 /// The peers as a table: name, state, behaviours with their states. The
 /// replicas of a replicated agent follow a row of their group's (its
@@ -252,7 +252,7 @@ impl TraceLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::PeerBehaviour;
+    use munggoggo::PeerBehaviour;
 
     fn peer(name: &str, group: Option<&str>, state: &str) -> PeerStatus {
         PeerStatus {

@@ -9,11 +9,11 @@ use super::error::CliError;
 use super::output::{self, behaviour_state, short_name, Cell};
 use super::session::{names, Session};
 use super::tables::{graph, peers_table, TraceLine, TRACE_HEADERS};
-use crate::bus::Route;
-use crate::fsm::{MachineDescription, MachineStatus};
-use crate::message::Properties;
-use crate::peers::PeerStatus;
-use crate::TraceQuery;
+use munggoggo::bus::Route;
+use munggoggo::fsm::{MachineDescription, MachineStatus};
+use munggoggo::message::Properties;
+use munggoggo::PeerStatus;
+use munggoggo::TraceQuery;
 
 /// Joins the bus, runs `command`, leaves the bus (also when it failed).
 pub(crate) async fn run(args: &GlobalArgs, command: &Command) -> Result<(), CliError> {
@@ -127,7 +127,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
         Command::Send { target, kind, body } => {
             if let Err(e) = ctx.send_raw(target, kind, on_the_wire(kind, body)?).await {
                 return Err(match e {
-                    crate::Error::UnknownTarget(_) => {
+                    munggoggo::Error::UnknownTarget(_) => {
                         CliError::unknown_agent(target, names(&session.peers().await?))
                     }
                     other => other.into(),
@@ -140,7 +140,7 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             sent(json, "broadcast", None, kind, None, body);
         }
         Command::Publish { topic, body, kind } => {
-            let kind = kind.as_deref().unwrap_or(crate::message::PUBSUB);
+            let kind = kind.as_deref().unwrap_or(munggoggo::message::PUBSUB);
             ctx.emit(
                 Route::Topic(topic.into()),
                 Properties::new(kind, ctx.identity()),
@@ -181,13 +181,13 @@ async fn execute(session: &Session, json: bool, command: &Command) -> Result<(),
             };
             let result: Value = match called {
                 Ok(result) => result,
-                Err(crate::Error::Remote {
-                    code: Some(crate::ErrorCode::UnknownMethod { known }),
+                Err(munggoggo::Error::Remote {
+                    code: Some(munggoggo::ErrorCode::UnknownMethod { known }),
                     ..
                 }) => return Err(unknown_method(agent, method, known)),
                 Err(
-                    e @ crate::Error::Remote {
-                        code: Some(crate::ErrorCode::BadParams),
+                    e @ munggoggo::Error::Remote {
+                        code: Some(munggoggo::ErrorCode::BadParams),
                         ..
                     },
                 ) => {
@@ -398,7 +398,7 @@ async fn behaviour_rows(session: &Session, peer: &PeerStatus) -> Result<Vec<Valu
                 row
             })
             .collect()),
-        Err(crate::Error::Remote { .. }) => {
+        Err(munggoggo::Error::Remote { .. }) => {
             let names = session.ctx().list_behaviours(agent).await?;
             Ok(names
                 .iter()
@@ -474,11 +474,11 @@ fn sent(json: bool, how: &str, to: Option<&str>, kind: &str, topic: Option<&str>
 /// The body a `send` or `broadcast` puts on the wire: as given, or with
 /// `MUNGGOGGO_WIRE=0.4` in 0.4's `{"c_type", "c_data"}` envelope (unless
 /// it is one already), as a 0.4 agent's `SerializableObject` reads it.
-fn on_the_wire(kind: &str, body: &str) -> crate::Result<bytes::Bytes> {
+fn on_the_wire(kind: &str, body: &str) -> munggoggo::Result<bytes::Bytes> {
     let body = bytes::Bytes::from(body.to_owned());
-    if !crate::WireMode::from_env()?.envelope() || crate::message::unwrap_envelope(&body).is_some() {
+    if !munggoggo::WireMode::from_env()?.envelope() || munggoggo::message::unwrap_envelope(&body).is_some() {
         return Ok(body);
     }
     let c_data = std::str::from_utf8(&body).unwrap_or_default();
-    crate::message::envelope(kind, c_data)
+    munggoggo::message::envelope(kind, c_data)
 }

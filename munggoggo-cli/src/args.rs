@@ -10,7 +10,7 @@ pub struct GlobalArgs {
     /// The bus: `amqp://user:password@host:port/vhost`, or `memory://`.
     /// Default: the local broker (`amqp://guest:***@127.0.0.1:5672/%2f`),
     /// but the embedded bus for a launcher's `run`
-    #[arg(long, env = crate::runtime::URL_VAR, global = true, hide_env_values = true)]
+    #[arg(long, env = munggoggo::runtime::URL_VAR, global = true, hide_env_values = true)]
     pub url: Option<String>,
 
     /// How long to wait for replies (`500ms`, `3s`, `1m`); peer discovery
@@ -30,7 +30,7 @@ pub struct GlobalArgs {
 impl GlobalArgs {
     /// The broker URL of control commands: `--url`, `MUNGGOGGO_URL`, else the local broker.
     pub fn broker_url(&self) -> &str {
-        self.url.as_deref().unwrap_or(crate::runtime::LOCAL_BROKER)
+        self.url.as_deref().unwrap_or(munggoggo::runtime::LOCAL_BROKER)
     }
 }
 
@@ -151,10 +151,10 @@ pub enum Command {
     #[cfg(feature = "web")]
     Dashboard {
         /// The address to listen on (use 0.0.0.0:PORT, with a token, to serve beyond this machine).
-        #[arg(long, default_value = crate::web::DEFAULT_LISTEN)]
+        #[arg(long, default_value = munggoggo_web::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
         /// The bearer token that endpoints which change something want.
-        #[arg(long, env = crate::web::TOKEN_VAR, hide_env_values = true)]
+        #[arg(long, env = munggoggo_web::TOKEN_VAR, hide_env_values = true)]
         token: Option<String>,
     },
     /// List, show, replay or purge the dead letters: messages agents
@@ -198,7 +198,7 @@ pub enum DeadLetterCommand {
     Purge,
 }
 
-/// A launcher binary made with [`crate::cli::main`].
+/// A launcher binary made with [`crate::main`].
 #[derive(Debug, Parser)]
 #[command(version, about = "Run the munggoggo agents of this binary, or inspect a running network.", long_about = None)]
 pub struct LauncherArgs {

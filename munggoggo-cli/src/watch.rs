@@ -9,8 +9,8 @@ use super::error::CliError;
 use super::output::{self, Cell, Colour};
 use super::session::Session;
 use super::tables::{behaviour_summary, TraceLine, TRACE_HEADERS};
-use crate::peers::PeerStatus;
-use crate::TraceQuery;
+use munggoggo::PeerStatus;
+use munggoggo::TraceQuery;
 
 /// Looks every `interval` (until Ctrl-C, or for `duration`): prints agents
 /// that joined, left or changed, and the messages each agent received since

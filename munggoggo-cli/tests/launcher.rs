@@ -1,8 +1,8 @@
-//! The launcher of a binary of one's own (`munggoggo::cli::main`): `list`,
+//! The launcher of a binary of one's own (`munggoggo_cli::main`): `list`,
 //! `run` and `run --help`, on the embedded bus (no broker needed).
 //!
 //! This test binary is such a launcher: started with `LAUNCHER_UNDER_TEST`
-//! set, it is `munggoggo::cli::main()` with the agent types below; without
+//! set, it is `munggoggo_cli::main()` with the agent types below; without
 //! it, it runs the checks, each starting itself with some arguments.
 
 use std::process::{Command, Stdio};
@@ -166,7 +166,7 @@ fn run_help_and_url_agree_on_the_default_bus() {
 
 fn main() {
     if std::env::var_os(UNDER_TEST).is_some() {
-        munggoggo::cli::main()
+        munggoggo_cli::main()
     }
     let checks: [(&str, fn()); 3] = [
         (

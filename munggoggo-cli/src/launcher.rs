@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use super::args::{LauncherArgs, LauncherCommand};
 use super::error::{CliError, ErrorKind};
 use super::output::{self, Cell, Colour};
-use crate::agent::{registered, BehaviourKind, HandlerRoute, Registration};
-use crate::Runtime;
+use munggoggo::agent::{registered, BehaviourKind, HandlerRoute, Registration};
+use munggoggo::Runtime;
 
 /// Runs one launcher command.
 pub(crate) async fn run(args: &LauncherArgs) -> Result<(), CliError> {
@@ -258,15 +258,15 @@ async fn launch(args: &LauncherArgs) -> Result<(), CliError> {
     };
     let json = args.global.json;
     let url = args.global.url.as_deref();
-    let bus = url.map_or_else(|| "the embedded bus".to_owned(), crate::bus::redact);
+    let bus = url.map_or_else(|| "the embedded bus".to_owned(), munggoggo::bus::redact);
     let handle = runtime.start().await.map_err(|e| {
         match &e {
-            crate::Error::IdentityInUse(identity) => {
+            munggoggo::Error::IdentityInUse(identity) => {
                 return CliError::failed(format!(
                     "identity `{identity}` is already in use by another agent; give this one its own with TYPE@ID or --identity ID"
                 ))
             }
-            crate::Error::DuplicateIdentity { identity, .. } => {
+            munggoggo::Error::DuplicateIdentity { identity, .. } => {
                 return CliError::failed(format!(
                     "two agents would have the identity `{identity}`; give them their own with TYPE@ID or --identity ID, once per AGENT in order; no agent was started"
                 ))
@@ -309,7 +309,7 @@ async fn launch(args: &LauncherArgs) -> Result<(), CliError> {
         ..
     } = &args.command
     {
-        let options = crate::web::DashboardOptions::from_env();
+        let options = munggoggo_web::DashboardOptions::from_env();
         let outcome = tokio::select! {
             () = handle.wait() => Ok(()),
             served = super::dashboard::serve(&handle, *listen, options, json) => served,

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::args::GlobalArgs;
 use super::error::{CliError, ErrorKind};
 use super::output;
-use crate::web::{Dashboard, DashboardOptions};
-use crate::{Runtime, RuntimeHandle};
+use munggoggo::{Runtime, RuntimeHandle};
+use munggoggo_web::{Dashboard, DashboardOptions};
 
 /// Joins the broker of `args` and serves the dashboard on `listen` until
 /// Ctrl-C or SIGTERM.
@@ -19,7 +19,7 @@ pub(crate) async fn dashboard(
     token: Option<String>,
 ) -> Result<(), CliError> {
     let url = args.broker_url();
-    let shown = crate::bus::redact(url);
+    let shown = munggoggo::bus::redact(url);
     let runtime = Runtime::from_url(url)?;
     let wait = args.timeout.max(Duration::from_secs(1));
     let runtime = match tokio::time::timeout(wait, runtime.start()).await {
@@ -58,7 +58,7 @@ pub(crate) async fn serve(
     options: DashboardOptions,
     json: bool,
 ) -> Result<(), CliError> {
-    let listener = crate::web::bind(listen)
+    let listener = munggoggo_web::bind(listen)
         .await
         .map_err(|e| CliError::failed(e.to_string()))?;
     let address = listener.local_addr().unwrap_or(listen);
@@ -74,7 +74,7 @@ pub(crate) async fn serve(
         tracing::warn!(%address, "the dashboard listens beyond this machine without a token");
     }
     dashboard
-        .serve(listener, crate::runtime::signal::shutdown_signal())
+        .serve(listener, munggoggo::runtime::shutdown_signal())
         .await
         .map_err(|e| CliError::failed(e.to_string()))
 }

@@ -15,7 +15,6 @@
 //! `~/.cache/munggoggo/py-venv`), which `.ci/run` builds from PyPI. Without
 //! the venv or the broker the tests are skipped with a message, unless `CI`
 //! is set: then they fail.
-#![cfg(feature = "cli")]
 
 use std::process::Command;
 

@@ -4,7 +4,6 @@
 //! attempts; `munggoggo dead-letters` lists, shows, replays and purges
 //! them. Runs in a vhost of its own (made and deleted with `rabbitmqctl`),
 //! so the dead-letter queue holds this test's letters only.
-#![cfg(feature = "cli")]
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use super::args::GlobalArgs;
 use super::error::{CliError, ErrorKind};
-use crate::bus::redact;
-use crate::peers::{PeerBehaviour, PeerStatus};
-use crate::runtime::Client;
-use crate::{Context, Runtime, RuntimeHandle};
+use munggoggo::bus::redact;
+use munggoggo::runtime::Client;
+use munggoggo::{Context, Runtime, RuntimeHandle};
+use munggoggo::{PeerBehaviour, PeerStatus};
 
 /// Identities of CLI observers start with this; they are left out of peer lists.
-pub(crate) const CLI_PREFIX: &str = crate::protocol::OBSERVER_PREFIX;
+pub(crate) const CLI_PREFIX: &str = munggoggo::runtime::OBSERVER_PREFIX;
 
 /// The state of an agent or behaviour that did not answer the peer ping in time.
 pub(crate) const UNKNOWN: &str = "unknown";
@@ -112,7 +112,7 @@ impl Session {
                     })
                     .collect(),
             }),
-            Err(crate::Error::UnknownTarget(_)) => Err(CliError::unknown_agent(agent, names(&peers))),
+            Err(munggoggo::Error::UnknownTarget(_)) => Err(CliError::unknown_agent(agent, names(&peers))),
             Err(e) => Err(e.into()),
         }
     }
@@ -159,13 +159,13 @@ fn unique_identity() -> String {
 }
 
 /// An error of connecting, naming the broker with its password hidden.
-fn connect_error(shown: &str, url: &str, e: &crate::Error) -> CliError {
+fn connect_error(shown: &str, url: &str, e: &munggoggo::Error) -> CliError {
     let kind = match e {
-        crate::Error::Config(_) => ErrorKind::Failed,
+        munggoggo::Error::Config(_) => ErrorKind::Failed,
         _ => ErrorKind::Connect,
     };
     let text = match e {
-        crate::Error::ConnectionLost { reason, source } | crate::Error::Bus { reason, source } => {
+        munggoggo::Error::ConnectionLost { reason, source } | munggoggo::Error::Bus { reason, source } => {
             match source {
                 Some(source) => format!("{reason}: {source}"),
                 None => reason.clone(),

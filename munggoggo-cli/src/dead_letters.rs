@@ -1,13 +1,13 @@
 //! `munggoggo dead-letters`: list, show, replay and purge the messages
-//! agents could not handle (see [`crate::bus::dead_letter`]).
+//! agents could not handle (see [`munggoggo::bus::dead_letter`]).
 
 use serde_json::{json, Value};
 
 use super::args::{DeadLetterCommand, GlobalArgs};
 use super::error::CliError;
 use super::output::{self, Cell};
-use crate::bus::amqp::AmqpBus;
-use crate::bus::dead_letter::{DeadLetter, DEAD_LETTER_LIMIT};
+use munggoggo::bus::amqp::AmqpBus;
+use munggoggo::bus::dead_letter::{DeadLetter, DEAD_LETTER_LIMIT};
 
 const HEADERS: [&str; 7] = ["#", "AGENT", "HANDLER", "TYPE", "FROM", "ATTEMPTS", "ERROR"];
 

@@ -106,9 +106,9 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-impl From<crate::Error> for CliError {
-    fn from(e: crate::Error) -> Self {
-        use crate::Error;
+impl From<munggoggo::Error> for CliError {
+    fn from(e: munggoggo::Error) -> Self {
+        use munggoggo::Error;
         match e {
             Error::Timeout { target, timeout } => CliError::new(
                 ErrorKind::Timeout,

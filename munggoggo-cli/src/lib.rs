@@ -1,4 +1,9 @@
-//! The `munggoggo` command line and the agent launcher (feature `cli`).
+//! The `munggoggo` command line and the agent launcher, on munggoggo's
+//! public API. `cargo install munggoggo-cli` (or `--path munggoggo-cli` in
+//! a checkout) installs the `munggoggo` binary; a launcher of your own adds
+//! `munggoggo-cli = "0.1"` beside `munggoggo`. Feature `web` adds the
+//! `dashboard` command and `run --dashboard` (crate `munggoggo-web`),
+//! `metrics` a `/metrics` listener for `run` (`MUNGGOGGO_METRICS`).
 //!
 //! Two entry points:
 //!
@@ -15,7 +20,7 @@
 //!
 //! ```no_run
 //! // The body of `fn main()` in a binary with some `#[agent]` types:
-//! munggoggo::cli::main()
+//! munggoggo_cli::main()
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure (an agent answered with an error, a bad
@@ -42,7 +47,7 @@ pub use args::{Command, ControlArgs, DeadLetterCommand, GlobalArgs, LauncherArgs
 pub use error::{CliError, ErrorKind};
 
 /// The `munggoggo` binary: parses the command line, runs one command and
-/// returns the exit code. Its `main` is `munggoggo::cli::control_main()`.
+/// returns the exit code. Its `main` is `munggoggo_cli::control_main()`.
 pub fn control_main() -> ExitCode {
     let args = ControlArgs::parse();
     init_logging(args.global.verbose, "error");
@@ -59,13 +64,13 @@ pub fn control_main() -> ExitCode {
 ///
 /// ```no_run
 /// // fn main() {
-/// munggoggo::cli::main()
+/// munggoggo_cli::main()
 /// // }
 /// ```
 pub fn main() -> ! {
     let args = LauncherArgs::parse();
     let default_level = match args.command {
-        LauncherCommand::Run { .. } => crate::logging::DEFAULT_FILTER,
+        LauncherCommand::Run { .. } => munggoggo::logging::DEFAULT_FILTER,
         _ => "error",
     };
     init_logging(args.global.verbose, default_level);
@@ -105,5 +110,12 @@ fn init_logging(verbose: bool, default_level: &str) {
     } else {
         default_level
     };
-    crate::logging::install(crate::logging::filter_from_env(default));
+    munggoggo::logging::init_logging_with(default);
 }
+
+/// Chapter 9 of the user guide (`docs/guide/09-operations.md`): the
+/// launcher and the command line, so that `cargo test --doc` compiles its
+/// examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide/09-operations.md")]
+mod guide_operations {}

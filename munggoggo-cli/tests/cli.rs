@@ -4,7 +4,6 @@
 //! RabbitMQ comes from `MUNGGOGGO_TEST_URL` (default: the local broker), in
 //! a vhost of the process's own (`munggoggo-test-support`). Without a broker
 //! the tests are skipped with a message, unless `CI` is set: then they fail.
-#![cfg(feature = "cli")]
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,7 +9,6 @@
 //! through its RPC subsystem; the `munggoggo` CLI calls 0.4's
 //! `example_rpc_method`; `ctrl.py` drives a Rust state machine, shows its
 //! state and stops and starts it. Run it with `--nocapture` to see every step.
-#![cfg(feature = "cli")]
 
 use std::io::Write;
 use std::path::PathBuf;
