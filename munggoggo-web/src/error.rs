@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::model::{ErrorBody, ErrorDetail};
-use super::Shared;
+use crate::shared::Shared;
 
 /// An error response: a status and a JSON body.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::Shared;
+use crate::shared::Shared;
 
 /// Checks the bearer token (when one is set) and the JSON content type of
 /// every changing request.

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::call_agent;
 use super::error::{read_body, ApiError};
-use super::Shared;
+use crate::shared::Shared;
 
 /// Invalid JSON.
 pub const PARSE_ERROR: i64 = -32700;

@@ -42,13 +42,14 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use munggoggo::{AgentOptions, Error, Result, RuntimeHandle};
+
+use crate::shared::Shared;
 
 mod api;
 mod error;
@@ -60,102 +61,19 @@ pub mod model;
 mod monitor;
 mod observer;
 mod openapi;
+mod options;
 mod page;
 mod rates;
+mod routes;
+mod shared;
 mod ws;
 
 pub use model::AgentView;
 pub use openapi::ApiDoc;
-
-/// The environment variable holding the dashboard's bearer token.
-pub const TOKEN_VAR: &str = "MUNGGOGGO_DASHBOARD_TOKEN";
+pub use options::{DashboardOptions, TOKEN_VAR};
 
 /// The address the dashboard listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
-
-/// How the dashboard behaves.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct DashboardOptions {
-    /// The bearer token every changing endpoint wants; `None`: no token.
-    pub token: Option<String>,
-    /// Time between two looks at the bus.
-    pub refresh: Duration,
-    /// How long calls of agents may take.
-    pub call_timeout: Duration,
-    /// The largest request body taken, in bytes.
-    pub body_limit: usize,
-}
-
-impl std::fmt::Debug for DashboardOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DashboardOptions")
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("refresh", &self.refresh)
-            .field("call_timeout", &self.call_timeout)
-            .field("body_limit", &self.body_limit)
-            .finish()
-    }
-}
-
-impl Default for DashboardOptions {
-    fn default() -> Self {
-        DashboardOptions {
-            token: None,
-            refresh: Duration::from_secs(1),
-            call_timeout: Duration::from_secs(3),
-            body_limit: 64 * 1024,
-        }
-    }
-}
-
-impl DashboardOptions {
-    /// The defaults, with the token of `MUNGGOGGO_DASHBOARD_TOKEN` if set.
-    pub fn from_env() -> Self {
-        DashboardOptions {
-            token: std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()),
-            ..Self::default()
-        }
-    }
-
-    /// With this bearer token (`None` or empty: none).
-    #[must_use]
-    pub fn token(mut self, token: Option<String>) -> Self {
-        self.token = token.filter(|t| !t.is_empty());
-        self
-    }
-
-    /// With this time between two looks at the bus.
-    #[must_use]
-    pub fn refresh(mut self, refresh: Duration) -> Self {
-        self.refresh = refresh;
-        self
-    }
-
-    /// With this timeout for calls of agents.
-    #[must_use]
-    pub fn call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout;
-        self
-    }
-
-    /// With this largest request body, in bytes.
-    #[must_use]
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
-    }
-}
-
-/// State shared by the handlers.
-pub(crate) struct Shared {
-    pub(crate) monitor: Arc<monitor::Monitor>,
-    pub(crate) options: DashboardOptions,
-    pub(crate) bus: String,
-    /// The runtime's metrics, served at `/metrics` (feature `metrics`).
-    #[cfg(feature = "metrics")]
-    pub(crate) metrics: Option<munggoggo::metrics::Metrics>,
-}
 
 /// A dashboard on the bus of a running runtime: its observer agent and the
 /// task that keeps its view of the network up to date. Serve its
@@ -227,7 +145,7 @@ impl Dashboard {
     /// The routes: the page, the API, JSON-RPC, OpenAPI and the WebSocket
     /// (and `/metrics` with the `metrics` feature).
     pub fn router(&self) -> Router {
-        let router = api::router(Arc::clone(&self.shared));
+        let router = routes::router(Arc::clone(&self.shared));
         #[cfg(feature = "metrics")]
         let router = metrics::router(Arc::clone(&self.shared)).merge(router);
         router

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::ApiError;
-use super::Shared;
+use crate::shared::Shared;
 
 /// The `/metrics` route, to merge into the dashboard's.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {

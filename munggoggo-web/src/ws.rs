@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::Response;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::Shared;
+use crate::shared::Shared;
 
 /// Upgrades to the WebSocket feed.
 #[utoipa::path(get, path = "/ws", tag = "dashboard",

@@ -1,7 +1,7 @@
 //! The dashboard's HTTP endpoints and their error cases, on the embedded
 //! bus, through tower's `oneshot` (no listener).
 //!
-//! Run with `cargo test -p munggoggo --features web --test web_api`.
+//! Run with `cargo test -p munggoggo-web --test web_api`.
 
 mod web_common;
 

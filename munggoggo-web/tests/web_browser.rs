@@ -9,7 +9,7 @@
 //! fails. With `MUNGGOGGO_SCREENSHOT=docs/dashboard.png` it also saves a
 //! screenshot of the page (the README's picture).
 //!
-//! Run with `cargo test -p munggoggo --features web --test web_browser -- --nocapture`.
+//! Run with `cargo test -p munggoggo-web --test web_browser -- --nocapture`.
 
 mod web_common;
 

@@ -1,7 +1,7 @@
 //! The dashboard's WebSocket feed, on a real listener and the embedded bus:
 //! a snapshot first, then each change as one push, to every client.
 //!
-//! Run with `cargo test -p munggoggo --features web --test web_ws`.
+//! Run with `cargo test -p munggoggo-web --test web_ws`.
 
 mod web_common;
 
