@@ -9,7 +9,7 @@
 //! agents and dashboard on RabbitMQ.
 
 use munggoggo::prelude::*;
-use munggoggo::web::DashboardOptions;
+use munggoggo_web::DashboardOptions;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize, Message)]
@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         .start()
         .await?;
     println!("dashboard on http://127.0.0.1:8000/ (Ctrl-C to stop)");
-    munggoggo::web::serve(&runtime, "127.0.0.1:8000".parse()?, DashboardOptions::from_env()).await?;
+    munggoggo_web::serve(&runtime, "127.0.0.1:8000".parse()?, DashboardOptions::from_env()).await?;
     runtime.shutdown().await;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! A binary with two agent types and one line of `main`: the launcher of
-//! `munggoggo::cli` gives it `list`, `run [AGENT...] [--identity ID...]`
+//! `munggoggo-cli` (`munggoggo_cli::main()`) gives it `list`, `run [AGENT...] [--identity ID...]`
 //! and every command of the `munggoggo` CLI (`peers`, `call`, ...).
 //!
 //! ```text
@@ -84,5 +84,5 @@ impl Calculator {
 }
 
 fn main() {
-    munggoggo::cli::main()
+    munggoggo_cli::main()
 }

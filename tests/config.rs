@@ -335,7 +335,7 @@ fn bad_files_name_the_file() {
 #[tokio::test]
 async fn two_instances_through_the_launcher() {
     use clap::Parser;
-    use munggoggo::cli::LauncherArgs;
+    use munggoggo_cli::LauncherArgs;
 
     let dir = tempfile::tempdir().unwrap();
     let (kitchen, hall) = (unique("kitchen"), unique("hall"));

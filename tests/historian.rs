@@ -1,21 +1,18 @@
-//! The historian of examples/historian/ against a temporary database:
+//! The historian (crate munggoggo-historian) against a temporary database:
 //! direct, fanout and topic traffic (typed, untyped and 0.4 envelopes, huge
 //! and non-UTF-8 bodies) is stored exactly once with the right fields, and
 //! its queries return it. On the embedded bus and on RabbitMQ.
 #![cfg(feature = "historian")]
 
 mod common;
-#[allow(dead_code)]
-#[path = "../examples/historian/historian.rs"]
-mod historian;
 
 use common::unique;
-use historian::{GroupBy, Historian, HistorianConfig, Record};
 use munggoggo::bus::Route;
 use munggoggo::message::Properties;
 use munggoggo::prelude::*;
 use munggoggo::runtime::Client;
 use munggoggo::{AgentHandle, RuntimeHandle};
+use munggoggo_historian::{GroupBy, Historian, HistorianConfig, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -182,7 +179,7 @@ on_both_buses! {
         assert!(h.behaviours().iter().all(|b| b.errors == 0), "{:?}", h.behaviours());
         client.shutdown().await;
         h.shutdown().await;
-        let conn = rusqlite::Connection::open(&db).unwrap();
+        let conn = munggoggo_historian::rusqlite::Connection::open(&db).unwrap();
         let stored: i64 = conn
             .query_row("SELECT COUNT(*) FROM messages WHERE sender = ?", [&sender], |row| row.get(0))
             .unwrap();

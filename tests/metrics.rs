@@ -349,7 +349,7 @@ async fn prometheus_scrapes_exact_counts_from_the_dashboard_on_the_embedded_bus(
         .start()
         .await
         .unwrap();
-    let dashboard = munggoggo::web::Dashboard::start(&rt, munggoggo::web::DashboardOptions::default())
+    let dashboard = munggoggo_web::Dashboard::start(&rt, munggoggo_web::DashboardOptions::default())
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

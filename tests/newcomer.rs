@@ -71,12 +71,13 @@ fn programs(page: &str) -> Vec<String> {
 }
 
 /// The README's dependency lines, with `munggoggo` taken from this checkout:
-/// the line without features (`features: None`), or the commented-out line
-/// with exactly these features, in its place.
-fn dependencies(readme: &str, munggoggo: &Path, features: Option<&str>) -> String {
+/// the line without features, and with `also` (say `munggoggo-cli`) the
+/// commented-out line of that crate of the workspace too, from this
+/// checkout as well.
+fn dependencies(readme: &str, root: &Path, also: Option<&str>) -> String {
+    let munggoggo = root.join("munggoggo");
     let path = munggoggo.display();
-    let chosen =
-        features.map(|features| format!("# munggoggo = {{ version = \"0.1\", features = {features} }}"));
+    let chosen = also.map(|name| (format!("# {name} = \"0.1\""), root.join(name)));
     let lines: Vec<String> = block(readme, "## Use it in your crate", "```toml")
         .lines()
         // The crates shown for "if you use them" (`# anyhow = "1"`): the
@@ -91,18 +92,15 @@ fn dependencies(readme: &str, munggoggo: &Path, features: Option<&str>) -> Strin
             }
             _ => line,
         })
-        .filter_map(|line| match &chosen {
-            None => Some(match line.strip_prefix("munggoggo = \"0.1\"") {
-                Some(rest) => format!("munggoggo = {{ version = \"0.1\", path = \"{path}\" }}{rest}"),
-                None => line.to_owned(),
-            }),
-            Some(chosen) if line.starts_with(chosen.as_str()) => Some(line.replacen(
-                "# munggoggo = { ",
-                &format!("munggoggo = {{ path = \"{path}\", "),
-                1,
-            )),
-            Some(_) if line.starts_with("munggoggo = ") => None,
-            Some(_) => Some(line.to_owned()),
+        .map(|line| match (line.strip_prefix("munggoggo = \"0.1\""), &chosen) {
+            (Some(rest), _) => format!("munggoggo = {{ version = \"0.1\", path = \"{path}\" }}{rest}"),
+            (None, Some((commented, dir))) if line.starts_with(commented.as_str()) => format!(
+                "{} = {{ version = \"0.1\", path = \"{}\" }}{}",
+                &commented[2..commented.find(" = ").unwrap_or(2)],
+                dir.display(),
+                &line[commented.len()..]
+            ),
+            (None, _) => line.to_owned(),
         })
         .collect();
     let text = lines.join("\n");
@@ -186,8 +184,8 @@ fn check(name: &str, dependencies: &str, programs: &[(String, String)]) {
 /// Files of a crate: their paths in the crate, and their text.
 type Files = Vec<(String, String)>;
 
-/// The guide's programs, named by page and place; those of the command
-/// line's module need the `cli` feature.
+/// The guide's programs, named by page and place; those of the launcher
+/// need the crate `munggoggo-cli`.
 fn guide_programs(root: &Path) -> (Files, Files) {
     let (mut embedded, mut cli) = (Vec::new(), Vec::new());
     for page in guide_pages(root) {
@@ -195,7 +193,7 @@ fn guide_programs(root: &Path) -> (Files, Files) {
         let stem = page.file_stem().unwrap().to_string_lossy().replace('-', "_");
         for (n, program) in programs(&text).into_iter().enumerate() {
             let file = (format!("examples/{stem}_{n}.rs"), program);
-            if file.1.contains("munggoggo::cli") {
+            if file.1.contains("munggoggo_cli") {
                 cli.push(file);
             } else {
                 embedded.push(file);
@@ -216,11 +214,7 @@ fn a_crate_of_the_readme_and_the_guide_builds_on_the_embedded_bus() {
             .any(|(name, _)| name == "examples/08_testing_0.rs"),
         "the testing chapter's program is among them"
     );
-    check(
-        "newcomer",
-        &dependencies(&readme, &root.join("munggoggo"), None),
-        &programs,
-    );
+    check("newcomer", &dependencies(&readme, root, None), &programs);
 }
 
 #[cfg(feature = "cli")]
@@ -230,6 +224,10 @@ fn a_crate_with_the_readme_s_cli_line_builds_the_launcher_programs() {
     let readme = std::fs::read_to_string(root.join("README.md")).expect("the README");
     let (_, programs) = guide_programs(root);
     assert!(!programs.is_empty(), "the operations chapter shows a launcher");
-    let lines = dependencies(&readme, &root.join("munggoggo"), Some(r#"["amqp", "cli"]"#));
+    let lines = dependencies(&readme, root, Some("munggoggo-cli"));
+    assert!(
+        lines.contains("munggoggo-cli = {"),
+        "the README shows munggoggo-cli:\n{lines}"
+    );
     check("newcomer-cli", &lines, &programs);
 }

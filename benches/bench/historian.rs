@@ -1,4 +1,4 @@
-//! How fast the historian of examples/historian/ stores messages, beside
+//! How fast the historian (crate munggoggo-historian) stores messages, beside
 //! the bus rate measured in the same run: one producer sends typed JSON
 //! samples directly to (a) a sink agent that only counts them, (b) a
 //! historian that stores each one in SQLite (WAL, batched transactions).
@@ -6,13 +6,9 @@
 //! record handed in before it, reports all of them committed. Uses the
 //! embedded bus, or RabbitMQ when `MUNGGOGGO_URL` names one.
 
-#[allow(dead_code)]
-#[path = "../../examples/historian/historian.rs"]
-mod store;
-
 use std::time::{Duration, Instant};
 
-use store::{Historian, HistorianConfig};
+use munggoggo_historian::{Historian, HistorianConfig};
 
 use crate::agents::{agents_round, Producer};
 use crate::figure::{rate, Better, Figure};

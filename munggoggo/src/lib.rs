@@ -4,9 +4,6 @@
 pub mod agent;
 pub mod behaviour;
 pub mod bus;
-#[cfg(feature = "cli")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-pub mod cli;
 pub mod config;
 mod context;
 mod error;
@@ -28,14 +25,10 @@ mod protocol;
 pub mod pyrpc;
 pub mod rpc;
 pub mod runtime;
-#[cfg(any(feature = "metrics", feature = "web"))]
 mod stats;
 pub mod trace;
 pub mod tracecontext;
 mod traceparent;
-#[cfg(feature = "web")]
-#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-pub mod web;
 mod wire;
 
 pub use agent::{Agent, AgentDefaults, AgentOptions};
@@ -51,6 +44,7 @@ pub use message::{Envelope, Message, Raw, SmolStr};
 pub use peers::{Peer, PeerBehaviour, PeerStatus};
 pub use rpc::TraceQuery;
 pub use runtime::{AgentHandle, Runtime, RuntimeHandle};
+pub use stats::histogram::{quantile as duration_quantile, BUCKETS as DURATION_BUCKETS};
 pub use trace::TraceStore;
 pub use wire::{WireMode, WIRE_VAR};
 
@@ -85,9 +79,7 @@ mod guide {
     mod rabbitmq {}
     #[doc = include_str!("../../docs/guide/08-testing.md")]
     mod testing {}
-    #[cfg(feature = "cli")]
-    #[doc = include_str!("../../docs/guide/09-operations.md")]
-    mod operations {}
+    // Chapter 9, operations, is munggoggo-cli's (its launcher and command line).
     #[doc = include_str!("../../docs/guide/10-from-python.md")]
     mod from_python {}
     #[doc = include_str!("../../docs/guide/11-with-python.md")]

@@ -2,7 +2,7 @@
 //! that rejected messages and handler errors are seen without any set-up.
 //!
 //! [`Runtime::run_until_signal`](crate::Runtime::run_until_signal) and the
-//! launcher of [`cli`](crate::cli) install it unless the program has set a
+//! launcher of `munggoggo-cli` install it unless the program has set a
 //! global subscriber of its own; call [`init_logging`] to install it
 //! yourself (for example before [`Runtime::start`](crate::Runtime::start)).
 
@@ -28,7 +28,17 @@ pub const DEFAULT_FILTER: &str = "info,lapin=warn";
 /// tracing::info!("agents starting");
 /// ```
 pub fn init_logging() -> bool {
-    install(filter_from_env(DEFAULT_FILTER))
+    init_logging_with(DEFAULT_FILTER)
+}
+
+/// [`init_logging`] with another filter for when `RUST_LOG` is unset or
+/// empty (a command line that logs only errors unless asked, say).
+///
+/// ```
+/// munggoggo::logging::init_logging_with("error");
+/// ```
+pub fn init_logging_with(default: &str) -> bool {
+    install(filter_from_env(default))
 }
 
 /// `RUST_LOG` when it is set and not empty, else `default`.

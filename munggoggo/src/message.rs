@@ -415,8 +415,17 @@ pub(crate) fn encode_as<M: Message + Serialize + ?Sized>(msg: &M, in_envelope: b
     envelope(M::TYPE, &c_data)
 }
 
-/// Wraps `c_data` in 0.4's `{"c_type", "c_data"}` envelope.
-pub(crate) fn envelope(c_type: &str, c_data: &str) -> Result<Bytes> {
+/// Wraps `c_data` (a payload's JSON text) in 0.4's `{"c_type", "c_data"}`
+/// envelope, as [`WireMode::Py04`](crate::WireMode::Py04) writes typed
+/// messages: for tools that send bodies of their own to 0.4 agents.
+///
+/// ```
+/// let body = munggoggo::message::envelope("Ping", r#"{"n":1}"#)?;
+/// let (c_type, c_data) = munggoggo::message::unwrap_envelope(&body).expect("an envelope");
+/// assert_eq!((c_type.as_str(), &c_data[..]), ("Ping", &br#"{"n":1}"#[..]));
+/// # Ok::<(), munggoggo::Error>(())
+/// ```
+pub fn envelope(c_type: &str, c_data: &str) -> Result<Bytes> {
     #[derive(Serialize)]
     struct Envelope04<'a> {
         c_type: &'a str,
@@ -430,7 +439,7 @@ pub(crate) fn envelope(c_type: &str, c_data: &str) -> Result<Bytes> {
 
 /// Recognises munggoggo 0.4's envelope (an object with a string `c_type` and
 /// a string `c_data`) and returns the type and the inner payload.
-pub(crate) fn unwrap_envelope(body: &Bytes) -> Option<(SmolStr, Bytes)> {
+pub fn unwrap_envelope(body: &Bytes) -> Option<(SmolStr, Bytes)> {
     #[derive(Deserialize)]
     struct Envelope04 {
         c_type: SmolStr,

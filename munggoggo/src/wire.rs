@@ -38,8 +38,9 @@ impl WireMode {
         }
     }
 
-    /// Whether typed messages travel in 0.4's envelope.
-    pub(crate) fn envelope(self) -> bool {
+    /// Whether typed messages travel in 0.4's envelope (see
+    /// [`message::envelope`](crate::message::envelope)).
+    pub fn envelope(self) -> bool {
         self == WireMode::Py04
     }
 }

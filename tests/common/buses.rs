@@ -21,7 +21,7 @@ pub async fn amqp() -> Option<RuntimeHandle> {
 /// The URL of this process's own vhost on the test broker, for a test that
 /// [`amqp`] let run (and so made the vhost).
 ///
-/// Dead letters are off: `munggoggo/tests/dead_letters.rs` checks them in
+/// Dead letters are off: `munggoggo-cli/tests/dead_letters.rs` checks them in
 /// a vhost of its own, where no other test's rejected messages land.
 #[cfg(feature = "amqp")]
 pub fn test_url() -> String {

@@ -1,5 +1,5 @@
 """A munggoggo 0.4 agent (the real Python original, not an imitation) for
-the opt-in test munggoggo/tests/py04.rs; run it with py04's `run` script.
+the opt-in test munggoggo-cli/tests/py04.rs; run it with py04's `run` script.
 
 usage: run py04_agent.py IDENTITY TOPIC
 Its one behaviour is subscribed to TOPIC and has 0.4's RPC subsystem. It

@@ -31,8 +31,9 @@ pub enum BehaviourKind {
 
 /// The words the CLI and `DescribeAgent` use for a behaviour's kind.
 impl BehaviourKind {
-    /// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`, `fsm`.
-    pub(crate) fn word(&self) -> &'static str {
+    /// `periodic`, `oneshot`, `delay`, `cyclic`, `message`, `topic`, `fallback`, `fsm`:
+    /// the `kind` of a [`BehaviourDescription`](crate::BehaviourDescription).
+    pub fn word(&self) -> &'static str {
         match self {
             BehaviourKind::Periodic { .. } => "periodic",
             BehaviourKind::Oneshot => "oneshot",
@@ -45,8 +46,9 @@ impl BehaviourKind {
         }
     }
 
-    /// `periodic every 1s`, `on message Pong`, `on topic ping.#`, ...
-    pub(crate) fn text(&self) -> String {
+    /// `periodic every 1s`, `on message Pong`, `on topic ping.#`, ...: the
+    /// `detail` of a [`BehaviourDescription`](crate::BehaviourDescription).
+    pub fn text(&self) -> String {
         let d = |d: &std::time::Duration| humantime::format_duration(*d).to_string();
         match self {
             BehaviourKind::Periodic {

@@ -11,12 +11,7 @@ pub(crate) use envelope::{
     rpc_body, serialized, ListTraceStore, ManageBehav, RpcCall, RpcMessage, Serialized, REPLY, REQUEST,
 };
 pub(crate) use observer::is_observer_traffic;
-#[cfg(any(feature = "amqp", feature = "web"))]
-pub(crate) use observer::is_tool;
-#[cfg(feature = "web")]
-pub(crate) use observer::DASHBOARD_PREFIX;
-#[cfg(feature = "cli")]
-pub(crate) use observer::OBSERVER_PREFIX;
+pub use observer::{is_tool, DASHBOARD_PREFIX, OBSERVER_PREFIX};
 pub use rules::{is_reserved_type, validate_binding_key, CONTROL, PUBSUB, RESERVED_TYPES, RPC};
 
 #[cfg(test)]

@@ -29,18 +29,18 @@ mod lease;
 pub(crate) mod machine;
 #[cfg(feature = "metrics")]
 mod metrics;
-#[cfg(feature = "web")]
-pub(crate) mod observer;
 pub(crate) mod signal;
 mod start;
 pub(crate) mod system;
 pub(crate) mod task;
 
+pub use crate::protocol::{is_tool, DASHBOARD_PREFIX, OBSERVER_PREFIX};
 pub use client::{Client, CLIENT_INBOX};
 pub use handle::{AgentHandle, RuntimeHandle};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics::METRICS_VAR;
+pub use signal::shutdown_signal;
 
 /// The environment variable that chooses the bus: unset or `memory://` for
 /// the embedded bus, `amqp://...` or `amqps://...` for RabbitMQ.

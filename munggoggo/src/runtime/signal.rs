@@ -1,8 +1,11 @@
 //! Ctrl-C or SIGTERM: when the runtime, the launcher and the dashboard
 //! stop gracefully.
 
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+/// Completes at Ctrl-C or SIGTERM, the signals that end
+/// [`RuntimeHandle::run_until_signal`](super::RuntimeHandle::run_until_signal):
+/// for programs beside a runtime (a launcher, a dashboard's server) that
+/// stop gracefully on the same signals.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -31,8 +31,12 @@ pub(crate) const BOUNDS_NANOS: [u64; 19] = [
     10_000_000_000,
 ];
 
-/// How many buckets a histogram has: one per bound and `+Inf`.
-pub(crate) const BUCKETS: usize = BOUNDS_NANOS.len() + 1;
+/// How many buckets a duration histogram has: one per bound of
+/// `metrics::bucket_bounds()` (10 µs to 10 s, in 1-2.5-5 steps) and one for
+/// longer runs. The length of [`BehaviourDescription::durations`].
+///
+/// [`BehaviourDescription::durations`]: crate::BehaviourDescription::durations
+pub const BUCKETS: usize = BOUNDS_NANOS.len() + 1;
 
 /// Durations counted into [`BOUNDS_NANOS`] (not cumulative: each
 /// observation goes into one bucket; the exposition adds them up).
