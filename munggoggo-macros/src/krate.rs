@@ -48,7 +48,7 @@ impl Crate {
     /// The tokens of a `Duration` constant.
     pub(crate) fn duration(&self, d: Duration) -> TokenStream {
         let p = self.private();
-        if d.subsec_nanos() % 1_000_000 == 0 {
+        if d.subsec_nanos().is_multiple_of(1_000_000) {
             if let Ok(ms) = u64::try_from(d.as_millis()) {
                 return quote!(#p::Duration::from_millis(#ms));
             }

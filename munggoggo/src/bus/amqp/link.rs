@@ -206,7 +206,7 @@ impl Link {
                         break;
                     }
                     Err(e) => {
-                        let log = attempts == 1 || attempts % 10 == 0;
+                        let log = attempts == 1 || attempts.is_multiple_of(10);
                         if log {
                             tracing::warn!(url = %self.shown, node = %node.address, connection = self.role, attempts, error = %e, "cannot reconnect yet; retrying");
                         }
