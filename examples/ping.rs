@@ -51,6 +51,8 @@ impl Pinger {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs to stderr; `RUST_LOG` decides what.
+    munggoggo::init_logging();
     munggoggo::Runtime::from_env()?
         .agent(Pinger::default())
         .run_until_signal()

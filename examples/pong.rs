@@ -41,6 +41,8 @@ impl Ponger {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs to stderr; `RUST_LOG` decides what.
+    munggoggo::init_logging();
     munggoggo::Runtime::from_env()?
         .agent(Ponger)
         .run_until_signal()

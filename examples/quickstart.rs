@@ -69,7 +69,7 @@ impl Ponger {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Logs to stderr, `RUST_LOG` decides what (`run_until_signal` does this itself).
+    // Logs to stderr; `RUST_LOG` decides what.
     munggoggo::init_logging();
     let runtime = munggoggo::Runtime::from_env()?
         .agent(Pinger::default())

@@ -60,6 +60,8 @@ impl Worker {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs to stderr; `RUST_LOG` decides what.
+    munggoggo::init_logging();
     let role = std::env::args().nth(1).unwrap_or_default();
     let runtime = munggoggo::Runtime::from_env()?;
     match role.as_str() {

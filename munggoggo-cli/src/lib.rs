@@ -60,7 +60,9 @@ pub fn control_main() -> ExitCode {
 /// The launcher of a user's binary: `list` shows the agent types compiled in,
 /// `run [AGENT...] [--identity ID...]` runs them until Ctrl-C or SIGTERM, and
 /// every command of the `munggoggo` binary (`peers`, `call`, ...) works as
-/// well. Exits the process with the command's exit code.
+/// well. Exits the process with the command's exit code. As the program's
+/// entry, it sets up the process: a `tracing` subscriber (unless one is
+/// set) and [`munggoggo::quiet_caught_panics`].
 ///
 /// ```no_run
 /// // fn main() {
@@ -74,6 +76,7 @@ pub fn main() -> ! {
         _ => "error",
     };
     init_logging(args.global.verbose, default_level);
+    munggoggo::quiet_caught_panics();
     std::process::exit(i32::from(finish(
         block_on(launcher::run(&args)),
         args.global.json,

@@ -43,6 +43,7 @@ pub use logging::init_logging;
 pub use message::{Envelope, Message, Raw, SmolStr};
 pub use peers::{Peer, PeerBehaviour, PeerStatus};
 pub use rpc::TraceQuery;
+pub use runtime::quiet_caught_panics;
 pub use runtime::{AgentHandle, Runtime, RuntimeHandle};
 pub use stats::histogram::{quantile as duration_quantile, BUCKETS as DURATION_BUCKETS};
 pub use trace::TraceStore;

@@ -29,12 +29,22 @@ thread_local! {
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Installs (once per process) a panic hook that keeps quiet about panics
-/// inside handlers, behaviours and `#[rpc]` methods: the runtime catches
-/// them and logs one line with the message and the location, so the
-/// default hook's report (and with `RUST_BACKTRACE` set, a backtrace per
-/// panic) would only repeat it. Other panics go to the previous hook.
-pub(crate) fn install_panic_hook() {
+/// Installs (once per process; later calls do nothing) a panic hook that
+/// keeps quiet about panics inside handlers, behaviours and `#[rpc]`
+/// methods: the runtime catches them and logs one line with the message,
+/// and with this hook the location too, so the default hook's report (and
+/// with `RUST_BACKTRACE` set, a backtrace per panic) would only repeat it.
+/// Other panics go to the hook that was installed before.
+///
+/// The runtime never installs it by itself: a panic hook belongs to the
+/// whole process. Without it, a caught panic is reported twice: by the
+/// default hook on stderr, and by the runtime's log line without the
+/// location.
+///
+/// ```
+/// munggoggo::quiet_caught_panics();
+/// ```
+pub fn quiet_caught_panics() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();

@@ -37,6 +37,7 @@ pub(crate) mod task;
 pub use crate::protocol::{is_tool, DASHBOARD_PREFIX, OBSERVER_PREFIX};
 pub use client::{Client, CLIENT_INBOX};
 pub use handle::{AgentHandle, RuntimeHandle};
+pub use invocation::quiet_caught_panics;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics::METRICS_VAR;
@@ -369,11 +370,9 @@ impl Runtime {
     /// gracefully: running handlers finish, teardown runs) or until every
     /// agent has stopped.
     ///
-    /// Installs the default `tracing` subscriber first (see
-    /// [`crate::init_logging`]) unless the program has set one.
+    /// It installs nothing process-wide: call [`crate::init_logging`] (or
+    /// set a `tracing` subscriber of your own) first to see the logs.
     pub async fn run_until_signal(self) -> Result<()> {
-        #[cfg(feature = "logging")]
-        crate::logging::init_logging();
         self.start().await?.run_until_signal().await;
         Ok(())
     }

@@ -31,7 +31,6 @@ pub(crate) async fn start_agent<A: Agent>(
     mut agent: A,
     options: AgentOptions,
 ) -> Result<Context> {
-    invocation::install_panic_hook();
     // A replica runs under a name of its own, beside its group's identity.
     let (identity, group) = if options.replicated {
         let replica = options.replica.clone().unwrap_or_else(|| {
