@@ -3,13 +3,19 @@
 //! the same in 344 bytes; an agent needs two); [`Activity`]: the signal
 //! of an agent's every step, for [`crate::AgentHandle::wait_until`];
 //! [`Quiet`]: the wake-up of an agent's task by its quiet lanes.
+//!
+//! Their atomics come through `sync` so that loom can check them
+//! (`loom_model.rs`: `RUSTFLAGS="--cfg munggoggo_loom" cargo test -p munggoggo --lib
+//! --release loom`).
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
-use futures_util::task::AtomicWaker;
-use tokio::sync::Notify;
+use sync::{fence, AtomicBool, AtomicUsize, AtomicWaker, Notified, Notify, Ordering};
+
+#[cfg(all(test, munggoggo_loom))]
+mod loom_model;
+mod sync;
 
 /// A signal that is set once and stays set.
 #[derive(Debug, Default)]
@@ -76,7 +82,7 @@ impl Activity {
     }
 
     /// The next step's signal (see [`Notify::notified`]).
-    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+    pub(crate) fn notified(&self) -> Notified<'_> {
         self.notify.notified()
     }
 }
@@ -123,7 +129,12 @@ impl Quiet {
     /// clears it); the waker of `cx` is woken when one does next.
     pub(crate) fn woke(&self, cx: &Context<'_>) -> bool {
         self.task.register(cx.waker());
-        self.woken.swap(false, Ordering::SeqCst)
+        // As a swap, without the write when no lane woke the task (most
+        // calls). Loom also needs it: it lets a swap read a value older
+        // than a store that happens before it (tokio-rs/loom#254).
+        self.woken
+            .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 
     /// Has the waker of `cx` woken when a quiet lane wakes next (and
@@ -144,7 +155,7 @@ impl Quiet {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(munggoggo_loom)))]
 mod tests {
     use std::sync::Arc;
 

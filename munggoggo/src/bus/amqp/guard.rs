@@ -46,6 +46,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod check;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 mod stream;
 
 use check::{apply, check_content_header, check_method, Faults, Shrink};

@@ -95,6 +95,10 @@ use link::Link;
 pub use settle::AmqpAcker;
 pub(crate) use settle::{ack, reject, release};
 
+/// The frame guard's invariant checks, for the fuzz targets of `fuzz/`.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use guard::fuzz as __fuzz;
 pub use guard::repaired_frames;
 pub use options::{AmqpOptions, QueueType, DEFAULT_CHANNEL_SHARE, DEFAULT_QUEUE_EXPIRY};
 

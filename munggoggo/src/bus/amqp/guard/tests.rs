@@ -501,3 +501,104 @@ fn repair_utf8_keeps_lengths() {
     let mut fine = *b"fine \xc3\xa9";
     assert!(!repair_utf8(&mut fine));
 }
+
+/// The committed seed corpus of the fuzz targets (`munggoggo/fuzz/`),
+/// replayed through the same checks on every `cargo test`.
+fn seeds(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{}: {} seeds", dir.display(), files.len());
+    files
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn the_fuzz_seeds_keep_the_invariants() {
+    for (target, check) in [
+        ("guard_bytes", super::fuzz::bytes as fn(&[u8])),
+        ("guard_frames", super::fuzz::frames),
+    ] {
+        for (path, bytes) in seeds(target) {
+            if std::panic::catch_unwind(|| check(&bytes)).is_err() {
+                panic!("{}: an invariant failed (see above)", path.display());
+            }
+        }
+    }
+}
+
+/// The byte streams of the seed corpus of `guard_bytes`, each with the
+/// read plan byte first: the frames of the tests above, a few broken.
+fn byte_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut clean = deliver(1, b"agent", b"", b"agent");
+    clean.extend(good_header(1));
+    clean.extend(body(1));
+    clean.extend(heartbeat());
+    let mut protocol = b"AMQP\x00\x00\x09\x01".to_vec();
+    protocol.extend(heartbeat());
+    let mut unended = header(1, &[(TYPE, short(b"Ping"))]);
+    *unended.last_mut().unwrap() = 0;
+    unended.extend(header(1, &[(TYPE, short(b"\xff"))]));
+    let mut truncated = good_header(2);
+    truncated.truncate(truncated.len() - 5);
+    let mut deep = deliver(1, b"agent.fanout", b"admin", b"admin");
+    deep.extend(header(
+        1,
+        &[(HEADERS, table(&entries(&[(b"deep", nested(MAX_DEPTH + 1))])))],
+    ));
+    deep.extend(body(1));
+    let streams = vec![
+        ("clean", clean),
+        ("mixed", mixed_stream()),
+        ("protocol_header", protocol),
+        ("bad_type", header(1, &[(TYPE, short(b"P\xffng"))])),
+        ("bad_app_id", header(1, &[(APP_ID, short(b"ab\xe2\x82"))])),
+        (
+            "bad_header_name",
+            header(1, &[(HEADERS, table(&entries(&[(b"k\xc0y", vec![b'V'])])))]),
+        ),
+        ("deep_headers", deep),
+        (
+            "unknown_field_type",
+            header(1, &[(HEADERS, table(&entries(&[(b"k", vec![b'Z', 1])])))]),
+        ),
+        (
+            "trailing_bytes",
+            header(1, &[(TYPE, vec![4, b'P', b'i', b'n', b'g', 0, 0])]),
+        ),
+        (
+            "bad_deliver",
+            deliver(3, b"ag\xffent", b"top\xffic", b"ping.\xc3"),
+        ),
+        ("no_end_byte", unended),
+        ("truncated", truncated),
+    ];
+    streams
+        .into_iter()
+        .map(|(name, stream)| {
+            let mut seed = vec![0x5a];
+            seed.extend(stream);
+            (name, seed)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "writes the seed corpus of guard_bytes into munggoggo/fuzz/seeds/"]
+fn write_byte_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/guard_bytes");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, seed) in byte_seeds() {
+        std::fs::write(dir.join(name), seed).unwrap();
+    }
+}
