@@ -4,7 +4,7 @@
 //! corpus through them on every `cargo test`. Each function panics when
 //! an invariant fails.
 //!
-//! [`bytes`] takes arbitrary bytes as the stream from the broker and checks
+//! [`bytes()`] takes arbitrary bytes as the stream from the broker and checks
 //! what holds for any stream: the frames keep their boundaries, types and
 //! channels; what is not checked passes untouched; a method keeps its
 //! length and only gains `?`s; a checked content header parses as lapin
@@ -12,7 +12,7 @@
 //! result is the same however the stream is split into reads; and the
 //! output is a fixed point (guarding it again changes nothing).
 //!
-//! [`frames`] builds a well-formed frame sequence (with `arbitrary`) whose
+//! [`frames()`] builds a well-formed frame sequence (with `arbitrary`) whose
 //! only faults are those the guard repairs (non-UTF-8 short strings,
 //! header tables too deep or with an unknown field type, trailing bytes
 //! after the properties), computes the repaired sequence independently,
