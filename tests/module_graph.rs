@@ -120,7 +120,11 @@ fn strip(source: &str) -> String {
     let mut code = String::new();
     let mut lines = out.lines().peekable();
     while let Some(line) = lines.next() {
-        if line.trim() == "#[cfg(test)]" && lines.peek().is_some_and(|l| l.trim_start().starts_with("mod ")) {
+        // `#[cfg(test)]`, or `#[cfg(all(test, ...))]` for tests that need a
+        // cfg too, on an inline module (not a `mod file;` declaration).
+        let test_only = line.trim() == "#[cfg(test)]" || line.trim().starts_with("#[cfg(all(test,");
+        let inline_mod = |l: &&str| l.trim_start().starts_with("mod ") && l.trim_end().ends_with('{');
+        if test_only && lines.peek().is_some_and(inline_mod) {
             break; // test modules come last in the workspace's files
         }
         code.push_str(line);
